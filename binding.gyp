@@ -1,0 +1,15 @@
+{
+  "targets": [
+    {
+      # The CPU backend. It never links CUDA, so it loads on every machine.
+      "target_name": "rnnlm_cpu",
+      "sources": ["native/cpu/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-lopenblas"]
+    }
+  ]
+}

@@ -1,0 +1,38 @@
+import { RnnlmError } from '../errors';
+import { packageRoot, nodeRequire } from '../util/package-root';
+import type { Backend, RnnDescriptor, RnnOptions, Stream } from './types';
+
+interface CpuAddon {
+  Stream: new () => Stream;
+  Rnn: new (options: RnnOptions) => RnnDescriptor;
+  setErrorClass(ctor: typeof RnnlmError): void;
+  blasInfo(): { library: string; config: string; threads: number };
+  setBlasThreads(n: number): void;
+}
+
+let addon: CpuAddon | undefined;
+
+/** The CPU addon (native/cpu), loaded once: a prebuild if one matches, else build/Release. */
+export function cpuAddon(): CpuAddon {
+  if (!addon) {
+    const load = nodeRequire('node-gyp-build') as (dir: string) => unknown;
+    try {
+      addon = load(packageRoot()) as CpuAddon;
+    } catch (e) {
+      throw new RnnlmError(
+        'ERR_NATIVE',
+        `cannot load the rnnlm CPU backend (${(e as Error).message}); reinstall rnnlm, or run \`npm run build:native\` in a source checkout`,
+      );
+    }
+    addon.setErrorClass(RnnlmError);
+  }
+  return addon;
+}
+
+export const cpuBackend: Backend = {
+  device: 'cpu',
+  dtypes: ['f32', 'f64'],
+  createStream: () => new (cpuAddon().Stream)(),
+  createRnn: (options) => new (cpuAddon().Rnn)(options),
+  info: () => ({ device: 'cpu', blas: cpuAddon().blasInfo() }),
+};

@@ -1,0 +1,185 @@
+/**
+ * The backend interface: memory and ops on tensors that live on one device,
+ * queued in order on a per-model stream. Both backends (native/cpu, native/cuda)
+ * implement it natively; this file is its contract.
+ *
+ * Conventions
+ * - A Tensor is a typed window { buffer, offset, shape } into a DeviceBuffer;
+ *   sizes and offsets count elements. Row-major; sequences are time-major [T, B, *].
+ * - Every call validates its arguments synchronously and throws RnnlmError; the
+ *   work itself runs later on the stream. Ops that fail on data (a token id out
+ *   of range) make the next read() or sync() reject, and the ops queued between
+ *   are skipped.
+ * - Outputs named d* of weights *accumulate* (+=); zero the gradient buffer
+ *   with fill() before each backward pass.
+ */
+
+export type DType = 'f32' | 'f64' | 'i32';
+export type Cell = 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu';
+
+export interface DeviceBuffer {
+  readonly length: number;
+  readonly dtype: DType | 'released';
+  readonly released: boolean;
+  /** Releases the memory once queued ops that use it have run. */
+  free(): void;
+}
+
+export interface Tensor {
+  readonly buffer: DeviceBuffer;
+  readonly offset: number;
+  readonly shape: readonly number[];
+}
+
+export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D extends 'f64' ? Float64Array : Int32Array;
+export type FloatArray = Float32Array | Float64Array;
+
+export interface RnnOptions {
+  cell: Cell;
+  inputSize: number;
+  hiddenSize: number;
+  layers: number;
+  /** Dropout between stacked layers, applied in training mode only. */
+  dropout?: number;
+}
+
+/** Shape of one canonical parameter (PyTorch layout) and its offset in the weight space. */
+export interface RnnParamRef {
+  offset: number;
+  shape: number[];
+}
+
+export interface RnnDescriptor {
+  /** Elements of the weight space of the whole stack. */
+  readonly weightSize: number;
+  /** id: 0 = weight_ih, 1 = weight_hh, 2 = bias_ih, 3 = bias_hh (PyTorch's names and gate order). */
+  weightParam(layer: number, id: 0 | 1 | 2 | 3): RnnParamRef;
+  /** Elements of reserve (forward -> backward) and workspace (scratch) space for T steps of B sequences. */
+  spaces(seqLength: number, batchSize: number): { reserve: number; workspace: number };
+}
+
+export interface RnnForwardArgs {
+  x: Tensor; // [T, B, inputSize]
+  y: Tensor; // [T, B, hiddenSize]; zero at padded steps
+  hx?: Tensor | null; // [layers, B, H] initial hidden state (null = zeros)
+  cx?: Tensor | null; // LSTM initial cell state
+  hy?: Tensor | null; // final hidden state (at each sequence's last step)
+  cy?: Tensor | null;
+  weights: Tensor; // [weightSize]
+  reserve: Tensor;
+  workspace: Tensor;
+  /** Per-sequence lengths in [1, T] (padded batch); null = all T. */
+  lengths?: Int32Array | null;
+  training: boolean;
+  /** Seed of the dropout masks between layers. */
+  seed?: number;
+}
+
+export interface RnnBackwardDataArgs {
+  dy: Tensor;
+  dhy?: Tensor | null;
+  dcy?: Tensor | null;
+  dx?: Tensor | null;
+  dhx?: Tensor | null;
+  dcx?: Tensor | null;
+  weights: Tensor;
+  reserve: Tensor;
+  workspace: Tensor;
+  lengths?: Int32Array | null;
+}
+
+export interface RnnBackwardWeightsArgs {
+  x: Tensor;
+  dweights: Tensor; // accumulates
+  reserve: Tensor;
+  lengths?: Int32Array | null;
+}
+
+export interface SgdArgs {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  step: number;
+}
+
+export interface AdamArgs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** true = AdamW (decoupled weight decay), false = Adam with L2 added to the gradient. */
+  decoupled: boolean;
+  step: number;
+}
+
+export interface Stream {
+  readonly disposed: boolean;
+  alloc(dtype: DType, length: number): DeviceBuffer;
+  /** Copies `data` now; the device copy happens in stream order. Float data must be finite. */
+  write(dst: Tensor, data: Float32Array | Float64Array | Int32Array): void;
+  read(src: Tensor): Promise<Float32Array | Float64Array | Int32Array>;
+  /** Resolves when everything queued so far has run (rejects with the first error). */
+  sync(): Promise<void>;
+  fill(dst: Tensor, value: number): void;
+  copy(src: Tensor, dst: Tensor): void;
+  /** Stops the stream; queued work is dropped and pending reads reject with ERR_DISPOSED. */
+  dispose(): void;
+
+  /** out[n] = table[ids[n]]. table [V, E], ids i32 [N], out [N, E]. */
+  embeddingForward(table: Tensor, ids: Tensor, out: Tensor): void;
+  /** dtable[ids[n]] += dout[n], skipping ids equal to paddingIdx (-1: none). */
+  embeddingBackward(ids: Tensor, dout: Tensor, dtable: Tensor, paddingIdx: number): void;
+  /** Inverted dropout: mask = keep / (1 - p) from (seed, index); y = x * mask. */
+  dropoutForward(x: Tensor, mask: Tensor, y: Tensor, p: number, seed: number): void;
+  /** out = a * b elementwise. */
+  multiply(a: Tensor, b: Tensor, out: Tensor): void;
+  /** y = x W^T + b. x [N, I], W [O, I], b [O], y [N, O]. */
+  linearForward(x: Tensor, W: Tensor, b: Tensor | null, y: Tensor): void;
+  /** dx (= or +=) dy W; dW += dy^T x; db += column sums of dy. */
+  linearBackward(
+    x: Tensor,
+    W: Tensor,
+    dy: Tensor,
+    dx: Tensor | null,
+    dW: Tensor | null,
+    db: Tensor | null,
+    accumulateDx?: boolean,
+  ): void;
+  /**
+   * Fused log-softmax + mean negative log-likelihood over targets != ignoreIndex.
+   * out [2] = (loss, counted targets). dlogits (may be the logits tensor itself) = d loss / d logits.
+   */
+  crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex: number, out: Tensor, dlogits: Tensor | null): void;
+  logSoftmax(logits: Tensor, out: Tensor): void;
+  /** out [1] = ||grads||; grads *= maxNorm / (norm + 1e-6) when that is < 1 (maxNorm 0: measure only). */
+  clipGradNorm(grads: Tensor, maxNorm: number, out: Tensor): void;
+  clipValue(grads: Tensor, value: number): void;
+  sgd(params: Tensor, grads: Tensor, momentum: Tensor | null, args: SgdArgs): void;
+  adam(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, args: AdamArgs): void;
+
+  rnnForward(rnn: RnnDescriptor, args: RnnForwardArgs): void;
+  /** After a training-mode rnnForward with the same T, B and lengths. */
+  rnnBackwardData(rnn: RnnDescriptor, args: RnnBackwardDataArgs): void;
+  /** After rnnBackwardData; dweights += dL/dW. */
+  rnnBackwardWeights(rnn: RnnDescriptor, args: RnnBackwardWeightsArgs): void;
+}
+
+export interface Backend {
+  readonly device: 'cpu' | 'cuda';
+  /** Float dtypes the backend computes in. */
+  readonly dtypes: readonly DType[];
+  createStream(): Stream;
+  createRnn(options: RnnOptions): RnnDescriptor;
+  info(): Record<string, unknown>;
+}
+
+export function tensor(buffer: DeviceBuffer, offset: number, shape: readonly number[]): Tensor {
+  return { buffer, offset, shape };
+}
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}

@@ -1,0 +1,29 @@
+/** Stable error codes of every error rnnlm throws (see DESIGN.md, "Errors"). */
+export type RnnlmErrorCode =
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_VOCAB'
+  | 'ERR_CHECKPOINT'
+  | 'ERR_CUDA_UNAVAILABLE'
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_NON_FINITE'
+  | 'ERR_DISPOSED'
+  | 'ERR_BUSY'
+  | 'ERR_NATIVE';
+
+/**
+ * The one error class of rnnlm, from TypeScript and from the native backends alike
+ * (the addons construct it directly). `code` is stable; `message` says what was
+ * wrong, what was expected and how to fix it.
+ */
+export class RnnlmError extends Error {
+  readonly code: RnnlmErrorCode;
+  constructor(code: RnnlmErrorCode, message: string) {
+    super(message);
+    this.name = 'RnnlmError';
+    this.code = code;
+  }
+}
+
+export function invalidArgument(message: string): RnnlmError {
+  return new RnnlmError('ERR_INVALID_ARGUMENT', message);
+}

@@ -1,0 +1,35 @@
+// Counter-based random numbers for dropout: the mask element at `index` of a
+// draw with `seed` is a pure function of (seed, index), so masks are
+// reproducible, need no state, and come out the same on every backend that
+// uses this header (CPU, and our CUDA kernels).
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define RNNLM_HD __host__ __device__ __forceinline__
+#else
+#define RNNLM_HD inline
+#endif
+
+namespace rnnlm {
+
+// splitmix64 finaliser over seed and index: a good 64-bit mix for counters.
+RNNLM_HD uint64_t mix64(uint64_t seed, uint64_t index) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + index + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, 1) with 24 random bits (exact in float).
+RNNLM_HD float uniform01(uint64_t seed, uint64_t index) {
+  return static_cast<float>(mix64(seed, index) >> 40) * (1.0f / 16777216.0f);
+}
+
+// Inverted dropout: keep with probability 1-p, scaled by 1/(1-p).
+template <typename T>
+RNNLM_HD T dropoutScale(uint64_t seed, uint64_t index, double p) {
+  return uniform01(seed, index) >= static_cast<float>(p) ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+}
+
+}  // namespace rnnlm

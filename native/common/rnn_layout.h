@@ -1,0 +1,88 @@
+// Recurrent-stack configuration and the canonical (PyTorch) parameter layout.
+// Both backends describe weights with these shapes; the CPU backend also stores
+// them in exactly this order, so its weight space *is* the canonical layout.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "status.h"
+
+namespace rnnlm {
+
+enum class Cell { LSTM = 0, GRU = 1, RNN_TANH = 2, RNN_RELU = 3 };
+
+// Gate blocks per cell, in PyTorch order: LSTM (i, f, g, o), GRU (r, z, n), RNN (one).
+inline int gateCount(Cell c) {
+  switch (c) {
+    case Cell::LSTM: return 4;
+    case Cell::GRU: return 3;
+    default: return 1;
+  }
+}
+
+inline Cell parseCell(const std::string& s) {
+  if (s == "lstm") return Cell::LSTM;
+  if (s == "gru") return Cell::GRU;
+  if (s == "rnn_tanh") return Cell::RNN_TANH;
+  if (s == "rnn_relu") return Cell::RNN_RELU;
+  fail(Code::InvalidArgument, "cell must be one of 'lstm', 'gru', 'rnn_tanh', 'rnn_relu' (got '%s')",
+       s.c_str());
+}
+
+struct RnnConfig {
+  Cell cell = Cell::LSTM;
+  int64_t inputSize = 0;
+  int64_t hiddenSize = 0;
+  int64_t layers = 1;
+  double dropout = 0;  // between layers, training only
+
+  int64_t gates() const { return gateCount(cell); }
+  int64_t layerInput(int64_t l) const { return l == 0 ? inputSize : hiddenSize; }
+};
+
+// Per layer: 0 = weight_ih [G*H, in], 1 = weight_hh [G*H, H], 2 = bias_ih [G*H], 3 = bias_hh [G*H].
+struct ParamRef {
+  int64_t offset;  // elements from the start of the weight space
+  int64_t rows;
+  int64_t cols;  // 1 for biases
+};
+
+inline int64_t layerWeightSize(const RnnConfig& c, int64_t l) {
+  const int64_t gh = c.gates() * c.hiddenSize;
+  return gh * c.layerInput(l) + gh * c.hiddenSize + 2 * gh;
+}
+
+inline int64_t weightSize(const RnnConfig& c) {
+  int64_t n = 0;
+  for (int64_t l = 0; l < c.layers; ++l) n += layerWeightSize(c, l);
+  return n;
+}
+
+inline ParamRef weightParam(const RnnConfig& c, int64_t layer, int id) {
+  RNNLM_CHECK(layer >= 0 && layer < c.layers, Code::InvalidArgument,
+              "layer %lld is out of range [0, %lld)", (long long)layer, (long long)c.layers);
+  RNNLM_CHECK(id >= 0 && id < 4, Code::InvalidArgument,
+              "parameter id %d must be 0 (weight_ih), 1 (weight_hh), 2 (bias_ih) or 3 (bias_hh)", id);
+  int64_t off = 0;
+  for (int64_t l = 0; l < layer; ++l) off += layerWeightSize(c, l);
+  const int64_t gh = c.gates() * c.hiddenSize, in = c.layerInput(layer), H = c.hiddenSize;
+  switch (id) {
+    case 0: return {off, gh, in};
+    case 1: return {off + gh * in, gh, H};
+    case 2: return {off + gh * in + gh * H, gh, 1};
+    default: return {off + gh * in + gh * H + gh, gh, 1};
+  }
+}
+
+inline void validateConfig(const RnnConfig& c) {
+  RNNLM_CHECK(c.inputSize >= 1 && c.inputSize <= (1 << 20), Code::InvalidArgument,
+              "inputSize must be an integer in [1, 1048576] (got %lld)", (long long)c.inputSize);
+  RNNLM_CHECK(c.hiddenSize >= 1 && c.hiddenSize <= (1 << 20), Code::InvalidArgument,
+              "hiddenSize must be an integer in [1, 1048576] (got %lld)", (long long)c.hiddenSize);
+  RNNLM_CHECK(c.layers >= 1 && c.layers <= 64, Code::InvalidArgument,
+              "layers must be an integer in [1, 64] (got %lld)", (long long)c.layers);
+  RNNLM_CHECK(c.dropout >= 0 && c.dropout < 1, Code::InvalidArgument,
+              "dropout must be in [0, 1) (got %g)", c.dropout);
+}
+
+}  // namespace rnnlm

@@ -1,0 +1,210 @@
+// CPU ops other than the recurrent stack. Each is a plain loop (or one GEMM)
+// over raw pointers, templated on float / double. Shapes were checked by the
+// binding before the op was queued; only data-dependent checks (token ids)
+// happen here, and they throw rnnlm::Error, which the stream reports.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "../common/rng.h"
+#include "../common/status.h"
+#include "blas.h"
+
+namespace rnnlm::cpu {
+
+// out[n, :] = table[ids[n], :]                       table [V, E], ids [N], out [N, E]
+template <typename T>
+void embeddingForward(const T* table, int64_t V, int64_t E, const int32_t* ids, int64_t N, T* out) {
+  for (int64_t n = 0; n < N; ++n) {
+    const int32_t id = ids[n];
+    RNNLM_CHECK(id >= 0 && id < V, Code::InvalidArgument,
+                "token id %d at position %lld is outside the vocabulary [0, %lld)", id, (long long)n,
+                (long long)V);
+    std::memcpy(out + n * E, table + int64_t(id) * E, sizeof(T) * E);
+  }
+}
+
+// dtable[ids[n], :] += dout[n, :] for every n with ids[n] != paddingIdx.
+template <typename T>
+void embeddingBackward(const int32_t* ids, int64_t N, const T* dout, int64_t V, int64_t E,
+                       int64_t paddingIdx, T* dtable) {
+  for (int64_t n = 0; n < N; ++n) {
+    const int32_t id = ids[n];
+    RNNLM_CHECK(id >= 0 && id < V, Code::InvalidArgument,
+                "token id %d at position %lld is outside the vocabulary [0, %lld)", id, (long long)n,
+                (long long)V);
+    if (id == paddingIdx) continue;
+    T* row = dtable + int64_t(id) * E;
+    const T* g = dout + n * E;
+    for (int64_t e = 0; e < E; ++e) row[e] += g[e];
+  }
+}
+
+// Inverted dropout: mask[i] = (u(seed, i) >= p) / (1 - p); y = x * mask.
+template <typename T>
+void dropoutForward(const T* x, int64_t n, double p, uint64_t seed, T* mask, T* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    mask[i] = dropoutScale<T>(seed, uint64_t(i), p);
+    y[i] = x[i] * mask[i];
+  }
+}
+
+// out = a * b elementwise (dropout backward: dx = dy * mask).
+template <typename T>
+void multiply(const T* a, const T* b, int64_t n, T* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+
+// y[N, O] = x[N, I] W[O, I]^T + b[O]
+template <typename T>
+void linearForward(const T* x, const T* W, const T* b, int64_t N, int64_t I, int64_t O, T* y) {
+  if (b) {
+    for (int64_t n = 0; n < N; ++n) std::memcpy(y + n * O, b, sizeof(T) * O);
+  }
+  gemm(false, true, N, O, I, T(1), x, I, W, I, b ? T(1) : T(0), y, O);
+}
+
+// dx[N, I] (=|+=) dy W;  dW[O, I] += dy^T x;  db[O] += sum_n dy[n, :]
+template <typename T>
+void linearBackward(const T* x, const T* W, const T* dy, int64_t N, int64_t I, int64_t O, T* dx,
+                    bool accumulateDx, T* dW, T* db) {
+  if (dx) gemm(false, false, N, I, O, T(1), dy, O, W, I, accumulateDx ? T(1) : T(0), dx, I);
+  if (dW) gemm(true, false, O, I, N, T(1), dy, O, x, I, T(1), dW, I);
+  if (db) {
+    for (int64_t n = 0; n < N; ++n) {
+      const T* r = dy + n * O;
+      for (int64_t o = 0; o < O; ++o) db[o] += r[o];
+    }
+  }
+}
+
+// Fused log-softmax + negative log-likelihood with an ignore index.
+//   loss = (1/C) sum_{n: t_n != ignore} -(z[n, t_n] - logsumexp_v z[n, v]),  C = counted rows
+//   dz[n, v] = (softmax(z[n])_v - [v == t_n]) / C  for counted rows, 0 for ignored ones.
+// out[0] = loss, out[1] = C. dz may alias z (the logits are overwritten).
+template <typename T>
+void crossEntropy(const T* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignoreIndex,
+                  T* out, T* dz) {
+  int64_t count = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const int32_t t = targets[n];
+    if (t == ignoreIndex) continue;
+    RNNLM_CHECK(t >= 0 && t < V, Code::InvalidArgument,
+                "target id %d at position %lld is outside the vocabulary [0, %lld)", t, (long long)n,
+                (long long)V);
+    ++count;
+  }
+  const double inv = count > 0 ? 1.0 / double(count) : 0.0;
+  double total = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const T* row = z + n * V;
+    const int32_t t = targets[n];
+    T* drow = dz ? dz + n * V : nullptr;
+    if (t == ignoreIndex) {
+      if (drow) std::fill(drow, drow + V, T(0));
+      continue;
+    }
+    T mx = row[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+    double sum = 0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v] - mx));
+    const double lse = double(mx) + std::log(sum);
+    total += lse - double(row[t]);
+    if (drow) {
+      const double scale = inv / sum;
+      for (int64_t v = 0; v < V; ++v) drow[v] = T(std::exp(double(row[v] - mx)) * scale);
+      drow[t] -= T(inv);
+    }
+  }
+  out[0] = T(total * inv);
+  out[1] = T(count);
+}
+
+// out[n, :] = z[n, :] - logsumexp(z[n, :]) (may alias).
+template <typename T>
+void logSoftmax(const T* z, int64_t N, int64_t V, T* out) {
+  for (int64_t n = 0; n < N; ++n) {
+    const T* row = z + n * V;
+    T* o = out + n * V;
+    T mx = row[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+    double sum = 0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v] - mx));
+    const T lse = T(double(mx) + std::log(sum));
+    for (int64_t v = 0; v < V; ++v) o[v] = row[v] - lse;
+  }
+}
+
+// Global-norm clipping (PyTorch clip_grad_norm_): norm = ||g||_2;
+// g *= min(1, maxNorm / (norm + 1e-6)). maxNorm <= 0 only measures.
+// out[0] = norm before clipping (NaN/Inf when the gradient is not finite; then g is left alone).
+template <typename T>
+void clipGradNorm(T* g, int64_t n, double maxNorm, T* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += double(g[i]) * double(g[i]);
+  const double norm = std::sqrt(ss);
+  out[0] = T(norm);
+  if (maxNorm > 0 && std::isfinite(norm)) {
+    const double coef = maxNorm / (norm + 1e-6);
+    if (coef < 1) {
+      for (int64_t i = 0; i < n; ++i) g[i] = T(g[i] * coef);
+    }
+  }
+}
+
+// g = clamp(g, -v, v)
+template <typename T>
+void clipValue(T* g, int64_t n, double v) {
+  const T lo = T(-v), hi = T(v);
+  for (int64_t i = 0; i < n; ++i) g[i] = std::min(hi, std::max(lo, g[i]));
+}
+
+// PyTorch SGD: d = g + wd p; buf = step == 1 ? d : momentum buf + (1 - dampening) d;
+// d = nesterov ? d + momentum buf : buf (when momentum > 0); p -= lr d.
+struct SgdParams {
+  double lr, momentum, dampening, weightDecay;
+  bool nesterov;
+  int64_t step;
+};
+template <typename T>
+void sgd(T* p, const T* g, T* buf, int64_t n, const SgdParams& s) {
+  for (int64_t i = 0; i < n; ++i) {
+    double d = double(g[i]) + s.weightDecay * double(p[i]);
+    if (s.momentum != 0) {
+      const double b = s.step == 1 ? d : s.momentum * double(buf[i]) + (1 - s.dampening) * d;
+      buf[i] = T(b);
+      d = s.nesterov ? d + s.momentum * b : b;
+    }
+    p[i] = T(double(p[i]) - s.lr * d);
+  }
+}
+
+// PyTorch Adam / AdamW at step t (>= 1):
+//   Adam:  g += wd p.   AdamW: p *= 1 - lr wd.
+//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+//   p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+struct AdamParams {
+  double lr, beta1, beta2, eps, weightDecay;
+  bool decoupled;
+  int64_t step;
+};
+template <typename T>
+void adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a) {
+  const double bc1 = 1 - std::pow(a.beta1, double(a.step));
+  const double bc2 = 1 - std::pow(a.beta2, double(a.step));
+  const double stepSize = a.lr / bc1, invSqrtBc2 = 1 / std::sqrt(bc2);
+  const double l2 = a.decoupled ? 0 : a.weightDecay;
+  const double shrink = a.decoupled ? 1 - a.lr * a.weightDecay : 1;
+  for (int64_t i = 0; i < n; ++i) {
+    const double gi = double(g[i]) + l2 * double(p[i]);
+    const double mi = a.beta1 * double(m[i]) + (1 - a.beta1) * gi;
+    const double vi = a.beta2 * double(v[i]) + (1 - a.beta2) * gi * gi;
+    m[i] = T(mi);
+    v[i] = T(vi);
+    p[i] = T(double(p[i]) * shrink - stepSize * mi / (std::sqrt(vi) * invSqrtBc2 + a.eps));
+  }
+}
+
+}  // namespace rnnlm::cpu

@@ -1,0 +1,350 @@
+// Stacked LSTM / GRU / tanh-RNN / relu-RNN on the CPU, structured as cuDNN
+// does it (and with cuDNN's calling convention: forward, backward-data, then
+// backward-weights, sharing a reserve space):
+//   forward   one GEMM for the input projection of all T steps of a layer,
+//             then per step one GEMM for the recurrence with the gate math fused after it;
+//   backward  per step the fused gate derivatives and one GEMM for dh_{t-1}, then after
+//             the loop one GEMM for dx and one per weight gradient over all steps.
+// Layout is time-major: x [T, B, I], y [T, B, H], h/c [L, B, H].
+// Padded batches: lengths[b] in [1, T]; for t >= lengths[b] the state of sequence b is
+// carried unchanged, y[t, b] = 0, and no gradient flows through those steps.
+// Math (PyTorch's nn.LSTM / nn.GRU / nn.RNN):
+//   LSTM  i,f,o = sigma(.), g = tanh(.), of  x W_ih^T + b_ih + h W_hh^T + b_hh
+//         c' = f c + i g,  h' = o tanh(c')
+//   GRU   r, z = sigma(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z})
+//         n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn)),  h' = (1 - z) n + z h
+//   RNN   h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh | relu
+// Between layers (training only) inverted dropout with a counter-based mask.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "../common/rng.h"
+#include "../common/rnn_layout.h"
+#include "blas.h"
+
+namespace rnnlm::cpu {
+
+// Offsets (in elements) of one layer's slices of the reserve space.
+struct LayerSlots {
+  int64_t xin, mask, hs, cs, gates, hn, dG, dGh;
+};
+
+// Where everything lives for a given (T, B). The reserve holds what backward
+// needs from forward (and the gate gradients backward-data leaves for
+// backward-weights); the workspace is scratch.
+struct RnnSpaces {
+  RnnConfig c;
+  int64_t T, B;
+  int64_t reserveSize = 0, workspaceSize = 0;
+  int64_t wsDyA = 0, wsDyB = 0, wsDh = 0, wsDc = 0, wsGh = 0;
+
+  RnnSpaces(const RnnConfig& cfg, int64_t T_, int64_t B_) : c(cfg), T(T_), B(B_) {
+    const int64_t H = c.hiddenSize, GH = c.gates() * H, TBH = T * B * H;
+    wsDyA = 0;
+    wsDyB = TBH;
+    wsDh = 2 * TBH;
+    wsDc = wsDh + B * H;
+    wsGh = wsDc + B * H;
+    workspaceSize = wsGh + B * GH;
+    reserveSize = 0;
+    for (int64_t l = 0; l < c.layers; ++l) reserveSize += layerReserve(l, H, GH);
+  }
+
+  LayerSlots layer(int64_t l) const {
+    const int64_t H = c.hiddenSize, GH = c.gates() * H;
+    int64_t off = 0;
+    for (int64_t k = 0; k < l; ++k) off += layerReserve(k, H, GH);
+    LayerSlots s{};
+    const int64_t TBH = T * B * H, TBGH = T * B * GH;
+    s.xin = off;
+    off += l > 0 ? TBH : 0;
+    s.mask = off;
+    off += (l > 0 && c.dropout > 0) ? TBH : 0;
+    s.hs = off;
+    off += (T + 1) * B * H;
+    s.cs = off;
+    off += c.cell == Cell::LSTM ? (T + 1) * B * H : 0;
+    s.gates = off;
+    off += TBGH;
+    s.hn = off;
+    off += c.cell == Cell::GRU ? TBH : 0;
+    s.dG = off;
+    off += TBGH;
+    s.dGh = c.cell == Cell::GRU ? off : s.dG;
+    return s;
+  }
+
+ private:
+  int64_t layerReserve(int64_t l, int64_t H, int64_t GH) const {
+    const int64_t TBH = T * B * H, TBGH = T * B * GH;
+    int64_t n = (T + 1) * B * H + 2 * TBGH;  // hs, gates, dG
+    if (l > 0) n += TBH;                      // xin
+    if (l > 0 && c.dropout > 0) n += TBH;     // mask
+    if (c.cell == Cell::LSTM) n += (T + 1) * B * H;
+    if (c.cell == Cell::GRU) n += TBH + TBGH;  // hn, dGh
+    return n;
+  }
+};
+
+template <typename T>
+inline T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+inline bool stepValid(const int32_t* lengths, int64_t t, int64_t b) { return t < lengths[b]; }
+
+inline uint64_t layerSeed(uint64_t seed, int64_t l) { return mix64(seed, 0xD0D0ull + uint64_t(l)); }
+
+template <typename T>
+void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T* hx, const T* cx,
+                const T* W, T* y, T* hy, T* cy, T* reserve, T* ws, bool training, uint64_t seed) {
+  const RnnConfig& c = sp.c;
+  const int64_t Tn = sp.T, B = sp.B, H = c.hiddenSize, G = c.gates(), GH = G * H;
+  const bool lstm = c.cell == Cell::LSTM, gru = c.cell == Cell::GRU;
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerSlots s = sp.layer(l);
+    const int64_t in = c.layerInput(l);
+    const ParamRef pWih = weightParam(c, l, 0), pWhh = weightParam(c, l, 1);
+    const ParamRef pBih = weightParam(c, l, 2), pBhh = weightParam(c, l, 3);
+    const T *Wih = W + pWih.offset, *Whh = W + pWhh.offset, *bih = W + pBih.offset,
+            *bhh = W + pBhh.offset;
+
+    // This layer's input: x, or the previous layer's output (zero at padding) with dropout.
+    const T* X = x;
+    if (l > 0) {
+      const T* prev = reserve + sp.layer(l - 1).hs;
+      T* xin = reserve + s.xin;
+      const bool drop = training && c.dropout > 0;
+      T* mask = reserve + s.mask;
+      const uint64_t ls = layerSeed(seed, l);
+      for (int64_t t = 0; t < Tn; ++t)
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t o = (t * B + b) * H;
+          const bool valid = stepValid(lengths, t, b);
+          for (int64_t j = 0; j < H; ++j) {
+            T v = valid ? prev[(t + 1) * B * H + b * H + j] : T(0);
+            if (c.dropout > 0) {
+              const T m = drop ? dropoutScale<T>(ls, uint64_t(o + j), c.dropout) : T(1);
+              mask[o + j] = m;
+              v *= m;
+            }
+            xin[o + j] = v;
+          }
+        }
+      X = xin;
+    }
+
+    T* hs = reserve + s.hs;
+    T* cs = reserve + s.cs;
+    T* gates = reserve + s.gates;
+    if (hx) std::memcpy(hs, hx + l * B * H, sizeof(T) * B * H);
+    else std::fill(hs, hs + B * H, T(0));
+    if (lstm) {
+      if (cx) std::memcpy(cs, cx + l * B * H, sizeof(T) * B * H);
+      else std::fill(cs, cs + B * H, T(0));
+    }
+
+    // Input projection for all steps: gates[T*B, GH] = X W_ih^T + bias.
+    for (int64_t r = 0; r < Tn * B; ++r) {
+      T* row = gates + r * GH;
+      for (int64_t k = 0; k < GH; ++k) row[k] = gru ? bih[k] : bih[k] + bhh[k];
+    }
+    gemm(false, true, Tn * B, GH, in, T(1), X, in, Wih, in, T(1), gates, GH);
+
+    T* gh = ws + sp.wsGh;
+    T* hnAll = reserve + s.hn;
+    for (int64_t t = 0; t < Tn; ++t) {
+      const T* hp = hs + t * B * H;
+      T* hc = hs + (t + 1) * B * H;
+      T* Gt = gates + t * B * GH;
+      if (gru) {
+        for (int64_t b = 0; b < B; ++b) std::memcpy(gh + b * GH, bhh, sizeof(T) * GH);
+        gemm(false, true, B, GH, H, T(1), hp, H, Whh, H, T(1), gh, GH);
+      } else {
+        gemm(false, true, B, GH, H, T(1), hp, H, Whh, H, T(1), Gt, GH);
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        const T* hpb = hp + b * H;
+        T* hcb = hc + b * H;
+        T* g = Gt + b * GH;
+        if (!stepValid(lengths, t, b)) {
+          std::memcpy(hcb, hpb, sizeof(T) * H);
+          if (lstm) std::memcpy(cs + (t + 1) * B * H + b * H, cs + t * B * H + b * H, sizeof(T) * H);
+          continue;
+        }
+        if (lstm) {
+          const T* cp = cs + t * B * H + b * H;
+          T* cc = cs + (t + 1) * B * H + b * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const T i = sigmoid(g[j]), f = sigmoid(g[H + j]), gg = std::tanh(g[2 * H + j]),
+                    o = sigmoid(g[3 * H + j]);
+            g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;
+            const T cn = f * cp[j] + i * gg;
+            cc[j] = cn;
+            hcb[j] = o * std::tanh(cn);
+          }
+        } else if (gru) {
+          const T* ghb = gh + b * GH;
+          T* hn = hnAll + (t * B + b) * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const T r = sigmoid(g[j] + ghb[j]), z = sigmoid(g[H + j] + ghb[H + j]);
+            hn[j] = ghb[2 * H + j];
+            const T n = std::tanh(g[2 * H + j] + r * hn[j]);
+            g[j] = r, g[H + j] = z, g[2 * H + j] = n;
+            hcb[j] = (T(1) - z) * n + z * hpb[j];
+          }
+        } else if (c.cell == Cell::RNN_TANH) {
+          for (int64_t j = 0; j < H; ++j) hcb[j] = std::tanh(g[j]);
+        } else {
+          for (int64_t j = 0; j < H; ++j) hcb[j] = std::max(g[j], T(0));
+        }
+      }
+    }
+    if (hy) std::memcpy(hy + l * B * H, hs + Tn * B * H, sizeof(T) * B * H);
+    if (lstm && cy) std::memcpy(cy + l * B * H, cs + Tn * B * H, sizeof(T) * B * H);
+    if (l == c.layers - 1) {
+      for (int64_t t = 0; t < Tn; ++t)
+        for (int64_t b = 0; b < B; ++b) {
+          T* yo = y + (t * B + b) * H;
+          if (stepValid(lengths, t, b)) std::memcpy(yo, hs + (t + 1) * B * H + b * H, sizeof(T) * H);
+          else std::fill(yo, yo + H, T(0));
+        }
+    }
+  }
+}
+
+// Gradients with respect to x, hx and cx from dy, dhy and dcy (each may be null = zero).
+// Leaves the gate gradients in the reserve for rnnBackwardWeights.
+template <typename T>
+void rnnBackwardData(const RnnSpaces& sp, const int32_t* lengths, const T* W, const T* dy,
+                     const T* dhy, const T* dcy, T* dx, T* dhx, T* dcx, T* reserve, T* ws) {
+  const RnnConfig& c = sp.c;
+  const int64_t Tn = sp.T, B = sp.B, H = c.hiddenSize, G = c.gates(), GH = G * H;
+  const bool lstm = c.cell == Cell::LSTM, gru = c.cell == Cell::GRU;
+  const T* dY = dy;  // gradient w.r.t. this layer's output
+  for (int64_t l = c.layers - 1; l >= 0; --l) {
+    const LayerSlots s = sp.layer(l);
+    const int64_t in = c.layerInput(l);
+    const T* Wih = W + weightParam(c, l, 0).offset;
+    const T* Whh = W + weightParam(c, l, 1).offset;
+    const T* hs = reserve + s.hs;
+    const T* cs = reserve + s.cs;
+    const T* gates = reserve + s.gates;
+    const T* hnAll = reserve + s.hn;
+    T* dG = reserve + s.dG;
+    T* dGh = reserve + s.dGh;
+    T* dh = ws + sp.wsDh;
+    T* dc = ws + sp.wsDc;
+    if (dhy) std::memcpy(dh, dhy + l * B * H, sizeof(T) * B * H);
+    else std::fill(dh, dh + B * H, T(0));
+    if (lstm) {
+      if (dcy) std::memcpy(dc, dcy + l * B * H, sizeof(T) * B * H);
+      else std::fill(dc, dc + B * H, T(0));
+    }
+
+    for (int64_t t = Tn - 1; t >= 0; --t) {
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t row = t * B + b;
+        T* dg = dG + row * GH;
+        T* dgh = dGh + row * GH;
+        if (!stepValid(lengths, t, b)) {
+          std::fill(dg, dg + GH, T(0));
+          if (gru) std::fill(dgh, dgh + GH, T(0));
+          continue;  // dh, dc pass through the carried state unchanged
+        }
+        const T* g = gates + row * GH;
+        const T* dyb = dY + row * H;
+        T* dhb = dh + b * H;
+        if (lstm) {
+          const T* cp = cs + t * B * H + b * H;
+          const T* cc = cs + (t + 1) * B * H + b * H;
+          T* dcb = dc + b * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+            const T dht = dhb[j] + dyb[j];
+            const T tc = std::tanh(cc[j]);
+            const T dct = dcb[j] + dht * o * (T(1) - tc * tc);
+            dg[j] = dct * gg * i * (T(1) - i);
+            dg[H + j] = dct * cp[j] * f * (T(1) - f);
+            dg[2 * H + j] = dct * i * (T(1) - gg * gg);
+            dg[3 * H + j] = dht * tc * o * (T(1) - o);
+            dcb[j] = dct * f;
+            dhb[j] = T(0);
+          }
+        } else if (gru) {
+          const T* hp = hs + t * B * H + b * H;
+          const T* hn = hnAll + row * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const T r = g[j], z = g[H + j], n = g[2 * H + j];
+            const T dht = dhb[j] + dyb[j];
+            const T dnp = dht * (T(1) - z) * (T(1) - n * n);
+            const T drp = dnp * hn[j] * r * (T(1) - r);
+            const T dzp = dht * (hp[j] - n) * z * (T(1) - z);
+            dg[j] = drp, dg[H + j] = dzp, dg[2 * H + j] = dnp;
+            dgh[j] = drp, dgh[H + j] = dzp, dgh[2 * H + j] = dnp * r;
+            dhb[j] = dht * z;
+          }
+        } else {
+          const T* hc = hs + (t + 1) * B * H + b * H;
+          const bool relu = c.cell == Cell::RNN_RELU;
+          for (int64_t j = 0; j < H; ++j) {
+            const T dht = dhb[j] + dyb[j];
+            dg[j] = relu ? (hc[j] > T(0) ? dht : T(0)) : dht * (T(1) - hc[j] * hc[j]);
+            dhb[j] = T(0);
+          }
+        }
+      }
+      // dh_{t-1} += dGh_t W_hh  (rows of finished sequences are zero and add nothing)
+      gemm(false, false, B, H, GH, T(1), dGh + t * B * GH, GH, Whh, H, T(1), dh, H);
+    }
+    if (dhx) std::memcpy(dhx + l * B * H, dh, sizeof(T) * B * H);
+    if (lstm && dcx) std::memcpy(dcx + l * B * H, dc, sizeof(T) * B * H);
+
+    // Gradient w.r.t. this layer's input, for all steps at once: dX = dG W_ih.
+    if (l > 0) {
+      T* dX = ws + ((c.layers - 1 - l) % 2 == 0 ? sp.wsDyA : sp.wsDyB);
+      gemm(false, false, Tn * B, in, GH, T(1), dG, GH, Wih, in, T(0), dX, in);
+      if (c.dropout > 0) {
+        const T* mask = reserve + s.mask;
+        for (int64_t k = 0; k < Tn * B * H; ++k) dX[k] *= mask[k];
+      }
+      dY = dX;
+    } else if (dx) {
+      gemm(false, false, Tn * B, in, GH, T(1), dG, GH, Wih, in, T(0), dx, in);
+    }
+  }
+}
+
+// dW += weight gradients from the gate gradients left by rnnBackwardData.
+template <typename T>
+void rnnBackwardWeights(const RnnSpaces& sp, const T* x, const T* reserve, T* dW) {
+  const RnnConfig& c = sp.c;
+  const int64_t TB = sp.T * sp.B, H = c.hiddenSize, GH = c.gates() * H;
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerSlots s = sp.layer(l);
+    const int64_t in = c.layerInput(l);
+    const T* X = l == 0 ? x : reserve + s.xin;
+    const T* dG = reserve + s.dG;
+    const T* dGh = reserve + s.dGh;
+    const T* Hprev = reserve + s.hs;  // h_{t-1} for t = 0..T-1
+    T* dWih = dW + weightParam(c, l, 0).offset;
+    T* dWhh = dW + weightParam(c, l, 1).offset;
+    T* dbih = dW + weightParam(c, l, 2).offset;
+    T* dbhh = dW + weightParam(c, l, 3).offset;
+    gemm(true, false, GH, in, TB, T(1), dG, GH, X, in, T(1), dWih, in);
+    gemm(true, false, GH, H, TB, T(1), dGh, GH, Hprev, H, T(1), dWhh, H);
+    for (int64_t r = 0; r < TB; ++r) {
+      const T* a = dG + r * GH;
+      const T* bb = dGh + r * GH;
+      for (int64_t k = 0; k < GH; ++k) {
+        dbih[k] += a[k];
+        dbhh[k] += bb[k];
+      }
+    }
+  }
+}
+
+}  // namespace rnnlm::cpu

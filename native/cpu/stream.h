@@ -1,0 +1,95 @@
+// The CPU "stream": one native worker thread per model that runs queued ops in
+// order, so the JavaScript thread only validates and enqueues. An op that
+// fails records a sticky error; later compute ops are skipped until a read
+// (a task with alwaysRun) reports and clears it.
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "../common/status.h"
+
+namespace rnnlm::cpu {
+
+class Stream {
+ public:
+  struct Task {
+    std::function<void()> run;
+    // Reads run even after an error, to deliver it: they get the error and clear it.
+    std::function<void(std::optional<Error>)> deliver;
+  };
+
+  Stream() : worker_([this] { loop(); }) {}
+  ~Stream() { shutdown(); }
+
+  void push(std::function<void()> run) { enqueue(Task{std::move(run), nullptr}); }
+  void pushRead(std::function<void()> run, std::function<void(std::optional<Error>)> deliver) {
+    enqueue(Task{std::move(run), std::move(deliver)});
+  }
+
+  // Cancels queued compute (reads are still delivered, with ERR_DISPOSED) and joins.
+  void shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+
+ private:
+  void enqueue(Task t) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(t));
+    }
+    cv_.notify_one();
+  }
+
+  void loop() {
+    for (;;) {
+      Task task;
+      bool cancelled;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping and drained
+        task = std::move(queue_.front());
+        queue_.pop_front();
+        cancelled = stopping_;
+      }
+      if (cancelled) {
+        if (task.deliver) task.deliver(Error(Code::Disposed, "the model was disposed before this read ran"));
+        continue;
+      }
+      if (!error_) {
+        try {
+          task.run();
+        } catch (const Error& e) {
+          error_ = e;
+        } catch (const std::bad_alloc&) {
+          error_ = Error(Code::OutOfMemory, "out of memory in a CPU op");
+        } catch (const std::exception& e) {
+          error_ = Error(Code::Native, e.what());
+        }
+      }
+      if (task.deliver) {
+        task.deliver(error_);
+        error_.reset();
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  bool stopping_ = false;
+  std::optional<Error> error_;  // touched only by the worker thread
+  std::thread worker_;          // last: starts after the members above exist
+};
+
+}  // namespace rnnlm::cpu

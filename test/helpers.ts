@@ -1,0 +1,63 @@
+import { cpuBackend } from '../lib/backend/cpu';
+import { tensor, type DType, type Stream, type Tensor } from '../lib/backend/types';
+import { Random } from '../lib/util/random';
+
+export const backend = cpuBackend;
+
+/** Allocates a tensor of its own buffer and fills it with `data` (or zeros). */
+export function make(
+  s: Stream,
+  dtype: DType,
+  shape: number[],
+  data?: ArrayLike<number>,
+): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const t = tensor(s.alloc(dtype, n), 0, shape);
+  if (data) s.write(t, typed(dtype, data));
+  return t;
+}
+
+export function typed(dtype: DType, data: ArrayLike<number>): Float32Array | Float64Array | Int32Array {
+  return dtype === 'f64' ? Float64Array.from(data) : dtype === 'f32' ? Float32Array.from(data) : Int32Array.from(data);
+}
+
+export function randomArray(rng: Random, n: number, scale = 1): number[] {
+  return Array.from({ length: n }, () => rng.uniform(-scale, scale));
+}
+
+/** ||a - b|| / max(||a||, ||b||, tiny): the tensor-wise relative error. */
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let d = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i] - b[i]) ** 2;
+    na += a[i] ** 2;
+    nb += b[i] ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(na), Math.sqrt(nb), 1e-30);
+}
+
+/**
+ * Central finite differences of a scalar function of a tensor's elements:
+ * for each element, write x +/- eps into it, evaluate, restore.
+ */
+export async function numericGrad(
+  s: Stream,
+  t: Tensor,
+  dtype: 'f32' | 'f64',
+  base: ArrayLike<number>,
+  f: () => Promise<number>,
+  eps: number,
+): Promise<number[]> {
+  const g: number[] = [];
+  for (let i = 0; i < base.length; i++) {
+    const cell = tensor(t.buffer, t.offset + i, [1]);
+    s.write(cell, typed(dtype, [base[i] + eps]));
+    const fp = await f();
+    s.write(cell, typed(dtype, [base[i] - eps]));
+    const fm = await f();
+    s.write(cell, typed(dtype, [base[i]]));
+    g.push((fp - fm) / (2 * eps));
+  }
+  return g;
+}
