@@ -1,0 +1,69 @@
+/**
+ * Optimizers over the flat parameter and gradient buffers (one fused op per step).
+ * Defaults are PyTorch's.
+ */
+import { invalidArgument } from '../errors';
+import { tensor, type DeviceBuffer, type Stream, type Tensor } from '../backend/types';
+
+export type OptimizerOptions =
+  | { type: 'adam' | 'adamw'; lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
+  | { type: 'sgd'; lr?: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean };
+
+export class Optimizer {
+  /** Steps taken so far (Adam's bias correction and SGD's first momentum step depend on it). */
+  step = 0;
+  lr: number;
+  private readonly state: DeviceBuffer[] = [];
+
+  constructor(
+    private readonly stream: Stream,
+    readonly options: OptimizerOptions,
+    private readonly size: number,
+    dtype: 'f32' | 'f64',
+  ) {
+    if (options.type === 'sgd') {
+      this.lr = options.lr ?? 0.1;
+      if ((options.momentum ?? 0) > 0) this.state.push(stream.alloc(dtype, size));
+    } else if (options.type === 'adam' || options.type === 'adamw') {
+      this.lr = options.lr ?? 1e-3;
+      this.state.push(stream.alloc(dtype, size), stream.alloc(dtype, size));
+    } else {
+      throw invalidArgument(`optimizer.type must be 'adam', 'adamw' or 'sgd' (got '${(options as { type: string }).type}')`);
+    }
+  }
+
+  /** Optimizer state tensors (moments), for checkpoints. */
+  get stateTensors(): Tensor[] {
+    return this.state.map((b) => tensor(b, 0, [this.size]));
+  }
+
+  apply(params: Tensor, grads: Tensor): void {
+    this.step++;
+    const o = this.options;
+    if (o.type === 'sgd') {
+      this.stream.sgd(params, grads, this.state[0] ? this.stateTensors[0] : null, {
+        lr: this.lr,
+        momentum: o.momentum ?? 0,
+        dampening: o.dampening ?? 0,
+        weightDecay: o.weightDecay ?? 0,
+        nesterov: o.nesterov ?? false,
+        step: this.step,
+      });
+    } else {
+      const [m, v] = this.stateTensors;
+      this.stream.adam(params, grads, m, v, {
+        lr: this.lr,
+        beta1: o.beta1 ?? 0.9,
+        beta2: o.beta2 ?? 0.999,
+        eps: o.eps ?? 1e-8,
+        weightDecay: o.weightDecay ?? (o.type === 'adamw' ? 0.01 : 0),
+        decoupled: o.type === 'adamw',
+        step: this.step,
+      });
+    }
+  }
+
+  dispose(): void {
+    for (const b of this.state) b.free();
+  }
+}
