@@ -11,6 +11,7 @@
 #include "../common/rng.h"
 #include "../common/status.h"
 #include "blas.h"
+#include "vecmath.h"
 
 namespace rnnlm::cpu {
 
@@ -106,15 +107,12 @@ void crossEntropy(const T* z, const int32_t* targets, int64_t N, int64_t V, int6
       if (drow) std::fill(drow, drow + V, T(0));
       continue;
     }
-    T mx = row[0];
-    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
-    double sum = 0;
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v] - mx));
-    const double lse = double(mx) + std::log(sum);
-    total += lse - double(row[t]);
+    const T zt = row[t];  // read before drow (which may be row) is overwritten
+    const T mx = maxOf(row, V);
+    const double sum = expShiftSum(row, V, mx, drow);
+    total += double(mx) + std::log(sum) - double(zt);
     if (drow) {
-      const double scale = inv / sum;
-      for (int64_t v = 0; v < V; ++v) drow[v] = T(std::exp(double(row[v] - mx)) * scale);
+      scaleInPlace(drow, V, T(inv / sum));
       drow[t] -= T(inv);
     }
   }
@@ -128,11 +126,8 @@ void logSoftmax(const T* z, int64_t N, int64_t V, T* out) {
   for (int64_t n = 0; n < N; ++n) {
     const T* row = z + n * V;
     T* o = out + n * V;
-    T mx = row[0];
-    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
-    double sum = 0;
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v] - mx));
-    const T lse = T(double(mx) + std::log(sum));
+    const T mx = maxOf(row, V);
+    const T lse = T(double(mx) + std::log(expShiftSum(row, V, mx, nullptr)));
     for (int64_t v = 0; v < V; ++v) o[v] = row[v] - lse;
   }
 }
@@ -194,17 +189,8 @@ template <typename T>
 void adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a) {
   const double bc1 = 1 - std::pow(a.beta1, double(a.step));
   const double bc2 = 1 - std::pow(a.beta2, double(a.step));
-  const double stepSize = a.lr / bc1, invSqrtBc2 = 1 / std::sqrt(bc2);
-  const double l2 = a.decoupled ? 0 : a.weightDecay;
-  const double shrink = a.decoupled ? 1 - a.lr * a.weightDecay : 1;
-  for (int64_t i = 0; i < n; ++i) {
-    const double gi = double(g[i]) + l2 * double(p[i]);
-    const double mi = a.beta1 * double(m[i]) + (1 - a.beta1) * gi;
-    const double vi = a.beta2 * double(v[i]) + (1 - a.beta2) * gi * gi;
-    m[i] = T(mi);
-    v[i] = T(vi);
-    p[i] = T(double(p[i]) * shrink - stepSize * mi / (std::sqrt(vi) * invSqrtBc2 + a.eps));
-  }
+  adamKernel(p, g, m, v, n, T(a.beta1), T(a.beta2), T(a.decoupled ? 0 : a.weightDecay),
+             T(a.decoupled ? 1 - a.lr * a.weightDecay : 1), T(a.lr / bc1), T(1 / std::sqrt(bc2)), T(a.eps));
 }
 
 }  // namespace rnnlm::cpu

@@ -24,6 +24,7 @@
 #include "../common/rng.h"
 #include "../common/rnn_layout.h"
 #include "blas.h"
+#include "vecmath.h"
 
 namespace rnnlm::cpu {
 
@@ -39,7 +40,7 @@ struct RnnSpaces {
   RnnConfig c;
   int64_t T, B;
   int64_t reserveSize = 0, workspaceSize = 0;
-  int64_t wsDyA = 0, wsDyB = 0, wsDh = 0, wsDc = 0, wsGh = 0;
+  int64_t wsDyA = 0, wsDyB = 0, wsDh = 0, wsDc = 0, wsGh = 0, wsTmp = 0;
 
   RnnSpaces(const RnnConfig& cfg, int64_t T_, int64_t B_) : c(cfg), T(T_), B(B_) {
     const int64_t H = c.hiddenSize, GH = c.gates() * H, TBH = T * B * H;
@@ -48,7 +49,8 @@ struct RnnSpaces {
     wsDh = 2 * TBH;
     wsDc = wsDh + B * H;
     wsGh = wsDc + B * H;
-    workspaceSize = wsGh + B * GH;
+    wsTmp = wsGh + B * GH;
+    workspaceSize = wsTmp + H;
     reserveSize = 0;
     for (int64_t l = 0; l < c.layers; ++l) reserveSize += layerReserve(l, H, GH);
   }
@@ -88,11 +90,6 @@ struct RnnSpaces {
     return n;
   }
 };
-
-template <typename T>
-inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
 
 inline bool stepValid(const int32_t* lengths, int64_t t, int64_t b) { return t < lengths[b]; }
 
@@ -178,26 +175,27 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
         if (lstm) {
           const T* cp = cs + t * B * H + b * H;
           T* cc = cs + (t + 1) * B * H + b * H;
-          for (int64_t j = 0; j < H; ++j) {
-            const T i = sigmoid(g[j]), f = sigmoid(g[H + j]), gg = std::tanh(g[2 * H + j]),
-                    o = sigmoid(g[3 * H + j]);
-            g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;
-            const T cn = f * cp[j] + i * gg;
-            cc[j] = cn;
-            hcb[j] = o * std::tanh(cn);
-          }
+          sigmoidInPlace(g, 2 * H);  // i, f
+          tanhInPlace(g + 2 * H, H);  // g
+          sigmoidInPlace(g + 3 * H, H);  // o
+          for (int64_t j = 0; j < H; ++j) cc[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+          std::memcpy(hcb, cc, sizeof(T) * H);
+          tanhInPlace(hcb, H);
+          for (int64_t j = 0; j < H; ++j) hcb[j] *= g[3 * H + j];
         } else if (gru) {
           const T* ghb = gh + b * GH;
           T* hn = hnAll + (t * B + b) * H;
+          for (int64_t j = 0; j < 2 * H; ++j) g[j] += ghb[j];
+          sigmoidInPlace(g, 2 * H);  // r, z
           for (int64_t j = 0; j < H; ++j) {
-            const T r = sigmoid(g[j] + ghb[j]), z = sigmoid(g[H + j] + ghb[H + j]);
             hn[j] = ghb[2 * H + j];
-            const T n = std::tanh(g[2 * H + j] + r * hn[j]);
-            g[j] = r, g[H + j] = z, g[2 * H + j] = n;
-            hcb[j] = (T(1) - z) * n + z * hpb[j];
+            g[2 * H + j] += g[j] * hn[j];
           }
+          tanhInPlace(g + 2 * H, H);  // n
+          for (int64_t j = 0; j < H; ++j) hcb[j] = (T(1) - g[H + j]) * g[2 * H + j] + g[H + j] * hpb[j];
         } else if (c.cell == Cell::RNN_TANH) {
-          for (int64_t j = 0; j < H; ++j) hcb[j] = std::tanh(g[j]);
+          std::memcpy(hcb, g, sizeof(T) * H);
+          tanhInPlace(hcb, H);
         } else {
           for (int64_t j = 0; j < H; ++j) hcb[j] = std::max(g[j], T(0));
         }
@@ -262,10 +260,13 @@ void rnnBackwardData(const RnnSpaces& sp, const int32_t* lengths, const T* W, co
           const T* cp = cs + t * B * H + b * H;
           const T* cc = cs + (t + 1) * B * H + b * H;
           T* dcb = dc + b * H;
+          T* tcs = ws + sp.wsTmp;
+          std::memcpy(tcs, cc, sizeof(T) * H);
+          tanhInPlace(tcs, H);
           for (int64_t j = 0; j < H; ++j) {
             const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
             const T dht = dhb[j] + dyb[j];
-            const T tc = std::tanh(cc[j]);
+            const T tc = tcs[j];
             const T dct = dcb[j] + dht * o * (T(1) - tc * tc);
             dg[j] = dct * gg * i * (T(1) - i);
             dg[H + j] = dct * cp[j] * f * (T(1) - f);

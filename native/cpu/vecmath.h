@@ -1,0 +1,140 @@
+// Vectorisable elementwise math for the CPU hot loops. float uses branch-free
+// Cephes-style polynomials (about 1-2 ulp) that the compiler turns into SIMD code
+// (x86-64-v3: AVX2+FMA, where the CPU has it, chosen at load time; SSE2 otherwise); double uses
+// libm, so the float64 gradient checks test the exact math of the same templates.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNLM_NO_CLONES)
+#define RNNLM_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define RNNLM_SIMD_CLONES
+#endif
+
+namespace rnnlm::cpu {
+
+// exp(x): x = n ln2 + r, |r| <= ln2/2; exp(r) by a degree-6 polynomial; 2^n by exponent bits.
+#define RNNLM_INLINE __attribute__((always_inline)) inline
+
+RNNLM_INLINE float expf_poly(float x) {
+  x = x < -87.33654f ? -87.33654f : (x > 88.37626f ? 88.37626f : x);
+  // Round to nearest by the 1.5 * 2^23 trick (SSE2 has no vector floor).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  return y * __builtin_bit_cast(float, (int32_t(n) + 127) << 23);
+}
+
+RNNLM_INLINE float sigmoidf_poly(float x) { return 1.0f / (1.0f + expf_poly(-x)); }
+
+// tanh: odd polynomial for |x| < 0.625 (Cephes tanhf), 1 - 2 / (exp(2|x|) + 1) beyond; sign restored.
+RNNLM_INLINE float tanhf_poly(float x) {
+  const float a = std::fabs(x);
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = x + x * z * p;
+  const float big = 1.0f - 2.0f / (expf_poly(2.0f * a) + 1.0f);
+  return a < 0.625f ? small : std::copysign(big, x);
+}
+
+RNNLM_SIMD_CLONES inline void sigmoidInPlace(float* v, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) v[i] = sigmoidf_poly(v[i]);
+}
+RNNLM_SIMD_CLONES inline void tanhInPlace(float* v, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) v[i] = tanhf_poly(v[i]);
+}
+inline void sigmoidInPlace(double* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) v[i] = 1.0 / (1.0 + std::exp(-v[i]));
+}
+inline void tanhInPlace(double* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) v[i] = std::tanh(v[i]);
+}
+
+// out[i] = exp(z[i] - shift); returns the sum (float: SIMD partial sums, double: libm).
+// out may be z itself (same index read then written) or null.
+RNNLM_SIMD_CLONES inline double expShiftSum(const float* z, int64_t n, float shift, float* out) {
+  float sum = 0;
+  if (out) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) {
+      const float e = expf_poly(z[i] - shift);
+      out[i] = e;
+      sum += e;
+    }
+  } else {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) sum += expf_poly(z[i] - shift);
+  }
+  return sum;
+}
+inline double expShiftSum(const double* z, int64_t n, double shift, double* out) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double e = std::exp(z[i] - shift);
+    if (out) out[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+
+// Adam / AdamW update of n elements (see ops.h for the formula), in the element type.
+template <typename T>
+RNNLM_INLINE void adamImpl(T* __restrict p, const T* __restrict g, T* __restrict m,
+                                                    T* __restrict v, int64_t n, T b1, T b2, T l2, T shrink,
+                                                    T stepSize, T invSqrtBc2, T eps) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i] + l2 * p[i];
+    const T mi = b1 * m[i] + (T(1) - b1) * gi;
+    const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * shrink - stepSize * mi / (std::sqrt(vi) * invSqrtBc2 + eps);
+  }
+}
+RNNLM_SIMD_CLONES inline void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1,
+                                         float b2, float l2, float shrink, float stepSize, float invSqrtBc2,
+                                         float eps) {
+  adamImpl(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps);
+}
+inline void adamKernel(double* p, const double* g, double* m, double* v, int64_t n, double b1, double b2,
+                       double l2, double shrink, double stepSize, double invSqrtBc2, double eps) {
+  adamImpl(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps);
+}
+
+RNNLM_SIMD_CLONES inline float maxOf(const float* z, int64_t n) {
+  float m = z[0];
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = z[i] > m ? z[i] : m;
+  return m;
+}
+inline double maxOf(const double* z, int64_t n) {
+  double m = z[0];
+  for (int64_t i = 0; i < n; ++i) m = z[i] > m ? z[i] : m;
+  return m;
+}
+
+RNNLM_SIMD_CLONES inline void scaleInPlace(float* v, int64_t n, float s) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) v[i] *= s;
+}
+inline void scaleInPlace(double* v, int64_t n, double s) {
+  for (int64_t i = 0; i < n; ++i) v[i] *= s;
+}
+
+}  // namespace rnnlm::cpu
