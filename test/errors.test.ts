@@ -63,6 +63,7 @@ describe('shapes and arguments', () => {
     expect(code(() => s.dropoutForward(p, m, v, 1, 1))).toMatch(/dropout probability must be in/);
     expect(code(() => s.alloc('f16' as never, 4))).toMatch(/dtype must be 'f32', 'f64' or 'i32'/);
     expect(code(() => s.alloc('f32', 0))).toMatch(/alloc length/);
+    expect(code(() => s.alloc('f32', 2 ** 40))).toMatch(/^ERR_OUT_OF_MEMORY: cannot allocate .* more than this machine's memory/);
     expect(code(() => backend.createRnn({ cell: 'lstm2' as never, inputSize: 2, hiddenSize: 2, layers: 1 }))).toMatch(/cell must be one of/);
     expect(code(() => backend.createRnn({ cell: 'lstm', inputSize: 2, hiddenSize: 0, layers: 1 }))).toMatch(/hiddenSize must be an integer/);
   });

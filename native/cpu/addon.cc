@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 #include <vector>
 
 #include "../common/js.h"
@@ -35,6 +36,12 @@ struct Storage {
   DType dtype;
   Storage(int64_t n, DType t) : length(n), dtype(t) {
     const size_t bytes = ((size_t(n) * dtypeSize(t)) + 63) / 64 * 64;
+    // Refuse what cannot fit in RAM before allocating: with overcommit, touching it would
+    // summon the OOM killer instead of failing cleanly.
+    const double physical = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+    if (physical > 0 && double(bytes) > physical)
+      fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f GiB): more than this machine's memory (%.1f GiB)",
+           (long long)n, dtypeName(t), bytes / 1073741824.0, physical / 1073741824.0);
     data = std::aligned_alloc(64, bytes);
     if (!data)
       fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f MiB) on the CPU", (long long)n,
