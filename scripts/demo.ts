@@ -39,7 +39,7 @@ function* windows(ids: Int32Array) {
 
 async function perplexity(net: Network, ids: Int32Array): Promise<number> {
   let nll = 0, n = 0;
-  net.resetState(T, B);
+  net.resetState(B);
   for (const batch of windows(ids)) {
     net.forward(batch, { training: false });
     net.carryState();
@@ -64,7 +64,7 @@ async function run() {
   const t0 = Date.now();
   while (Date.now() < deadline) {
     epoch++;
-    net.resetState(T, B);
+    net.resetState(B);
     for (const batch of windows(trainIds)) {
       if (Date.now() >= deadline) break;
       net.zeroGrad();

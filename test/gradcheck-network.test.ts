@@ -42,7 +42,7 @@ async function setup(cell: Cell, dtype: 'f32' | 'f64') {
   }
   const batch = raggedBatch();
   net.forward(batch, { training: true, seed }); // makes the arena and its state tensors
-  const st = net.state();
+  const st = net.state(B);
   const h0 = randomArray(rng, L * B * H, 0.5), c0 = randomArray(rng, L * B * H, 0.5);
   net.stream.write(st.hx, cast(h0));
   net.stream.write(st.cx, cast(c0));

@@ -53,11 +53,10 @@ export interface Batch {
   lengths?: Int32Array | null;
 }
 
-interface Arena {
+/** Tensors of one step with T time steps (views into the arena). */
+interface StepViews {
   T: number;
   B: number;
-  f: DeviceBuffer;
-  i: DeviceBuffer;
   ids: Tensor;
   targets: Tensor;
   emb: Tensor;
@@ -71,16 +70,32 @@ interface Arena {
   dy: Tensor;
   dEmbDrop: Tensor;
   dEmb: Tensor;
+  reserve: Tensor;
+  workspace: Tensor;
+  loss: Tensor;
+  norm: Tensor;
+}
+
+/** Activation memory for up to Tcap steps of B sequences: allocated once, reused by every step. */
+interface Arena {
+  Tcap: number;
+  B: number;
+  f: DeviceBuffer;
+  i: DeviceBuffer;
+  /** Start of each slot in f (sized for Tcap). */
+  at: Record<string, number>;
+}
+
+/** Recurrent state of B sequences, kept across steps (and across arena growth). */
+interface States {
+  B: number;
+  buf: DeviceBuffer;
   hx: Tensor;
   cx: Tensor;
   hy: Tensor;
   cy: Tensor;
   dhx: Tensor;
   dcx: Tensor;
-  reserve: Tensor;
-  workspace: Tensor;
-  loss: Tensor;
-  norm: Tensor;
 }
 
 export class Network {
@@ -95,9 +110,8 @@ export class Network {
   private readonly entries = new Map<string, ParamEntry>();
   private readonly rnnOffset: number;
   private arena?: Arena;
-  private lengths: Int32Array | null = null;
-  private training = false;
-  private dropoutSeed = 0;
+  private states?: States;
+  private last?: { views: StepViews; training: boolean; lengths: Int32Array | null };
 
   constructor(
     readonly backend: Backend,
@@ -184,15 +198,53 @@ export class Network {
     this.stream.fill(this.allGrads, 0);
   }
 
-  private ensureArena(T: number, B: number): Arena {
-    if (this.arena && this.arena.T === T && this.arena.B === B) return this.arena;
-    this.freeArena();
-    const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, dropout } = this.config;
-    const sp = this.rnn.spaces(T, B);
+  /** Views for a T x B step; grows the arena when T exceeds its capacity or B changes. */
+  private step(T: number, B: number): StepViews {
+    if (!Number.isInteger(T) || T < 1 || !Number.isInteger(B) || B < 1) {
+      throw invalidArgument(`seqLength and batchSize must be positive integers (got ${T} and ${B})`);
+    }
+    let a = this.arena;
+    if (!a || a.B !== B || T > a.Tcap) {
+      this.freeArena();
+      a = this.arena = this.allocArena(Math.max(T, a && a.B === B ? a.Tcap : 0), B);
+    }
+    const { embeddingSize: E, hiddenSize: H, vocabSize: V, dropout } = this.config;
     const N = T * B;
+    const f = (slot: string, shape: number[]) => tensor(a.f, a.at[slot], shape);
     const drop = dropout > 0;
-    // Float arena: sizes in order of the slices taken below.
-    const sizes = {
+    const sp = this.rnn.spaces(T, B);
+    const emb = f('emb', [T, B, E]);
+    const y = f('y', [T, B, H]);
+    const dyDrop = f('dyDrop', [T, B, H]);
+    const dEmbDrop = f('dEmbDrop', [T, B, E]);
+    return {
+      T, B,
+      ids: tensor(a.i, 0, [N]),
+      targets: tensor(a.i, a.Tcap * B, [N]),
+      emb,
+      embMask: drop ? f('embMask', [T, B, E]) : emb,
+      embDrop: drop ? f('embDrop', [T, B, E]) : emb,
+      y,
+      yMask: drop ? f('yMask', [T, B, H]) : y,
+      yDrop: drop ? f('yDrop', [T, B, H]) : y,
+      logits: f('logits', [N, V]),
+      dyDrop,
+      dy: drop ? f('dy', [T, B, H]) : dyDrop,
+      dEmbDrop,
+      dEmb: drop ? f('dEmb', [T, B, E]) : dEmbDrop,
+      reserve: f('reserve', [sp.reserve]),
+      workspace: f('workspace', [sp.workspace]),
+      loss: f('loss', [2]),
+      norm: f('norm', [1]),
+    };
+  }
+
+  private allocArena(Tcap: number, B: number): Arena {
+    const { vocabSize: V, embeddingSize: E, hiddenSize: H, dropout } = this.config;
+    const sp = this.rnn.spaces(Tcap, B);
+    const N = Tcap * B;
+    const drop = dropout > 0;
+    const sizes: Record<string, number> = {
       emb: N * E,
       embMask: drop ? N * E : 0,
       embDrop: drop ? N * E : 0,
@@ -204,45 +256,18 @@ export class Network {
       dy: drop ? N * H : 0,
       dEmbDrop: N * E,
       dEmb: drop ? N * E : 0,
-      states: 6 * L * B * H,
       reserve: sp.reserve,
       workspace: sp.workspace,
-      scalars: 3,
+      loss: 2,
+      norm: 1,
     };
-    const total = Object.values(sizes).reduce((a, b) => a + b, 0);
-    const f = this.stream.alloc(this.config.dtype, total);
-    const i = this.stream.alloc('i32', 2 * N);
-    let at = 0;
-    const take = (size: number, shape: number[]) => {
-      const t = tensor(f, at, shape);
-      at += size;
-      return t;
-    };
-    const emb = take(sizes.emb, [T, B, E]);
-    const embMask = drop ? take(sizes.embMask, [T, B, E]) : emb;
-    const embDrop = drop ? take(sizes.embDrop, [T, B, E]) : emb;
-    const y = take(sizes.y, [T, B, H]);
-    const yMask = drop ? take(sizes.yMask, [T, B, H]) : y;
-    const yDrop = drop ? take(sizes.yDrop, [T, B, H]) : y;
-    const logits = take(sizes.logits, [N, V]);
-    const dyDrop = take(sizes.dyDrop, [T, B, H]);
-    const dy = drop ? take(sizes.dy, [T, B, H]) : dyDrop;
-    const dEmbDrop = take(sizes.dEmbDrop, [T, B, E]);
-    const dEmb = drop ? take(sizes.dEmb, [T, B, E]) : dEmbDrop;
-    const state = () => take(L * B * H, [L, B, H]);
-    const [hx, cx, hy, cy, dhx, dcx] = [state(), state(), state(), state(), state(), state()];
-    const reserve = take(sp.reserve, [sp.reserve]);
-    const workspace = take(sp.workspace, [sp.workspace]);
-    const loss = take(2, [2]);
-    const norm = take(1, [1]);
-    this.arena = {
-      T, B, f, i,
-      ids: tensor(i, 0, [N]),
-      targets: tensor(i, N, [N]),
-      emb, embMask, embDrop, y, yMask, yDrop, logits, dyDrop, dy, dEmbDrop, dEmb,
-      hx, cx, hy, cy, dhx, dcx, reserve, workspace, loss, norm,
-    };
-    return this.arena;
+    const at: Record<string, number> = {};
+    let total = 0;
+    for (const [slot, size] of Object.entries(sizes)) {
+      at[slot] = total;
+      total += size;
+    }
+    return { Tcap, B, at, f: this.stream.alloc(this.config.dtype, total), i: this.stream.alloc('i32', 2 * N) };
   }
 
   private freeArena(): void {
@@ -251,24 +276,37 @@ export class Network {
     this.arena = undefined;
   }
 
-  /** The recurrent state tensors of the current arena (for tests and state carrying). */
-  state(): { hx: Tensor; cx: Tensor; hy: Tensor; cy: Tensor; dhx: Tensor; dcx: Tensor } {
-    const a = this.requireArena('state');
-    return { hx: a.hx, cx: a.cx, hy: a.hy, cy: a.cy, dhx: a.dhx, dcx: a.dcx };
+  /** The recurrent state of B sequences (zeros when first made or when B changes). */
+  private statesFor(B: number): States {
+    if (this.states?.B === B) return this.states;
+    this.states?.buf.free();
+    const { layers: L, hiddenSize: H } = this.config;
+    const n = L * B * H;
+    const buf = this.stream.alloc(this.config.dtype, 6 * n);
+    const t = (k: number) => tensor(buf, k * n, [L, B, H]);
+    this.states = { B, buf, hx: t(0), cx: t(1), hy: t(2), cy: t(3), dhx: t(4), dcx: t(5) };
+    this.stream.fill(tensor(buf, 0, [6 * n]), 0);
+    return this.states;
+  }
+
+  /** The recurrent state tensors for batches of B sequences: hx/cx go in, hy/cy come out. */
+  state(batchSize: number): Omit<States, 'B' | 'buf'> {
+    const { hx, cx, hy, cy, dhx, dcx } = this.statesFor(batchSize);
+    return { hx, cx, hy, cy, dhx, dcx };
   }
 
   /** Zeroes the initial state (a new epoch, or new independent sequences). */
-  resetState(seqLength: number, batchSize: number): void {
-    const a = this.ensureArena(seqLength, batchSize);
-    this.stream.fill(a.hx, 0);
-    this.stream.fill(a.cx, 0);
+  resetState(batchSize: number): void {
+    const st = this.statesFor(batchSize);
+    this.stream.fill(st.hx, 0);
+    this.stream.fill(st.cx, 0);
   }
 
   /** Truncated BPTT: the final state becomes the next window's initial state (no gradient flows back). */
   carryState(): void {
-    const a = this.requireArena('carryState');
-    this.stream.copy(a.hy, a.hx);
-    this.stream.copy(a.cy, a.cx);
+    const st = this.requireStates('carryState');
+    this.stream.copy(st.hy, st.hx);
+    this.stream.copy(st.cy, st.cx);
   }
 
   /**
@@ -276,41 +314,55 @@ export class Network {
    * (the same seed gives the same masks). The initial state is whatever the arena's hx/cx hold.
    */
   forward(batch: Batch, opts: { training: boolean; seed?: number }): void {
+    const a = this.run(batch, opts);
+    this.stream.write(a.targets, batch.targets);
+    this.stream.crossEntropy(a.logits, a.targets, this.config.paddingIdx, a.loss, a.logits);
+  }
+
+  /**
+   * Inference: log-probabilities of the next token at every position, [T * B, V]
+   * (row t * B + b), in the returned tensor; valid until the next call.
+   */
+  logProbs(inputs: Int32Array, seqLength: number, batchSize: number, lengths?: Int32Array | null): Tensor {
+    const a = this.run({ seqLength, batchSize, inputs, targets: inputs, lengths }, { training: false });
+    this.stream.logSoftmax(a.logits, a.logits);
+    return a.logits;
+  }
+
+  /** Embedding -> dropout -> RNN -> dropout -> decoder logits. */
+  private run(batch: Batch, opts: { training: boolean; seed?: number }): StepViews {
     const { seqLength: T, batchSize: B } = batch;
     const N = T * B;
     if (batch.inputs.length !== N || batch.targets.length !== N) {
       throw invalidArgument(`a batch of ${T} x ${B} needs ${N} inputs and targets (got ${batch.inputs.length} and ${batch.targets.length})`);
     }
-    const fresh = !this.arena || this.arena.T !== T || this.arena.B !== B;
-    const a = this.ensureArena(T, B);
-    if (fresh) this.resetState(T, B);
-    const { dropout, paddingIdx, embeddingSize: E, hiddenSize: H } = this.config;
+    const a = this.step(T, B);
+    const st = this.statesFor(B);
+    const { dropout, embeddingSize: E, hiddenSize: H } = this.config;
     const s = this.stream;
     const rng = new Random(opts.seed ?? 0);
     const drop = opts.training && dropout > 0;
-    this.training = opts.training;
-    this.lengths = batch.lengths ?? null;
-    this.dropoutSeed = rng.seed();
+    this.last = { views: a, training: opts.training, lengths: batch.lengths ?? null };
     s.write(a.ids, batch.inputs);
-    s.write(a.targets, batch.targets);
-    s.embeddingForward(this.param('encoder.weight'), a.ids, tensor(a.emb.buffer, a.emb.offset, [N, E]));
+    s.embeddingForward(this.param('encoder.weight'), a.ids, flat(a.emb, N, E));
     if (drop) s.dropoutForward(a.emb, a.embMask, a.embDrop, dropout, rng.seed());
     else if (a.embDrop !== a.emb) s.copy(a.emb, a.embDrop);
     s.rnnForward(this.rnn, {
-      x: a.embDrop, y: a.y, hx: a.hx, cx: a.cx, hy: a.hy, cy: a.cy,
+      x: a.embDrop, y: a.y, hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
       weights: this.rnnWeights, reserve: a.reserve, workspace: a.workspace,
-      lengths: this.lengths, training: opts.training, seed: this.dropoutSeed,
+      lengths: batch.lengths ?? null, training: opts.training, seed: rng.seed(),
     });
     if (drop) s.dropoutForward(a.y, a.yMask, a.yDrop, dropout, rng.seed());
     else if (a.yDrop !== a.y) s.copy(a.y, a.yDrop);
     s.linearForward(flat(a.yDrop, N, H), this.param('decoder.weight'), this.param('decoder.bias'), a.logits);
-    s.crossEntropy(a.logits, a.targets, paddingIdx, a.loss, a.logits);
+    return a;
   }
 
   /** Gradients of the last forward's loss, accumulated into the gradient buffer. */
   backward(opts: { stateGrads?: boolean } = {}): void {
-    const a = this.requireArena('backward');
-    if (!this.training) throw invalidArgument('backward needs a forward pass with training: true');
+    if (!this.last?.training) throw invalidArgument('backward needs a forward pass with training: true first');
+    const { views: a, lengths } = this.last;
+    const st = this.requireStates('backward');
     const { dropout, paddingIdx, embeddingSize: E, hiddenSize: H } = this.config;
     const N = a.T * a.B;
     const s = this.stream;
@@ -322,28 +374,26 @@ export class Network {
     if (drop) s.multiply(a.dyDrop, a.yMask, a.dy);
     s.rnnBackwardData(this.rnn, {
       dy: a.dy, dx: a.dEmbDrop,
-      dhx: opts.stateGrads ? a.dhx : null, dcx: opts.stateGrads ? a.dcx : null,
-      weights: this.rnnWeights, reserve: a.reserve, workspace: a.workspace, lengths: this.lengths,
+      dhx: opts.stateGrads ? st.dhx : null, dcx: opts.stateGrads ? st.dcx : null,
+      weights: this.rnnWeights, reserve: a.reserve, workspace: a.workspace, lengths,
     });
-    s.rnnBackwardWeights(this.rnn, { x: a.embDrop, dweights: this.rnnGrads, reserve: a.reserve, lengths: this.lengths });
+    s.rnnBackwardWeights(this.rnn, { x: a.embDrop, dweights: this.rnnGrads, reserve: a.reserve, lengths });
     if (drop) s.multiply(a.dEmbDrop, a.embMask, a.dEmb);
     s.embeddingBackward(a.ids, flat(a.dEmb, N, E), this.grad('encoder.weight'), paddingIdx);
   }
 
   /** Loss of the last forward (mean NLL over counted targets) and the count. */
   async readLoss(): Promise<{ loss: number; count: number }> {
-    const a = this.requireArena('readLoss');
-    const r = await this.stream.read(a.loss);
+    const r = await this.stream.read(this.requireLast('readLoss').loss);
     return { loss: r[0], count: r[1] };
   }
 
   /** Global-norm clipping of the whole gradient; the norm before clipping lands in normTensor. */
   clipGradNorm(maxNorm: number): void {
-    const a = this.requireArena('clipGradNorm');
-    this.stream.clipGradNorm(this.allGrads, maxNorm, a.norm);
+    this.stream.clipGradNorm(this.allGrads, maxNorm, this.normTensor);
   }
   get normTensor(): Tensor {
-    return this.requireArena('normTensor').norm;
+    return this.requireLast('normTensor').norm;
   }
 
   async readParam(name: string): Promise<FloatArray> {
@@ -356,13 +406,18 @@ export class Network {
     this.stream.write(this.param(name), data);
   }
 
-  private requireArena(what: string): Arena {
-    if (!this.arena) throw new RnnlmError('ERR_INVALID_ARGUMENT', `${what} needs a forward pass first`);
-    return this.arena;
+  private requireLast(what: string): StepViews {
+    if (!this.last) throw new RnnlmError('ERR_INVALID_ARGUMENT', `${what} needs a forward pass first`);
+    return this.last.views;
+  }
+  private requireStates(what: string): States {
+    if (!this.states) throw new RnnlmError('ERR_INVALID_ARGUMENT', `${what} needs a forward pass first`);
+    return this.states;
   }
 
   dispose(): void {
     this.freeArena();
+    this.states?.buf.free();
     this.params.free();
     this.grads.free();
     this.stream.dispose();
