@@ -1,0 +1,36 @@
+/**
+ * Device selection (DESIGN.md, "Devices"): 'cpu', 'cuda', or 'auto' = CUDA when its
+ * backend loads and a GPU answers, else the CPU, with the reason kept (model.deviceReason)
+ * and logged under NODE_DEBUG=rnnlm.
+ */
+import { debuglog } from 'node:util';
+import { RnnlmError, invalidArgument } from '../errors';
+import { cpuBackend } from './cpu';
+import type { Backend } from './types';
+
+export type DeviceOption = 'auto' | 'cpu' | 'cuda';
+
+const debug = debuglog('rnnlm');
+
+/** The CUDA backend, or ERR_CUDA_UNAVAILABLE saying what is missing. */
+export function cudaBackend(): Backend {
+  throw new RnnlmError(
+    'ERR_CUDA_UNAVAILABLE',
+    'the CUDA backend is not part of this build of rnnlm yet (native/cuda is in progress); use device: "cpu" or "auto"',
+  );
+}
+
+export function selectBackend(device: DeviceOption): { backend: Backend; reason: string } {
+  if (device === 'cpu') return { backend: cpuBackend, reason: "device: 'cpu' was requested" };
+  if (device === 'cuda') return { backend: cudaBackend(), reason: "device: 'cuda' was requested" };
+  if (device !== 'auto') throw invalidArgument(`device must be 'auto', 'cpu' or 'cuda' (got '${String(device)}')`);
+  try {
+    const backend = cudaBackend();
+    debug('device auto: using CUDA');
+    return { backend, reason: 'auto: the CUDA backend loaded and a GPU answered' };
+  } catch (e) {
+    const why = e instanceof RnnlmError ? e.message : String(e);
+    debug('device auto: using the CPU because %s', why);
+    return { backend: cpuBackend, reason: `auto: CPU, because ${why}` };
+  }
+}

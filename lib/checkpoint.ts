@@ -1,0 +1,147 @@
+/**
+ * Checkpoint files (DESIGN.md, "Checkpoints"): one .safetensors file with the weights under
+ * PyTorch word_language_model's state_dict names (fp32, canonical layout whatever the device)
+ * and, in __metadata__, the model config and the tokenizer as JSON strings; training state
+ * in a sidecar <name>.train.safetensors. Everything read is validated before use.
+ */
+import { RnnlmError } from './errors';
+import type { Cell } from './backend/types';
+import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
+import type { ParamEntry } from './nn/network';
+import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
+
+export interface ModelConfig {
+  cell: Cell;
+  vocabSize: number;
+  embeddingSize: number;
+  hiddenSize: number;
+  layers: number;
+  dropout: number;
+  tieWeights: boolean;
+  seed: number;
+}
+
+const FORMAT = 'rnnlm';
+const VERSION = '1';
+
+function bad(path: string, what: string): RnnlmError {
+  return new RnnlmError('ERR_CHECKPOINT', `${path}: ${what}`);
+}
+
+export async function writeCheckpoint(
+  path: string,
+  layout: readonly ParamEntry[],
+  params: Float32Array,
+  config: ModelConfig,
+  tokenizer: Tokenizer | undefined,
+  mode: string | undefined,
+  extra: Record<string, string> = {},
+): Promise<void> {
+  const tensors = new Map<string, SafeTensor>();
+  for (const e of layout) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    tensors.set(e.name, { dtype: 'F32', shape: [...e.shape], data: params.slice(e.offset, e.offset + n) });
+  }
+  const metadata: Record<string, string> = { format: FORMAT, version: VERSION, config: JSON.stringify(config) };
+  if (tokenizer) metadata.tokenizer = JSON.stringify(tokenizer.toJSON());
+  if (mode) metadata.mode = mode;
+  await writeSafetensorsFile(path, tensors, { ...extra, ...metadata });
+}
+
+/** Parses and validates a model config from untrusted JSON. */
+export function parseConfig(path: string, text: string | undefined): ModelConfig {
+  if (text === undefined) throw bad(path, 'metadata has no config; is this an rnnlm checkpoint?');
+  let c: Record<string, unknown>;
+  try {
+    c = JSON.parse(text);
+  } catch {
+    throw bad(path, 'metadata config is not valid JSON');
+  }
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) throw bad(path, 'metadata config must be a JSON object');
+  const int = (k: string, min: number, max: number) => {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw bad(path, `config.${k} must be an integer in [${min}, ${max}] (got ${JSON.stringify(v)})`);
+    return v;
+  };
+  const cell = c.cell;
+  if (cell !== 'lstm' && cell !== 'gru' && cell !== 'rnn_tanh' && cell !== 'rnn_relu') throw bad(path, `config.cell ${JSON.stringify(cell)} is not a known cell`);
+  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout <= 0.95)) throw bad(path, 'config.dropout must be a number in [0, 0.95]');
+  if (typeof c.tieWeights !== 'boolean') throw bad(path, 'config.tieWeights must be a boolean');
+  const known = ['cell', 'vocabSize', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'seed'];
+  for (const k of Object.keys(c)) if (!known.includes(k)) throw bad(path, `config has an unknown field '${k}'`);
+  const config: ModelConfig = {
+    cell,
+    vocabSize: int('vocabSize', 2, 1 << 24),
+    embeddingSize: int('embeddingSize', 1, 1 << 16),
+    hiddenSize: int('hiddenSize', 1, 1 << 16),
+    layers: int('layers', 1, 16),
+    dropout: c.dropout,
+    tieWeights: c.tieWeights,
+    seed: int('seed', 0, 2 ** 31 - 1),
+  };
+  if (config.tieWeights && config.embeddingSize !== config.hiddenSize) throw bad(path, 'config.tieWeights needs embeddingSize == hiddenSize');
+  return config;
+}
+
+export interface LoadedCheckpoint {
+  config: ModelConfig;
+  metadata: Record<string, string>;
+  tokenizer?: Tokenizer;
+  mode?: 'stream' | 'sentences';
+  /** The flat parameter buffer for a network's layout (shapes and names checked). */
+  params(layout: readonly ParamEntry[]): Float32Array;
+}
+
+export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
+  const { metadata, tensors } = await readSafetensorsFile(path);
+  if (metadata.format !== FORMAT) throw bad(path, `metadata.format is ${JSON.stringify(metadata.format)}, expected '${FORMAT}'`);
+  if (metadata.version !== VERSION) throw bad(path, `checkpoint version ${JSON.stringify(metadata.version)} is not supported (expected ${VERSION})`);
+  const config = parseConfig(path, metadata.config);
+  let tokenizer: Tokenizer | undefined;
+  if (metadata.tokenizer !== undefined) {
+    let json: unknown;
+    try {
+      json = JSON.parse(metadata.tokenizer);
+    } catch {
+      throw bad(path, 'metadata tokenizer is not valid JSON');
+    }
+    tokenizer = tokenizerFromJSON(json);
+    if (tokenizer.vocabSize !== config.vocabSize) throw bad(path, `the tokenizer has ${tokenizer.vocabSize} tokens but config.vocabSize is ${config.vocabSize}`);
+  }
+  const mode = metadata.mode;
+  if (mode !== undefined && mode !== 'stream' && mode !== 'sentences') throw bad(path, `metadata mode ${JSON.stringify(mode)} is not 'stream' or 'sentences'`);
+  return {
+    config,
+    metadata,
+    tokenizer,
+    mode,
+    params(layout) {
+      const names = new Set(layout.map((e) => e.name));
+      for (const name of tensors.keys()) if (!names.has(name)) throw bad(path, `unexpected tensor '${name}'`);
+      const total = layout.reduce((a, e) => Math.max(a, e.offset + e.shape.reduce((x, y) => x * y, 1)), 0);
+      const flat = new Float32Array(total);
+      for (const e of layout) {
+        const t = tensors.get(e.name);
+        if (!t) throw bad(path, `tensor '${e.name}' is missing`);
+        if (t.dtype !== 'F32') throw bad(path, `tensor '${e.name}' is ${t.dtype}; expected F32`);
+        if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) {
+          throw bad(path, `tensor '${e.name}' has shape [${t.shape.join(', ')}]; the config needs [${e.shape.join(', ')}]`);
+        }
+        const data = t.data as Float32Array;
+        for (let i = 0; i < data.length; i++) {
+          if (!Number.isFinite(data[i])) throw bad(path, `tensor '${e.name}' holds a non-finite value at index ${i}`);
+        }
+        if (e.name === 'decoder.weight' && config.tieWeights) {
+          // Tied: the file holds the same matrix twice (as PyTorch's state_dict does).
+          const enc = tensors.get('encoder.weight')?.data as Float32Array | undefined;
+          if (!enc || enc.length !== data.length || enc.some((v, i) => v !== data[i])) {
+            throw bad(path, 'config.tieWeights is set but decoder.weight differs from encoder.weight');
+          }
+          continue;
+        }
+        flat.set(data, e.offset);
+      }
+      return flat;
+    },
+  };
+}

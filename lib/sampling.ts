@@ -1,0 +1,66 @@
+/**
+ * Choosing the next token from a row of log-probabilities (one small copy per token
+ * from the device): greedy, temperature, top-k and nucleus (top-p) sampling, and the
+ * k most likely tokens. Token ids in `exclude` (e.g. <pad>, <sos>) are never chosen.
+ */
+import type { Random } from './util/random';
+
+export interface SamplingOptions {
+  /** 0 = greedy (argmax); 1 = the model's distribution; < 1 sharper, > 1 flatter. */
+  temperature: number;
+  /** Sample only among the k most likely tokens (0 = no limit). */
+  topK: number;
+  /** Sample only among the smallest set of tokens whose probability reaches topP (1 = no limit). */
+  topP: number;
+}
+
+/** The k most likely tokens, most likely first. */
+export function topTokens(logProbs: ArrayLike<number>, k: number, exclude: ReadonlySet<number>): { id: number; logProb: number }[] {
+  const best: { id: number; logProb: number }[] = [];
+  for (let i = 0; i < logProbs.length; i++) {
+    if (exclude.has(i)) continue;
+    const lp = logProbs[i];
+    if (best.length === k && lp <= best[k - 1].logProb) continue;
+    let j = best.length < k ? best.length : k - 1;
+    best[j] = { id: i, logProb: lp };
+    while (j > 0 && best[j].logProb > best[j - 1].logProb) {
+      [best[j], best[j - 1]] = [best[j - 1], best[j]];
+      j--;
+    }
+  }
+  return best;
+}
+
+export function sampleToken(
+  logProbs: ArrayLike<number>,
+  opts: SamplingOptions,
+  rng: Random,
+  exclude: ReadonlySet<number>,
+): number {
+  if (opts.temperature === 0) return topTokens(logProbs, 1, exclude)[0].id;
+  const V = logProbs.length;
+  let ids: number[] = [];
+  for (let i = 0; i < V; i++) if (!exclude.has(i)) ids.push(i);
+  if (opts.topK > 0 || opts.topP < 1) {
+    ids.sort((a, b) => logProbs[b] - logProbs[a]);
+    if (opts.topK > 0) ids = ids.slice(0, opts.topK);
+  }
+  let mx = -Infinity;
+  for (const i of ids) mx = Math.max(mx, logProbs[i]);
+  const p = ids.map((i) => Math.exp((logProbs[i] - mx) / opts.temperature));
+  let total = p.reduce((a, b) => a + b, 0);
+  if (opts.topP < 1) {
+    // ids are sorted by probability: keep the shortest prefix reaching topP of the mass.
+    let acc = 0, keep = 0;
+    while (keep < p.length && acc < opts.topP * total) acc += p[keep++];
+    ids = ids.slice(0, keep);
+    p.length = keep;
+    total = acc;
+  }
+  let u = rng.next() * total;
+  for (let j = 0; j < ids.length; j++) {
+    u -= p[j];
+    if (u <= 0) return ids[j];
+  }
+  return ids[ids.length - 1];
+}

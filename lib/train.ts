@@ -1,0 +1,373 @@
+/**
+ * The training loop of LanguageModel.fit — PyTorch word_language_model's loop: for each
+ * window (stream) or padded batch (sentences): zero the gradients, forward, backward,
+ * clip, step; the hidden state carried between stream windows without its gradient;
+ * validation and the learning-rate schedule once per epoch; checkpoints and exact resume.
+ *
+ * Reproducibility: dropout masks come from (seed, global step) and the sentence order from
+ * (seed, epoch), and a checkpoint holds the optimizer moments, the carried state and the
+ * position in the data, so a resumed run computes the same numbers as an uninterrupted one.
+ */
+import { SingleBar } from 'cli-progress';
+import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { SentenceBatches, StreamBatches } from './data';
+import { RnnlmError, invalidArgument } from './errors';
+import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
+import type { DataMode, LanguageModel, TextInput } from './model';
+import { Optimizer, type OptimizerOptions } from './nn/optimizer';
+import { Options } from './options';
+
+export type LrSchedule =
+  | 'constant'
+  | { type: 'constant' }
+  /** lr *= factor after each `every` epochs, from epoch `start` on (e.g. x0.5 per epoch after epoch 4). */
+  | { type: 'step'; factor?: number; start?: number; every?: number }
+  /** lr *= factor when the validation loss has not improved for `patience` + 1 epochs (PyTorch example: /4). */
+  | { type: 'plateau'; factor?: number; patience?: number; threshold?: number };
+
+export interface EpochLog {
+  epoch: number;
+  /** Mean training loss of the epoch (nats per token) and its perplexity. */
+  loss: number;
+  perplexity: number;
+  valLoss?: number;
+  valPerplexity?: number;
+  /** Learning rate used during the epoch. */
+  lr: number;
+  tokens: number;
+  tokensPerSecond: number;
+  seconds: number;
+}
+
+export interface FitOptions {
+  validation?: TextInput;
+  mode?: DataMode;
+  epochs?: number;
+  batchSize?: number;
+  seqLength?: number;
+  optimizer?: OptimizerOptions;
+  lrSchedule?: LrSchedule;
+  /** Global gradient-norm clipping (PyTorch clip_grad_norm_). */
+  clipNorm?: number;
+  /** Elementwise gradient clipping to [-clipValue, clipValue]. */
+  clipValue?: number;
+  /** Shuffle sentences each epoch (sentences mode; default true). */
+  shuffle?: boolean;
+  /** Batch sentences of similar length together (sentences mode; default false). */
+  bucketing?: boolean;
+  onEpochEnd?: (log: EpochLog, model: LanguageModel) => void | Promise<void>;
+  /** Periodic checkpoints: after every epoch, or every N steps. */
+  checkpoint?: { path: string; every?: 'epoch' | number };
+  /** Continue from checkpoint.path (true) or from a given checkpoint file. */
+  resume?: boolean | string;
+  signal?: AbortSignal;
+  /** A progress bar on stderr when it is a TTY (default true); false for none. */
+  progress?: boolean;
+  /** Seed of dropout masks and shuffling (default: the model's seed). */
+  seed?: number;
+}
+
+const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue',
+  'shuffle', 'bucketing', 'onEpochEnd', 'checkpoint', 'resume', 'signal', 'progress', 'seed'] as const;
+
+interface Schedule {
+  kind: 'constant' | 'step' | 'plateau';
+  factor: number;
+  start: number;
+  every: number;
+  patience: number;
+  threshold: number;
+}
+
+/** Everything a checkpoint must hold to continue exactly. */
+interface TrainState {
+  step: number;
+  epoch: number; // 1-based, the epoch in progress
+  batch: number; // next batch index within the epoch
+  lr: number;
+  best: number; // best validation loss so far (plateau)
+  bad: number; // epochs without improvement (plateau)
+  history: EpochLog[];
+  epochNll: number; // sum of loss * count in the epoch so far
+  epochCount: number;
+  epochSeconds: number;
+  fingerprint: string;
+}
+
+export function sidecarPath(path: string): string {
+  return path.replace(/(\.safetensors)?$/, '.train.safetensors');
+}
+
+function parseSchedule(o: Options): Schedule {
+  const raw = o.raw('lrSchedule');
+  const base: Schedule = { kind: 'constant', factor: 1, start: 1, every: 1, patience: 0, threshold: 0 };
+  if (raw === undefined || raw === 'constant') return base;
+  const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+  if (type === 'constant') return base;
+  if (type === 'step') {
+    const s = o.nested('lrSchedule', ['type', 'factor', 'start', 'every'])!;
+    return { ...base, kind: 'step', factor: s.number('factor', 0.5, { min: 0, max: 1, exclusiveMin: true }), start: s.integer('start', 1, { min: 1 }), every: s.integer('every', 1, { min: 1 }) };
+  }
+  if (type === 'plateau') {
+    const s = o.nested('lrSchedule', ['type', 'factor', 'patience', 'threshold'])!;
+    return { ...base, kind: 'plateau', factor: s.number('factor', 0.25, { min: 0, max: 1, exclusiveMin: true }), patience: s.integer('patience', 0, { min: 0 }), threshold: s.number('threshold', 0, { min: 0 }) };
+  }
+  throw invalidArgument(`fit: lrSchedule must be 'constant', { type: 'step', ... } or { type: 'plateau', ... } (got ${JSON.stringify(raw)})`);
+}
+
+function parseOptimizer(o: Options): OptimizerOptions {
+  const raw = o.raw('optimizer');
+  if (raw === undefined) return { type: 'adam', lr: 1e-3 };
+  const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+  if (type === 'adam' || type === 'adamw') {
+    const s = o.nested('optimizer', ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay'])!;
+    return {
+      type,
+      lr: s.number('lr', 1e-3, { min: 0, max: 1e3, exclusiveMin: true }),
+      beta1: s.number('beta1', 0.9, { min: 0, max: 0.999999 }),
+      beta2: s.number('beta2', 0.999, { min: 0, max: 0.999999999 }),
+      eps: s.number('eps', 1e-8, { min: 0, max: 1, exclusiveMin: true }),
+      weightDecay: s.number('weightDecay', type === 'adamw' ? 0.01 : 0, { min: 0, max: 1e3 }),
+    };
+  }
+  if (type === 'sgd') {
+    const s = o.nested('optimizer', ['type', 'lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'])!;
+    return {
+      type,
+      lr: s.number('lr', 1, { min: 0, max: 1e3, exclusiveMin: true }),
+      momentum: s.number('momentum', 0, { min: 0, max: 1 }),
+      dampening: s.number('dampening', 0, { min: 0, max: 1 }),
+      weightDecay: s.number('weightDecay', 0, { min: 0, max: 1e3 }),
+      nesterov: s.boolean('nesterov', false),
+    };
+  }
+  throw invalidArgument(`fit: optimizer.type must be 'adam', 'adamw' or 'sgd' (got ${JSON.stringify(type)})`);
+}
+
+export async function fitModel(model: LanguageModel, train: TextInput, options: FitOptions): Promise<EpochLog[]> {
+  const o = new Options('fit', options, FIT_KEYS);
+  const mode = o.oneOf('mode', model.inferMode(train), ['stream', 'sentences'] as const);
+  const epochs = o.integer('epochs', 1, { min: 1, max: 1_000_000 });
+  const batchSize = o.integer('batchSize', mode === 'stream' ? 20 : 32, { min: 1, max: 1 << 16 });
+  const seqLength = o.integer('seqLength', 35, { min: 1, max: 1 << 16 });
+  const optim = parseOptimizer(o);
+  const schedule = parseSchedule(o);
+  const clipNorm = o.optionalNumber('clipNorm', { min: 0, exclusiveMin: true });
+  const clipValue = o.optionalNumber('clipValue', { min: 0, exclusiveMin: true });
+  const shuffle = o.boolean('shuffle', true);
+  const bucketing = o.boolean('bucketing', false);
+  const onEpochEnd = o.func<(log: EpochLog, model: LanguageModel) => void | Promise<void>>('onEpochEnd');
+  const ck = o.nested('checkpoint', ['path', 'every']);
+  const checkpoint = ck && { path: ck.string('path')!, every: ck.raw('every') ?? 'epoch' };
+  if (ck && !ck.has('path')) throw invalidArgument('fit: checkpoint.path is required');
+  if (checkpoint && checkpoint.every !== 'epoch' && !(Number.isSafeInteger(checkpoint.every) && (checkpoint.every as number) >= 1)) {
+    throw invalidArgument(`fit: checkpoint.every must be 'epoch' or a number of steps >= 1 (got ${JSON.stringify(checkpoint.every)})`);
+  }
+  const resumeRaw = o.raw('resume');
+  if (resumeRaw !== undefined && typeof resumeRaw !== 'boolean' && (typeof resumeRaw !== 'string' || !resumeRaw)) {
+    throw invalidArgument('fit: resume must be true/false or the path of a checkpoint');
+  }
+  const resumePath = resumeRaw === true ? checkpoint?.path : typeof resumeRaw === 'string' ? resumeRaw : undefined;
+  if (resumeRaw === true && !resumePath) throw invalidArgument('fit: resume: true needs checkpoint.path (or give resume the checkpoint path)');
+  const signal = o.raw('signal') as AbortSignal | undefined;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('fit: signal must be an AbortSignal');
+  const showProgress = o.boolean('progress', true) && Boolean(process.stderr.isTTY);
+  const seed = o.integer('seed', model.config.seed, { min: 0, max: 2 ** 31 - 1 });
+
+  // Data, validated before any work.
+  const net = model.network;
+  const stream = mode === 'stream' ? new StreamBatches(model.encodeStream(train, 'training data'), batchSize, seqLength, 'the training text') : undefined;
+  const sentences = mode === 'sentences' ? new SentenceBatches(model.encodeSentences(train, 'training data'), batchSize, { shuffle, bucketing, seed }) : undefined;
+  if (stream && stream.cols - 1 < seqLength) {
+    throw invalidArgument(
+      `the training text (${stream.cols * batchSize} tokens) is shorter than one window of ${batchSize} x ${seqLength + 1} tokens; use more text or smaller batchSize/seqLength`,
+    );
+  }
+  const validation = o.raw('validation');
+  if (validation !== undefined) {
+    if (mode === 'stream') model.encodeStream(validation, 'validation data');
+    else model.encodeSentences(validation, 'validation data');
+  }
+  const batchesPerEpoch = stream ? stream.count : sentences!.count;
+  const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed, optimizer: optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens });
+
+  const opt = new Optimizer(net.stream, optim, net.parameterCount, 'f32');
+  const st: TrainState = { step: 0, epoch: 1, batch: 0, lr: opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, fingerprint };
+  let bar: SingleBar | undefined;
+  try {
+    if (resumePath) await restore(model, opt, st, resumePath, mode === 'stream' ? batchSize : 0);
+    model.mode = mode;
+    const save = async () => {
+      if (!checkpoint) return;
+      await saveTrainState(model, opt, st, checkpoint.path, mode === 'stream' ? batchSize : 0);
+    };
+
+    for (; st.epoch <= epochs; st.epoch++, st.batch = 0, st.epochNll = 0, st.epochCount = 0, st.epochSeconds = 0) {
+      opt.lr = st.lr;
+      if (stream && st.batch === 0) net.resetState(batchSize);
+      const order = sentences?.order(st.epoch);
+      if (showProgress) {
+        bar?.stop();
+        bar = new SingleBar({
+          format: `epoch ${st.epoch}/${epochs} [{bar}] {percentage}% | loss {loss} | ppl {ppl} | {tps} tok/s | ETA {eta_formatted}`,
+          stream: process.stderr,
+          hideCursor: true,
+        });
+        bar.start(batchesPerEpoch, st.batch, { loss: '-', ppl: '-', tps: '-' });
+      }
+      let t0 = performance.now();
+      // Two steps in flight: step k's loss is read while step k+1 is queued behind it.
+      let pending: Promise<{ loss: number; count: number }> | undefined;
+      const settle = async () => {
+        if (!pending) return;
+        const r = await pending;
+        pending = undefined;
+        if (!Number.isFinite(r.loss)) {
+          throw new RnnlmError('ERR_NON_FINITE', `the training loss became ${r.loss} at step ${st.step}; lower the learning rate or set clipNorm`);
+        }
+        st.epochNll += r.loss * r.count;
+        st.epochCount += r.count;
+      };
+      for (; st.batch < batchesPerEpoch; ) {
+        if (signal?.aborted) {
+          await settle();
+          st.epochSeconds += (performance.now() - t0) / 1000;
+          await save();
+          throw signal.reason ?? new DOMException('fit was aborted', 'AbortError');
+        }
+        const batch = stream ? stream.batch(st.batch) : sentences!.batch(order!, st.batch);
+        if (sentences) net.resetState(batch.batchSize);
+        net.zeroGrad();
+        net.forward(batch, { training: true, seed: (seed * 1000003 + st.step) % 2147483647 });
+        net.backward();
+        if (clipValue !== undefined) net.stream.clipValue(net.allGrads, clipValue);
+        if (clipNorm !== undefined) net.clipGradNorm(clipNorm);
+        opt.apply(net.allParams, net.allGrads);
+        if (stream) net.carryState();
+        const read = net.readLoss();
+        await settle();
+        pending = read;
+        st.step++;
+        st.batch++;
+        if (bar) {
+          const secs = st.epochSeconds + (performance.now() - t0) / 1000;
+          const l = st.epochCount ? st.epochNll / st.epochCount : NaN;
+          bar.update(st.batch, { loss: l.toFixed(3), ppl: Math.exp(l).toFixed(1), tps: Math.round(st.epochCount / secs) });
+        }
+        if (checkpoint && typeof checkpoint.every === 'number' && st.step % checkpoint.every === 0 && st.batch < batchesPerEpoch) {
+          await settle();
+          st.epochSeconds += (performance.now() - t0) / 1000;
+          t0 = performance.now();
+          await save();
+        }
+      }
+      await settle();
+      bar?.stop();
+      bar = undefined;
+      st.epochSeconds += (performance.now() - t0) / 1000;
+      const loss = st.epochNll / st.epochCount;
+      const log: EpochLog = {
+        epoch: st.epoch,
+        loss,
+        perplexity: Math.exp(loss),
+        lr: st.lr,
+        tokens: st.epochCount,
+        tokensPerSecond: st.epochCount / st.epochSeconds,
+        seconds: st.epochSeconds,
+      };
+      if (validation !== undefined) {
+        const v = await model.evaluateNow(validation, { mode, batchSize: mode === 'stream' ? 10 : batchSize, seqLength });
+        log.valLoss = v.loss;
+        log.valPerplexity = v.perplexity;
+      }
+      // Learning-rate schedule for the next epoch.
+      if (schedule.kind === 'step' && st.epoch >= schedule.start && (st.epoch - schedule.start) % schedule.every === 0) {
+        st.lr *= schedule.factor;
+      } else if (schedule.kind === 'plateau') {
+        const metric = log.valLoss ?? log.loss;
+        if (metric < st.best - schedule.threshold) {
+          st.best = metric;
+          st.bad = 0;
+        } else if (++st.bad > schedule.patience) {
+          st.lr *= schedule.factor;
+          st.bad = 0;
+        }
+      }
+      st.history.push(log);
+      if (onEpochEnd) await onEpochEnd(log, model);
+      if (checkpoint && (checkpoint.every === 'epoch' || st.epoch === epochs)) {
+        // The position after this epoch: the start of the next one.
+        const next = { ...st, epoch: st.epoch + 1, batch: 0, epochNll: 0, epochCount: 0, epochSeconds: 0 };
+        await saveTrainState(model, opt, next, checkpoint.path, 0);
+      }
+    }
+    return st.history;
+  } finally {
+    bar?.stop();
+    opt.dispose();
+  }
+}
+
+async function saveTrainState(model: LanguageModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number): Promise<void> {
+  const net = model.network;
+  const tensors = new Map<string, SafeTensor>();
+  const names = opt.options.type === 'sgd' ? ['optimizer.momentum'] : ['optimizer.m', 'optimizer.v'];
+  const moments = opt.stateTensors;
+  for (let i = 0; i < moments.length; i++) {
+    tensors.set(names[i], { dtype: 'F32', shape: [net.parameterCount], data: (await net.stream.read(moments[i])) as Float32Array });
+  }
+  if (carriedBatch > 0 && st.batch > 0) {
+    const s = net.state(carriedBatch);
+    tensors.set('state.h', { dtype: 'F32', shape: [...s.hx.shape], data: (await net.stream.read(s.hx)) as Float32Array });
+    tensors.set('state.c', { dtype: 'F32', shape: [...s.cx.shape], data: (await net.stream.read(s.cx)) as Float32Array });
+  }
+  const meta = { format: 'rnnlm-train', version: '1', state: JSON.stringify({ ...st, optimizerStep: opt.step, best: Number.isFinite(st.best) ? st.best : null }) };
+  // Sidecar first, then the model: both carry the step, and resume checks that they agree.
+  await writeSafetensorsFile(sidecarPath(path), tensors, meta);
+  await model.saveNow(path, { trainStep: String(st.step) });
+}
+
+async function restore(model: LanguageModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number): Promise<void> {
+  const side = sidecarPath(path);
+  const ck = await readCheckpoint(path);
+  const { metadata, tensors } = await readSafetensorsFile(side);
+  const bad = (what: string) => new RnnlmError('ERR_CHECKPOINT', `${side}: ${what}`);
+  if (metadata.format !== 'rnnlm-train' || metadata.version !== '1' || !metadata.state) throw bad('not an rnnlm training-state file');
+  let saved: TrainState & { optimizerStep: number; best: number | null };
+  try {
+    saved = JSON.parse(metadata.state);
+  } catch {
+    throw bad('training state is not valid JSON');
+  }
+  const ints = ['step', 'epoch', 'batch', 'optimizerStep', 'bad'] as const;
+  for (const k of ints) if (!Number.isSafeInteger(saved[k]) || saved[k] < 0) throw bad(`state.${k} must be a non-negative integer`);
+  if (typeof saved.lr !== 'number' || !(saved.lr > 0) || !Array.isArray(saved.history)) throw bad('state.lr or state.history is invalid');
+  if (String(saved.step) !== ck.metadata.trainStep) {
+    throw bad(`training state is from step ${saved.step} but ${path} is from step ${ck.metadata.trainStep ?? 'none'}; they do not belong together`);
+  }
+  if (saved.fingerprint !== st.fingerprint) {
+    throw invalidArgument(`fit: resume from ${path}: the checkpoint was made with different data or options (${saved.fingerprint}); now ${st.fingerprint}`);
+  }
+  const cfg = model.config;
+  if (JSON.stringify(ck.config) !== JSON.stringify(cfg)) throw invalidArgument(`fit: resume from ${path}: the checkpoint's model config differs from this model's`);
+  const net = model.network;
+  net.stream.write(net.allParams, ck.params(net.layout));
+  const names = opt.options.type === 'sgd' ? ['optimizer.momentum'] : ['optimizer.m', 'optimizer.v'];
+  opt.stateTensors.forEach((t, i) => net.stream.write(t, tensorData(tensors.get(names[i]), [net.parameterCount], `${side}: ${names[i]}`)));
+  if (carriedBatch > 0 && saved.batch > 0) {
+    const s = net.state(carriedBatch);
+    net.stream.write(s.hx, tensorData(tensors.get('state.h'), s.hx.shape, `${side}: state.h`));
+    net.stream.write(s.cx, tensorData(tensors.get('state.c'), s.cx.shape, `${side}: state.c`));
+  }
+  await net.stream.sync();
+  opt.step = saved.optimizerStep;
+  Object.assign(st, { ...saved, best: saved.best ?? Infinity });
+}
+
+function tensorData(t: SafeTensor | undefined, shape: readonly number[], what: string): Float32Array {
+  if (!t || t.dtype !== 'F32' || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new RnnlmError('ERR_CHECKPOINT', `${what} is missing or not F32 [${shape.join(', ')}]`);
+  }
+  return t.data as Float32Array;
+}
+
