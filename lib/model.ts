@@ -73,6 +73,8 @@ export class LanguageModel {
   /** Data mode of the last training; sentence models start from <sos> and stop at <eos>. */
   mode?: DataMode;
   private busy?: string;
+  private nestedBusy?: string;
+  private callbackOpen = false;
   private disposed = false;
 
   private constructor(net: Network, cfg: ModelConfig, tokenizer: Tokenizer | undefined, reason: string) {
@@ -220,15 +222,32 @@ export class LanguageModel {
     return this.tokenizer ? this.tokenizer.decode(ids) : ids.join(' ');
   }
 
-  /** Runs fn exclusively: one operation at a time per model (ERR_BUSY otherwise). */
-  private async exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs fn exclusively: one operation at a time per model (ERR_BUSY otherwise). Inside a
+   * fit callback (onEpochEnd) inference and save may run, one at a time, between epochs.
+   */
+  private async exclusive<T>(what: string, fn: () => Promise<T>, inCallback = true): Promise<T> {
     this.checkAlive();
-    if (this.busy) throw new RnnlmError('ERR_BUSY', `${what}: the model is busy with ${this.busy}; await it first (one operation at a time per model)`);
-    this.busy = what;
+    const nested = this.busy === 'fit' && this.callbackOpen && inCallback;
+    const holder = nested ? this.nestedBusy : this.busy;
+    if (holder) throw new RnnlmError('ERR_BUSY', `${what}: the model is busy with ${holder}; await it first (one operation at a time per model)`);
+    if (nested) this.nestedBusy = what;
+    else this.busy = what;
     try {
       return await fn();
     } finally {
-      this.busy = undefined;
+      if (nested) this.nestedBusy = undefined;
+      else this.busy = undefined;
+    }
+  }
+
+  /** Runs a user callback of fit, during which inference calls are allowed. */
+  async fitCallback(fn: () => void | Promise<void>): Promise<void> {
+    this.callbackOpen = true;
+    try {
+      await fn();
+    } finally {
+      this.callbackOpen = false;
     }
   }
 
@@ -240,7 +259,7 @@ export class LanguageModel {
 
   /** Trains; resolves with one log per epoch. See FitOptions. */
   fit(train: TextInput, options: FitOptions = {}): Promise<EpochLog[]> {
-    return this.exclusive('fit', () => fitModel(this, train, options));
+    return this.exclusive('fit', () => fitModel(this, train, options), false);
   }
 
   /** Mean loss (nats per token), perplexity and token count of a text or of sentences. */

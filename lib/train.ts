@@ -294,7 +294,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         }
       }
       st.history.push(log);
-      if (onEpochEnd) await onEpochEnd(log, model);
+      if (onEpochEnd) await model.fitCallback(() => onEpochEnd(log, model));
       if (checkpoint && (checkpoint.every === 'epoch' || st.epoch === epochs)) {
         // The position after this epoch: the start of the next one.
         const next = { ...st, epoch: st.epoch + 1, batch: 0, epochNll: 0, epochCount: 0, epochSeconds: 0 };

@@ -16,3 +16,4 @@ const lines = [
 ];
 fs.writeFileSync(path.join(dist, 'index.mjs'), lines.join('\n'));
 fs.writeFileSync(path.join(dist, 'index.d.mts'), "export * from './cjs/index.js';\n");
+fs.chmodSync(path.join(dist, 'cjs', 'cli.js'), 0o755); // the `rnnlm` bin

@@ -73,14 +73,18 @@ describe('training and inference, stream mode (word level)', () => {
   test('fit lowers the loss far below chance and logs each epoch', async () => {
     model = await LanguageModel.create({ tokenizer, cell: 'lstm', embeddingSize: 32, hiddenSize: 32, layers: 2, device: 'cpu', seed: 3 });
     const logs: number[] = [];
+    const samples: string[] = [];
     const history = await model.fit(text, {
       epochs: 4, batchSize: 8, seqLength: 12, optimizer: { type: 'adam', lr: 1e-2 }, clipNorm: 1, progress: false,
       validation: corpus(60, 2).join(' '),
-      onEpochEnd: (log) => {
+      onEpochEnd: async (log, m) => {
         logs.push(log.epoch);
+        samples.push(await m.generate({ prompt: 'the', maxTokens: 5, seed: 1 })); // inference between epochs is allowed
+        await expect(m.fit(text)).rejects.toMatchObject({ code: 'ERR_BUSY' }); // training is not
       },
     });
     expect(logs).toEqual([1, 2, 3, 4]);
+    expect(samples).toHaveLength(4);
     expect(history).toHaveLength(4);
     const chance = Math.log(tokenizer.vocabSize);
     expect(history[0].loss).toBeLessThan(chance);

@@ -1,0 +1,67 @@
+// The rnnlm command line, run as a user would (a child process): each command works, and
+// each failure prints one line and exits non-zero.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, test } from 'vitest';
+
+const root = join(__dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'rnnlm-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function rnnlm(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+const corpus = Array.from({ length: 400 }, (_, i) => `the ${['cat', 'dog', 'bird'][i % 3]} ${['sees', 'likes'][i % 2]} the ball .`).join('\n');
+
+test('train -> eval -> predict -> generate -> summary of a checkpoint', () => {
+  writeFileSync(join(dir, 'train.txt'), corpus);
+  const model = join(dir, 'lm.safetensors');
+  const t = rnnlm('train', '--train', join(dir, 'train.txt'), '--out', model, '--epochs', '2', '--hidden-size', '16', '--embedding-size', '16',
+    '--layers', '1', '--batch-size', '8', '--seq-length', '10', '--lr', '0.01', '--device', 'cpu', '--no-progress', '--sample', '5');
+  expect(t.err + t.out).toMatch(/epoch 2: loss/);
+  expect(t.out).toMatch(/sample: /);
+  expect(t.code).toBe(0);
+  const e = rnnlm('eval', model, '--text', join(dir, 'train.txt'));
+  expect(e.code).toBe(0);
+  const r = JSON.parse(e.out);
+  expect(r.perplexity).toBeGreaterThan(1);
+  expect(r.perplexity).toBeLessThan(6);
+  const p = rnnlm('predict', model, '--context', 'the cat', '--top-k', '3');
+  expect(p.code).toBe(0);
+  expect(p.out.trim().split('\n')).toHaveLength(3);
+  expect(p.out).toMatch(/"(sees|likes)"/);
+  const g = rnnlm('generate', model, '--prompt', 'the', '--max-tokens', '6', '--seed', '3');
+  expect(g.code).toBe(0);
+  expect(g.out.startsWith('the ')).toBe(true);
+  const s = rnnlm('summary', model);
+  expect(s.code).toBe(0);
+  expect(s.out).toMatch(/Total params: /);
+}, 60_000);
+
+test.each([
+  [['train'], /required option '--train <file>'/],
+  [['train', '--train', '/nonexistent/missing.txt'], /^rnnlm: ERR_INVALID_ARGUMENT: cannot read \/nonexistent\/missing.txt/m],
+  [['train', '--train', 'x', '--layers', 'two'], /--layers must be an integer/],
+  [['train', '--train', 'x', '--cell', 'tcn'], /Allowed choices are lstm, gru, rnn_tanh, rnn_relu/],
+  [['generate', '/nonexistent/missing.safetensors'], /^rnnlm: ERR_CHECKPOINT: /m],
+  [['summary'], /^rnnlm: ERR_INVALID_ARGUMENT: missing --vocab-size/m],
+  [['summary', '--vocab-size', '1'], /^rnnlm: ERR_INVALID_ARGUMENT: LanguageModel.create: vocabSize must be an integer >= 2/m],
+  [['frobnicate'], /unknown command 'frobnicate'/],
+])('%j fails with one line and a non-zero exit', (args, message) => {
+  const r = rnnlm(...(args as string[]));
+  expect(r.code).not.toBe(0);
+  expect(r.err).toMatch(message as RegExp);
+  expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+});
+
+test('--help of each command lists its options', () => {
+  for (const cmd of ['train', 'eval', 'generate', 'predict', 'summary']) {
+    const r = rnnlm(cmd, '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/Options:/);
+  }
+});
