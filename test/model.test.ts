@@ -171,6 +171,39 @@ describe('training and inference, stream mode (word level)', () => {
   });
 });
 
+describe('progress bar', () => {
+  async function stderrDuringFit(isTTY: boolean, progress: boolean | undefined): Promise<string> {
+    const text = corpus(200).join(' ');
+    const model = await LanguageModel.create({ tokenizer: WordTokenizer.fit(text), embeddingSize: 8, hiddenSize: 8, layers: 1, device: 'cpu' });
+    const original = process.stderr.write.bind(process.stderr);
+    const wasTTY = process.stderr.isTTY;
+    let captured = '';
+    process.stderr.isTTY = isTTY;
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      captured += String(chunk);
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      await model.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, ...(progress === undefined ? {} : { progress }) });
+    } finally {
+      process.stderr.write = original;
+      process.stderr.isTTY = wasTTY;
+      model.dispose();
+    }
+    return captured;
+  }
+
+  test('on a TTY it shows epoch, loss, perplexity, tokens/s and ETA', async () => {
+    const out = await stderrDuringFit(true, undefined);
+    expect(out).toMatch(/epoch 1\/1 \[.*\] \d+% \| loss \d+\.\d+ \| ppl \d+\.\d \| \d+ tok\/s \| ETA /);
+  });
+
+  test('quiet when stderr is not a TTY, or with progress: false', async () => {
+    expect(await stderrDuringFit(false, true)).toBe('');
+    expect(await stderrDuringFit(true, false)).toBe('');
+  });
+});
+
 describe('sentences mode', () => {
   const sentences = corpus(300);
   const tokenizer = WordTokenizer.fit(sentences);
