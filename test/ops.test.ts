@@ -174,7 +174,7 @@ describe('recurrent stack alone', () => {
           dy: make(s, 'f64', [T, B, H], Ry), dhy: make(s, 'f64', [layers, B, H], Rh), dcy: make(s, 'f64', [layers, B, H], Rc),
           dx, dhx, dcx, weights: W.t, reserve, workspace, lengths,
         });
-        s.rnnBackwardWeights(rnn, { x: x.t, dweights: dW, reserve, lengths });
+        s.rnnBackwardWeights(rnn, { x: x.t, hx: hx.t, y, weights: W.t, dweights: dW, reserve, workspace, lengths });
         const checks: [string, { t: Tensor; data: number[] }, Tensor][] = [['x', x, dx], ['hx', hx, dhx], ['weights', W, dW]];
         if (lstm) checks.push(['cx', cx, dcx]);
         for (const [name, p, d] of checks) {

@@ -58,9 +58,9 @@ function referenceLoss(cell: Cell, p: Record<string, tf.Tensor>, h0: tf.Tensor, 
   const y = tf.concat(layerInput, 0); // [T * B, H], row t * B + b
   const logits = tf.add(tf.matMul(y, p['decoder.weight'], false, true), p['decoder.bias']);
   const logp = tf.logSoftmax(logits);
-  const counted = Array.from(targets, (v) => (v === 0 ? 0 : 1));
+  const counted: number[] = Array.from(targets, (v) => (v === 0 ? 0 : 1));
   const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
-  const loss = tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(counted)))), counted.reduce((a, b) => a + b, 0));
+  const loss = tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(counted)))), counted.reduce((a: number, b: number) => a + b, 0));
   return { loss, hy: tf.stack(hy), cy: tf.stack(cy) };
 }
 

@@ -76,6 +76,10 @@ export interface RnnForwardArgs {
 }
 
 export interface RnnBackwardDataArgs {
+  /** The forward pass's output and initial state (cuDNN reads them; optional on the CPU). */
+  y?: Tensor | null;
+  hx?: Tensor | null;
+  cx?: Tensor | null;
   dy: Tensor;
   dhy?: Tensor | null;
   dcy?: Tensor | null;
@@ -90,8 +94,13 @@ export interface RnnBackwardDataArgs {
 
 export interface RnnBackwardWeightsArgs {
   x: Tensor;
+  /** The forward pass's initial state and output (cuDNN reads them; optional on the CPU). */
+  hx?: Tensor | null;
+  y?: Tensor | null;
+  weights: Tensor;
   dweights: Tensor; // accumulates
   reserve: Tensor;
+  workspace: Tensor;
   lengths?: Int32Array | null;
 }
 

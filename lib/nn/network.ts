@@ -373,11 +373,14 @@ export class Network {
     );
     if (drop) s.multiply(a.dyDrop, a.yMask, a.dy);
     s.rnnBackwardData(this.rnn, {
-      dy: a.dy, dx: a.dEmbDrop,
+      y: a.y, hx: st.hx, cx: st.cx, dy: a.dy, dx: a.dEmbDrop,
       dhx: opts.stateGrads ? st.dhx : null, dcx: opts.stateGrads ? st.dcx : null,
       weights: this.rnnWeights, reserve: a.reserve, workspace: a.workspace, lengths,
     });
-    s.rnnBackwardWeights(this.rnn, { x: a.embDrop, dweights: this.rnnGrads, reserve: a.reserve, lengths });
+    s.rnnBackwardWeights(this.rnn, {
+      x: a.embDrop, hx: st.hx, y: a.y, weights: this.rnnWeights, dweights: this.rnnGrads,
+      reserve: a.reserve, workspace: a.workspace, lengths,
+    });
     if (drop) s.multiply(a.dEmbDrop, a.embMask, a.dEmb);
     s.embeddingBackward(a.ids, flat(a.dEmb, N, E), this.grad('encoder.weight'), paddingIdx);
   }

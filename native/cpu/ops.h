@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "../common/rng.h"
+#include "../common/optim.h"
 #include "../common/status.h"
 #include "blas.h"
 #include "vecmath.h"
@@ -156,13 +157,6 @@ void clipValue(T* g, int64_t n, double v) {
   for (int64_t i = 0; i < n; ++i) g[i] = std::min(hi, std::max(lo, g[i]));
 }
 
-// PyTorch SGD: d = g + wd p; buf = step == 1 ? d : momentum buf + (1 - dampening) d;
-// d = nesterov ? d + momentum buf : buf (when momentum > 0); p -= lr d.
-struct SgdParams {
-  double lr, momentum, dampening, weightDecay;
-  bool nesterov;
-  int64_t step;
-};
 template <typename T>
 void sgd(T* p, const T* g, T* buf, int64_t n, const SgdParams& s) {
   for (int64_t i = 0; i < n; ++i) {
@@ -176,15 +170,6 @@ void sgd(T* p, const T* g, T* buf, int64_t n, const SgdParams& s) {
   }
 }
 
-// PyTorch Adam / AdamW at step t (>= 1):
-//   Adam:  g += wd p.   AdamW: p *= 1 - lr wd.
-//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
-//   p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
-struct AdamParams {
-  double lr, beta1, beta2, eps, weightDecay;
-  bool decoupled;
-  int64_t step;
-};
 template <typename T>
 void adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a) {
   const double bc1 = 1 - std::pow(a.beta1, double(a.step));

@@ -12,7 +12,7 @@
 
 #include "../common/status.h"
 
-namespace rnnlm::cpu {
+namespace rnnlm {
 
 class Stream {
  public:
@@ -92,4 +92,4 @@ class Stream {
   std::thread worker_;          // last: starts after the members above exist
 };
 
-}  // namespace rnnlm::cpu
+}  // namespace rnnlm

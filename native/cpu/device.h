@@ -1,0 +1,136 @@
+// The CPU device policy for the shared binding (native/common/binding.h): host memory,
+// and the ops of ops.h and rnn.h, run on the stream's worker thread.
+#pragma once
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "../common/rnn_layout.h"
+#include "../common/status.h"
+#include "ops.h"
+#include "rnn.h"
+
+namespace rnnlm::cpu {
+
+struct CpuDevice {
+  static constexpr const char* kName = "cpu";
+  static constexpr bool kF64 = true;
+  struct Context {};
+
+  // Zeroed, 64-byte aligned. Sizes beyond physical memory are refused before allocating:
+  // with overcommit, touching them would summon the OOM killer instead of failing cleanly.
+  static void* alloc(size_t bytes, const char* dtype, int64_t n) {
+    bytes = (bytes + 63) / 64 * 64;
+    const double physical = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+    if (physical > 0 && double(bytes) > physical)
+      fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f GiB): more than this machine's memory (%.1f GiB)",
+           (long long)n, dtype, bytes / 1073741824.0, physical / 1073741824.0);
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f MiB) on the CPU", (long long)n, dtype, bytes / 1048576.0);
+    std::memset(p, 0, bytes);
+    return p;
+  }
+  static void release(void* p) { std::free(p); }
+
+  static void upload(Context&, void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+  static void download(Context&, void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+  static void copy(Context&, void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+  static void synchronize(Context&) {}
+  template <typename T>
+  static void fill(Context&, T* p, int64_t n, T v) {
+    std::fill(p, p + n, v);
+  }
+
+  template <typename T>
+  static void embeddingForward(Context&, const T* table, int64_t V, int64_t E, const int32_t* ids, int64_t N, T* out) {
+    cpu::embeddingForward(table, V, E, ids, N, out);
+  }
+  template <typename T>
+  static void embeddingBackward(Context&, const int32_t* ids, int64_t N, const T* dout, int64_t V, int64_t E,
+                                int64_t pad, T* dtable) {
+    cpu::embeddingBackward(ids, N, dout, V, E, pad, dtable);
+  }
+  template <typename T>
+  static void dropoutForward(Context&, const T* x, int64_t n, double p, uint64_t seed, T* mask, T* y) {
+    cpu::dropoutForward(x, n, p, seed, mask, y);
+  }
+  template <typename T>
+  static void multiply(Context&, const T* a, const T* b, int64_t n, T* out) {
+    cpu::multiply(a, b, n, out);
+  }
+  template <typename T>
+  static void linearForward(Context&, const T* x, const T* W, const T* b, int64_t N, int64_t I, int64_t O, T* y) {
+    cpu::linearForward(x, W, b, N, I, O, y);
+  }
+  template <typename T>
+  static void linearBackward(Context&, const T* x, const T* W, const T* dy, int64_t N, int64_t I, int64_t O, T* dx,
+                             bool acc, T* dW, T* db) {
+    cpu::linearBackward(x, W, dy, N, I, O, dx, acc, dW, db);
+  }
+  template <typename T>
+  static void crossEntropy(Context&, const T* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, T* out,
+                           T* dz) {
+    cpu::crossEntropy(z, targets, N, V, ignore, out, dz);
+  }
+  template <typename T>
+  static void logSoftmax(Context&, const T* z, int64_t N, int64_t V, T* out) {
+    cpu::logSoftmax(z, N, V, out);
+  }
+  template <typename T>
+  static void clipGradNorm(Context&, T* g, int64_t n, double maxNorm, T* out) {
+    cpu::clipGradNorm(g, n, maxNorm, out);
+  }
+  template <typename T>
+  static void clipValue(Context&, T* g, int64_t n, double v) {
+    cpu::clipValue(g, n, v);
+  }
+  template <typename T>
+  static void sgd(Context&, T* p, const T* g, T* buf, int64_t n, const SgdParams& s) {
+    cpu::sgd(p, g, buf, n, s);
+  }
+  template <typename T>
+  static void adam(Context&, T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a) {
+    cpu::adam(p, g, m, v, n, a);
+  }
+
+  // The weight space is the canonical PyTorch layout (rnn_layout.h); activations live in
+  // the reserve as RnnSpaces lays them out. hx/cx/y are not needed by backward here: the
+  // reserve holds its own copies.
+  class Rnn {
+   public:
+    explicit Rnn(const RnnConfig& c) : cfg_(c) {}
+    int64_t weightSize() const { return rnnlm::weightSize(cfg_); }
+    ParamRef weightParam(int64_t layer, int id) const { return rnnlm::weightParam(cfg_, layer, id); }
+    struct Sizes {
+      int64_t reserve, workspace;
+    };
+    Sizes spaces(int64_t T, int64_t B) const {
+      const RnnSpaces sp(cfg_, T, B);
+      return {sp.reserveSize, sp.workspaceSize};
+    }
+    template <typename T>
+    void forward(Context&, int64_t Tn, int64_t B, const int32_t* lengths, const T* x, const T* hx, const T* cx,
+                 const T* W, T* y, T* hy, T* cy, T* reserve, int64_t, T* ws, int64_t, bool training,
+                 uint64_t seed) const {
+      rnnForward(RnnSpaces(cfg_, Tn, B), lengths, x, hx, cx, W, y, hy, cy, reserve, ws, training, seed);
+    }
+    template <typename T>
+    void backwardData(Context&, int64_t Tn, int64_t B, const int32_t* lengths, const T* W, const T*, const T* dy,
+                      const T* dhy, const T* dcy, const T*, const T*, T* dx, T* dhx, T* dcx, T* reserve, int64_t,
+                      T* ws, int64_t) const {
+      rnnBackwardData(RnnSpaces(cfg_, Tn, B), lengths, W, dy, dhy, dcy, dx, dhx, dcx, reserve, ws);
+    }
+    template <typename T>
+    void backwardWeights(Context&, int64_t Tn, int64_t B, const int32_t*, const T* x, const T*, const T*, T* dW,
+                         T* reserve, int64_t, T*, int64_t) const {
+      rnnBackwardWeights(RnnSpaces(cfg_, Tn, B), x, reserve, dW);
+    }
+
+   private:
+    RnnConfig cfg_;
+  };
+};
+
+}  // namespace rnnlm::cpu
