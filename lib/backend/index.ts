@@ -6,19 +6,13 @@
 import { debuglog } from 'node:util';
 import { RnnlmError, invalidArgument } from '../errors';
 import { cpuBackend } from './cpu';
+import { cudaBackend } from './cuda';
 import type { Backend } from './types';
 
 export type DeviceOption = 'auto' | 'cpu' | 'cuda';
 
 const debug = debuglog('rnnlm');
 
-/** The CUDA backend, or ERR_CUDA_UNAVAILABLE saying what is missing. */
-export function cudaBackend(): Backend {
-  throw new RnnlmError(
-    'ERR_CUDA_UNAVAILABLE',
-    'the CUDA backend is not part of this build of rnnlm yet (native/cuda is in progress); use device: "cpu" or "auto"',
-  );
-}
 
 export function selectBackend(device: DeviceOption): { backend: Backend; reason: string } {
   if (device === 'cpu') return { backend: cpuBackend, reason: "device: 'cpu' was requested" };

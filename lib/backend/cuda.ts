@@ -1,0 +1,130 @@
+/**
+ * The CUDA backend (native/cuda): loaded only on request or by device 'auto', so a machine
+ * without a GPU never touches it. cuDNN 9 and cuBLAS are found at run time, searched in the
+ * order of DESIGN.md: RNNLM_CUDA_LIB_PATH, the system loader path, CUDA_HOME / CUDA_PATH,
+ * then the NVIDIA pip wheels of an installed PyTorch.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { RnnlmError } from '../errors';
+import { nodeRequire, packageRoot } from '../util/package-root';
+import type { Backend, RnnDescriptor, RnnOptions, Stream } from './types';
+
+export interface CudaInfo {
+  device: string;
+  computeCapability: string;
+  memoryBytes: number;
+  driver: number;
+  runtime: number;
+  cudnn: number;
+  cudnnPath: string;
+  cublasPath: string;
+}
+
+interface CudaAddon {
+  Stream: new () => Stream;
+  Rnn: new (options: RnnOptions) => RnnDescriptor;
+  setErrorClass(ctor: typeof RnnlmError): void;
+  load(folders: string[]): CudaInfo;
+  memoryInfo(): { free: number; total: number };
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Site-packages folders where a pip-installed PyTorch may have put the NVIDIA wheels. */
+export function sitePackages(env: Env = process.env, home = homedir()): string[] {
+  const prefixes = [env.VIRTUAL_ENV, env.CONDA_PREFIX, join(home, '.local'), '/usr/local', '/usr'];
+  for (const root of ['/opt', home]) {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(root);
+    } catch {
+      continue;
+    }
+    for (const e of entries) for (const venv of ['.venv', 'venv']) prefixes.push(join(root, e, venv));
+  }
+  const out: string[] = [];
+  for (const prefix of prefixes) {
+    if (!prefix) continue;
+    const lib = join(prefix, 'lib');
+    let pythons: string[] = [];
+    try {
+      pythons = readdirSync(lib).filter((d) => /^python3(\.\d+)?$/.test(d)).sort().reverse();
+    } catch {
+      continue;
+    }
+    for (const py of pythons) for (const kind of ['site-packages', 'dist-packages']) {
+      const dir = join(lib, py, kind);
+      if (existsSync(join(dir, 'nvidia'))) out.push(dir);
+    }
+  }
+  return [...new Set(out)];
+}
+
+/** Folders searched for libcudnn.so.9 and libcublas.so.13/.12, in order; '' = the system loader path. */
+export function cudaLibraryFolders(env: Env = process.env, home = homedir()): string[] {
+  const dirs: string[] = [];
+  for (const d of (env.RNNLM_CUDA_LIB_PATH ?? '').split(delimiter)) if (d) dirs.push(d);
+  dirs.push('');
+  for (const v of ['CUDA_HOME', 'CUDA_PATH']) {
+    const root = env[v];
+    if (root) dirs.push(join(root, 'lib64'), join(root, 'lib'), join(root, 'targets', 'x86_64-linux', 'lib'));
+  }
+  for (const site of sitePackages(env, home)) {
+    dirs.push(join(site, 'nvidia', 'cudnn', 'lib'), join(site, 'nvidia', 'cublas', 'lib'));
+  }
+  return [...new Set(dirs)];
+}
+
+/** Where the CUDA addon may be: a prebuild, then a source build. */
+export function cudaAddonPaths(root = packageRoot()): string[] {
+  return [join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'rnnlm_cuda.node'), join(root, 'build-cuda', 'Release', 'rnnlm_cuda.node')];
+}
+
+let loaded: { addon: CudaAddon; info: CudaInfo } | undefined;
+
+/** Loads the CUDA addon and its libraries, or throws ERR_CUDA_UNAVAILABLE saying what is missing and where it looked. */
+export function loadCuda(): { addon: CudaAddon; info: CudaInfo } {
+  if (loaded) return loaded;
+  const paths = cudaAddonPaths();
+  const file = paths.find((p) => existsSync(p));
+  if (!file) {
+    throw new RnnlmError(
+      'ERR_CUDA_UNAVAILABLE',
+      `the CUDA backend (rnnlm_cuda.node) is not installed; looked in ${paths.join(', ')} (build it with \`npm run build:cuda\`)`,
+    );
+  }
+  let addon: CudaAddon;
+  try {
+    addon = nodeRequire(file) as CudaAddon;
+  } catch (e) {
+    throw new RnnlmError('ERR_CUDA_UNAVAILABLE', `cannot load ${file}: ${(e as Error).message}`);
+  }
+  addon.setErrorClass(RnnlmError);
+  const folders = cudaLibraryFolders();
+  let info: CudaInfo;
+  try {
+    info = addon.load(folders);
+  } catch (e) {
+    if (e instanceof RnnlmError) {
+      throw new RnnlmError(
+        e.code,
+        `${e.message}\nSearch order: RNNLM_CUDA_LIB_PATH, the system loader path (LD_LIBRARY_PATH, ldconfig), CUDA_HOME / CUDA_PATH, the NVIDIA pip wheels of PyTorch; set RNNLM_CUDA_LIB_PATH to the folders holding libcudnn.so.9 and libcublas.so.*`,
+      );
+    }
+    throw e;
+  }
+  return (loaded = { addon, info });
+}
+
+export function cudaBackend(): Backend {
+  const { addon, info } = loadCuda();
+  return {
+    device: 'cuda',
+    dtypes: ['f32'],
+    createStream: () => new addon.Stream(),
+    createRnn: (options) => new addon.Rnn(options),
+    info: () => ({ ...info, backend: 'cuda', memory: addon.memoryInfo() }),
+  };
+}

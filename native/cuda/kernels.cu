@@ -1,0 +1,303 @@
+// Our CUDA kernels. Each is headed by the math it computes; the CPU op named there is its
+// reference (the GPU parity suite compares them on the same inputs).
+#include <cuda_runtime.h>
+
+#include <cfloat>
+#include <cstdint>
+
+#include "../common/rng.h"
+#include "kernels.h"
+
+namespace rnnlm::cuda::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline unsigned blocksFor(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return unsigned(b < 65535 * 16 ? (b < 1 ? 1 : b) : 65535 * 16);
+}
+
+#define GRID_STRIDE(i, n) for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+template <typename T>
+__global__ void fillKernel(T* p, int64_t n, T v) {
+  GRID_STRIDE(i, n) p[i] = v;
+}
+
+// out[n, e] = table[ids[n], e]   (cpu::embeddingForward). An id outside [0, V) raises the
+// error flag and writes zeros.
+__global__ void embeddingForwardKernel(const float* table, int64_t V, int64_t E, const int32_t* ids, int64_t N,
+                                       float* out, int* err) {
+  GRID_STRIDE(i, N * E) {
+    const int64_t n = i / E, e = i % E;
+    const int32_t id = ids[n];
+    if (id < 0 || id >= V) {
+      atomicMax(err, kErrTokenId);
+      out[i] = 0.f;
+    } else {
+      out[i] = table[int64_t(id) * E + e];
+    }
+  }
+}
+
+// dtable[ids[n], e] += dout[n, e] for ids[n] != pad   (cpu::embeddingBackward; atomic adds,
+// so the summation order, and the last bits, may differ from the CPU).
+__global__ void embeddingBackwardKernel(const int32_t* ids, int64_t N, const float* dout, int64_t V, int64_t E,
+                                        int64_t pad, float* dtable, int* err) {
+  GRID_STRIDE(i, N * E) {
+    const int64_t n = i / E, e = i % E;
+    const int32_t id = ids[n];
+    if (id < 0 || id >= V) {
+      atomicMax(err, kErrTokenId);
+    } else if (id != pad) {
+      atomicAdd(dtable + int64_t(id) * E + e, dout[i]);
+    }
+  }
+}
+
+// mask[i] = (u(seed, i) >= p) / (1 - p); y[i] = x[i] mask[i]   (cpu::dropoutForward, same RNG:
+// the masks are identical on both backends).
+__global__ void dropoutKernel(const float* x, int64_t n, double p, uint64_t seed, float* mask, float* y) {
+  GRID_STRIDE(i, n) {
+    const float m = rnnlm::dropoutScale<float>(seed, uint64_t(i), p);
+    mask[i] = m;
+    y[i] = x[i] * m;
+  }
+}
+
+// out[i] = a[i] b[i]   (cpu::multiply)
+__global__ void multiplyKernel(const float* a, const float* b, int64_t n, float* out) {
+  GRID_STRIDE(i, n) out[i] = a[i] * b[i];
+}
+
+// y[n, o] = b[o]   (the bias part of cpu::linearForward; cuBLAS then adds x W^T)
+__global__ void broadcastRowsKernel(const float* b, int64_t N, int64_t O, float* y) {
+  GRID_STRIDE(i, N * O) y[i] = b[i % O];
+}
+
+// db[o] += sum_n dy[n, o]   (the bias part of cpu::linearBackward): one thread per column.
+__global__ void columnSumKernel(const float* dy, int64_t N, int64_t O, float* db) {
+  GRID_STRIDE(o, O) {
+    float s = 0.f;
+    for (int64_t n = 0; n < N; ++n) s += dy[n * O + o];
+    db[o] += s;
+  }
+}
+
+template <typename Op>
+__device__ float blockReduce(float v, Op op, float identity) {
+  __shared__ float shared[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int off = 16; off > 0; off /= 2) v = op(v, __shfl_down_sync(0xffffffffu, v, off));
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < (blockDim.x + 31) / 32 ? shared[lane] : identity;
+  if (warp == 0)
+    for (int off = 16; off > 0; off /= 2) v = op(v, __shfl_down_sync(0xffffffffu, v, off));
+  __syncthreads();
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  return shared[0];
+}
+
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct SumOp {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+
+// count = |{n : t_n != ignore}| into scratch[N + 1]; targets outside [0, V) raise the flag.
+__global__ void countTargetsKernel(const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* scratch,
+                                   int* err) {
+  float c = 0.f;
+  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) {
+    const int32_t t = targets[n];
+    if (t == ignore) continue;
+    if (t < 0 || t >= V) atomicMax(err, kErrTargetId);
+    else c += 1.f;
+  }
+  c = blockReduce(c, SumOp{}, 0.f);
+  if (threadIdx.x == 0) scratch[N + 1] = c;
+}
+
+// One block per row n (cpu::crossEntropy):
+//   lse = max + log sum_v exp(z[n, v] - max);  rowLoss[n] = lse - z[n, t_n]
+//   dz[n, v] = (exp(z[n, v] - lse) - [v == t_n]) / count;  ignored rows: dz = 0, rowLoss = 0.
+__global__ void crossEntropyRowsKernel(const float* z, const int32_t* targets, int64_t V, int64_t ignore,
+                                       float* dz, float* scratch, int64_t N) {
+  const int64_t n = blockIdx.x;
+  const float* row = z + n * V;
+  float* drow = dz ? dz + n * V : nullptr;
+  const int32_t t = targets[n];
+  const bool counted = t != ignore && t >= 0 && t < V;
+  if (!counted) {
+    if (drow)
+      for (int64_t v = threadIdx.x; v < V; v += blockDim.x) drow[v] = 0.f;
+    if (threadIdx.x == 0) scratch[n] = 0.f;
+    return;
+  }
+  float mx = -FLT_MAX;
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, row[v]);
+  mx = blockReduce(mx, MaxOp{}, -FLT_MAX);
+  float sum = 0.f;
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) sum += expf(row[v] - mx);
+  sum = blockReduce(sum, SumOp{}, 0.f);
+  const float lse = mx + logf(sum);
+  const float zt = row[t];  // before drow (possibly row itself) is written
+  __syncthreads();
+  if (drow) {
+    const float inv = 1.f / fmaxf(scratch[N + 1], 1.f);
+    for (int64_t v = threadIdx.x; v < V; v += blockDim.x) drow[v] = (expf(row[v] - lse) - (v == t ? 1.f : 0.f)) * inv;
+  }
+  if (threadIdx.x == 0) scratch[n] = lse - zt;
+}
+
+// out[0] = sum_n rowLoss[n] / count, out[1] = count (0 when nothing is counted).
+__global__ void crossEntropyMeanKernel(const float* scratch, int64_t N, float* out) {
+  double s = 0;
+  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) s += scratch[n];
+  const float total = blockReduce(float(s), SumOp{}, 0.f);
+  if (threadIdx.x == 0) {
+    const float count = scratch[N + 1];
+    out[0] = count > 0 ? total / count : 0.f;
+    out[1] = count;
+  }
+}
+
+// out[n, v] = z[n, v] - logsumexp(z[n, :])   (cpu::logSoftmax), one block per row.
+__global__ void logSoftmaxKernel(const float* z, int64_t V, float* out) {
+  const int64_t n = blockIdx.x;
+  const float* row = z + n * V;
+  float mx = -FLT_MAX;
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, row[v]);
+  mx = blockReduce(mx, MaxOp{}, -FLT_MAX);
+  float sum = 0.f;
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) sum += expf(row[v] - mx);
+  sum = blockReduce(sum, SumOp{}, 0.f);
+  const float lse = mx + logf(sum);
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) out[n * V + v] = row[v] - lse;
+}
+
+// partial[b] = sum over block b's grid-stride share of g[i]^2 (double accumulation).
+__global__ void sumSquaresKernel(const float* g, int64_t n, double* partial) {
+  __shared__ double shared[kThreads];
+  double s = 0;
+  GRID_STRIDE(i, n) s += double(g[i]) * double(g[i]);
+  shared[threadIdx.x] = s;
+  __syncthreads();
+  for (int k = blockDim.x / 2; k > 0; k /= 2) {
+    if (threadIdx.x < k) shared[threadIdx.x] += shared[threadIdx.x + k];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = shared[0];
+}
+
+// norm = sqrt(sum partial); out[0] = norm; scale = min(1, maxNorm / (norm + 1e-6)), or 1 when
+// maxNorm <= 0 or the norm is not finite (cpu::clipGradNorm). No host round trip.
+__global__ void normScaleKernel(const double* partial, int blocks, double maxNorm, float* out, double* scale) {
+  if (threadIdx.x != 0) return;
+  double s = 0;
+  for (int b = 0; b < blocks; ++b) s += partial[b];
+  const double norm = sqrt(s);
+  out[0] = float(norm);
+  double c = 1;
+  if (maxNorm > 0 && isfinite(norm)) c = fmin(1.0, maxNorm / (norm + 1e-6));
+  *scale = c;
+}
+
+__global__ void scaleKernel(float* g, int64_t n, const double* scale) {
+  const double c = *scale;
+  if (c >= 1) return;
+  GRID_STRIDE(i, n) g[i] = float(g[i] * c);
+}
+
+// g = clamp(g, -v, v)   (cpu::clipValue)
+__global__ void clipValueKernel(float* g, int64_t n, float v) {
+  GRID_STRIDE(i, n) g[i] = fminf(v, fmaxf(-v, g[i]));
+}
+
+// PyTorch SGD (cpu::sgd): d = g + wd p; buf = first ? d : m buf + (1 - damp) d;
+// d = nesterov ? d + m buf : buf (momentum > 0); p -= lr d.
+__global__ void sgdKernel(float* p, const float* g, float* buf, int64_t n, float lr, float momentum, float dampening,
+                          float wd, bool nesterov, bool first) {
+  GRID_STRIDE(i, n) {
+    float d = g[i] + wd * p[i];
+    if (momentum != 0.f) {
+      const float b = first ? d : momentum * buf[i] + (1.f - dampening) * d;
+      buf[i] = b;
+      d = nesterov ? d + momentum * b : b;
+    }
+    p[i] -= lr * d;
+  }
+}
+
+// PyTorch Adam / AdamW (cpu::adam via vecmath.h adamImpl, with the same precomputed scalars):
+//   g' = g + l2 p; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+//   p = p shrink - stepSize m / (sqrt(v) invSqrtBc2 + eps)
+__global__ void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2,
+                           float shrink, float stepSize, float invSqrtBc2, float eps) {
+  GRID_STRIDE(i, n) {
+    const float gi = g[i] + l2 * p[i];
+    const float mi = b1 * m[i] + (1.f - b1) * gi;
+    const float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * shrink - stepSize * mi / (sqrtf(vi) * invSqrtBc2 + eps);
+  }
+}
+
+}  // namespace
+
+void fill(Stream s, float* p, int64_t n, float v) { fillKernel<<<blocksFor(n), kThreads, 0, s>>>(p, n, v); }
+void fill(Stream s, int32_t* p, int64_t n, int32_t v) { fillKernel<<<blocksFor(n), kThreads, 0, s>>>(p, n, v); }
+
+void embeddingForward(Stream s, const float* table, int64_t V, int64_t E, const int32_t* ids, int64_t N, float* out,
+                      int* err) {
+  embeddingForwardKernel<<<blocksFor(N * E), kThreads, 0, s>>>(table, V, E, ids, N, out, err);
+}
+void embeddingBackward(Stream s, const int32_t* ids, int64_t N, const float* dout, int64_t V, int64_t E, int64_t pad,
+                       float* dtable, int* err) {
+  embeddingBackwardKernel<<<blocksFor(N * E), kThreads, 0, s>>>(ids, N, dout, V, E, pad, dtable, err);
+}
+void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed, float* mask, float* y) {
+  dropoutKernel<<<blocksFor(n), kThreads, 0, s>>>(x, n, p, seed, mask, y);
+}
+void multiply(Stream s, const float* a, const float* b, int64_t n, float* out) {
+  multiplyKernel<<<blocksFor(n), kThreads, 0, s>>>(a, b, n, out);
+}
+void broadcastRows(Stream s, const float* b, int64_t N, int64_t O, float* y) {
+  broadcastRowsKernel<<<blocksFor(N * O), kThreads, 0, s>>>(b, N, O, y);
+}
+void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db) {
+  columnSumKernel<<<blocksFor(O), kThreads, 0, s>>>(dy, N, O, db);
+}
+void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* out,
+                  float* dz, float* scratch, int* err) {
+  countTargetsKernel<<<1, 1024, 0, s>>>(targets, N, V, ignore, scratch, err);
+  crossEntropyRowsKernel<<<unsigned(N), kThreads, 0, s>>>(z, targets, V, ignore, dz, scratch, N);
+  crossEntropyMeanKernel<<<1, 1024, 0, s>>>(scratch, N, out);
+}
+void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out) {
+  logSoftmaxKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, out);
+}
+void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch) {
+  const unsigned blocks = blocksFor(n) < 1024 ? blocksFor(n) : 1024;
+  sumSquaresKernel<<<blocks, kThreads, 0, s>>>(g, n, scratch);
+  normScaleKernel<<<1, 32, 0, s>>>(scratch, int(blocks), maxNorm, out, scratch + 1024);
+  scaleKernel<<<blocksFor(n), kThreads, 0, s>>>(g, n, scratch + 1024);
+}
+void clipValue(Stream s, float* g, int64_t n, float v) { clipValueKernel<<<blocksFor(n), kThreads, 0, s>>>(g, n, v); }
+void sgd(Stream s, float* p, const float* g, float* buf, int64_t n, double lr, double momentum, double dampening,
+         double weightDecay, bool nesterov, bool first) {
+  sgdKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, buf, n, float(lr), float(momentum), float(dampening),
+                                              float(weightDecay), nesterov, first);
+}
+void adam(Stream s, float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2, float shrink,
+          float stepSize, float invSqrtBc2, float eps) {
+  adamKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps);
+}
+
+}  // namespace rnnlm::cuda::kernels

@@ -1,0 +1,39 @@
+// Launchers of our CUDA kernels (kernels.cu). Each kernel's math is stated in kernels.cu
+// above it, and each has its reference in the CPU backend (native/cpu/ops.h), against
+// which the GPU parity tests compare it. All run on the given stream; none syncs the host.
+#pragma once
+#include <cstdint>
+
+struct CUstream_st;
+
+namespace rnnlm::cuda::kernels {
+
+using Stream = CUstream_st*;
+
+// Device-side error flag values (Context::errFlag); the host reads the flag with each read.
+constexpr int kErrTokenId = 1;
+constexpr int kErrTargetId = 2;
+
+void fill(Stream s, float* p, int64_t n, float v);
+void fill(Stream s, int32_t* p, int64_t n, int32_t v);
+void embeddingForward(Stream s, const float* table, int64_t V, int64_t E, const int32_t* ids, int64_t N, float* out,
+                      int* err);
+void embeddingBackward(Stream s, const int32_t* ids, int64_t N, const float* dout, int64_t V, int64_t E, int64_t pad,
+                       float* dtable, int* err);
+void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed, float* mask, float* y);
+void multiply(Stream s, const float* a, const float* b, int64_t n, float* out);
+void broadcastRows(Stream s, const float* b, int64_t N, int64_t O, float* y);
+void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db);
+// out [2] = (mean NLL, count); dz may be z. scratch holds N + 2 floats.
+void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* out,
+                  float* dz, float* scratch, int* err);
+void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out);
+// out [1] = ||g||; g *= maxNorm / (norm + 1e-6) when that is < 1. scratch holds 1024 doubles + 1.
+void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch);
+void clipValue(Stream s, float* g, int64_t n, float v);
+void sgd(Stream s, float* p, const float* g, float* buf, int64_t n, double lr, double momentum, double dampening,
+         double weightDecay, bool nesterov, bool first);
+void adam(Stream s, float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2, float shrink,
+          float stepSize, float invSqrtBc2, float eps);
+
+}  // namespace rnnlm::cuda::kernels
