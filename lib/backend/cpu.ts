@@ -16,8 +16,9 @@ let addon: CpuAddon | undefined;
 export function cpuAddon(): CpuAddon {
   if (!addon) {
     const load = nodeRequire('node-gyp-build') as (dir: string) => unknown;
+    const explicit = process.env.RNNLM_CPU_ADDON; // a given rnnlm_cpu.node (e.g. the GPU check's bundle)
     try {
-      addon = load(packageRoot()) as CpuAddon;
+      addon = (explicit ? nodeRequire(explicit) : load(packageRoot())) as CpuAddon;
     } catch (e) {
       throw new RnnlmError(
         'ERR_NATIVE',

@@ -79,6 +79,7 @@ export function cudaLibraryFolders(env: Env = process.env, home = homedir()): st
 
 /** Where the CUDA addon may be: a prebuild, then a source build. */
 export function cudaAddonPaths(root = packageRoot()): string[] {
+  if (process.env.RNNLM_CUDA_ADDON) return [process.env.RNNLM_CUDA_ADDON];
   return [join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'rnnlm_cuda.node'), join(root, 'build-cuda', 'Release', 'rnnlm_cuda.node')];
 }
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The one command for the GPU machine (after scripts/gpu-pack.sh here, carrying .gpu):
+# unpacks Node and the libraries, checks native/cuda/cudnn_api.h against the real cuDNN /
+# cuBLAS headers of PyTorch's wheels, runs the parity suite and the benchmarks of ours on
+# CUDA, then PyTorch's benchmark; JSON goes to $OUT (default: .gpu/out).
+# Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+G=.gpu
+OUT=${OUT:-$G/out}
+mkdir -p "$OUT"
+export OUT
+NODE=node
+if [ -f "$G/node.xz" ]; then
+  [ -x "$G/node" ] || { xz -dc "$G/node.xz" > "$G/node" && chmod +x "$G/node"; }
+  NODE=$G/node
+fi
+if [ -f "$G/libs.tar.xz" ]; then
+  [ -d "$G/lib" ] || tar -C "$G" -xJf "$G/libs.tar.xz"
+  export LD_LIBRARY_PATH="$PWD/$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+[ -f "$G/rnnlm_cpu.node" ] && export RNNLM_CPU_ADDON="$PWD/$G/rnnlm_cpu.node"
+[ -f "$G/rnnlm_cuda.node" ] && export RNNLM_CUDA_ADDON="$PWD/$G/rnnlm_cuda.node"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/nvidia-smi.txt"
+
+# 1. The declaration header against the real headers (static_asserts), where they exist.
+PY=${PYTHON:-/opt/torch/.venv/bin/python}
+if [ -x "$PY" ]; then
+  SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  CUDA_INC=$(ls -d /usr/local/cuda/include "$SITE"/nvidia/cuda_runtime/include 2>/dev/null | head -1)
+  if g++ -std=c++17 -DRNNLM_HAVE_CUDNN_HEADERS -I"$SITE/nvidia/cudnn/include" -I"$SITE/nvidia/cublas/include" \
+       -I"$CUDA_INC" native/cuda/check_api.cc -o "$OUT/check_api" 2> "$OUT/check_api.log"; then
+    echo "header check: cudnn_api.h agrees with the real cuDNN and cuBLAS headers"
+  else
+    echo "header check: FAILED (see $OUT/check_api.log)"; tail -20 "$OUT/check_api.log"
+  fi
+else
+  echo "header check: skipped (no PyTorch python at $PY)"
+fi
+
+# 2. Parity and our benchmarks (dry mode without a GPU).
+BUNDLE=$G/gpu-check.cjs
+if [ -f "$BUNDLE" ]; then "$NODE" "$BUNDLE"; else "$NODE" --import tsx scripts/gpu-check.ts; fi
+status=$?
+
+# 3. PyTorch on the same configurations.
+if [ -x "$PY" ] && [ -f bench/pytorch_bench.py ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json"
+fi
+exit $status

@@ -1,0 +1,218 @@
+// The GPU check (bundled into .gpu/gpu-check.cjs by scripts/gpu-pack.sh; run on the GPU
+// machine by scripts/gpu-check.sh). With no GPU it says why and exits 0 (dry mode).
+//  1. parity: the same weights and batch through the CPU (float32) and CUDA backends, all
+//     four cells, 1-3 layers, padded batches: loss, final states and every gradient;
+//     then a 200-step training run on each device, losses side by side;
+//  2. benchmarks of ours on CUDA: training tokens/s (DESIGN.md configurations) and
+//     generation tokens/s, peak device memory.
+// Writes gpu-check.json into $OUT (or the current folder).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpuBackend } from '../lib/backend/cpu';
+import { loadCuda, cudaBackend } from '../lib/backend/cuda';
+import type { Backend, Cell } from '../lib/backend/types';
+import { RnnlmError } from '../lib/errors';
+import { Network, type Batch } from '../lib/nn/network';
+import { Optimizer } from '../lib/nn/optimizer';
+import { Random } from '../lib/util/random';
+
+const out = process.env.OUT ?? '.';
+const report: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+
+function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i] - b[i]) ** 2;
+    na += a[i] ** 2;
+    nb += b[i] ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(na), Math.sqrt(nb), 1e-30);
+}
+
+function batch(T: number, B: number, V: number, seed: number, ragged: boolean): Batch {
+  const rng = new Random(seed);
+  const lengths = Int32Array.from({ length: B }, (_, b) => (ragged ? Math.max(1, T - ((b * 3) % T)) : T));
+  const inputs = new Int32Array(T * B), targets = new Int32Array(T * B);
+  for (let t = 0; t < T; t++)
+    for (let b = 0; b < B; b++) {
+      const valid = t < lengths[b];
+      inputs[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
+      targets[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
+    }
+  return { seqLength: T, batchSize: B, inputs, targets, lengths: ragged ? lengths : null };
+}
+
+function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: number, dropout = 0) {
+  return new Network(backend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
+}
+
+async function parity(cuda: Backend) {
+  const rows = [];
+  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
+    for (const L of [1, 2, 3]) {
+      const V = 50, E = 24, H = 32, T = 12, B = 6;
+      const a = net(cpuBackend, cell, V, E, H, L), g = net(cuda, cell, V, E, H, L);
+      a.initialize(7);
+      const weights = (await a.stream.read(a.allParams)) as Float32Array;
+      // Same canonical tensors by name (the CUDA weight space is cuDNN's layout).
+      for (const e of a.layout) g.writeParam(e.name, (await a.readParam(e.name)) as Float32Array);
+      const bt = batch(T, B, V, 3, true);
+      const errors: Record<string, number> = {};
+      for (const n of [a, g]) {
+        const st = n.state(B);
+        const h0 = Float32Array.from({ length: L * B * H }, (_, i) => Math.sin(i) * 0.3);
+        n.stream.write(st.hx, h0);
+        n.stream.write(st.cx, h0);
+        n.zeroGrad();
+        n.forward(bt, { training: true, seed: 1 });
+        n.backward({ stateGrads: true });
+      }
+      const [la, lg] = [await a.readLoss(), await g.readLoss()];
+      errors.loss = Math.abs(la.loss - lg.loss) / Math.abs(la.loss);
+      const sa = a.state(B), sg = g.state(B);
+      errors.hy = rel(await a.stream.read(sa.hy), await g.stream.read(sg.hy));
+      errors.dhx = rel(await a.stream.read(sa.dhx), await g.stream.read(sg.dhx));
+      if (cell === 'lstm') {
+        errors.cy = rel(await a.stream.read(sa.cy), await g.stream.read(sg.cy));
+        errors.dcx = rel(await a.stream.read(sa.dcx), await g.stream.read(sg.dcx));
+      }
+      for (const e of a.layout) errors[`d ${e.name}`] = rel(await a.readGrad(e.name), await g.readGrad(e.name));
+      const worst = Math.max(...Object.values(errors));
+      rows.push({ cell, layers: L, maxRelError: worst, pass: worst <= 1e-4, errors });
+      console.log(`parity ${cell} L=${L}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
+      void weights;
+      a.dispose();
+      g.dispose();
+    }
+  }
+  return rows;
+}
+
+async function trainingRun(cuda: Backend) {
+  const V = 200, T = 20, B = 16, steps = 200;
+  const losses: Record<string, number[]> = {};
+  let init: Float32Array | undefined;
+  for (const [name, backend] of [['cpu', cpuBackend], ['cuda', cuda]] as const) {
+    const n = net(backend, 'lstm', V, 64, 64, 2);
+    if (!init) {
+      n.initialize(5);
+      init = (await n.stream.read(n.allParams)) as Float32Array;
+    } else {
+      const ref = net(cpuBackend, 'lstm', V, 64, 64, 2);
+      ref.initialize(5);
+      for (const e of ref.layout) n.writeParam(e.name, (await ref.readParam(e.name)) as Float32Array);
+      ref.dispose();
+    }
+    const opt = new Optimizer(n.stream, { type: 'adam', lr: 3e-3 }, n.parameterCount, 'f32');
+    losses[name] = [];
+    n.resetState(B);
+    for (let s = 0; s < steps; s++) {
+      n.zeroGrad();
+      n.forward(batch(T, B, V, s % 25, false), { training: true, seed: s });
+      n.backward();
+      n.clipGradNorm(1);
+      opt.apply(n.allParams, n.allGrads);
+      n.carryState();
+      losses[name].push((await n.readLoss()).loss);
+    }
+    opt.dispose();
+    n.dispose();
+  }
+  const diffs = losses.cpu.map((l, i) => Math.abs(l - losses.cuda[i]) / l);
+  console.log(`200-step run: final loss cpu ${losses.cpu[steps - 1].toFixed(5)} cuda ${losses.cuda[steps - 1].toFixed(5)}; max relative difference ${Math.max(...diffs).toExponential(2)}`);
+  return { steps, cpu: losses.cpu, cuda: losses.cuda, maxRelDiff: Math.max(...diffs) };
+}
+
+const configs = [
+  { name: 'zaremba-small', cell: 'lstm' as Cell, L: 2, H: 200, E: 200, B: 20, T: 20, V: 10000 },
+  { name: 'zaremba-medium', cell: 'lstm' as Cell, L: 2, H: 650, E: 650, B: 20, T: 35, V: 10000 },
+  { name: 'zaremba-large', cell: 'lstm' as Cell, L: 2, H: 1500, E: 1500, B: 20, T: 35, V: 10000 },
+  { name: 'keras-gru', cell: 'gru' as Cell, L: 1, H: 1024, E: 256, B: 64, T: 30, V: 303 },
+  { name: 'char-lstm', cell: 'lstm' as Cell, L: 3, H: 512, E: 64, B: 64, T: 128, V: 65 },
+];
+
+async function bench(cuda: Backend, memoryInfo: () => { free: number; total: number }) {
+  const rows = [];
+  for (const c of configs) {
+    const n = net(cuda, c.cell, c.V, c.E, c.H, c.L);
+    n.initialize(1);
+    const opt = new Optimizer(n.stream, { type: 'adam', lr: 1e-3 }, n.parameterCount, 'f32');
+    const bt = batch(c.T, c.B, c.V, 1, false);
+    const step = () => {
+      n.zeroGrad();
+      n.forward(bt, { training: true, seed: 1 });
+      n.backward();
+      n.clipGradNorm(0.25);
+      opt.apply(n.allParams, n.allGrads);
+      n.carryState();
+    };
+    for (let i = 0; i < 5; i++) step();
+    await n.readLoss();
+    const minFree = memoryInfo().free;
+    let steps = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < 5000) {
+      for (let i = 0; i < 10; i++) step();
+      await n.readLoss();
+      steps += 10;
+    }
+    const trainSec = (performance.now() - t0) / 1000;
+    // Generation: one token at a time, batch 1, state kept; one small read per token.
+    n.resetState(1);
+    let tok = 1;
+    const g0 = performance.now();
+    let generated = 0;
+    while (performance.now() - g0 < 3000) {
+      const lp = n.logProbs(Int32Array.of(tok), 1, 1);
+      n.carryState();
+      const row = await n.stream.read(lp);
+      let best = 1;
+      for (let v = 1; v < row.length; v++) if (row[v] > row[best]) best = v;
+      tok = best;
+      generated++;
+    }
+    const genSec = (performance.now() - g0) / 1000;
+    const mem = memoryInfo();
+    rows.push({
+      config: c.name,
+      trainTokensPerSecond: (steps * c.B * c.T) / trainSec,
+      generateTokensPerSecond: generated / genSec,
+      deviceMemoryUsedBytes: mem.total - Math.min(minFree, mem.free),
+    });
+    console.log(`bench ${c.name}: train ${Math.round((steps * c.B * c.T) / trainSec)} tokens/s, generate ${Math.round(generated / genSec)} tokens/s`);
+    opt.dispose();
+    n.dispose();
+  }
+  return rows;
+}
+
+async function main() {
+  let cuda: Backend;
+  try {
+    cuda = cudaBackend();
+  } catch (e) {
+    if (!(e instanceof RnnlmError) || e.code !== 'ERR_CUDA_UNAVAILABLE') throw e;
+    console.log(`gpu-check: dry mode, CUDA unavailable: ${e.message.split('\n')[0]}`);
+    report.dryRun = true;
+    report.reason = e.message;
+    writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
+    return;
+  }
+  const { info, addon } = loadCuda();
+  report.cuda = info;
+  console.log(`gpu-check: ${info.device} (sm ${info.computeCapability}), driver ${info.driver}, runtime ${info.runtime}, cuDNN ${info.cudnn} from ${info.cudnnPath}`);
+  const only = process.env.GPU_CHECK_ONLY ?? 'parity,training,bench';
+  if (only.includes('parity')) report.parity = await parity(cuda);
+  if (only.includes('training')) report.training = await trainingRun(cuda);
+  if (only.includes('bench')) report.bench = await bench(cuda, () => addon.memoryInfo());
+  writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
+}
+
+main().catch((e) => {
+  console.error(e);
+  report.error = String(e?.stack ?? e);
+  try {
+    writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
+  } catch {}
+  process.exitCode = 1;
+});
