@@ -17,7 +17,7 @@ async function main() {
   console.log(`Brown corpus: ${words.length.toLocaleString('en-US')} words; vocabulary ${tokenizer.vocabSize.toLocaleString('en-US')} (words seen <= 3 times -> <unk>)`);
 
   const model = await LanguageModel.create({
-    tokenizer, cell: 'lstm', embeddingSize: 256, hiddenSize: 256, layers: 2, dropout: 0.25, tieWeights: true, device: 'cpu', seed: 1,
+    tokenizer, cell: 'lstm', embeddingSize: 200, hiddenSize: 200, layers: 2, dropout: 0.25, tieWeights: true, device: 'cpu', seed: 1,
   });
   model.summary();
   console.log(`device: ${model.device} (${model.deviceReason}); training for ${minutes} minutes`);

@@ -26,7 +26,8 @@ inline void check(cudaError_t e, const char* what) {
 }
 inline void check(api::cudnnStatus_t s, const char* what) {
   if (s == api::CUDNN_STATUS_SUCCESS) return;
-  fail(s == api::CUDNN_STATUS_ALLOC_FAILED ? Code::OutOfMemory : Code::Native, "%s failed: %s (cuDNN status %d)", what,
+  const bool oom = s == api::CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED || s == api::CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+  fail(oom ? Code::OutOfMemory : Code::Native, "%s failed: %s (cuDNN status %d)", what,
        libs().cudnn.cudnnGetErrorString(s), int(s));
 }
 inline void check(api::cublasStatus_t s, const char* what) {
@@ -34,6 +35,12 @@ inline void check(api::cublasStatus_t s, const char* what) {
   fail(s == api::CUBLAS_STATUS_ALLOC_FAILED ? Code::OutOfMemory : Code::Native, "%s failed: cuBLAS status %d", what, int(s));
 }
 #define RNNLM_CU(call) ::rnnlm::cuda::check((call), #call)
+// A kernel launch, checked (launch errors only; faults surface at the next synchronize).
+#define RNNLM_LAUNCH(call)                                   \
+  do {                                                       \
+    call;                                                    \
+    ::rnnlm::cuda::check(cudaGetLastError(), #call);         \
+  } while (0)
 
 template <typename T>
 inline void floatOnly() {
@@ -149,30 +156,30 @@ struct CudaDevice {
       fail(Code::InvalidArgument, "the CUDA backend computes in f32 only");
     } else {
       if (v == T(0)) RNNLM_CU(cudaMemsetAsync(p, 0, size_t(n) * sizeof(T), c.stream));
-      else kernels::fill(c.stream, p, n, v);
+      else RNNLM_LAUNCH(kernels::fill(c.stream, p, n, v));
     }
   }
 
   template <typename T>
   static void embeddingForward(Context& c, const T* table, int64_t V, int64_t E, const int32_t* ids, int64_t N, T* out) {
     floatOnly<T>();
-    if constexpr (std::is_same_v<T, float>) kernels::embeddingForward(c.stream, table, V, E, ids, N, out, c.errFlag);
+    if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::embeddingForward(c.stream, table, V, E, ids, N, out, c.errFlag));
   }
   template <typename T>
   static void embeddingBackward(Context& c, const int32_t* ids, int64_t N, const T* dout, int64_t V, int64_t E,
                                 int64_t pad, T* dtable) {
     floatOnly<T>();
-    if constexpr (std::is_same_v<T, float>) kernels::embeddingBackward(c.stream, ids, N, dout, V, E, pad, dtable, c.errFlag);
+    if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::embeddingBackward(c.stream, ids, N, dout, V, E, pad, dtable, c.errFlag));
   }
   template <typename T>
   static void dropoutForward(Context& c, const T* x, int64_t n, double p, uint64_t seed, T* mask, T* y) {
     floatOnly<T>();
-    if constexpr (std::is_same_v<T, float>) kernels::dropoutForward(c.stream, x, n, p, seed, mask, y);
+    if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::dropoutForward(c.stream, x, n, p, seed, mask, y));
   }
   template <typename T>
   static void multiply(Context& c, const T* a, const T* b, int64_t n, T* out) {
     floatOnly<T>();
-    if constexpr (std::is_same_v<T, float>) kernels::multiply(c.stream, a, b, n, out);
+    if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::multiply(c.stream, a, b, n, out));
   }
 
   // Row-major y[N, O] = x[N, I] W[O, I]^T + b is column-major y^T = W x^T: gemm(T, N).
@@ -182,7 +189,7 @@ struct CudaDevice {
     if constexpr (std::is_same_v<T, float>) {
       float beta = 0.f;
       if (b) {
-        kernels::broadcastRows(c.stream, b, N, O, y);
+        RNNLM_LAUNCH(kernels::broadcastRows(c.stream, b, N, O, y));
         beta = 1.f;
       }
       const float alpha = 1.f;
@@ -205,7 +212,7 @@ struct CudaDevice {
       if (dW)
         RNNLM_CU(B.cublasSgemm_v2(c.cublas, api::CUBLAS_OP_N, api::CUBLAS_OP_T, int(I), int(O), int(N), &one, x, int(I), dy,
                                   int(O), &one, dW, int(I)));
-      if (db) kernels::columnSumAdd(c.stream, dy, N, O, db);
+      if (db) RNNLM_LAUNCH(kernels::columnSumAdd(c.stream, dy, N, O, db));
     }
   }
   template <typename T>
@@ -213,37 +220,37 @@ struct CudaDevice {
                            T* dz) {
     floatOnly<T>();
     if constexpr (std::is_same_v<T, float>)
-      kernels::crossEntropy(c.stream, z, targets, N, V, ignore, out, dz, c.ceScratch.get(size_t(N) + 2), c.errFlag);
+      RNNLM_LAUNCH(kernels::crossEntropy(c.stream, z, targets, N, V, ignore, out, dz, c.ceScratch.get(size_t(N) + 2), c.errFlag));
   }
   template <typename T>
   static void logSoftmax(Context& c, const T* z, int64_t N, int64_t V, T* out) {
     floatOnly<T>();
-    if constexpr (std::is_same_v<T, float>) kernels::logSoftmax(c.stream, z, N, V, out);
+    if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::logSoftmax(c.stream, z, N, V, out));
   }
   template <typename T>
   static void clipGradNorm(Context& c, T* g, int64_t n, double maxNorm, T* out) {
     floatOnly<T>();
-    if constexpr (std::is_same_v<T, float>) kernels::clipGradNorm(c.stream, g, n, maxNorm, out, c.normScratch.get(1025));
+    if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::clipGradNorm(c.stream, g, n, maxNorm, out, c.normScratch.get(1025)));
   }
   template <typename T>
   static void clipValue(Context& c, T* g, int64_t n, double v) {
     floatOnly<T>();
-    if constexpr (std::is_same_v<T, float>) kernels::clipValue(c.stream, g, n, float(v));
+    if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::clipValue(c.stream, g, n, float(v)));
   }
   template <typename T>
   static void sgd(Context& c, T* p, const T* g, T* buf, int64_t n, const SgdParams& s) {
     floatOnly<T>();
     if constexpr (std::is_same_v<T, float>)
-      kernels::sgd(c.stream, p, g, buf, n, s.lr, s.momentum, s.dampening, s.weightDecay, s.nesterov, s.step == 1);
+      RNNLM_LAUNCH(kernels::sgd(c.stream, p, g, buf, n, s.lr, s.momentum, s.dampening, s.weightDecay, s.nesterov, s.step == 1));
   }
   template <typename T>
   static void adam(Context& c, T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a) {
     floatOnly<T>();
     if constexpr (std::is_same_v<T, float>) {
       const double bc1 = 1 - std::pow(a.beta1, double(a.step)), bc2 = 1 - std::pow(a.beta2, double(a.step));
-      kernels::adam(c.stream, p, g, m, v, n, float(a.beta1), float(a.beta2), float(a.decoupled ? 0 : a.weightDecay),
+      RNNLM_LAUNCH(kernels::adam(c.stream, p, g, m, v, n, float(a.beta1), float(a.beta2), float(a.decoupled ? 0 : a.weightDecay),
                     float(a.decoupled ? 1 - a.lr * a.weightDecay : 1), float(a.lr / bc1), float(1 / std::sqrt(bc2)),
-                    float(a.eps));
+                    float(a.eps)));
     }
   }
 
@@ -306,7 +313,7 @@ class CudaDevice::Rnn {
   // Element counts (floats); the descriptors are process-wide state, so guard them.
   Sizes spaces(int64_t T, int64_t B) const {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<int> lengths(size_t(B), int(T));
+    const std::vector<int> lengths(static_cast<size_t>(B), static_cast<int>(T));
     setData(T, B, lengths.data());
     size_t wsTrain = 0, reserve = 0, wsInfer = 0, unused = 0;
     const auto& D = libs().cudnn;
