@@ -49,6 +49,8 @@ describe('WordTokenizer.split', () => {
       'dogs', "'", '“', 'hi', '”', 'rock’n’roll',
     ]);
     expect(t.split('a--b -c d- x.')).toEqual(['a', '-', '-', 'b', '-', 'c', 'd', '-', 'x', '.']);
+    // . and , join only digit to digit
+    expect(t.split('v1.2 a.5 x,1 2.b 1.')).toEqual(['v1.2', 'a', '.', '5', 'x', ',', '1', '2', '.', 'b', '1', '.']);
   });
 
   test('literal special tokens are single tokens; other <...> are not', () => {

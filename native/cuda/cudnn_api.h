@@ -58,8 +58,7 @@ struct CUstream_st;
   X(cublasSetStream_v2)           \
   X(cublasSetMathMode)            \
   X(cublasGetVersion_v2)          \
-  X(cublasSgemm_v2)               \
-  X(cublasSgemmStridedBatched)
+  X(cublasSgemm_v2)
 
 // Enumerators: X(name, value). check_api.cc walks the same lists, so nothing declared here
 // goes unchecked.
@@ -350,12 +349,7 @@ typedef cublasStatus_t (*cublasSgemm_v2_t)(cublasHandle_t handle, cublasOperatio
                                            cublasOperation_t transb, int m, int n, int k, const float* alpha,
                                            const float* A, int lda, const float* B, int ldb, const float* beta,
                                            float* C, int ldc);
-typedef cublasStatus_t (*cublasSgemmStridedBatched_t)(cublasHandle_t handle, cublasOperation_t transa,
-                                                      cublasOperation_t transb, int m, int n, int k,
-                                                      const float* alpha, const float* A, int lda,
-                                                      long long int strideA, const float* B, int ldb,
-                                                      long long int strideB, const float* beta, float* C, int ldc,
-                                                      long long int strideC, int batchCount);
+
 }  // extern "C"
 
 // ---- Function tables, filled by the loader with dlsym(lib, "<member name>") -----------------
