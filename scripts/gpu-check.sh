@@ -43,8 +43,10 @@ BUNDLE=$G/gpu-check.cjs
 if [ -f "$BUNDLE" ]; then "$NODE" "$BUNDLE"; else "$NODE" --import tsx scripts/gpu-check.ts; fi
 status=$?
 
-# 3. PyTorch on the same configurations.
-if [ -x "$PY" ] && [ -f bench/pytorch_bench.py ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+# 3. PyTorch: parity fixtures from our checkpoints (copy $OUT/fixtures/*.fixture.safetensors to
+#    test/fixtures/, where CI checks the CPU backend against them), then the same benchmarks.
+if [ -x "$PY" ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"
   "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json"
 fi
 exit $status

@@ -6,12 +6,14 @@
 //  2. benchmarks of ours on CUDA: training tokens/s (DESIGN.md configurations) and
 //     generation tokens/s, peak device memory.
 // Writes gpu-check.json into $OUT (or the current folder).
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpuBackend } from '../lib/backend/cpu';
 import { loadCuda, cudaBackend } from '../lib/backend/cuda';
 import type { Backend, Cell } from '../lib/backend/types';
+import { writeCheckpoint } from '../lib/checkpoint';
 import { RnnlmError } from '../lib/errors';
+import { writeSafetensorsFile } from '../lib/io/safetensors';
 import { Network, type Batch } from '../lib/nn/network';
 import { Optimizer } from '../lib/nn/optimizer';
 import { Random } from '../lib/util/random';
@@ -186,7 +188,32 @@ async function bench(cuda: Backend, memoryInfo: () => { free: number; total: num
   return rows;
 }
 
+/** Checkpoints and batches for bench/pytorch_fixtures.py (our checkpoint loaded into PyTorch). */
+async function fixtureInputs(folder: string) {
+  mkdirSync(folder, { recursive: true });
+  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
+    const V = 40, E = 12, H = 16, L = 2, T = 9, B = 4;
+    const n = net(cpuBackend, cell, V, E, H, L);
+    n.initialize(11);
+    const params = (await n.stream.read(n.allParams)) as Float32Array;
+    const config = { cell, vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, dropout: 0, tieWeights: false, seed: 11 };
+    await writeCheckpoint(join(folder, `${cell}.safetensors`), n.layout, params, config, undefined, undefined);
+    n.dispose();
+    const bt = batch(T, B, V, 17, true);
+    const rng = new Random(23);
+    const state = () => Float32Array.from({ length: L * B * H }, () => rng.uniform(-0.5, 0.5));
+    await writeSafetensorsFile(join(folder, `${cell}.batch.safetensors`), {
+      ids: { dtype: 'I32', shape: [T, B], data: bt.inputs },
+      targets: { dtype: 'I32', shape: [T, B], data: bt.targets },
+      lengths: { dtype: 'I32', shape: [B], data: bt.lengths! },
+      h0: { dtype: 'F32', shape: [L, B, H], data: state() },
+      c0: { dtype: 'F32', shape: [L, B, H], data: state() },
+    });
+  }
+}
+
 async function main() {
+  await fixtureInputs(join(out, 'fixtures'));
   let cuda: Backend;
   try {
     cuda = cudaBackend();
