@@ -17,19 +17,11 @@ import { writeSafetensorsFile } from '../lib/io/safetensors';
 import { Network, type Batch } from '../lib/nn/network';
 import { Optimizer } from '../lib/nn/optimizer';
 import { Random } from '../lib/util/random';
+import { relError } from '../test/helpers';
 
 const out = process.env.OUT ?? '.';
 const report: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
-function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i] - b[i]) ** 2;
-    na += a[i] ** 2;
-    nb += b[i] ** 2;
-  }
-  return Math.sqrt(d) / Math.max(Math.sqrt(na), Math.sqrt(nb), 1e-30);
-}
 
 function batch(T: number, B: number, V: number, seed: number, ragged: boolean): Batch {
   const rng = new Random(seed);
@@ -72,13 +64,13 @@ async function parity(cuda: Backend) {
       const [la, lg] = [await a.readLoss(), await g.readLoss()];
       errors.loss = Math.abs(la.loss - lg.loss) / Math.abs(la.loss);
       const sa = a.state(B), sg = g.state(B);
-      errors.hy = rel(await a.stream.read(sa.hy), await g.stream.read(sg.hy));
-      errors.dhx = rel(await a.stream.read(sa.dhx), await g.stream.read(sg.dhx));
+      errors.hy = relError(await a.stream.read(sa.hy), await g.stream.read(sg.hy));
+      errors.dhx = relError(await a.stream.read(sa.dhx), await g.stream.read(sg.dhx));
       if (cell === 'lstm') {
-        errors.cy = rel(await a.stream.read(sa.cy), await g.stream.read(sg.cy));
-        errors.dcx = rel(await a.stream.read(sa.dcx), await g.stream.read(sg.dcx));
+        errors.cy = relError(await a.stream.read(sa.cy), await g.stream.read(sg.cy));
+        errors.dcx = relError(await a.stream.read(sa.dcx), await g.stream.read(sg.dcx));
       }
-      for (const e of a.layout) errors[`d ${e.name}`] = rel(await a.readGrad(e.name), await g.readGrad(e.name));
+      for (const e of a.layout) errors[`d ${e.name}`] = relError(await a.readGrad(e.name), await g.readGrad(e.name));
       const worst = Math.max(...Object.values(errors));
       rows.push({ cell, layers: L, maxRelError: worst, pass: worst <= 1e-4, errors });
       console.log(`parity ${cell} L=${L}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);

@@ -109,6 +109,17 @@ struct SumOp {
   __device__ float operator()(float a, float b) const { return a + b; }
 };
 
+// lse = max_v z[v] + log sum_v exp(z[v] - max), by the whole block (every thread gets it).
+__device__ float blockLogSumExp(const float* row, int64_t V) {
+  float mx = -FLT_MAX;
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, row[v]);
+  mx = blockReduce(mx, MaxOp{}, -FLT_MAX);
+  float sum = 0.f;
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) sum += expf(row[v] - mx);
+  sum = blockReduce(sum, SumOp{}, 0.f);
+  return mx + logf(sum);
+}
+
 // count = |{n : t_n != ignore}| into scratch[N + 1]; targets outside [0, V) raise the flag.
 __global__ void countTargetsKernel(const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* scratch,
                                    int* err) {
@@ -139,13 +150,7 @@ __global__ void crossEntropyRowsKernel(const float* z, const int32_t* targets, i
     if (threadIdx.x == 0) scratch[n] = 0.f;
     return;
   }
-  float mx = -FLT_MAX;
-  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, row[v]);
-  mx = blockReduce(mx, MaxOp{}, -FLT_MAX);
-  float sum = 0.f;
-  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) sum += expf(row[v] - mx);
-  sum = blockReduce(sum, SumOp{}, 0.f);
-  const float lse = mx + logf(sum);
+  const float lse = blockLogSumExp(row, V);
   const float zt = row[t];  // before drow (possibly row itself) is written
   __syncthreads();
   if (drow) {
@@ -171,13 +176,7 @@ __global__ void crossEntropyMeanKernel(const float* scratch, int64_t N, float* o
 __global__ void logSoftmaxKernel(const float* z, int64_t V, float* out) {
   const int64_t n = blockIdx.x;
   const float* row = z + n * V;
-  float mx = -FLT_MAX;
-  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, row[v]);
-  mx = blockReduce(mx, MaxOp{}, -FLT_MAX);
-  float sum = 0.f;
-  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) sum += expf(row[v] - mx);
-  sum = blockReduce(sum, SumOp{}, 0.f);
-  const float lse = mx + logf(sum);
+  const float lse = blockLogSumExp(row, V);
   for (int64_t v = threadIdx.x; v < V; v += blockDim.x) out[n * V + v] = row[v] - lse;
 }
 
