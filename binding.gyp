@@ -1,4 +1,9 @@
 {
+  "variables": {
+    # Prebuilds (RNNLM_STATIC_BLAS=1, scripts/prebuild.cjs) link OpenBLAS, libstdc++ and libgcc
+    # statically, so the addon loads on a plain Debian/Ubuntu image with no libopenblas.
+    "rnnlm_static_blas%": "<!(node -p \"process.env.RNNLM_STATIC_BLAS === '1' ? 'true' : 'false'\")"
+  },
   "targets": [
     {
       # The CPU backend. It never links CUDA, so it loads on every machine.
@@ -9,7 +14,13 @@
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "libraries": ["-lopenblas"]
+      "conditions": [
+        ["rnnlm_static_blas=='true'", {
+          "libraries": ["-l:libopenblas.a", "-lpthread", "-lm", "-static-libstdc++", "-static-libgcc", "-Wl,--exclude-libs,ALL"]
+        }, {
+          "libraries": ["-lopenblas"]
+        }]
+      ]
     }
   ]
 }

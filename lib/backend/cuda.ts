@@ -77,10 +77,10 @@ export function cudaLibraryFolders(env: Env = process.env, home = homedir()): st
   return [...new Set(dirs)];
 }
 
-/** Where the CUDA addon may be: a prebuild, then a source build. */
+/** Where the CUDA addon may be: a source build, then the prebuild that ships in the package. */
 export function cudaAddonPaths(root = packageRoot()): string[] {
   if (process.env.RNNLM_CUDA_ADDON) return [process.env.RNNLM_CUDA_ADDON];
-  return [join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'rnnlm_cuda.node'), join(root, 'build-cuda', 'Release', 'rnnlm_cuda.node')];
+  return [join(root, 'build-cuda', 'Release', 'rnnlm_cuda.node'), join(root, 'prebuilds', 'cuda', `${process.platform}-${process.arch}`, 'rnnlm_cuda.node')];
 }
 
 let loaded: { addon: CudaAddon; info: CudaInfo } | undefined;
