@@ -44,7 +44,7 @@ describe('without a GPU', () => {
   test("device 'auto' picks the CPU and says why", () => {
     const { backend, reason } = selectBackend('auto');
     expect(backend.device).toBe('cpu');
-    expect(reason).toMatch(/^auto: CPU, because .*(CUDA|cuDNN|libcudnn|GPU|rnnlm_cuda)/);
+    expect(reason).toMatch(/^auto: CPU, because .*(NVIDIA driver|CUDA|cuDNN|libcudnn|GPU|rnnlm_cuda)/);
   });
 
   test("device 'cuda' throws ERR_CUDA_UNAVAILABLE saying what is missing and where it looked", () => {

@@ -83,6 +83,11 @@ export function cudaAddonPaths(root = packageRoot()): string[] {
   return [join(root, 'build-cuda', 'Release', 'rnnlm_cuda.node'), join(root, 'prebuilds', 'cuda', `${process.platform}-${process.arch}`, 'rnnlm_cuda.node')];
 }
 
+/** Whether an NVIDIA kernel driver is present; without one, device 'auto' never loads the CUDA addon. */
+export function nvidiaDriverPresent(): boolean {
+  return existsSync('/proc/driver/nvidia/version') || existsSync('/dev/nvidiactl');
+}
+
 let loaded: { addon: CudaAddon; info: CudaInfo } | undefined;
 
 /** Loads the CUDA addon and its libraries, or throws ERR_CUDA_UNAVAILABLE saying what is missing and where it looked. */

@@ -6,7 +6,7 @@
 import { debuglog } from 'node:util';
 import { RnnlmError, invalidArgument } from '../errors';
 import { cpuBackend } from './cpu';
-import { cudaBackend } from './cuda';
+import { cudaBackend, nvidiaDriverPresent } from './cuda';
 import type { Backend } from './types';
 
 export type DeviceOption = 'auto' | 'cpu' | 'cuda';
@@ -18,6 +18,11 @@ export function selectBackend(device: DeviceOption): { backend: Backend; reason:
   if (device === 'cpu') return { backend: cpuBackend, reason: "device: 'cpu' was requested" };
   if (device === 'cuda') return { backend: cudaBackend(), reason: "device: 'cuda' was requested" };
   if (device !== 'auto') throw invalidArgument(`device must be 'auto', 'cpu' or 'cuda' (got '${String(device)}')`);
+  if (!nvidiaDriverPresent()) {
+    const why = 'no NVIDIA driver is loaded (no /proc/driver/nvidia/version or /dev/nvidiactl)';
+    debug('device auto: using the CPU because %s', why);
+    return { backend: cpuBackend, reason: `auto: CPU, because ${why}` };
+  }
   try {
     const backend = cudaBackend();
     debug('device auto: using CUDA');
