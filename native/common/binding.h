@@ -162,9 +162,20 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
     auto* st = info[0].As<Napi::External<std::shared_ptr<Storage>>>().Data();
     storage_ = *st;
     streamId_ = info[1].As<Napi::Number>().Int64Value();
+    // Tell V8 about the native memory, so that garbage collection (and so the finalizer of a
+    // buffer nobody freed) happens under memory pressure as it would for JS memory.
+    external_ = int64_t(storage_->length) * int64_t(dtypeSize(storage_->dtype));
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_);
+  }
+  ~NativeBuffer() override { release(this->Env()); }
+  void release(Napi::Env env) {
+    storage_.reset();  // queued ops keep their own reference
+    if (external_) Napi::MemoryManagement::AdjustExternalMemory(env, -external_);
+    external_ = 0;
   }
   std::shared_ptr<Storage> storage_;
   int64_t streamId_ = 0;
+  int64_t external_ = 0;
 
  private:
   Napi::Value Length(const Napi::CallbackInfo& info) {
@@ -175,7 +186,7 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
   }
   Napi::Value Released(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !storage_); }
   Napi::Value Free(const Napi::CallbackInfo& info) {
-    storage_.reset();  // queued ops keep their own reference
+    release(info.Env());
     return info.Env().Undefined();
   }
 };

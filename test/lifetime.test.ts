@@ -1,0 +1,58 @@
+// Lifetime: two models train at once in one process; create/dispose cycles and many small
+// steps keep RSS flat (native memory is freed by dispose, or by the finalizer when the
+// JavaScript object is collected); calls after dispose are ERR_DISPOSED.
+import { expect, test } from 'vitest';
+import { LanguageModel } from '../lib/model';
+import { WordTokenizer } from '../lib/tokenizers';
+import { cpuBackend } from '../lib/backend/cpu';
+
+const text = 'the cat sat on the mat . the dog sat on the log . '.repeat(40);
+const tokenizer = WordTokenizer.fit(text);
+const make = (seed: number) => LanguageModel.create({ tokenizer, embeddingSize: 16, hiddenSize: 16, layers: 2, device: 'cpu', seed });
+
+test('two models train at the same time and each matches its run alone', async () => {
+  const opts = { epochs: 2, batchSize: 4, seqLength: 8, progress: false } as const;
+  const [a, b] = [await make(1), await make(2)];
+  const together = await Promise.all([a.fit(text, opts), b.fit(text, opts)]);
+  a.dispose();
+  b.dispose();
+  const alone = await make(1);
+  const solo = await alone.fit(text, opts);
+  alone.dispose();
+  expect(together[0].map((h) => h.loss)).toEqual(solo.map((h) => h.loss));
+  expect(together[1][1].loss).not.toBe(solo[1].loss); // a different seed really is a different model
+});
+
+test('1,000 create/dispose cycles and 5,000 small steps keep RSS flat', async () => {
+  const rss = () => process.memoryUsage().rss / 2 ** 20;
+  for (let i = 0; i < 50; i++) (await make(i)).dispose(); // warm-up: allocator pools, code
+  global.gc?.();
+  const before = rss();
+  for (let i = 0; i < 1000; i++) {
+    const m = await make(i);
+    if (i % 2) m.dispose(); // the other half are left to the finalizer
+  }
+  const m = await make(5);
+  await m.fit(text, { epochs: 40, batchSize: 4, seqLength: 4, progress: false }); // ~5,000 steps
+  m.dispose();
+  await new Promise((r) => setTimeout(r, 50));
+  global.gc?.();
+  const growth = rss() - before;
+  console.log(`RSS before ${before.toFixed(1)} MiB, growth after 1,000 create/dispose cycles and ~5,000 steps: ${growth.toFixed(1)} MiB`);
+  expect(growth).toBeLessThan(64);
+}, 120_000);
+
+test('a stream left to the garbage collector frees its thread and memory', async () => {
+  const before = process.memoryUsage().rss;
+  for (let i = 0; i < 200; i++) {
+    const s = cpuBackend.createStream();
+    s.alloc('f32', 1 << 18); // 1 MiB each, never freed by hand
+    await s.sync();
+  }
+  global.gc?.();
+  await new Promise((r) => setTimeout(r, 100));
+  global.gc?.();
+  const grew = (process.memoryUsage().rss - before) / 2 ** 20;
+  console.log(`200 abandoned streams with 1 MiB each: RSS growth ${grew.toFixed(1)} MiB`);
+  expect(grew).toBeLessThan(150); // without finalizers it would be >= 200 MiB
+});
