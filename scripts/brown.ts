@@ -7,23 +7,19 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LanguageModel, WordTokenizer, type EpochLog } from '../lib/index';
-import { brownWords } from './corpora';
+import { LanguageModel, type EpochLog } from '../lib/index';
+import { brownSplit } from './corpora';
 
 const minutes = Number(process.env.MINUTES ?? 60);
 const device = (process.env.DEVICE ?? 'cpu') as 'cpu' | 'cuda' | 'auto';
 const patience = 2;
 
 async function main() {
-  const words = brownWords();
-  const train = words.slice(0, 800_000).join(' ');
-  const valid = words.slice(800_000, 1_000_000).join(' ');
-  const test = words.slice(1_000_000).join(' ');
-  const tokenizer = WordTokenizer.fit(train, { minFreq: 4 });
+  const { words, train, valid, test, tokenizer } = brownSplit();
   const config = { cell: 'lstm' as const, embeddingSize: 256, hiddenSize: 256, layers: 2, dropout: 0.3, tieWeights: true, seed: 1 };
   const fit = { epochs: 1000, batchSize: 20, seqLength: 35, optimizer: { type: 'adam' as const, lr: 2e-3 }, clipNorm: 0.25, lrSchedule: { type: 'plateau' as const, factor: 0.25 } };
   const model = await LanguageModel.create({ tokenizer, device, ...config });
-  console.log(`Brown corpus: ${words.length.toLocaleString('en-US')} words (train 800,000 / valid 200,000 / test ${(words.length - 1_000_000).toLocaleString('en-US')}); vocabulary ${tokenizer.vocabSize.toLocaleString('en-US')}`);
+  console.log(`Brown corpus: ${words.toLocaleString('en-US')} words (train 800,000 / valid 200,000 / test ${(words - 1_000_000).toLocaleString('en-US')}); vocabulary ${tokenizer.vocabSize.toLocaleString('en-US')}`);
   console.log(`LSTM ${config.layers} x ${config.hiddenSize}, tied, ${model.parameterCount.toLocaleString('en-US')} parameters, on ${model.device}; up to ${minutes} minutes\n`);
   console.log('epoch  train ppl  valid ppl      lr  tokens/s  minutes');
   const dir = mkdtempSync(join(tmpdir(), 'rnnlm-brown-'));

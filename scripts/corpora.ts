@@ -3,6 +3,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { WordTokenizer } from '../lib/tokenizers';
 
 /** Brown corpus words in file order, POS tags stripped ("The/at" -> "The"). */
 export function brownWords(): string[] {
@@ -17,6 +18,22 @@ export function brownWords(): string[] {
     }
   }
   return words;
+}
+
+/**
+ * The split of Bengio et al. (2003): the first 800,000 words train, the next 200,000
+ * validation, the rest test; words seen 3 times or fewer in training become <unk>.
+ */
+export function brownSplit() {
+  const words = brownWords();
+  const train = words.slice(0, 800_000).join(' ');
+  return {
+    words: words.length,
+    train,
+    valid: words.slice(800_000, 1_000_000).join(' '),
+    test: words.slice(1_000_000).join(' '),
+    tokenizer: WordTokenizer.fit(train, { minFreq: 4 }),
+  };
 }
 
 export function tinyShakespeare(): string {

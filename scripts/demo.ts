@@ -3,18 +3,14 @@
 // (2003): the first 800,000 words train, the next 200,000 validation, the rest test; words
 // seen 3 times or fewer in training become <unk>. Trains on the CPU for a few minutes
 // (DEMO_MINUTES, default 4: one epoch and its validation), then prints test perplexity, a sample and next-word predictions.
-import { LanguageModel, WordTokenizer } from '../lib/index';
-import { brownWords } from './corpora';
+import { LanguageModel } from '../lib/index';
+import { brownSplit } from './corpora';
 
 const minutes = Number(process.env.DEMO_MINUTES ?? 4);
 
 async function main() {
-  const words = brownWords();
-  const train = words.slice(0, 800_000).join(' ');
-  const valid = words.slice(800_000, 1_000_000).join(' ');
-  const test = words.slice(1_000_000).join(' ');
-  const tokenizer = WordTokenizer.fit(train, { minFreq: 4 });
-  console.log(`Brown corpus: ${words.length.toLocaleString('en-US')} words; vocabulary ${tokenizer.vocabSize.toLocaleString('en-US')} (words seen <= 3 times -> <unk>)`);
+  const { words, train, valid, test, tokenizer } = brownSplit();
+  console.log(`Brown corpus: ${words.toLocaleString('en-US')} words; vocabulary ${tokenizer.vocabSize.toLocaleString('en-US')} (words seen <= 3 times -> <unk>)`);
 
   const model = await LanguageModel.create({
     tokenizer, cell: 'lstm', embeddingSize: 200, hiddenSize: 200, layers: 2, dropout: 0.25, tieWeights: true, device: 'cpu', seed: 1,
