@@ -37,6 +37,8 @@ export interface EpochLog {
   tokens: number;
   tokensPerSecond: number;
   seconds: number;
+  /** Steps whose loss or gradient was not finite (their updates were skipped). */
+  skipped: number;
 }
 
 export interface FitOptions {
@@ -65,10 +67,16 @@ export interface FitOptions {
   progress?: boolean;
   /** Seed of dropout masks and shuffling (default: the model's seed). */
   seed?: number;
+  /**
+   * A step whose loss or gradient is NaN/Inf never updates the weights (checked on the device).
+   * 'stop' (default): fit then rejects with ERR_NON_FINITE; 'skip': training goes on, the step
+   * is counted in the epoch's `skipped`.
+   */
+  nonFinite?: 'stop' | 'skip';
 }
 
 const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue',
-  'shuffle', 'bucketing', 'onEpochEnd', 'checkpoint', 'resume', 'signal', 'progress', 'seed'] as const;
+  'shuffle', 'bucketing', 'onEpochEnd', 'checkpoint', 'resume', 'signal', 'progress', 'seed', 'nonFinite'] as const;
 
 interface Schedule {
   kind: 'constant' | 'step' | 'plateau';
@@ -91,6 +99,7 @@ interface TrainState {
   epochNll: number; // sum of loss * count in the epoch so far
   epochCount: number;
   epochSeconds: number;
+  epochSkipped: number;
   fingerprint: string;
 }
 
@@ -173,6 +182,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('fit: signal must be an AbortSignal');
   const showProgress = o.boolean('progress', true) && Boolean(process.stderr.isTTY);
   const seed = o.integer('seed', model.config.seed, { min: 0, max: 2 ** 31 - 1 });
+  const nonFinite = o.oneOf('nonFinite', 'stop', ['stop', 'skip'] as const);
 
   // Data, validated before any work.
   const net = model.network;
@@ -192,7 +202,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed, optimizer: optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens });
 
   const opt = new Optimizer(net.stream, optim, net.parameterCount, 'f32');
-  const st: TrainState = { step: 0, epoch: 1, batch: 0, lr: opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, fingerprint };
+  const st: TrainState = { step: 0, epoch: 1, batch: 0, lr: opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, fingerprint };
   let bar: SingleBar | undefined;
   try {
     if (resumePath) await restore(model, opt, st, resumePath, mode === 'stream' ? batchSize : 0);
@@ -202,7 +212,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
       await saveTrainState(model, opt, st, checkpoint.path, mode === 'stream' ? batchSize : 0);
     };
 
-    for (; st.epoch <= epochs; st.epoch++, st.batch = 0, st.epochNll = 0, st.epochCount = 0, st.epochSeconds = 0) {
+    for (; st.epoch <= epochs; st.epoch++, st.batch = 0, st.epochNll = 0, st.epochCount = 0, st.epochSeconds = 0, st.epochSkipped = 0) {
       opt.lr = st.lr;
       if (stream && st.batch === 0) net.resetState(batchSize);
       const order = sentences?.order(st.epoch);
@@ -217,13 +227,20 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
       }
       let t0 = performance.now();
       // Two steps in flight: step k's loss is read while step k+1 is queued behind it.
-      let pending: Promise<{ loss: number; count: number }> | undefined;
+      let pending: Promise<{ loss: number; count: number; norm: number }> | undefined;
       const settle = async () => {
         if (!pending) return;
         const r = await pending;
         pending = undefined;
-        if (!Number.isFinite(r.loss)) {
-          throw new RnnlmError('ERR_NON_FINITE', `the training loss became ${r.loss} at step ${st.step}; lower the learning rate or set clipNorm`);
+        if (!Number.isFinite(r.loss) || !Number.isFinite(r.norm)) {
+          if (nonFinite === 'stop') {
+            throw new RnnlmError(
+              'ERR_NON_FINITE',
+              `the ${Number.isFinite(r.loss) ? 'gradient norm' : 'training loss'} became ${Number.isFinite(r.loss) ? r.norm : r.loss} near step ${st.step}; that update was skipped, so the weights are still finite. Lower the learning rate, set clipNorm, or pass nonFinite: 'skip'`,
+            );
+          }
+          st.epochSkipped++;
+          return;
         }
         st.epochNll += r.loss * r.count;
         st.epochCount += r.count;
@@ -241,10 +258,11 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         net.forward(batch, { training: true, seed: (seed * 1000003 + st.step) % 2147483647 });
         net.backward();
         if (clipValue !== undefined) net.stream.clipValue(net.allGrads, clipValue);
-        if (clipNorm !== undefined) net.clipGradNorm(clipNorm);
-        opt.apply(net.allParams, net.allGrads);
+        // Always measured (clipping only with clipNorm): a non-finite norm makes the device skip the update.
+        net.clipGradNorm(clipNorm ?? 0);
+        opt.apply(net.allParams, net.allGrads, net.statsTensor);
         if (stream) net.carryState();
-        const read = net.readLoss();
+        const read = net.readStepStats();
         await settle();
         pending = read;
         st.step++;
@@ -274,6 +292,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         tokens: st.epochCount,
         tokensPerSecond: st.epochCount / st.epochSeconds,
         seconds: st.epochSeconds,
+        skipped: st.epochSkipped,
       };
       if (validation !== undefined) {
         const v = await model.evaluateNow(validation, { mode, batchSize: mode === 'stream' ? 10 : batchSize, seqLength });
@@ -297,7 +316,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
       if (onEpochEnd) await model.fitCallback(() => onEpochEnd(log, model));
       if (checkpoint && (checkpoint.every === 'epoch' || st.epoch === epochs)) {
         // The position after this epoch: the start of the next one.
-        const next = { ...st, epoch: st.epoch + 1, batch: 0, epochNll: 0, epochCount: 0, epochSeconds: 0 };
+        const next = { ...st, epoch: st.epoch + 1, batch: 0, epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0 };
         await saveTrainState(model, opt, next, checkpoint.path, 0);
       }
     }
@@ -361,7 +380,7 @@ async function restore(model: LanguageModel, opt: Optimizer, st: TrainState, pat
   }
   await net.stream.sync();
   opt.step = saved.optimizerStep;
-  Object.assign(st, { ...saved, best: saved.best ?? Infinity });
+  Object.assign(st, { ...saved, best: saved.best ?? Infinity, epochSkipped: saved.epochSkipped ?? 0 });
 }
 
 function tensorData(t: SafeTensor | undefined, shape: readonly number[], what: string): Float32Array {

@@ -286,6 +286,43 @@ describe('checkpoints during training and exact resume', () => {
   });
 });
 
+describe('non-finite steps', () => {
+  const text = corpus(80).join(' ');
+  const tokenizer = WordTokenizer.fit(text);
+  // Decoder biases of +-3e38 are finite, but every target then has loss 3e38 - (-3e38) = Inf.
+  async function poisoned() {
+    const m = await LanguageModel.create({ tokenizer, embeddingSize: 8, hiddenSize: 8, layers: 1, device: 'cpu' });
+    const V = tokenizer.vocabSize;
+    m.network.writeParam('decoder.bias', Float32Array.from({ length: V }, (_, i) => (i === 0 ? 3e38 : -3e38))); // <pad> is never a target
+    return m;
+  }
+
+  test("nonFinite 'stop' (default): ERR_NON_FINITE, and no update reached the weights", async () => {
+    const m = await poisoned();
+    try {
+      const before = await m.network.stream.read(m.network.allParams);
+      await rejects(m.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, progress: false }), 'ERR_NON_FINITE', /training loss became Infinity.*weights are still finite/);
+      expect(await m.network.stream.read(m.network.allParams)).toEqual(before);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test("nonFinite 'skip': training goes on, every step is counted as skipped, the weights are unchanged", async () => {
+    const m = await poisoned();
+    try {
+      const before = await m.network.stream.read(m.network.allParams);
+      const [log] = await m.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, progress: false, nonFinite: 'skip' });
+      expect(log.skipped).toBeGreaterThan(0);
+      expect(log.tokens).toBe(0);
+      expect(await m.network.stream.read(m.network.allParams)).toEqual(before);
+      await rejects(m.fit(text, { nonFinite: 'ignore' as never }), 'ERR_INVALID_ARGUMENT', /nonFinite must be one of 'stop', 'skip'/);
+    } finally {
+      m.dispose();
+    }
+  });
+});
+
 describe('validation of options and inputs', () => {
   const text = corpus(50).join(' ');
   const tokenizer = WordTokenizer.fit(text);

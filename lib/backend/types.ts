@@ -166,8 +166,9 @@ export interface Stream {
   /** out [1] = ||grads||; grads *= maxNorm / (norm + 1e-6) when that is < 1 (maxNorm 0: measure only). */
   clipGradNorm(grads: Tensor, maxNorm: number, out: Tensor): void;
   clipValue(grads: Tensor, value: number): void;
-  sgd(params: Tensor, grads: Tensor, momentum: Tensor | null, args: SgdArgs): void;
-  adam(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, args: AdamArgs): void;
+  /** guard [n <= 8] (e.g. the step's loss and gradient norm): when any is not finite the update is skipped, on the device. */
+  sgd(params: Tensor, grads: Tensor, momentum: Tensor | null, args: SgdArgs, guard?: Tensor | null): void;
+  adam(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, args: AdamArgs, guard?: Tensor | null): void;
 
   rnnForward(rnn: RnnDescriptor, args: RnnForwardArgs): void;
   /** After a training-mode rnnForward with the same T, B and lengths. */

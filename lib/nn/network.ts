@@ -391,6 +391,17 @@ export class Network {
     return { loss: r[0], count: r[1] };
   }
 
+  /** (loss, counted targets, gradient norm) of the last step: adjacent slots, one read, and the
+   *  optimizer's guard (an update is skipped on the device when any of them is not finite). */
+  get statsTensor(): Tensor {
+    const a = this.requireLast('statsTensor');
+    return tensor(a.loss.buffer, a.loss.offset, [3]);
+  }
+  async readStepStats(): Promise<{ loss: number; count: number; norm: number }> {
+    const r = await this.stream.read(this.statsTensor);
+    return { loss: r[0], count: r[1], norm: r[2] };
+  }
+
   /** Global-norm clipping of the whole gradient; the norm before clipping lands in normTensor. */
   clipGradNorm(maxNorm: number): void {
     this.stream.clipGradNorm(this.allGrads, maxNorm, this.normTensor);

@@ -37,7 +37,8 @@ export class Optimizer {
     return this.state.map((b) => tensor(b, 0, [this.size]));
   }
 
-  apply(params: Tensor, grads: Tensor): void {
+  /** One update; with a guard (e.g. the step's loss and norm) the device skips it when any is not finite. */
+  apply(params: Tensor, grads: Tensor, guard: Tensor | null = null): void {
     this.step++;
     const o = this.options;
     if (o.type === 'sgd') {
@@ -48,7 +49,7 @@ export class Optimizer {
         weightDecay: o.weightDecay ?? 0,
         nesterov: o.nesterov ?? false,
         step: this.step,
-      });
+      }, guard);
     } else {
       const [m, v] = this.stateTensors;
       this.stream.adam(params, grads, m, v, {
@@ -59,7 +60,7 @@ export class Optimizer {
         weightDecay: o.weightDecay ?? (o.type === 'adamw' ? 0.01 : 0),
         decoupled: o.type === 'adamw',
         step: this.step,
-      });
+      }, guard);
     }
   }
 

@@ -754,7 +754,19 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
                 a.shapeStr().c_str(), bn, b.shapeStr().c_str());
   }
 
-  // sgd(params, grads, momentumBuffer | null, { lr, momentum, dampening, weightDecay, nesterov, step })
+  // Optional guard [n <= 8] of an update (e.g. the step's loss and gradient norm): when any of
+  // it is not finite the update is skipped on the device, with no host round trip.
+  View guardArg(Napi::Value v, const char* op, DType t) {
+    View g = optView(v, op, "guard");
+    if (g) {
+      RNNLM_CHECK(g.shape.size() == 1 && g.numel <= 8, Code::InvalidArgument, "%s: guard must have shape [n], n <= 8 (got %s)",
+                  op, g.shapeStr().c_str());
+      RNNLM_CHECK(g.dtype == t, Code::InvalidArgument, "%s: guard must be %s like the parameters", op, dtypeName(t));
+    }
+    return g;
+  }
+
+  // sgd(params, grads, momentumBuffer | null, { lr, momentum, dampening, weightDecay, nesterov, step }, guard?)
   Napi::Value Sgd(const Napi::CallbackInfo& info) {
     return js::guard(info, [&]() -> Napi::Value {
       live();
@@ -773,18 +785,19 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       RNNLM_CHECK(s.momentum == 0 || buf, Code::InvalidArgument, "%s: momentum > 0 needs a momentum buffer", op);
       if (buf) expectSameSize(op, p, "params", buf, "momentum");
       expectDisjoint(op, {{&p, "params"}, {&g, "grads"}, {&buf, "momentum"}});
+      View guard = guardArg(info[4], op, t);
       auto* ctx = ctx_.get();
       stream_->push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
-          D::sgd(*ctx, p.p<T>(), g.p<T>(), buf.p<T>(), p.numel, s);
+          D::sgd(*ctx, p.p<T>(), g.p<T>(), buf.p<T>(), p.numel, s, guard.p<T>(), guard.numel);
         });
       });
       return this->Env().Undefined();
     });
   }
 
-  // adam(params, grads, m, v, { lr, beta1, beta2, eps, weightDecay, decoupled, step })
+  // adam(params, grads, m, v, { lr, beta1, beta2, eps, weightDecay, decoupled, step }, guard?)
   Napi::Value Adam(const Napi::CallbackInfo& info) {
     return js::guard(info, [&]() -> Napi::Value {
       live();
@@ -805,11 +818,12 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectSameSize(op, p, "params", m, "m");
       expectSameSize(op, p, "params", v, "v");
       expectDisjoint(op, {{&p, "params"}, {&g, "grads"}, {&m, "m"}, {&v, "v"}});
+      View guard = guardArg(info[5], op, t);
       auto* ctx = ctx_.get();
       stream_->push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
-          D::adam(*ctx, p.p<T>(), g.p<T>(), m.p<T>(), v.p<T>(), p.numel, a);
+          D::adam(*ctx, p.p<T>(), g.p<T>(), m.p<T>(), v.p<T>(), p.numel, a, guard.p<T>(), guard.numel);
         });
       });
       return this->Env().Undefined();

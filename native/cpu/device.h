@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -87,12 +88,19 @@ struct CpuDevice {
     cpu::clipValue(g, n, v);
   }
   template <typename T>
-  static void sgd(Context&, T* p, const T* g, T* buf, int64_t n, const SgdParams& s) {
-    cpu::sgd(p, g, buf, n, s);
+  static bool allFinite(const T* guard, int64_t n) {
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(guard[i])) return false;
+    return true;
   }
   template <typename T>
-  static void adam(Context&, T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a) {
-    cpu::adam(p, g, m, v, n, a);
+  static void sgd(Context&, T* p, const T* g, T* buf, int64_t n, const SgdParams& s, const T* guard, int64_t guardN) {
+    if (allFinite(guard, guardN)) cpu::sgd(p, g, buf, n, s);
+  }
+  template <typename T>
+  static void adam(Context&, T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a, const T* guard,
+                   int64_t guardN) {
+    if (allFinite(guard, guardN)) cpu::adam(p, g, m, v, n, a);
   }
 
   // The weight space is the canonical PyTorch layout (rnn_layout.h); activations live in

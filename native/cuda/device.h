@@ -238,19 +238,19 @@ struct CudaDevice {
     if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::clipValue(c.stream, g, n, float(v)));
   }
   template <typename T>
-  static void sgd(Context& c, T* p, const T* g, T* buf, int64_t n, const SgdParams& s) {
+  static void sgd(Context& c, T* p, const T* g, T* buf, int64_t n, const SgdParams& s, const T* guard, int64_t guardN) {
     floatOnly<T>();
     if constexpr (std::is_same_v<T, float>)
-      RNNLM_LAUNCH(kernels::sgd(c.stream, p, g, buf, n, s.lr, s.momentum, s.dampening, s.weightDecay, s.nesterov, s.step == 1));
+      RNNLM_LAUNCH(kernels::sgd(c.stream, p, g, buf, n, s.lr, s.momentum, s.dampening, s.weightDecay, s.nesterov, s.step == 1, guard, int(guardN)));
   }
   template <typename T>
-  static void adam(Context& c, T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a) {
+  static void adam(Context& c, T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a, const T* guard, int64_t guardN) {
     floatOnly<T>();
     if constexpr (std::is_same_v<T, float>) {
       const double bc1 = 1 - std::pow(a.beta1, double(a.step)), bc2 = 1 - std::pow(a.beta2, double(a.step));
       RNNLM_LAUNCH(kernels::adam(c.stream, p, g, m, v, n, float(a.beta1), float(a.beta2), float(a.decoupled ? 0 : a.weightDecay),
                     float(a.decoupled ? 1 - a.lr * a.weightDecay : 1), float(a.lr / bc1), float(1 / std::sqrt(bc2)),
-                    float(a.eps)));
+                    float(a.eps), guard, int(guardN)));
     }
   }
 

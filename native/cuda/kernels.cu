@@ -218,10 +218,17 @@ __global__ void clipValueKernel(float* g, int64_t n, float v) {
   GRID_STRIDE(i, n) g[i] = fminf(v, fmaxf(-v, g[i]));
 }
 
+__device__ bool allFinite(const float* guard, int n) {
+  for (int i = 0; i < n; ++i)
+    if (!isfinite(guard[i])) return false;
+  return true;
+}
+
 // PyTorch SGD (cpu::sgd): d = g + wd p; buf = first ? d : m buf + (1 - damp) d;
 // d = nesterov ? d + m buf : buf (momentum > 0); p -= lr d.
 __global__ void sgdKernel(float* p, const float* g, float* buf, int64_t n, float lr, float momentum, float dampening,
-                          float wd, bool nesterov, bool first) {
+                          float wd, bool nesterov, bool first, const float* guard, int guardN) {
+  if (!allFinite(guard, guardN)) return;  // a non-finite loss or gradient: skip the step
   GRID_STRIDE(i, n) {
     float d = g[i] + wd * p[i];
     if (momentum != 0.f) {
@@ -237,7 +244,8 @@ __global__ void sgdKernel(float* p, const float* g, float* buf, int64_t n, float
 //   g' = g + l2 p; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
 //   p = p shrink - stepSize m / (sqrt(v) invSqrtBc2 + eps)
 __global__ void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2,
-                           float shrink, float stepSize, float invSqrtBc2, float eps) {
+                           float shrink, float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN) {
+  if (!allFinite(guard, guardN)) return;  // a non-finite loss or gradient: skip the step
   GRID_STRIDE(i, n) {
     const float gi = g[i] + l2 * p[i];
     const float mi = b1 * m[i] + (1.f - b1) * gi;
@@ -290,13 +298,13 @@ void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, dou
 }
 void clipValue(Stream s, float* g, int64_t n, float v) { clipValueKernel<<<blocksFor(n), kThreads, 0, s>>>(g, n, v); }
 void sgd(Stream s, float* p, const float* g, float* buf, int64_t n, double lr, double momentum, double dampening,
-         double weightDecay, bool nesterov, bool first) {
+         double weightDecay, bool nesterov, bool first, const float* guard, int guardN) {
   sgdKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, buf, n, float(lr), float(momentum), float(dampening),
-                                              float(weightDecay), nesterov, first);
+                                              float(weightDecay), nesterov, first, guard, guardN);
 }
 void adam(Stream s, float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2, float shrink,
-          float stepSize, float invSqrtBc2, float eps) {
-  adamKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps);
+          float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN) {
+  adamKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps, guard, guardN);
 }
 
 }  // namespace rnnlm::cuda::kernels

@@ -28,12 +28,13 @@ void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db);
 void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* out,
                   float* dz, float* scratch, int* err);
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out);
+// sgd / adam skip the update when any of guard[0..guardN) (the step's loss, norm) is not finite.
 // out [1] = ||g||; g *= maxNorm / (norm + 1e-6) when that is < 1. scratch holds 1024 doubles + 1.
 void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch);
 void clipValue(Stream s, float* g, int64_t n, float v);
 void sgd(Stream s, float* p, const float* g, float* buf, int64_t n, double lr, double momentum, double dampening,
-         double weightDecay, bool nesterov, bool first);
+         double weightDecay, bool nesterov, bool first, const float* guard, int guardN);
 void adam(Stream s, float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2, float shrink,
-          float stepSize, float invSqrtBc2, float eps);
+          float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN);
 
 }  // namespace rnnlm::cuda::kernels
