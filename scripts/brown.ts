@@ -24,7 +24,10 @@ async function main() {
   console.log('epoch  train ppl  valid ppl      lr  tokens/s  minutes');
   const dir = mkdtempSync(join(tmpdir(), 'rnnlm-brown-'));
   const best = join(dir, 'best.safetensors');
+  // One controller for both ends: early stopping and the time budget (a plain timer; a composite
+  // AbortSignal.any of a timeout signal can lose the timeout to garbage collection on Node 20).
   const stop = new AbortController();
+  const budget = setTimeout(() => stop.abort(new DOMException('time budget reached', 'TimeoutError')), minutes * 60_000);
   const history: EpochLog[] = [];
   let bestVal = Infinity, bad = 0;
   const t0 = Date.now();
@@ -32,7 +35,7 @@ async function main() {
     await model.fit(train, {
       ...fit,
       validation: valid,
-      signal: AbortSignal.any([stop.signal, AbortSignal.timeout(minutes * 60_000)]),
+      signal: stop.signal,
       onEpochEnd: async (log, m) => {
         history.push(log);
         console.log(`${String(log.epoch).padStart(5)}  ${log.perplexity.toFixed(1).padStart(9)}  ${log.valPerplexity!.toFixed(1).padStart(9)}  ${log.lr.toExponential(1).padStart(6)}  ${Math.round(log.tokensPerSecond).toString().padStart(8)}  ${((Date.now() - t0) / 60000).toFixed(1).padStart(7)}`);
@@ -49,6 +52,7 @@ async function main() {
     const name = (e as Error).name;
     if (name !== 'TimeoutError' && name !== 'AbortError') throw e;
   }
+  clearTimeout(budget);
   const wall = (Date.now() - t0) / 1000;
   const final = history.length ? await LanguageModel.load(best, { device }) : model;
   const r = await final.evaluate(test);
