@@ -55,4 +55,4 @@ cd "$work/app"
 echo "ldd of the CPU prebuild:"
 ldd "$root/prebuilds/linux-x64/rnnlm.node" | sed 's/^/  /'
 if ldd "$root/prebuilds/linux-x64/rnnlm.node" | grep -Ei 'openblas|cuda|gfortran|stdc\+\+'; then echo "FAIL: unexpected dependency"; exit 1; fi
-echo "install test: 4 passed, 0 failed"
+echo "install: 4 passed, 0 failed"
