@@ -202,6 +202,8 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed, optimizer: optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens });
 
   const opt = new Optimizer(net.stream, optim, net.parameterCount, 'f32');
+  // The read of the step in flight (two steps in flight: step k's loss is read while step k+1 is queued).
+  let pending: Promise<{ loss: number; count: number; norm: number }> | undefined;
   const st: TrainState = { step: 0, epoch: 1, batch: 0, lr: opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, fingerprint };
   let bar: SingleBar | undefined;
   try {
@@ -226,12 +228,9 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         bar.start(batchesPerEpoch, st.batch, { loss: '-', ppl: '-', tps: '-' });
       }
       let t0 = performance.now();
-      // Two steps in flight: step k's loss is read while step k+1 is queued behind it.
-      let pending: Promise<{ loss: number; count: number; norm: number }> | undefined;
-      const settle = async () => {
-        if (!pending) return;
-        const r = await pending;
-        pending = undefined;
+      // Adds one step's read to the epoch's sums (or handles its non-finite loss / gradient).
+      const account = async (read: NonNullable<typeof pending>) => {
+        const r = await read;
         if (!Number.isFinite(r.loss) || !Number.isFinite(r.norm)) {
           if (nonFinite === 'stop') {
             throw new RnnlmError(
@@ -244,6 +243,11 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         }
         st.epochNll += r.loss * r.count;
         st.epochCount += r.count;
+      };
+      const settle = async () => {
+        const read = pending;
+        pending = undefined;
+        if (read) await account(read);
       };
       for (; st.batch < batchesPerEpoch; ) {
         if (signal?.aborted) {
@@ -262,9 +266,10 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         net.clipGradNorm(clipNorm ?? 0);
         opt.apply(net.allParams, net.allGrads, net.statsTensor);
         if (stream) net.carryState();
-        const read = net.readStepStats();
-        await settle();
-        pending = read;
+        // Queue this step's read, then account for the previous step's (the one in flight).
+        const previous = pending;
+        pending = net.readStepStats();
+        if (previous) await account(previous);
         st.step++;
         st.batch++;
         if (bar) {
@@ -322,6 +327,8 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
     }
     return st.history;
   } finally {
+    // A read still in flight when fit ends by an error rejects later (ERR_DISPOSED): not unhandled.
+    pending?.catch(() => {});
     bar?.stop();
     opt.dispose();
   }
