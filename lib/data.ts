@@ -11,8 +11,6 @@ import { invalidArgument } from './errors';
 import type { Batch } from './nn/network';
 import { Random } from './util/random';
 
-export const PAD = 0;
-
 /** Windows over a batchified token stream. */
 export class StreamBatches {
   /** Rows (time steps) per column. */

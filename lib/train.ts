@@ -337,10 +337,8 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
 async function saveTrainState(model: LanguageModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number): Promise<void> {
   const net = model.network;
   const tensors = new Map<string, SafeTensor>();
-  const names = opt.options.type === 'sgd' ? ['optimizer.momentum'] : ['optimizer.m', 'optimizer.v'];
-  const moments = opt.stateTensors;
-  for (let i = 0; i < moments.length; i++) {
-    tensors.set(names[i], { dtype: 'F32', shape: [net.parameterCount], data: (await net.stream.read(moments[i])) as Float32Array });
+  for (const { name, tensor } of opt.namedState) {
+    tensors.set(name, { dtype: 'F32', shape: [net.parameterCount], data: (await net.stream.read(tensor)) as Float32Array });
   }
   if (carriedBatch > 0 && st.batch > 0) {
     const s = net.state(carriedBatch);
@@ -378,8 +376,9 @@ async function restore(model: LanguageModel, opt: Optimizer, st: TrainState, pat
   if (JSON.stringify(ck.config) !== JSON.stringify(cfg)) throw invalidArgument(`fit: resume from ${path}: the checkpoint's model config differs from this model's`);
   const net = model.network;
   net.stream.write(net.allParams, ck.params(net.layout));
-  const names = opt.options.type === 'sgd' ? ['optimizer.momentum'] : ['optimizer.m', 'optimizer.v'];
-  opt.stateTensors.forEach((t, i) => net.stream.write(t, tensorData(tensors.get(names[i]), [net.parameterCount], `${side}: ${names[i]}`)));
+  for (const { name, tensor } of opt.namedState) {
+    net.stream.write(tensor, tensorData(tensors.get(name), [net.parameterCount], `${side}: ${name}`));
+  }
   if (carriedBatch > 0 && saved.batch > 0) {
     const s = net.state(carriedBatch);
     net.stream.write(s.hx, tensorData(tensors.get('state.h'), s.hx.shape, `${side}: state.h`));

@@ -32,9 +32,15 @@ export class Optimizer {
     }
   }
 
-  /** Optimizer state tensors (moments), for checkpoints. */
+  /** Optimizer state tensors (moments). */
   get stateTensors(): Tensor[] {
     return this.state.map((b) => tensor(b, 0, [this.size]));
+  }
+
+  /** The moments under their checkpoint names (optimizer.m / optimizer.v, or optimizer.momentum). */
+  get namedState(): { name: string; tensor: Tensor }[] {
+    const names = this.options.type === 'sgd' ? ['optimizer.momentum'] : ['optimizer.m', 'optimizer.v'];
+    return this.stateTensors.map((tensor, i) => ({ name: names[i], tensor }));
   }
 
   /** One update; with a guard (e.g. the step's loss and norm) the device skips it when any is not finite. */
