@@ -21,6 +21,16 @@ export interface ModelConfig {
   seed: number;
 }
 
+/** The one table of config ranges: LanguageModel.create validates options, and parseConfig checkpoints, by it. */
+export const CONFIG_LIMITS = {
+  vocabSize: { min: 2, max: 1 << 24 },
+  embeddingSize: { min: 1, max: 1 << 16 },
+  hiddenSize: { min: 1, max: 1 << 16 },
+  layers: { min: 1, max: 16 },
+  dropout: { min: 0, max: 0.95 },
+  seed: { min: 0, max: 2 ** 31 - 1 },
+} as const;
+
 const FORMAT = 'rnnlm';
 const VERSION = '1';
 
@@ -58,26 +68,28 @@ export function parseConfig(path: string, text: string | undefined): ModelConfig
     throw bad(path, 'metadata config is not valid JSON');
   }
   if (typeof c !== 'object' || c === null || Array.isArray(c)) throw bad(path, 'metadata config must be a JSON object');
-  const int = (k: string, min: number, max: number) => {
+  const int = (k: keyof typeof CONFIG_LIMITS) => {
+    const { min, max } = CONFIG_LIMITS[k];
     const v = c[k];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw bad(path, `config.${k} must be an integer in [${min}, ${max}] (got ${JSON.stringify(v)})`);
     return v;
   };
   const cell = c.cell;
   if (cell !== 'lstm' && cell !== 'gru' && cell !== 'rnn_tanh' && cell !== 'rnn_relu') throw bad(path, `config.cell ${JSON.stringify(cell)} is not a known cell`);
-  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout <= 0.95)) throw bad(path, 'config.dropout must be a number in [0, 0.95]');
+  const { min: dMin, max: dMax } = CONFIG_LIMITS.dropout;
+  if (typeof c.dropout !== 'number' || !(c.dropout >= dMin && c.dropout <= dMax)) throw bad(path, `config.dropout must be a number in [${dMin}, ${dMax}]`);
   if (typeof c.tieWeights !== 'boolean') throw bad(path, 'config.tieWeights must be a boolean');
   const known = ['cell', 'vocabSize', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'seed'];
   for (const k of Object.keys(c)) if (!known.includes(k)) throw bad(path, `config has an unknown field '${k}'`);
   const config: ModelConfig = {
     cell,
-    vocabSize: int('vocabSize', 2, 1 << 24),
-    embeddingSize: int('embeddingSize', 1, 1 << 16),
-    hiddenSize: int('hiddenSize', 1, 1 << 16),
-    layers: int('layers', 1, 16),
+    vocabSize: int('vocabSize'),
+    embeddingSize: int('embeddingSize'),
+    hiddenSize: int('hiddenSize'),
+    layers: int('layers'),
     dropout: c.dropout,
     tieWeights: c.tieWeights,
-    seed: int('seed', 0, 2 ** 31 - 1),
+    seed: int('seed'),
   };
   if (config.tieWeights && config.embeddingSize !== config.hiddenSize) throw bad(path, 'config.tieWeights needs embeddingSize == hiddenSize');
   return config;

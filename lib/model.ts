@@ -6,7 +6,7 @@
  */
 import { selectBackend, type DeviceOption } from './backend/index';
 import { tensor, type Cell, type Tensor } from './backend/types';
-import { readCheckpoint, writeCheckpoint, type ModelConfig } from './checkpoint';
+import { CONFIG_LIMITS, readCheckpoint, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { Network } from './nn/network';
@@ -90,7 +90,7 @@ export class LanguageModel {
     if (tokenizer !== undefined && !isTokenizer(tokenizer)) {
       throw invalidArgument('LanguageModel.create: tokenizer must be a WordTokenizer or CharTokenizer (from WordTokenizer.fit / CharTokenizer.fit)');
     }
-    let vocabSize = o.optionalInteger('vocabSize', { min: 2, max: 1 << 24 });
+    let vocabSize = o.optionalInteger('vocabSize', CONFIG_LIMITS.vocabSize);
     if (tokenizer) {
       if (vocabSize !== undefined && vocabSize !== tokenizer.vocabSize) {
         throw invalidArgument(`LanguageModel.create: vocabSize ${vocabSize} disagrees with the tokenizer's ${tokenizer.vocabSize}; leave vocabSize out`);
@@ -101,12 +101,12 @@ export class LanguageModel {
     const cfg: ModelConfig = {
       cell: o.oneOf('cell', 'lstm', CELLS),
       vocabSize,
-      embeddingSize: o.integer('embeddingSize', 200, { min: 1, max: 1 << 16 }),
-      hiddenSize: o.integer('hiddenSize', 200, { min: 1, max: 1 << 16 }),
-      layers: o.integer('layers', 2, { min: 1, max: 16 }),
-      dropout: o.number('dropout', 0, { min: 0, max: 0.95 }),
+      embeddingSize: o.integer('embeddingSize', 200, CONFIG_LIMITS.embeddingSize),
+      hiddenSize: o.integer('hiddenSize', 200, CONFIG_LIMITS.hiddenSize),
+      layers: o.integer('layers', 2, CONFIG_LIMITS.layers),
+      dropout: o.number('dropout', 0, CONFIG_LIMITS.dropout),
       tieWeights: o.boolean('tieWeights', false),
-      seed: o.integer('seed', 1, { min: 0, max: 2 ** 31 - 1 }),
+      seed: o.integer('seed', 1, CONFIG_LIMITS.seed),
     };
     if (cfg.tieWeights && cfg.embeddingSize !== cfg.hiddenSize) {
       throw invalidArgument(`LanguageModel.create: tieWeights needs embeddingSize == hiddenSize (got ${cfg.embeddingSize} and ${cfg.hiddenSize})`);
