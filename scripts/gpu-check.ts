@@ -40,6 +40,11 @@ function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: n
   return new Network(backend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
 }
 
+/** The same canonical tensors, by name (the CUDA weight space is cuDNN's layout, not the CPU's). */
+async function copyWeights(from: Network, to: Network) {
+  for (const e of from.layout) to.writeParam(e.name, (await from.readParam(e.name)) as Float32Array);
+}
+
 async function parity(cuda: Backend) {
   const rows = [];
   for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
@@ -47,9 +52,7 @@ async function parity(cuda: Backend) {
       const V = 50, E = 24, H = 32, T = 12, B = 6;
       const a = net(cpuBackend, cell, V, E, H, L), g = net(cuda, cell, V, E, H, L);
       a.initialize(7);
-      const weights = (await a.stream.read(a.allParams)) as Float32Array;
-      // Same canonical tensors by name (the CUDA weight space is cuDNN's layout).
-      for (const e of a.layout) g.writeParam(e.name, (await a.readParam(e.name)) as Float32Array);
+      await copyWeights(a, g);
       const bt = batch(T, B, V, 3, true);
       const errors: Record<string, number> = {};
       for (const n of [a, g]) {
@@ -74,7 +77,6 @@ async function parity(cuda: Backend) {
       const worst = Math.max(...Object.values(errors));
       rows.push({ cell, layers: L, maxRelError: worst, pass: worst <= 1e-4, errors });
       console.log(`parity ${cell} L=${L}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
-      void weights;
       a.dispose();
       g.dispose();
     }
@@ -85,18 +87,11 @@ async function parity(cuda: Backend) {
 async function trainingRun(cuda: Backend) {
   const V = 200, T = 20, B = 16, steps = 200;
   const losses: Record<string, number[]> = {};
-  let init: Float32Array | undefined;
+  const ref = net(cpuBackend, 'lstm', V, 64, 64, 2);
+  ref.initialize(5);
   for (const [name, backend] of [['cpu', cpuBackend], ['cuda', cuda]] as const) {
     const n = net(backend, 'lstm', V, 64, 64, 2);
-    if (!init) {
-      n.initialize(5);
-      init = (await n.stream.read(n.allParams)) as Float32Array;
-    } else {
-      const ref = net(cpuBackend, 'lstm', V, 64, 64, 2);
-      ref.initialize(5);
-      for (const e of ref.layout) n.writeParam(e.name, (await ref.readParam(e.name)) as Float32Array);
-      ref.dispose();
-    }
+    await copyWeights(ref, n);
     const opt = new Optimizer(n.stream, { type: 'adam', lr: 3e-3 }, n.parameterCount, 'f32');
     losses[name] = [];
     n.resetState(B);
@@ -112,6 +107,7 @@ async function trainingRun(cuda: Backend) {
     opt.dispose();
     n.dispose();
   }
+  ref.dispose();
   const diffs = losses.cpu.map((l, i) => Math.abs(l - losses.cuda[i]) / l);
   console.log(`200-step run: final loss cpu ${losses.cpu[steps - 1].toFixed(5)} cuda ${losses.cuda[steps - 1].toFixed(5)}; max relative difference ${Math.max(...diffs).toExponential(2)}`);
   return { steps, cpu: losses.cpu, cuda: losses.cuda, maxRelDiff: Math.max(...diffs) };
