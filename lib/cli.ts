@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { ALL_PEERS, runBench } from './bench/run';
+import { CONFIGS } from './bench/configs';
 import { RnnlmError } from './errors';
 import { LanguageModel, type CreateOptions } from './model';
 import { CharTokenizer, WordTokenizer } from './tokenizers';
@@ -32,6 +34,8 @@ function readText(path: string): string {
     throw new RnnlmError('ERR_INVALID_ARGUMENT', `cannot read ${path}: ${(e as Error).message}`);
   }
 }
+
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 
 const lines = (text: string) => text.split(/\r?\n/).filter((l) => l.trim().length > 0);
 
@@ -227,6 +231,24 @@ export function program(): Command {
       model.dispose();
     }
   });
+  prog
+    .command('bench')
+    .description('training and generation speed of rnnlm against tfjs (if installed), one run per process')
+    .option('--config <names>', `comma-separated: ${[...CONFIGS.map((c) => c.name), 'all'].join(', ')}`, list)
+    .option('--peers <names>', `comma-separated: ${ALL_PEERS.join(', ')}`, list)
+    .option('--steps <n>', 'timed training steps (default: enough for --min-seconds)', int('--steps'))
+    .option('--min-seconds <s>', 'least time of timed training per run', num('--min-seconds'))
+    .option('--budget <s>', 'seconds one run may take before it is stopped (its figures so far are kept)', num('--budget'))
+    .option('--quick', 'a tiny configuration and short timings (a smoke test)', false)
+    .option('--scaling <peers>', 'also sweep hidden size 200-1600 and batch size 1-128 for these peers', list)
+    .option('--json <file>', 'write the full report as JSON')
+    .action(async (o) => {
+      const { ok } = await runBench({
+        configs: o.config, peers: o.peers, steps: o.steps, minSeconds: o.minSeconds, budget: o.budget, quick: o.quick,
+        scaling: o.scaling, json: o.json,
+      });
+      if (!ok) throw new Error('bench: a peer failed (see the table above)');
+    });
   return prog;
 }
 

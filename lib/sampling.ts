@@ -39,14 +39,30 @@ export function sampleToken(
 ): number {
   if (opts.temperature === 0) return topTokens(logProbs, 1, exclude)[0].id;
   const V = logProbs.length;
+  if (opts.topK === 0 && opts.topP >= 1) {
+    // The common case in one pass over typed memory (this runs once per generated token).
+    const skip = new Uint8Array(V);
+    for (const i of exclude) if (i < V) skip[i] = 1;
+    let mx = -Infinity;
+    for (let i = 0; i < V; i++) if (logProbs[i] > mx && !skip[i]) mx = logProbs[i];
+    const p = new Float64Array(V);
+    let total = 0;
+    const inv = 1 / opts.temperature;
+    for (let i = 0; i < V; i++) if (!skip[i]) total += p[i] = Math.exp((logProbs[i] - mx) * inv);
+    let u = rng.next() * total, last = -1;
+    for (let i = 0; i < V; i++) {
+      if (p[i] === 0) continue;
+      last = i;
+      u -= p[i];
+      if (u <= 0) return i;
+    }
+    return last;
+  }
   let ids: number[] = [];
   for (let i = 0; i < V; i++) if (!exclude.has(i)) ids.push(i);
-  if (opts.topK > 0 || opts.topP < 1) {
-    ids.sort((a, b) => logProbs[b] - logProbs[a]);
-    if (opts.topK > 0) ids = ids.slice(0, opts.topK);
-  }
-  let mx = -Infinity;
-  for (const i of ids) mx = Math.max(mx, logProbs[i]);
+  ids.sort((a, b) => logProbs[b] - logProbs[a]);
+  if (opts.topK > 0) ids = ids.slice(0, opts.topK);
+  const mx = logProbs[ids[0]];
   const p = ids.map((i) => Math.exp((logProbs[i] - mx) / opts.temperature));
   let total = p.reduce((a, b) => a + b, 0);
   if (opts.topP < 1) {

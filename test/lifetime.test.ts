@@ -23,6 +23,21 @@ test('two models train at the same time and each matches its run alone', async (
   expect(together[1][1].loss).not.toBe(solo[1].loss); // a different seed really is a different model
 });
 
+test('after the first epoch a training step allocates no device memory (sentences and stream mode)', async () => {
+  const m = await make(3);
+  for (const mode of ['stream', 'sentences'] as const) {
+    const counts: number[] = [];
+    const data = mode === 'stream' ? text : text.split(' . ').map((s) => s + ' .');
+    await m.fit(data, {
+      mode, epochs: 4, batchSize: 4, seqLength: 8, progress: false, validation: data.slice(0, 20),
+      onEpochEnd: () => void counts.push(cpuBackend.memoryStats().allocations),
+    });
+    expect(counts[0]).toBeGreaterThan(0);
+    expect(counts.slice(1)).toEqual([counts[0], counts[0], counts[0]]);
+  }
+  m.dispose();
+});
+
 test('1,000 create/dispose cycles and 5,000 small steps keep RSS flat', async () => {
   const rss = () => process.memoryUsage().rss / 2 ** 20;
   for (let i = 0; i < 50; i++) (await make(i)).dispose(); // warm-up: allocator pools, code

@@ -1,6 +1,6 @@
 import { RnnlmError } from '../errors';
 import { packageRoot, nodeRequire } from '../util/package-root';
-import type { Backend, RnnDescriptor, RnnOptions, Stream } from './types';
+import type { Backend, MemoryStats, RnnDescriptor, RnnOptions, Stream } from './types';
 
 interface CpuAddon {
   Stream: new () => Stream;
@@ -8,6 +8,7 @@ interface CpuAddon {
   setErrorClass(ctor: typeof RnnlmError): void;
   blasInfo(): { library: string; config: string; threads: number };
   setBlasThreads(n: number): void;
+  memoryStats(): MemoryStats;
 }
 
 let addon: CpuAddon | undefined;
@@ -36,4 +37,5 @@ export const cpuBackend: Backend = {
   createStream: () => new (cpuAddon().Stream)(),
   createRnn: (options) => new (cpuAddon().Rnn)(options),
   info: () => ({ device: 'cpu', blas: cpuAddon().blasInfo() }),
+  memoryStats: () => cpuAddon().memoryStats(),
 };

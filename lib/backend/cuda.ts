@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { RnnlmError } from '../errors';
 import { nodeRequire, packageRoot } from '../util/package-root';
-import type { Backend, RnnDescriptor, RnnOptions, Stream } from './types';
+import type { Backend, MemoryStats, RnnDescriptor, RnnOptions, Stream } from './types';
 
 export interface CudaInfo {
   device: string;
@@ -28,6 +28,7 @@ interface CudaAddon {
   setErrorClass(ctor: typeof RnnlmError): void;
   load(folders: string[]): CudaInfo;
   memoryInfo(): { free: number; total: number };
+  memoryStats(): MemoryStats;
 }
 
 type Env = Record<string, string | undefined>;
@@ -132,5 +133,6 @@ export function cudaBackend(): Backend {
     createStream: () => new addon.Stream(),
     createRnn: (options) => new addon.Rnn(options),
     info: () => ({ ...info, backend: 'cuda', memory: addon.memoryInfo() }),
+    memoryStats: () => addon.memoryStats(),
   };
 }

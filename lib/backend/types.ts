@@ -184,6 +184,18 @@ export interface Backend {
   createStream(): Stream;
   createRnn(options: RnnOptions): RnnDescriptor;
   info(): Record<string, unknown>;
+  /**
+   * Device memory this backend has allocated in the process (buffers and its own scratch):
+   * how many allocations so far, bytes live now and at the peak. After warm-up a training
+   * step allocates nothing, which the benchmarks check with `allocations`.
+   */
+  memoryStats(): MemoryStats;
+}
+
+export interface MemoryStats {
+  allocations: number;
+  liveBytes: number;
+  peakBytes: number;
 }
 
 export function tensor(buffer: DeviceBuffer, offset: number, shape: readonly number[]): Tensor {

@@ -76,14 +76,14 @@ interface StepViews {
   norm: Tensor;
 }
 
-/** Activation memory for up to Tcap steps of B sequences: allocated once, reused by every step. */
+/** Activation memory: sized for the largest step shape seen, reused by every step. */
 interface Arena {
-  Tcap: number;
-  B: number;
   f: DeviceBuffer;
   i: DeviceBuffer;
-  /** Start of each slot in f (sized for Tcap). */
+  /** Start and capacity of each slot in f, and the capacity of ids (and of targets) in i. */
   at: Record<string, number>;
+  cap: Record<string, number>;
+  ids: number;
 }
 
 /** Recurrent state of B sequences, kept across steps (and across arena growth). */
@@ -203,10 +203,15 @@ export class Network {
     if (!Number.isInteger(T) || T < 1 || !Number.isInteger(B) || B < 1) {
       throw invalidArgument(`seqLength and batchSize must be positive integers (got ${T} and ${B})`);
     }
+    const need = this.slotSizes(T, B);
     let a = this.arena;
-    if (!a || a.B !== B || T > a.Tcap) {
+    if (!a || T * B > a.ids || Object.entries(need).some(([slot, n]) => n > a!.cap[slot])) {
+      // Grow to hold both the old and the new shape, so alternating training and evaluation
+      // batch shapes settle after one round and later steps allocate nothing.
+      const old = a;
+      if (old) for (const slot of Object.keys(need)) need[slot] = Math.max(need[slot], old.cap[slot]);
       this.freeArena();
-      a = this.arena = this.allocArena(Math.max(T, a && a.B === B ? a.Tcap : 0), B);
+      a = this.arena = this.allocArena(need, Math.max(T * B, old?.ids ?? 0));
     }
     const { embeddingSize: E, hiddenSize: H, vocabSize: V, dropout } = this.config;
     const N = T * B;
@@ -220,7 +225,7 @@ export class Network {
     return {
       T, B,
       ids: tensor(a.i, 0, [N]),
-      targets: tensor(a.i, a.Tcap * B, [N]),
+      targets: tensor(a.i, a.ids, [N]),
       emb,
       embMask: drop ? f('embMask', [T, B, E]) : emb,
       embDrop: drop ? f('embDrop', [T, B, E]) : emb,
@@ -239,12 +244,13 @@ export class Network {
     };
   }
 
-  private allocArena(Tcap: number, B: number): Arena {
+  /** Elements each arena slot needs for a T x B step. */
+  private slotSizes(T: number, B: number): Record<string, number> {
     const { vocabSize: V, embeddingSize: E, hiddenSize: H, dropout } = this.config;
-    const sp = this.rnn.spaces(Tcap, B);
-    const N = Tcap * B;
+    const sp = this.rnn.spaces(T, B);
+    const N = T * B;
     const drop = dropout > 0;
-    const sizes: Record<string, number> = {
+    return {
       emb: N * E,
       embMask: drop ? N * E : 0,
       embDrop: drop ? N * E : 0,
@@ -261,13 +267,16 @@ export class Network {
       loss: 2,
       norm: 1,
     };
+  }
+
+  private allocArena(cap: Record<string, number>, ids: number): Arena {
     const at: Record<string, number> = {};
     let total = 0;
-    for (const [slot, size] of Object.entries(sizes)) {
+    for (const [slot, size] of Object.entries(cap)) {
       at[slot] = total;
       total += size;
     }
-    return { Tcap, B, at, f: this.stream.alloc(this.config.dtype, total), i: this.stream.alloc('i32', 2 * N) };
+    return { at, cap, ids, f: this.stream.alloc(this.config.dtype, total), i: this.stream.alloc('i32', 2 * ids) };
   }
 
   private freeArena(): void {
@@ -279,10 +288,14 @@ export class Network {
   /** The recurrent state of B sequences (zeros when first made or when B changes). */
   private statesFor(B: number): States {
     if (this.states?.B === B) return this.states;
-    this.states?.buf.free();
     const { layers: L, hiddenSize: H } = this.config;
     const n = L * B * H;
-    const buf = this.stream.alloc(this.config.dtype, 6 * n);
+    // Reuse a buffer big enough (training and evaluation alternate batch sizes).
+    let buf = this.states?.buf;
+    if (!buf || buf.length < 6 * n) {
+      buf?.free();
+      buf = this.stream.alloc(this.config.dtype, 6 * n);
+    }
     const t = (k: number) => tensor(buf, k * n, [L, B, H]);
     this.states = { B, buf, hx: t(0), cx: t(1), hy: t(2), cy: t(3), dhx: t(4), dcx: t(5) };
     this.stream.fill(tensor(buf, 0, [6 * n]), 0);

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <vector>
 
+#include "alloc_stats.h"
 #include "js.h"
 #include "optim.h"
 #include "rnn_layout.h"
@@ -40,8 +41,14 @@ struct Storage {
   int64_t length;
   DType dtype;
   void (*release)(void*);
-  Storage(void* p, int64_t n, DType t, void (*free)(void*)) : data(p), length(n), dtype(t), release(free) {}
-  ~Storage() { release(data); }
+  Storage(void* p, int64_t n, DType t, void (*free)(void*)) : data(p), length(n), dtype(t), release(free) {
+    allocStats().add(bytes());
+  }
+  ~Storage() {
+    release(data);
+    allocStats().sub(bytes());
+  }
+  int64_t bytes() const { return length * int64_t(dtypeSize(dtype)); }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 };
@@ -1016,6 +1023,14 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Rnn", rnn);
   exports.Set("setErrorClass", Napi::Function::New(env, js::setErrorClass));
   exports.Set("device", Napi::String::New(env, D::kName));
+  exports.Set("memoryStats", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    const AllocStats& a = allocStats();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("allocations", double(a.count.load()));
+    o.Set("liveBytes", double(a.live.load()));
+    o.Set("peakBytes", double(a.peak.load()));
+    return o;
+  }));
   return exports;
 }
 };  // struct Binding

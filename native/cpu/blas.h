@@ -1,4 +1,4 @@
-// Row-major GEMM over OpenBLAS, for float (sgemm) and double (dgemm), so every
+// Row-major GEMM over OpenBLAS (GEMV for a single row), for float (sgemm) and double (dgemm), so every
 // CPU op is one template instantiated twice: float32 for use, float64 for the
 // finite-difference gradient checks.
 #pragma once
@@ -9,17 +9,28 @@
 namespace rnnlm::cpu {
 
 // C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when t*.
+// A single row (batch 1: generation, prediction) goes to GEMV, which streams B once; GEMM
+// would first pack B, doubling the memory traffic of what is a memory-bound product.
+template <typename T, typename Gemm, typename Gemv>
+inline void gemmOrGemv(Gemm gemm, Gemv gemv, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                       int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 1) {
+    // c = op(B)^T-applied: row-major B [N,K] (tb) gives c = B a; B [K,N] gives c = B^T a.
+    gemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (blasint)(tb ? N : K), (blasint)(tb ? K : N), alpha, B,
+         (blasint)ldb, A, (blasint)(ta ? lda : 1), beta, C, 1);
+    return;
+  }
+  gemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N,
+       (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
-              (blasint)ldc);
+  gemmOrGemv(cblas_sgemm, cblas_sgemv, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                  int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
-              (blasint)ldc);
+  gemmOrGemv(cblas_dgemm, cblas_dgemv, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace rnnlm::cpu

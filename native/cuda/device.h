@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../common/alloc_stats.h"
 #include "../common/optim.h"
 #include "../common/rnn_layout.h"
 #include "../common/status.h"
@@ -54,15 +55,23 @@ struct Grow {
   size_t n = 0;
   T* get(size_t need) {
     if (need > n) {
-      if (p) cudaFree(p);
+      if (p) {
+        cudaFree(p);
+        allocStats().sub(int64_t(n * sizeof(T)));
+      }
       p = nullptr;
+      n = 0;
       RNNLM_CU(cudaMalloc(&p, need * sizeof(T)));
       n = need;
+      allocStats().add(int64_t(n * sizeof(T)));
     }
     return p;
   }
   ~Grow() {
-    if (p) cudaFree(p);
+    if (p) {
+      cudaFree(p);
+      allocStats().sub(int64_t(n * sizeof(T)));
+    }
   }
 };
 
@@ -269,6 +278,7 @@ class CudaDevice::Rnn {
     if (c.dropout > 0) {
       RNNLM_CU(D.cudnnDropoutGetStatesSize(h, &dropStatesBytes_));
       RNNLM_CU(cudaMalloc(&dropStates_, dropStatesBytes_));
+      allocStats().add(int64_t(dropStatesBytes_));
       RNNLM_CU(D.cudnnSetDropoutDescriptor(drop_, h, float(c.dropout), dropStates_, dropStatesBytes_, 1234ull));
     } else {
       RNNLM_CU(D.cudnnSetDropoutDescriptor(drop_, h, 0.f, nullptr, 0, 0ull));
@@ -299,7 +309,10 @@ class CudaDevice::Rnn {
     if (xDesc_) D.cudnnDestroyRNNDataDescriptor(xDesc_);
     if (desc_) D.cudnnDestroyRNNDescriptor(desc_);
     if (drop_) D.cudnnDestroyDropoutDescriptor(drop_);
-    if (dropStates_) cudaFree(dropStates_);
+    if (dropStates_) {
+      cudaFree(dropStates_);
+      allocStats().sub(int64_t(dropStatesBytes_));
+    }
   }
   Rnn(const Rnn&) = delete;
   Rnn& operator=(const Rnn&) = delete;

@@ -1,0 +1,130 @@
+// npm run bench:render — the README's benchmark tables and bench/results/bench.svg, from the
+// JSON reports that `npm run bench -- --json bench/results/<name>.json` wrote. Every figure in
+// the README's benchmark section comes from those files; nothing is typed in by hand.
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFIGS, findConfig } from '../lib/bench/configs';
+import type { BenchReport } from '../lib/bench/run';
+import type { RunResult } from '../lib/bench/worker';
+
+const dir = join(__dirname, 'results');
+const readme = join(__dirname, '..', 'README.md');
+
+const reports: { file: string; report: BenchReport }[] = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => ({ file: f, report: JSON.parse(readFileSync(join(dir, f), 'utf8')) as BenchReport }))
+  .filter((r) => r.report.kind === 'rnnlm-bench' && !r.report.options.quick)
+  .sort((a, b) => a.report.date.localeCompare(b.report.date));
+
+const n = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: x < 10 ? 2 : x < 100 ? 1 : 0 });
+const below = (r: RunResult) => (r as { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow;
+const trainCell = (r: RunResult) => (r.train?.tokensPerSecond ? n(r.train.tokensPerSecond) : below(r) ? `< ${n(below(r)!)}` : '—');
+const shape = (name: string) => {
+  const c = findConfig(name);
+  return c ? `${c.cell.toUpperCase()} ${c.layers} × ${c.hiddenSize}, emb ${c.embeddingSize}, ${c.batchSize} × ${c.seqLength}, V ${n(c.vocabSize)}` : name;
+};
+
+function table(rep: BenchReport, file: string): string {
+  const m = rep.machine;
+  const out = [
+    `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}` : ''}** — Node ${m.node}, ${rep.date.slice(0, 10)}, \`bench/results/${file}\``,
+    '',
+    '| configuration | peer | training tokens/s | generation tokens/s | peak RSS MiB | ours ÷ peer (train / generate) |',
+    '|---|---|---:|---:|---:|---|',
+  ];
+  for (const r of rep.runs) {
+    if (r.status === 'unavailable') continue;
+    const oursName = r.peer.endsWith('cuda') || (r.peer === 'tfjs-webgpu') ? 'rnnlm-cuda' : 'rnnlm-cpu';
+    const ours = rep.runs.find((o) => o.config === r.config && o.peer === oursName);
+    let ratio = '';
+    if (!r.peer.startsWith('rnnlm') && ours?.train?.tokensPerSecond) {
+      const t = r.train?.tokensPerSecond ?? below(r);
+      const g = r.generate?.tokensPerSecond;
+      const fmt = (x: number) => `${n(x)}×`;
+      ratio = `${t ? `${r.train?.tokensPerSecond ? '' : '> '}${fmt(ours.train.tokensPerSecond / t)}` : '—'} / ${g && ours.generate ? fmt(ours.generate.tokensPerSecond / g) : '—'}`;
+    }
+    const peak = r.peakDeviceMiB && r.peer === 'rnnlm-cuda' ? ` (GPU ${n(r.peakDeviceMiB)})` : '';
+    out.push(`| ${r.config} | ${r.peer} | ${trainCell(r)} | ${r.generate ? n(r.generate.tokensPerSecond) : '—'} | ${n(r.peakRssMiB ?? 0)}${peak} | ${ratio} |`);
+  }
+  const unavailable = rep.runs.filter((r) => r.status === 'unavailable');
+  const notes = [...new Set(rep.runs.flatMap((r) => r.notes.map((x) => `${r.peer}: ${x}`)))];
+  const stopped = rep.runs.filter((r) => r.status === 'timeout').map((r) => `${r.peer} on ${r.config}: ${r.reason}`);
+  for (const x of [...notes, ...stopped, ...[...new Set(unavailable.map((r) => `${r.peer}: not run — ${r.reason?.split('\n')[0]}`))]]) out.push('', `- ${x}`);
+  const allocs = rep.runs.filter((r) => r.train?.allocationsPerStep !== undefined).map((r) => `${r.config} ${n(r.train!.allocationsPerStep!)}`);
+  if (allocs.length) out.push('', `- rnnlm device allocations per training step after warm-up: ${allocs.join(', ')}.`);
+  if (rep.scaling?.length) out.push('', scalingTable(rep));
+  return out.join('\n');
+}
+
+function scalingTable(rep: BenchReport): string {
+  const peers = [...new Set(rep.scaling!.map((r) => r.peer))];
+  const out = ['Training tokens/s as the model or the batch doubles (zaremba-small otherwise):', ''];
+  for (const axis of ['hiddenSize', 'batchSize']) {
+    const rows = rep.scaling!.filter((r) => r.axis === axis);
+    const values = [...new Set(rows.map((r) => r.value))];
+    out.push(`| ${axis === 'hiddenSize' ? 'hidden = embedding size' : 'batch size'} | ${peers.join(' | ')} | ${peers.length > 1 ? `${peers[0]} ÷ ${peers[1]}` : ''} |`);
+    out.push(`|---:|${peers.map(() => '---:|').join('')}---:|`);
+    for (const v of values) {
+      const cells = peers.map((p) => rows.find((r) => r.value === v && r.peer === p)!);
+      const a = cells[0]?.train?.tokensPerSecond, b = cells[1]?.train?.tokensPerSecond ?? (cells[1] ? below(cells[1]) : undefined);
+      const ratio = a && b ? `${cells[1]?.train?.tokensPerSecond ? '' : '> '}${n(a / b)}×` : '';
+      out.push(`| ${v} | ${cells.map((c) => (c ? trainCell(c) : '—')).join(' | ')} | ${ratio} |`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+/** Horizontal bars of training tokens/s on a log scale, one group per configuration. */
+function svg(rep: BenchReport): string {
+  const runs = rep.runs.filter((r) => r.train?.tokensPerSecond || below(r));
+  const peers = [...new Set(runs.map((r) => r.peer))];
+  const colors = ['#1f6feb', '#2da44e', '#bf8700', '#cf222e', '#8250df', '#57606a'];
+  const configs = CONFIGS.map((c) => c.name).filter((c) => runs.some((r) => r.config === c));
+  const value = (r: RunResult) => r.train?.tokensPerSecond ?? below(r)!;
+  const lo = Math.floor(Math.log10(Math.min(...runs.map(value)))), hi = Math.ceil(Math.log10(Math.max(...runs.map(value))));
+  const left = 120, width = 560, bar = 14, gap = 10, top = 40;
+  const x = (v: number) => left + ((Math.log10(v) - lo) / (hi - lo)) * width;
+  const parts: string[] = [];
+  let y = top;
+  for (const c of configs) {
+    const group = peers.map((p) => runs.find((r) => r.config === c && r.peer === p)).filter((r): r is RunResult => !!r);
+    parts.push(`<text x="${left - 8}" y="${y + (group.length * bar) / 2 + 4}" text-anchor="end" font-weight="bold">${c}</text>`);
+    for (const r of group) {
+      const v = value(r);
+      const color = colors[peers.indexOf(r.peer) % colors.length];
+      parts.push(`<rect x="${left}" y="${y}" width="${Math.max(1, x(v) - left).toFixed(1)}" height="${bar - 2}" fill="${color}"${r.train ? '' : ' fill-opacity="0.35"'}/>`);
+      parts.push(`<text x="${(x(v) + 4).toFixed(1)}" y="${y + bar - 4}">${r.train ? '' : '< '}${n(v)}</text>`);
+      y += bar;
+    }
+    y += gap;
+  }
+  const axis: string[] = [];
+  for (let e = lo; e <= hi; e++) {
+    axis.push(`<line x1="${x(10 ** e)}" y1="${top - 6}" x2="${x(10 ** e)}" y2="${y}" stroke="#d0d7de"/>`);
+    axis.push(`<text x="${x(10 ** e)}" y="${top - 10}" text-anchor="middle">${n(10 ** e)}</text>`);
+  }
+  const legend = peers.map((p, i) => `<rect x="${left + i * 130}" y="${y + 8}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${left + i * 130 + 14}" y="${y + 17}">${p}</text>`);
+  const h = y + 30;
+  const title = `Training tokens/s (log scale) — ${rep.machine.cpu}, ${rep.machine.cores} cores${rep.machine.gpu ? `, ${rep.machine.gpu}` : ''}`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 90}" height="${h}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${left}" y="16" font-size="13">${title}</text>
+${[...axis, ...parts, ...legend].join('\n')}
+</svg>
+`;
+}
+
+if (reports.length === 0) throw new Error(`no benchmark reports in ${dir} (run: npm run bench -- --json bench/results/cpu.json)`);
+const sections: string[] = [];
+for (const { file, report } of reports) {
+  const chart = file.replace(/\.json$/, '.svg');
+  writeFileSync(join(dir, chart), svg(report));
+  sections.push(`${table(report, file)}\n\n![training tokens/s](bench/results/${chart})`);
+}
+const text = readFileSync(readme, 'utf8');
+const begin = '<!-- bench:begin (npm run bench:render) -->', end = '<!-- bench:end -->';
+const i = text.indexOf(begin), j = text.indexOf(end);
+if (i < 0 || j < i) throw new Error(`README.md has no ${begin} ... ${end} section`);
+writeFileSync(readme, `${text.slice(0, i + begin.length)}\n${sections.join('\n\n')}\n${text.slice(j)}`);
+console.log(`README.md: ${reports.length} report(s) rendered; charts in ${dir}`);

@@ -1,0 +1,175 @@
+/**
+ * `rnnlm bench` / `npm run bench`: every peer on every configuration, one run at a time, each in
+ * its own process with a time budget; a table on stdout and, with --json, the whole report.
+ * Ratios are only ever taken between runs of the same report (same machine, same session).
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { arch, cpus, platform, release, totalmem } from 'node:os';
+import { extname, join } from 'node:path';
+import { nvidiaDriverPresent } from '../backend/cuda';
+import { invalidArgument } from '../errors';
+import { CONFIGS, CPU_DEFAULT, QUICK, findConfig, scalingConfigs, type BenchConfig } from './configs';
+import type { RunResult, RunSpec } from './worker';
+
+export const ALL_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm'];
+
+export interface BenchOptions {
+  /** Configuration names, or 'all'; default: all on a GPU machine, CPU_DEFAULT otherwise. */
+  configs?: string[];
+  peers?: string[];
+  /** A tiny configuration with short timings, for smoke tests (CI). */
+  quick?: boolean;
+  /** Timed training steps (default: as many as fill minSeconds). */
+  steps?: number;
+  minSeconds?: number;
+  genSeconds?: number;
+  /** Seconds one run (one peer on one configuration) may take before it is stopped. */
+  budget?: number;
+  /** Also the scaling sweeps (hidden size, batch size) for these peers. */
+  scaling?: string[];
+  json?: string;
+  log?: (line: string) => void;
+}
+
+export interface BenchReport {
+  kind: 'rnnlm-bench';
+  date: string;
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string };
+  options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number };
+  runs: RunResult[];
+  scaling?: (RunResult & { axis: string; value: number })[];
+}
+
+const workerFile = join(__dirname, `worker${extname(__filename)}`);
+
+/** Runs one spec in a child process; never rejects. */
+export function runOne(spec: RunSpec, budgetSeconds: number): Promise<RunResult> {
+  return new Promise((resolve) => {
+    let last: RunResult = { peer: spec.peer, config: spec.config.name, status: 'error', reason: 'the run reported nothing', notes: [] };
+    let stderr = '';
+    let timedOut = false;
+    const child = spawn(process.execPath, [...process.execArgv, workerFile, JSON.stringify(spec)], {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
+    child.on('message', (m: RunResult) => {
+      last = m.status === 'error' && last.status !== 'error' ? { ...last, status: 'error', reason: m.reason } : { ...m, peer: spec.peer, config: spec.config.name };
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, budgetSeconds * 1000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) {
+        last = { ...last, status: 'timeout', reason: `stopped at the ${budgetSeconds} s budget` };
+        const t = last.train;
+        if ((!t || t.steps === 0) && last.trainStartedAt) {
+          // Not one step finished: the rate is below one step's tokens over the time it had.
+          const tokens = spec.config.batchSize * spec.config.seqLength;
+          const sec = (Date.now() - last.trainStartedAt) / 1000;
+          last.reason += `: no training step finished in ${sec.toFixed(0)} s, so training runs at < ${(tokens / sec).toPrecision(2)} tokens/s`;
+          last.train = undefined;
+          (last as RunResult & { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow = tokens / sec;
+        }
+      } else if (last.status === 'ok' && (code !== 0 || !last.train?.steps)) {
+        last = { ...last, status: 'error', reason: `exited with ${signal ?? `code ${code}`} before finishing: ${stderr.trim().split('\n').slice(-3).join(' | ')}` };
+      } else if (last.status === 'error' && last.reason === 'the run reported nothing') {
+        last.reason = `exited with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
+      }
+      resolve(last);
+    });
+  });
+}
+
+function machine(): BenchReport['machine'] {
+  const cpu = cpus();
+  return {
+    cpu: cpu[0]?.model.trim() ?? 'unknown',
+    cores: cpu.length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    os: `${platform()} ${release()} ${arch()}`,
+    node: process.version,
+  };
+}
+
+const fmt = (x: number | undefined, digits = 0) =>
+  x === undefined ? '—' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** Plain-text table of a report's runs, with each peer's speed relative to ours on the same device class. */
+export function formatRuns(runs: RunResult[]): string {
+  const lines: string[] = [];
+  const header = ['config', 'peer', 'train tok/s', 'gen tok/s', 'peak RSS MiB', 'ours/peer train', 'ours/peer gen', 'status'];
+  const rows: string[][] = [header];
+  for (const r of runs) {
+    const ours = runs.find((o) => o.config === r.config && o.peer === 'rnnlm-cpu' && o.train?.tokensPerSecond);
+    const below = (r as { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow;
+    const tr = r.train?.tokensPerSecond ?? undefined;
+    const ratio = (a?: number, b?: number, lower = false) => (a && b ? `${lower ? '> ' : ''}${fmt(a / b, a / b < 10 ? 1 : 0)}x` : '');
+    rows.push([
+      r.config,
+      r.peer,
+      tr !== undefined ? fmt(tr, tr < 10 ? 2 : 0) : below !== undefined ? `< ${below.toPrecision(2)}` : '—',
+      r.generate ? fmt(r.generate.tokensPerSecond, r.generate.tokensPerSecond < 10 ? 2 : 0) : '—',
+      fmt(r.peakRssMiB),
+      r.peer.startsWith('tfjs') ? ratio(ours?.train?.tokensPerSecond, tr ?? below, tr === undefined) : '',
+      r.peer.startsWith('tfjs') ? ratio(runs.find((o) => o.config === r.config && o.peer === 'rnnlm-cpu')?.generate?.tokensPerSecond, r.generate?.tokensPerSecond) : '',
+      r.status === 'ok' ? 'ok' : `${r.status}: ${(r.reason ?? '').split('\n')[0].slice(0, 120)}`,
+    ]);
+  }
+  const widths = header.map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) lines.push(row.map((cell, i) => (i >= 2 && i <= 6 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ').trimEnd());
+  const notes = [...new Set(runs.flatMap((r) => r.notes.map((n) => `${r.peer}: ${n}`)))];
+  return [...lines, ...notes.map((n) => `note — ${n}`)].join('\n');
+}
+
+export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchReport; ok: boolean }> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const gpu = nvidiaDriverPresent();
+  const quick = o.quick ?? false;
+  const names = o.configs ?? (quick ? [QUICK.name] : gpu ? CONFIGS.map((c) => c.name) : CPU_DEFAULT);
+  const configs: BenchConfig[] = (names.includes('all') ? CONFIGS.map((c) => c.name) : names).map(
+    (n) => findConfig(n) ?? (() => { throw invalidArgument(`bench: unknown configuration '${n}' (known: ${[...CONFIGS.map((c) => c.name), QUICK.name].join(', ')})`); })(),
+  );
+  const peers = o.peers ?? ALL_PEERS;
+  for (const p of [...peers, ...(o.scaling ?? [])]) {
+    if (!ALL_PEERS.includes(p)) throw invalidArgument(`bench: unknown peer '${p}' (known: ${ALL_PEERS.join(', ')})`);
+  }
+  const timing = {
+    quick,
+    minSeconds: o.minSeconds ?? (quick ? 1 : 10),
+    genSeconds: o.genSeconds ?? (quick ? 0.5 : 5),
+    budget: o.budget ?? (quick ? 60 : 600),
+    ...(o.steps !== undefined ? { steps: o.steps } : {}),
+  };
+  const report: BenchReport = { kind: 'rnnlm-bench', date: new Date().toISOString(), machine: machine(), options: timing, runs: [] };
+  const spec = (peer: string, config: BenchConfig): RunSpec => ({
+    peer, config, seed: 1, minSeconds: timing.minSeconds, genSeconds: timing.genSeconds, steps: timing.steps, maxSteps: 10_000,
+  });
+  log(`rnnlm bench: ${configs.map((c) => c.name).join(', ')} x ${peers.join(', ')}; ${report.machine.cpu}, ${report.machine.cores} cores`);
+  for (const c of configs) {
+    for (const p of peers) {
+      const r = await runOne(spec(p, c), timing.budget);
+      if (r.info?.device && p === 'rnnlm-cuda') report.machine.gpu = String(r.info.device);
+      report.runs.push(r);
+      log(formatRuns([r]).split('\n')[1]);
+    }
+  }
+  if (o.scaling?.length) {
+    report.scaling = [];
+    for (const { axis, value, config } of scalingConfigs()) {
+      for (const p of o.scaling) {
+        const r = await runOne({ ...spec(p, config), genSeconds: 0.2 }, timing.budget);
+        report.scaling.push({ ...r, axis, value });
+        log(`${axis} ${value} ${p}: ${r.train ? `${fmt(r.train.tokensPerSecond)} tokens/s` : r.reason}`);
+      }
+    }
+  }
+  log('');
+  log(formatRuns(report.runs));
+  if (o.json) writeFileSync(o.json, `${JSON.stringify(report, null, 2)}\n`);
+  // A figure may be missing only with a stated reason; a peer that crashed fails the run.
+  const ok = [...report.runs, ...(report.scaling ?? [])].every((r) => r.status !== 'error' && (r.train || r.reason));
+  return { report, ok };
+}

@@ -1,0 +1,58 @@
+// Sampling draws from softmax(logProbs / temperature) restricted by top-k, top-p and the
+// excluded ids: frequencies over many draws must match the probabilities computed here.
+import { describe, expect, test } from 'vitest';
+import { sampleToken, topTokens } from '../lib/sampling';
+import { Random } from '../lib/util/random';
+
+const logits = [2, 1, 0.5, 0, -1, 3, -2, 0.1];
+const lse = Math.log(logits.reduce((a, b) => a + Math.exp(b), 0));
+const logProbs = Float32Array.from(logits, (v) => v - lse);
+
+function expected(temperature: number, topK: number, topP: number, exclude: Set<number>): number[] {
+  let ids = logits.map((_, i) => i).filter((i) => !exclude.has(i));
+  ids.sort((a, b) => logits[b] - logits[a]);
+  if (topK > 0) ids = ids.slice(0, topK);
+  let w = ids.map((i) => Math.exp(logits[i] / temperature));
+  let total = w.reduce((a, b) => a + b, 0);
+  if (topP < 1) {
+    let acc = 0, keep = 0;
+    while (keep < w.length && acc < topP * total) acc += w[keep++];
+    ids = ids.slice(0, keep);
+    w = w.slice(0, keep);
+    total = acc;
+  }
+  const p = logits.map(() => 0);
+  ids.forEach((id, j) => (p[id] = w[j] / total));
+  return p;
+}
+
+describe('sampleToken', () => {
+  const cases: [number, number, number, number[]][] = [
+    [1, 0, 1, []],
+    [0.5, 0, 1, [5]],
+    [2, 0, 1, [0, 1]],
+    [1, 3, 1, []],
+    [1, 0, 0.7, [2]],
+    [0.8, 4, 0.9, []],
+  ];
+  test.each(cases)('temperature %f, topK %i, topP %f, excluding %j: frequencies match', (temperature, topK, topP, ex) => {
+    const exclude = new Set(ex);
+    const rng = new Random(7);
+    const n = 40_000;
+    const counts = logits.map(() => 0);
+    for (let i = 0; i < n; i++) counts[sampleToken(logProbs, { temperature, topK, topP }, rng, exclude)]++;
+    const p = expected(temperature, topK, topP, exclude);
+    for (let i = 0; i < logits.length; i++) {
+      if (p[i] === 0) expect(counts[i], `id ${i} must never be drawn`).toBe(0);
+      else expect(Math.abs(counts[i] / n - p[i]), `id ${i}`).toBeLessThan(5 * Math.sqrt((p[i] * (1 - p[i])) / n) + 1e-3);
+    }
+  });
+
+  test('temperature 0 is argmax, skipping excluded ids; very low temperatures stay finite', () => {
+    const rng = new Random(1);
+    expect(sampleToken(logProbs, { temperature: 0, topK: 0, topP: 1 }, rng, new Set())).toBe(5);
+    expect(sampleToken(logProbs, { temperature: 0, topK: 0, topP: 1 }, rng, new Set([5]))).toBe(0);
+    expect(sampleToken(logProbs, { temperature: 1e-4, topK: 0, topP: 1 }, rng, new Set([5]))).toBe(0);
+    expect(topTokens(logProbs, 3, new Set([0])).map((t) => t.id)).toEqual([5, 1, 2]);
+  });
+});
