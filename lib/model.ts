@@ -5,7 +5,7 @@
  * evaluation, next-token prediction, sampling, beam search and safetensors checkpoints.
  */
 import { selectBackend, type DeviceOption } from './backend/index';
-import { tensor, type Cell, type Tensor } from './backend/types';
+import { tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
 import { CONFIG_LIMITS, readCheckpoint, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
@@ -62,6 +62,8 @@ export interface Beam {
 
 const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'device', 'seed'] as const;
 const CELLS: readonly Cell[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
+/** Capacity of the ring of sampled token ids (chunks of up to half of it are read at once). */
+const RING = 512;
 
 export class LanguageModel {
   /** The network on its backend; for advanced use (custom loops, tests). */
@@ -76,6 +78,8 @@ export class LanguageModel {
   private nestedBusy?: string;
   private callbackOpen = false;
   private disposed = false;
+  /** Token ids sampled on the device during generate (a ring of RING). */
+  private sampled?: DeviceBuffer;
 
   private constructor(net: Network, cfg: ModelConfig, tokenizer: Tokenizer | undefined, reason: string) {
     this.network = net;
@@ -366,21 +370,68 @@ export class LanguageModel {
         throw invalidArgument('generate: stop must be a non-empty string or an array of them');
       }
       const exclude = new Set([PAD_ID, SOS_ID]);
-      let row = await this.prime(this.promptIds(o.raw('prompt'), 'generate prompt', false));
+      const promptIds = this.promptIds(o.raw('prompt'), 'generate prompt', false);
       const out: number[] = [];
-      const net = this.network;
-      for (let i = 0; i < maxTokens; i++) {
-        const next = sampleToken(row, sampling, rng, exclude);
-        if (next === EOS_ID) break;
+      /** Appends a token; true when generation is over (<eos> or a stop string). */
+      let stopped: string | undefined;
+      const accept = (next: number): boolean => {
+        if (next === EOS_ID) return true;
         out.push(next);
         if (stops.length > 0) {
           const text = this.decode(out);
           const at = Math.min(...stops.map((s) => (text.includes(s) ? text.indexOf(s) : Infinity)));
-          if (at < Infinity) return text.slice(0, at);
+          if (at < Infinity) return (stopped = text.slice(0, at)), true;
         }
-        if (i === maxTokens - 1) break;
-        net.carryState();
-        row = await this.lastRows(net.logProbs(Int32Array.of(next), 1, 1), 1, 1);
+        return false;
+      };
+      const net = this.network;
+      if (this.device === 'cuda' && (sampling.topK > 0 || sampling.topP < 1)) {
+        // Top-k / top-p on the host: one row of log-probabilities copied per token.
+        let row = await this.prime(promptIds);
+        for (let i = 0; i < maxTokens; i++) {
+          if (accept(sampleToken(row, sampling, rng, exclude))) break;
+          if (i === maxTokens - 1) break;
+          net.carryState();
+          row = await this.lastRows(net.logProbs(Int32Array.of(out[out.length - 1]), 1, 1), 1, 1);
+        }
+        return stopped ?? this.decode(out);
+      }
+      // On the device: each sampled id feeds the next step directly; the host reads the ids in
+      // chunks (4, 8, ... 256 tokens) while the next chunk is already queued, so the stream never
+      // waits for JavaScript. Work queued past <eos> or a stop string is discarded.
+      const s = net.stream;
+      const ring = (this.sampled ??= s.alloc('i32', RING));
+      const excludeIds = Int32Array.from(exclude);
+      net.resetState(1);
+      const T = promptIds.length, V = this.cfg.vocabSize;
+      const first = net.logits(promptIds, T, 1);
+      let logits = tensor(first.buffer, first.offset + (T - 1) * V, [1, V]);
+      let queued = 0, chunk = 4;
+      const reads: Promise<Int32Array>[] = [];
+      const queueChunk = () => {
+        const start = queued % RING;
+        const n = Math.min(chunk, maxTokens - queued, RING - start);
+        for (let j = 0; j < n; j++) {
+          const id = tensor(ring, start + j, [1]);
+          s.sample(logits, id, sampling.temperature, sampling.topK, sampling.topP, rng.seed(), excludeIds);
+          if (queued + j + 1 < maxTokens) {
+            net.carryState();
+            logits = net.logitsFromDevice(id);
+          }
+        }
+        queued += n;
+        reads.push(s.read(tensor(ring, start, [n])) as Promise<Int32Array>);
+        chunk = Math.min(chunk * 2, RING / 2);
+      };
+      queueChunk();
+      while (reads.length > 0) {
+        if (queued < maxTokens) queueChunk();
+        const ids = await reads.shift()!;
+        for (const id of ids) {
+          if (!accept(id)) continue;
+          await Promise.allSettled(reads); // leave nothing in flight
+          return stopped ?? this.decode(out);
+        }
       }
       return this.decode(out);
     });
@@ -474,6 +525,7 @@ export class LanguageModel {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.sampled?.free();
     this.network.dispose();
   }
 }

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpuBackend } from '../lib/backend/cpu';
 import { loadCuda, cudaBackend } from '../lib/backend/cuda';
-import type { Backend, Cell } from '../lib/backend/types';
+import { tensor, type Backend, type Cell } from '../lib/backend/types';
 import { writeCheckpoint } from '../lib/checkpoint';
 import { RnnlmError } from '../lib/errors';
 import { writeSafetensorsFile } from '../lib/io/safetensors';
@@ -82,6 +82,28 @@ async function parity(cuda: Backend) {
     }
   }
   return rows;
+}
+
+/** kernels::sample against cpu::sample: same logits, same seed; ids may differ only where a
+ *  float rounding moves u W across a boundary (expected: a handful per 100,000 rows). */
+async function sampleParity(cuda: Backend) {
+  const N = 20_000, V = 1_000;
+  const logits = Float32Array.from({ length: N * V }, (_, i) => Math.sin(i * 12.9898) * 4);
+  const out: Record<string, number> = {};
+  for (const [temperature, name] of [[1, 't1'], [0.7, 't0.7'], [0, 'argmax']] as const) {
+    const ids: Int32Array[] = [];
+    for (const b of [cpuBackend, cuda]) {
+      const s = b.createStream();
+      const z = tensor(s.alloc('f32', N * V), 0, [N, V]), id = tensor(s.alloc('i32', N), 0, [N]);
+      s.write(z, logits);
+      s.sample(z, id, temperature, 0, 1, 99, Int32Array.of(0, 1));
+      ids.push((await s.read(id)) as Int32Array);
+      s.dispose();
+    }
+    out[name] = ids[0].filter((v, i) => v !== ids[1][i]).length / N;
+    console.log(`sample parity ${name}: ${(out[name] * 100).toFixed(3)} % of rows differ ${out[name] <= 1e-3 ? 'ok' : 'FAIL'}`);
+  }
+  return out;
 }
 
 async function trainingRun(cuda: Backend) {
@@ -218,6 +240,7 @@ async function main() {
   console.log(`gpu-check: ${info.device} (sm ${info.computeCapability}), driver ${info.driver}, runtime ${info.runtime}, cuDNN ${info.cudnn} from ${info.cudnnPath}`);
   const only = process.env.GPU_CHECK_ONLY ?? 'parity,training,bench';
   if (only.includes('parity')) report.parity = await parity(cuda);
+  if (only.includes('parity')) report.sampleParity = await sampleParity(cuda);
   if (only.includes('training')) report.training = await trainingRun(cuda);
   if (only.includes('bench')) report.bench = await bench(cuda, () => addon.memoryInfo());
   writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');

@@ -1,8 +1,10 @@
 // Sampling draws from softmax(logProbs / temperature) restricted by top-k, top-p and the
 // excluded ids: frequencies over many draws must match the probabilities computed here.
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
+import { tensor } from '../lib/backend/types';
 import { sampleToken, topTokens } from '../lib/sampling';
 import { Random } from '../lib/util/random';
+import { backend } from './helpers';
 
 const logits = [2, 1, 0.5, 0, -1, 3, -2, 0.1];
 const lse = Math.log(logits.reduce((a, b) => a + Math.exp(b), 0));
@@ -48,11 +50,57 @@ describe('sampleToken', () => {
     }
   });
 
-  test('temperature 0 is argmax, skipping excluded ids; very low temperatures stay finite', () => {
+  test('temperature 0 is argmax (JavaScript), skipping excluded ids; very low temperatures stay finite', () => {
     const rng = new Random(1);
     expect(sampleToken(logProbs, { temperature: 0, topK: 0, topP: 1 }, rng, new Set())).toBe(5);
     expect(sampleToken(logProbs, { temperature: 0, topK: 0, topP: 1 }, rng, new Set([5]))).toBe(0);
     expect(sampleToken(logProbs, { temperature: 1e-4, topK: 0, topP: 1 }, rng, new Set([5]))).toBe(0);
     expect(topTokens(logProbs, 3, new Set([0])).map((t) => t.id)).toEqual([5, 1, 2]);
+  });
+});
+
+describe('the native sample op (the CPU reference of the CUDA kernel)', () => {
+  const s = backend.createStream();
+  afterAll(() => s.dispose());
+  const N = 40_000, V = logits.length;
+  const z = tensor(s.alloc('f32', N * V), 0, [N, V]);
+  s.write(z, Float32Array.from({ length: N * V }, (_, i) => logits[i % V]));
+  const ids = tensor(s.alloc('i32', N), 0, [N]);
+  const cases: [number, number, number, number[]][] = [
+    [1, 0, 1, []],
+    [0.5, 0, 1, [5]],
+    [2, 0, 1, [0, 1]],
+    [1, 3, 1, []],
+    [1, 0, 0.7, [2]],
+    [0.8, 4, 0.9, []],
+  ];
+  test.each(cases)('temperature %f, topK %i, topP %f, excluding %j: frequencies over %i rows match', async (temperature, topK, topP, ex) => {
+    s.sample(z, ids, temperature, topK, topP, 11, Int32Array.from(ex));
+    const got = (await s.read(ids)) as Int32Array;
+    const counts = logits.map(() => 0);
+    for (const id of got) counts[id]++;
+    const p = expected(temperature, topK, topP, new Set(ex));
+    for (let i = 0; i < V; i++) {
+      if (p[i] === 0) expect(counts[i], `id ${i} must never be drawn`).toBe(0);
+      else expect(Math.abs(counts[i] / N - p[i]), `id ${i}`).toBeLessThan(5 * Math.sqrt((p[i] * (1 - p[i])) / N) + 1e-3);
+    }
+    // The draw is a function of (seed, row): the same seed gives the same ids, another seed others.
+    s.sample(z, ids, temperature, topK, topP, 11, Int32Array.from(ex));
+    expect(await s.read(ids)).toEqual(got);
+    s.sample(z, ids, temperature, topK, topP, 12, Int32Array.from(ex));
+    if (p.filter((x) => x > 0).length > 1) expect(await s.read(ids)).not.toEqual(got);
+  });
+
+  test('argmax at temperature 0; bad arguments are typed errors', async () => {
+    const one = tensor(z.buffer, 0, [1, V]), id = tensor(ids.buffer, 0, [1]);
+    s.sample(one, id, 0, 0, 1, 1, Int32Array.of(5));
+    expect((await s.read(id))[0]).toBe(0);
+    const bad = (f: () => void, msg: RegExp) => expect(f).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(msg) }));
+    bad(() => s.sample(one, id, -1, 0, 1, 1), /temperature/);
+    bad(() => s.sample(one, id, 1, V + 1, 1, 1), /topK/);
+    bad(() => s.sample(one, id, 1, 0, 0, 1), /topP/);
+    bad(() => s.sample(one, id, 1, 0, 1, 1, Int32Array.of(V)), /exclude\[0\]/);
+    bad(() => s.sample(one, id, 1, 0, 1, 1, Int32Array.from({ length: V }, (_, i) => i)), /excluded ids/);
+    bad(() => s.sample(one, tensor(z.buffer, 0, [1]), 1, 0, 1, 1), /ids/);
   });
 });

@@ -163,6 +163,13 @@ export interface Stream {
    */
   crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex: number, out: Tensor, dlogits: Tensor | null): void;
   logSoftmax(logits: Tensor, out: Tensor): void;
+  /**
+   * ids[n] (i32 [N]) drawn from softmax(logits[n] / temperature) — argmax when temperature is 0 —
+   * among the topK most likely ids (0 = all) and the smallest most-likely set with probability
+   * >= topP, never one of `exclude` (at most 16 ids). The draw for row n is a pure function of
+   * (seed, n). The CUDA backend supports topK 0 and topP 1 only (filtering is on the host there).
+   */
+  sample(logits: Tensor, ids: Tensor, temperature: number, topK: number, topP: number, seed: number, exclude?: Int32Array | null): void;
   /** out [1] = ||grads||; grads *= maxNorm / (norm + 1e-6) when that is < 1 (maxNorm 0: measure only). */
   clipGradNorm(grads: Tensor, maxNorm: number, out: Tensor): void;
   clipValue(grads: Tensor, value: number): void;

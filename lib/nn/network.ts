@@ -342,11 +342,26 @@ export class Network {
     return a.logits;
   }
 
+  /** Inference: decoder logits [T * B, V] (row t * B + b); valid until the next call. */
+  logits(inputs: Int32Array, seqLength: number, batchSize: number): Tensor {
+    return this.run({ seqLength, batchSize, inputs, targets: inputs }, { training: false }).logits;
+  }
+
+  /**
+   * Inference, one step of B sequences whose input ids (i32 [B]) are already on the device —
+   * generation feeds each sampled token back without a round trip to the host. Logits [B, V].
+   */
+  logitsFromDevice(ids: Tensor): Tensor {
+    if (ids.shape.length !== 1) throw invalidArgument(`logitsFromDevice: ids must be [batch] (got [${ids.shape}])`);
+    const none = new Int32Array(0);
+    return this.run({ seqLength: 1, batchSize: ids.shape[0], inputs: none, targets: none }, { training: false, deviceIds: ids }).logits;
+  }
+
   /** Embedding -> dropout -> RNN -> dropout -> decoder logits. */
-  private run(batch: Batch, opts: { training: boolean; seed?: number }): StepViews {
+  private run(batch: Batch, opts: { training: boolean; seed?: number; deviceIds?: Tensor }): StepViews {
     const { seqLength: T, batchSize: B } = batch;
     const N = T * B;
-    if (batch.inputs.length !== N || batch.targets.length !== N) {
+    if (!opts.deviceIds && (batch.inputs.length !== N || batch.targets.length !== N)) {
       throw invalidArgument(`a batch of ${T} x ${B} needs ${N} inputs and targets (got ${batch.inputs.length} and ${batch.targets.length})`);
     }
     const a = this.step(T, B);
@@ -356,8 +371,8 @@ export class Network {
     const rng = new Random(opts.seed ?? 0);
     const drop = opts.training && dropout > 0;
     this.last = { views: a, training: opts.training, lengths: batch.lengths ?? null };
-    s.write(a.ids, batch.inputs);
-    s.embeddingForward(this.param('encoder.weight'), a.ids, flat(a.emb, N, E));
+    if (!opts.deviceIds) s.write(a.ids, batch.inputs);
+    s.embeddingForward(this.param('encoder.weight'), opts.deviceIds ?? a.ids, flat(a.emb, N, E));
     if (drop) s.dropoutForward(a.emb, a.embMask, a.embDrop, dropout, rng.seed());
     else if (a.embDrop !== a.emb) s.copy(a.emb, a.embDrop);
     s.rnnForward(this.rnn, {

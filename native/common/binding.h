@@ -23,6 +23,7 @@
 #include "js.h"
 #include "optim.h"
 #include "rnn_layout.h"
+#include "sample.h"
 #include "stream.h"
 
 namespace rnnlm::binding {
@@ -286,6 +287,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
          NativeStream::template InstanceMethod<&NativeStream::LinearBackward>("linearBackward"),
          NativeStream::template InstanceMethod<&NativeStream::CrossEntropy>("crossEntropy"),
          NativeStream::template InstanceMethod<&NativeStream::LogSoftmax>("logSoftmax"),
+         NativeStream::template InstanceMethod<&NativeStream::Sample>("sample"),
          NativeStream::template InstanceMethod<&NativeStream::ClipGradNorm>("clipGradNorm"),
          NativeStream::template InstanceMethod<&NativeStream::ClipValue>("clipValue"), NativeStream::template InstanceMethod<&NativeStream::Sgd>("sgd"),
          NativeStream::template InstanceMethod<&NativeStream::Adam>("adam"),
@@ -710,6 +712,51 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::logSoftmax(*ctx, z.p<T>(), N, V, out.p<T>());
+        });
+      });
+      return this->Env().Undefined();
+    });
+  }
+
+  // sample(logits [N, V], ids i32 [N], temperature, topK, topP, seed, exclude Int32Array | null):
+  // ids[n] drawn from softmax(logits[n] / temperature) (argmax when 0), among the topK most likely
+  // (0 = all) and the smallest most-likely set with probability >= topP, never an excluded id.
+  Napi::Value Sample(const Napi::CallbackInfo& info) {
+    return js::guard(info, [&]() -> Napi::Value {
+      live();
+      const char* op = "sample";
+      View z = view(info[0], op, "logits"), ids = view(info[1], op, "ids");
+      const DType t = floatType(op, {{&z, "logits"}});
+      expectInt(ids, op, "ids");
+      expectRank(z, op, "logits", 2);
+      const int64_t N = z.shape[0], V = z.shape[1];
+      expectShape(ids, op, "ids", {N});
+      SampleArgs a;
+      a.temperature = js::number(info[2], "temperature", 0, 1e6);
+      a.topK = js::integer(info[3], "topK", 0, V);
+      a.topP = js::number(info[4], "topP", 1e-12, 1);
+      a.seed = js::seed(info[5], "seed");
+      RNNLM_CHECK(D::kSampleFiltered || a.plain(), Code::InvalidArgument,
+                  "%s: the %s backend samples from the whole distribution only (topK 0, topP 1); filter on the host", op,
+                  D::kName);
+      if (!js::absent(info[6])) {
+        RNNLM_CHECK(info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
+                    Code::InvalidArgument, "%s: exclude must be an Int32Array of token ids (or null)", op);
+        Napi::Int32Array ex = info[6].As<Napi::Int32Array>();
+        RNNLM_CHECK(ex.ElementLength() <= size_t(SampleArgs::kMaxExclude) && int64_t(ex.ElementLength()) < V,
+                    Code::InvalidArgument, "%s: at most %d excluded ids, fewer than the vocabulary (got %zu)", op,
+                    SampleArgs::kMaxExclude, ex.ElementLength());
+        for (size_t i = 0; i < ex.ElementLength(); ++i) {
+          RNNLM_CHECK(ex[i] >= 0 && ex[i] < V, Code::InvalidArgument, "%s: exclude[%zu] = %d is not a token id in [0, %lld)",
+                      op, i, ex[i], (long long)V);
+          a.exclude[a.nExclude++] = ex[i];
+        }
+      }
+      auto* ctx = ctx_.get();
+      stream_->push([=] {
+        withFloat(t, [&](auto tag) {
+          using T = decltype(tag);
+          D::sample(*ctx, z.p<T>(), N, V, a, ids.p<int32_t>());
         });
       });
       return this->Env().Undefined();

@@ -79,6 +79,11 @@ struct CpuDevice {
   static void logSoftmax(Context&, const T* z, int64_t N, int64_t V, T* out) {
     cpu::logSoftmax(z, N, V, out);
   }
+  static constexpr bool kSampleFiltered = true;  // top-k / top-p on this device
+  template <typename T>
+  static void sample(Context&, const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids) {
+    cpu::sample(z, N, V, a, ids);
+  }
   template <typename T>
   static void clipGradNorm(Context&, T* g, int64_t n, double maxNorm, T* out) {
     cpu::clipGradNorm(g, n, maxNorm, out);

@@ -7,9 +7,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <numeric>
+#include <vector>
 
 #include "../common/rng.h"
 #include "../common/optim.h"
+#include "../common/sample.h"
 #include "../common/status.h"
 #include "blas.h"
 #include "vecmath.h"
@@ -130,6 +133,73 @@ void logSoftmax(const T* z, int64_t N, int64_t V, T* out) {
     const T mx = maxOf(row, V);
     const T lse = T(double(mx) + std::log(expShiftSum(row, V, mx, nullptr)));
     for (int64_t v = 0; v < V; ++v) o[v] = row[v] - lse;
+  }
+}
+
+// Sampling (SampleArgs in common/sample.h): for row n with u = uniform01(seed, n),
+//   w_v = exp((z_v - max z) / temperature) for allowed v (0 otherwise), W = sum_v w_v,
+//   ids[n] = the first v, in increasing id order, whose running sum of w exceeds u W.
+// With topK / topP the candidates are instead the allowed ids sorted by z (largest first), cut
+// to the first topK, then to the shortest prefix whose weight reaches topP W, walked in that
+// order. Temperature 0 (or weights that underflow) gives the argmax. Reference for
+// kernels::sample.
+template <typename T>
+void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids) {
+  thread_local std::vector<T> w, scaled;
+  thread_local std::vector<int32_t> order;
+  for (int64_t n = 0; n < N; ++n) {
+    const T* row = z + n * V;
+    int64_t best = -1;
+    for (int64_t v = 0; v < V; ++v)
+      if (a.allowed(v) && (best < 0 || row[v] > row[best])) best = v;
+    ids[n] = int32_t(best);
+    if (a.temperature == 0 || !std::isfinite(double(row[best]))) continue;
+    const double u = double(uniform01(a.seed, uint64_t(n)));
+    const T inv = T(1 / a.temperature);
+    if (a.plain()) {
+      // Shift by the max over all ids (excluded ones too), so no weight overflows.
+      w.resize(size_t(V));
+      const T* x = row;
+      if (inv != T(1)) {
+        scaled.resize(size_t(V));
+        for (int64_t v = 0; v < V; ++v) scaled[v] = row[v] * inv;
+        x = scaled.data();
+      }
+      double total = expShiftSum(x, V, maxOf(x, V), w.data());
+      for (int32_t i = 0; i < a.nExclude; ++i) total -= double(w[a.exclude[i]]), w[a.exclude[i]] = T(0);
+      if (!(total > 0)) continue;  // every allowed weight underflowed: keep the argmax
+      double r = u * total;
+      for (int64_t v = 0; v < V; ++v) {
+        if (w[v] == T(0)) continue;
+        ids[n] = int32_t(v);
+        r -= double(w[v]);
+        if (r < 0) break;
+      }
+      continue;
+    }
+    order.clear();
+    for (int64_t v = 0; v < V; ++v)
+      if (a.allowed(v)) order.push_back(int32_t(v));
+    const auto larger = [row](int32_t i, int32_t j) { return row[i] > row[j] || (row[i] == row[j] && i < j); };
+    const size_t k = a.topK > 0 ? std::min(order.size(), size_t(a.topK)) : order.size();
+    std::partial_sort(order.begin(), order.begin() + ptrdiff_t(k), order.end(), larger);
+    order.resize(k);
+    w.resize(k);
+    double total = 0;
+    for (size_t j = 0; j < k; ++j) total += double(w[j] = T(std::exp(double(row[order[j]] - row[best]) * double(inv))));
+    size_t keep = k;
+    if (a.topP < 1) {
+      double acc = 0;
+      keep = 0;
+      while (keep < k && acc < a.topP * total) acc += double(w[keep++]);
+      total = acc;
+    }
+    double r = u * total;
+    for (size_t j = 0; j < keep; ++j) {
+      ids[n] = order[j];
+      r -= double(w[j]);
+      if (r < 0) break;
+    }
   }
 }
 

@@ -236,6 +236,13 @@ struct CudaDevice {
     floatOnly<T>();
     if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::logSoftmax(c.stream, z, N, V, out));
   }
+  // Top-k / top-p need a sort: generation does those on the host (one row copied per token).
+  static constexpr bool kSampleFiltered = false;
+  template <typename T>
+  static void sample(Context& c, const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids) {
+    floatOnly<T>();
+    if constexpr (std::is_same_v<T, float>) RNNLM_LAUNCH(kernels::sample(c.stream, z, N, V, a, ids));
+  }
   template <typename T>
   static void clipGradNorm(Context& c, T* g, int64_t n, double maxNorm, T* out) {
     floatOnly<T>();

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "../common/rng.h"
+#include "../common/sample.h"
 #include "kernels.h"
 
 namespace rnnlm::cuda::kernels {
@@ -180,6 +181,84 @@ __global__ void logSoftmaxKernel(const float* z, int64_t V, float* out) {
   for (int64_t v = threadIdx.x; v < V; v += blockDim.x) out[n * V + v] = row[v] - lse;
 }
 
+// Sampling, whole-distribution mode (cpu::sample with topK 0, topP 1), one block per row n:
+//   x_v = z_v / temperature, w_v = exp(x_v - max_all x) for allowed v (0 otherwise), W = sum w,
+//   ids[n] = the first v in id order whose running sum of w exceeds u W, u = uniform01(seed, n);
+//   temperature 0, or W = 0, gives the argmax over allowed ids (the lowest id among equals).
+// Each thread owns a contiguous chunk of the row, so the running sum is the chunk totals
+// scanned in thread order followed by one walk inside the chunk that holds u W.
+__global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* ids) {
+  __shared__ float sv[kThreads];
+  __shared__ int64_t si[kThreads];
+  __shared__ int owner;
+  __shared__ float rest;
+  const int64_t n = blockIdx.x;
+  const float* row = z + n * V;
+  const int tid = threadIdx.x;
+  const int64_t chunk = (V + blockDim.x - 1) / blockDim.x;
+  const int64_t lo = min(V, int64_t(tid) * chunk), hi = min(V, lo + chunk);
+  // Argmax over allowed ids, the first one winning ties (as the CPU's ascending scan).
+  float bv = -FLT_MAX;
+  int64_t bi = V;
+  for (int64_t v = lo; v < hi; ++v)
+    if (a.allowed(v) && (bi == V || row[v] > bv)) bv = row[v], bi = v;
+  sv[tid] = bv;
+  si[tid] = bi;
+  __syncthreads();
+  if (tid == 0) {
+    for (int t = 1; t < int(blockDim.x); ++t)
+      if (si[t] != V && (si[0] == V || sv[t] > sv[0])) sv[0] = sv[t], si[0] = si[t];
+  }
+  __syncthreads();
+  const int64_t best = si[0];
+  const float bestValue = sv[0];
+  __syncthreads();
+  if (a.temperature == 0 || !isfinite(bestValue)) {
+    if (tid == 0) ids[n] = int32_t(best);
+    return;
+  }
+  const float inv = float(1.0 / a.temperature);
+  float mx = -FLT_MAX;
+  for (int64_t v = lo; v < hi; ++v) mx = fmaxf(mx, row[v] * inv);
+  mx = blockReduce(mx, MaxOp{}, -FLT_MAX);
+  float local = 0.f;
+  for (int64_t v = lo; v < hi; ++v)
+    if (a.allowed(v)) local += expf(row[v] * inv - mx);
+  sv[tid] = local;
+  __syncthreads();
+  if (tid == 0) {
+    float total = 0.f;
+    for (int t = 0; t < int(blockDim.x); ++t) total += sv[t];
+    owner = -1;
+    if (total > 0.f) {
+      float r = uniform01(a.seed, uint64_t(n)) * total;
+      int last = -1;
+      for (int t = 0; t < int(blockDim.x) && owner < 0; ++t) {
+        if (sv[t] == 0.f) continue;
+        last = t;
+        if (r < sv[t]) owner = t, rest = r;
+        else r -= sv[t];
+      }
+      if (owner < 0) owner = last, rest = sv[last];  // rounding left r past the end: the last weight
+    }
+    if (owner < 0) ids[n] = int32_t(best);
+  }
+  __syncthreads();
+  if (tid == owner) {
+    float r = rest;
+    int64_t id = best;
+    for (int64_t v = lo; v < hi; ++v) {
+      if (!a.allowed(v)) continue;
+      const float w = expf(row[v] * inv - mx);
+      if (w == 0.f) continue;
+      id = v;
+      r -= w;
+      if (r < 0.f) break;
+    }
+    ids[n] = int32_t(id);
+  }
+}
+
 // partial[b] = sum over block b's grid-stride share of g[i]^2 (double accumulation).
 __global__ void sumSquaresKernel(const float* g, int64_t n, double* partial) {
   __shared__ double shared[kThreads];
@@ -289,6 +368,9 @@ void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, i
 }
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out) {
   logSoftmaxKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, out);
+}
+void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids) {
+  sampleKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, a, ids);
 }
 void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch) {
   const unsigned blocks = blocksFor(n) < 1024 ? blocksFor(n) : 1024;

@@ -4,9 +4,13 @@
 #pragma once
 #include <cstdint>
 
+#include "../common/sample.h"
+
 struct CUstream_st;
 
 namespace rnnlm::cuda::kernels {
+
+using rnnlm::SampleArgs;
 
 using Stream = CUstream_st*;
 
@@ -28,6 +32,8 @@ void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db);
 void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* out,
                   float* dz, float* scratch, int* err);
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out);
+// ids [N] drawn from softmax(z / temperature) over allowed ids (whole-distribution mode only).
+void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids);
 // sgd / adam skip the update when any of guard[0..guardN) (the step's loss, norm) is not finite.
 // out [1] = ||g||; g *= maxNorm / (norm + 1e-6) when that is < 1. scratch holds 1024 doubles + 1.
 void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch);

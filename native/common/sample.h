@@ -1,0 +1,29 @@
+// Arguments of the sampling op (both devices): ids[n] is drawn from softmax(z[n] / temperature)
+// among the allowed ids, restricted to the topK most likely (topK > 0) and to the smallest
+// most-likely set whose probability reaches topP (topP < 1); temperature 0 takes the argmax.
+// The uniform of row n is uniform01(seed, n) (rng.h), so CPU and GPU draw alike.
+#pragma once
+#include <cstdint>
+
+#include "rng.h"
+
+namespace rnnlm {
+
+struct SampleArgs {
+  static constexpr int kMaxExclude = 16;
+  double temperature = 1;
+  int64_t topK = 0;
+  double topP = 1;
+  uint64_t seed = 0;
+  int32_t nExclude = 0;
+  int32_t exclude[kMaxExclude] = {};  // by value: a kernel argument, no per-token upload
+
+  RNNLM_HD bool allowed(int64_t v) const {
+    for (int32_t i = 0; i < nExclude; ++i)
+      if (exclude[i] == v) return false;
+    return true;
+  }
+  bool plain() const { return topK == 0 && topP >= 1; }
+};
+
+}  // namespace rnnlm
