@@ -160,7 +160,8 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     report.scaling = [];
     for (const { axis, value, config } of scalingConfigs()) {
       for (const p of o.scaling) {
-        const r = await runOne({ ...spec(p, config), genSeconds: 0.2 }, timing.budget);
+        // Shorter runs: the sweep is about how cost grows, not about the last per cent.
+        const r = await runOne({ ...spec(p, config), minSeconds: Math.min(timing.minSeconds, 5), genSeconds: 0.2 }, Math.min(timing.budget, 150));
         report.scaling.push({ ...r, axis, value });
         log(`${axis} ${value} ${p}: ${r.train ? `${fmt(r.train.tokensPerSecond)} tokens/s` : r.reason}`);
       }
