@@ -71,6 +71,11 @@ export class SentenceBatches {
     return Math.ceil(this.seqs.length / this.batchSize);
   }
 
+  /** The longest window a batch can need (the longest sentence, less one). */
+  get maxSteps(): number {
+    return this.seqs.reduce((a, s) => Math.max(a, s.length - 1), 1);
+  }
+
   /** Targets per pass: every token after <sos>. */
   get tokens(): number {
     return this.seqs.reduce((a, s) => a + s.length - 1, 0);

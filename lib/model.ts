@@ -52,6 +52,8 @@ export interface GenerateOptions {
   topP?: number;
   seed?: number;
   stop?: string | string[];
+  /** End at a sampled `<eos>` (default true); false: go on through sentence ends for maxTokens. */
+  stopAtEos?: boolean;
 }
 
 export interface Beam {
@@ -356,7 +358,7 @@ export class LanguageModel {
   /** Continues a prompt by sampling; resolves with the generated text (the prompt not included). */
   generate(options: GenerateOptions = {}): Promise<string> {
     return this.exclusive('generate', async () => {
-      const o = new Options('generate', options, ['prompt', 'maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop']);
+      const o = new Options('generate', options, ['prompt', 'maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'stopAtEos']);
       const maxTokens = o.integer('maxTokens', 100, { min: 1, max: 1_000_000 });
       const sampling = {
         temperature: o.number('temperature', 1, { min: 0, max: 100 }),
@@ -369,13 +371,14 @@ export class LanguageModel {
       if (!Array.isArray(stops) || !stops.every((s) => typeof s === 'string' && s.length > 0)) {
         throw invalidArgument('generate: stop must be a non-empty string or an array of them');
       }
+      const stopAtEos = o.boolean('stopAtEos', true);
       const exclude = new Set([PAD_ID, SOS_ID]);
       const promptIds = this.promptIds(o.raw('prompt'), 'generate prompt', false);
       const out: number[] = [];
       /** Appends a token; true when generation is over (<eos> or a stop string). */
       let stopped: string | undefined;
       const accept = (next: number): boolean => {
-        if (next === EOS_ID) return true;
+        if (next === EOS_ID && stopAtEos) return true;
         out.push(next);
         if (stops.length > 0) {
           const text = this.decode(out);

@@ -6,6 +6,10 @@ import { LanguageModel } from '../lib/model';
 import { WordTokenizer } from '../lib/tokenizers';
 import { cpuBackend } from '../lib/backend/cpu';
 
+// Under test:asan, freed memory sits in ASan's quarantine: RSS bounds say nothing there (the
+// same code runs, checked for use-after-free instead).
+const rssChecked = !process.env.RNNLM_SANITIZED;
+
 const text = 'the cat sat on the mat . the dog sat on the log . '.repeat(40);
 const tokenizer = WordTokenizer.fit(text);
 const make = (seed: number) => LanguageModel.create({ tokenizer, embeddingSize: 16, hiddenSize: 16, layers: 2, device: 'cpu', seed });
@@ -54,7 +58,7 @@ test('1,000 create/dispose cycles and 5,000 small steps keep RSS flat', async ()
   global.gc?.();
   const growth = rss() - before;
   console.log(`RSS before ${before.toFixed(1)} MiB, growth after 1,000 create/dispose cycles and ~5,000 steps: ${growth.toFixed(1)} MiB`);
-  expect(growth).toBeLessThan(64);
+  if (rssChecked) expect(growth).toBeLessThan(64);
 }, 120_000);
 
 test('a stream left to the garbage collector frees its thread and memory', async () => {
@@ -69,5 +73,5 @@ test('a stream left to the garbage collector frees its thread and memory', async
   global.gc?.();
   const grew = (process.memoryUsage().rss - before) / 2 ** 20;
   console.log(`200 abandoned streams with 1 MiB each: RSS growth ${grew.toFixed(1)} MiB`);
-  expect(grew).toBeLessThan(150); // without finalizers it would be >= 200 MiB
+  if (rssChecked) expect(grew).toBeLessThan(150); // without finalizers it would be >= 200 MiB
 });

@@ -6,9 +6,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import { cpuBackend } from '../lib/backend/cpu';
 import { RnnlmError } from '../lib/errors';
 import { LanguageModel } from '../lib/model';
-import { CharTokenizer, WordTokenizer } from '../lib/tokenizers';
+import { CharTokenizer, EOS_ID, WordTokenizer } from '../lib/tokenizers';
 import { sidecarPath } from '../lib/train';
 import { Random } from '../lib/util/random';
 
@@ -118,6 +119,23 @@ describe('training and inference, stream mode (word level)', () => {
     expect(stopped).not.toContain('.');
     const nucleus = await model.generate({ prompt: 'the', maxTokens: 8, seed: 2, topK: 3, topP: 0.9 });
     expect(nucleus.length).toBeGreaterThan(0);
+  });
+
+  test('generate: stopAtEos false goes on through <eos> for exactly maxTokens ids', async () => {
+    // Vocabulary of the 4 specials + 1 word, untrained: <eos> is one of 3 ids that may be sampled.
+    const m = await LanguageModel.create({ vocabSize: 5, embeddingSize: 4, hiddenSize: 4, layers: 1, device: 'cpu' });
+    try {
+      const ids = (text: string) => (text === '' ? [] : text.split(' ').map(Number));
+      const through = ids(await m.generate({ prompt: [4], maxTokens: 60, seed: 3, stopAtEos: false }));
+      expect(through).toHaveLength(60);
+      expect(through).toContain(EOS_ID); // <eos> came and generation went on
+      const stopped = ids(await m.generate({ prompt: [4], maxTokens: 60, seed: 3 }));
+      expect(stopped.length).toBeLessThan(60);
+      expect(stopped).not.toContain(EOS_ID);
+      await rejects(m.generate({ stopAtEos: 'no' as never }), 'ERR_INVALID_ARGUMENT', /stopAtEos/);
+    } finally {
+      m.dispose();
+    }
   });
 
   test('beamSearch returns beams sorted by log-probability; the best first token matches predictNext', async () => {
@@ -391,5 +409,28 @@ describe('validation of options and inputs', () => {
       m.dispose();
     }
     await rejects(LanguageModel.create({ tokenizer, device: 'cuda' }), 'ERR_CUDA_UNAVAILABLE', /CUDA/);
+  });
+});
+
+describe('memory limits', () => {
+  test('a model or a batch that cannot fit is ERR_OUT_OF_MEMORY before anything is allocated', async () => {
+    const allocations = () => cpuBackend.memoryStats().allocations;
+    const before = allocations();
+    // 2^24 x 4096 embedding alone: 275 GB of parameters.
+    await expect(LanguageModel.create({ vocabSize: 2 ** 24, embeddingSize: 4096, hiddenSize: 16, device: 'cpu' })).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_MEMORY', message: expect.stringMatching(/parameters and gradients; the cpu has .* GiB available/),
+    });
+    expect(allocations()).toBe(before);
+    const m = await LanguageModel.create({ vocabSize: 50_000, embeddingSize: 8, hiddenSize: 8, layers: 1, device: 'cpu' });
+    const ids = Int32Array.from({ length: 4096 * 513 + 1 }, (_, i) => 4 + (i % 1000));
+    const made = allocations();
+    // Logits alone of 4096 x 512 positions x 50,000 words: 420 GB.
+    await expect(m.fit(ids, { batchSize: 4096, seqLength: 512, progress: false })).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_MEMORY', message: expect.stringMatching(/fit: batches of 4096 x 512 need .* of activations .* lower batchSize or seqLength/),
+    });
+    expect(allocations()).toBe(made);
+    const [log] = await m.fit(ids.subarray(0, 2000), { batchSize: 4, seqLength: 8, progress: false }); // and the process lives on
+    expect(Number.isFinite(log.loss)).toBe(true);
+    m.dispose();
   });
 });

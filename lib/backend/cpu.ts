@@ -1,3 +1,4 @@
+import { freemem } from 'node:os';
 import { RnnlmError } from '../errors';
 import { packageRoot, nodeRequire } from '../util/package-root';
 import type { Backend, MemoryStats, RnnDescriptor, RnnOptions, Stream } from './types';
@@ -16,10 +17,11 @@ let addon: CpuAddon | undefined;
 /** The CPU addon (native/cpu), loaded once: a prebuild if one matches, else build/Release. */
 export function cpuAddon(): CpuAddon {
   if (!addon) {
-    const load = nodeRequire('node-gyp-build') as (dir: string) => unknown;
-    const explicit = process.env.RNNLM_CPU_ADDON; // a given rnnlm_cpu.node (e.g. the GPU check's bundle)
+    // RNNLM_CPU_ADDON: a given rnnlm_cpu.node (the GPU check's bundle runs with no node_modules).
+    const explicit = process.env.RNNLM_CPU_ADDON;
     try {
-      addon = (explicit ? nodeRequire(explicit) : load(packageRoot())) as CpuAddon;
+      const load = () => (nodeRequire('node-gyp-build') as (dir: string) => unknown)(packageRoot());
+      addon = (explicit ? nodeRequire(explicit) : load()) as CpuAddon;
     } catch (e) {
       throw new RnnlmError(
         'ERR_NATIVE',
@@ -38,4 +40,5 @@ export const cpuBackend: Backend = {
   createRnn: (options) => new (cpuAddon().Rnn)(options),
   info: () => ({ device: 'cpu', blas: cpuAddon().blasInfo() }),
   memoryStats: () => cpuAddon().memoryStats(),
+  availableBytes: () => freemem(),
 };

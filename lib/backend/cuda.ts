@@ -79,8 +79,9 @@ export function cudaLibraryFolders(env: Env = process.env, home = homedir()): st
 }
 
 /** Where the CUDA addon may be: a source build, then the prebuild that ships in the package. */
-export function cudaAddonPaths(root = packageRoot()): string[] {
+export function cudaAddonPaths(root?: string): string[] {
   if (process.env.RNNLM_CUDA_ADDON) return [process.env.RNNLM_CUDA_ADDON];
+  root ??= packageRoot();
   return [join(root, 'build-cuda', 'Release', 'rnnlm_cuda.node'), join(root, 'prebuilds', 'cuda', `${process.platform}-${process.arch}`, 'rnnlm_cuda.node')];
 }
 
@@ -134,5 +135,6 @@ export function cudaBackend(): Backend {
     createRnn: (options) => new addon.Rnn(options),
     info: () => ({ ...info, backend: 'cuda', memory: addon.memoryInfo() }),
     memoryStats: () => addon.memoryStats(),
+    availableBytes: () => addon.memoryInfo().free,
   };
 }

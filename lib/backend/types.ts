@@ -197,6 +197,8 @@ export interface Backend {
    * step allocates nothing, which the benchmarks check with `allocations`.
    */
   memoryStats(): MemoryStats;
+  /** Bytes the device can still allocate (host: MemAvailable; GPU: free device memory). */
+  availableBytes(): number;
 }
 
 export interface MemoryStats {

@@ -149,6 +149,11 @@ export class Network {
     this.layout = layout;
     for (const e of layout) this.entries.set(e.name, e);
     this.parameterCount = offset;
+    // Parameters and gradients, refused as a whole before either is allocated.
+    const bytes = 2 * offset * (config.dtype === 'f64' ? 8 : 4);
+    if (bytes > backend.availableBytes()) {
+      throw new RnnlmError('ERR_OUT_OF_MEMORY', `a model of ${offset.toLocaleString('en-US')} parameters needs ${gib(bytes)} for its parameters and gradients; the ${backend.device} has ${gib(backend.availableBytes())} available`);
+    }
     this.stream = backend.createStream();
     this.params = this.stream.alloc(config.dtype, offset);
     this.grads = this.stream.alloc(config.dtype, offset);
@@ -242,6 +247,12 @@ export class Network {
       loss: f('loss', [2]),
       norm: f('norm', [1]),
     };
+  }
+
+  /** Bytes that training or inference at T x B adds (activations, token ids, recurrent states). */
+  activationBytes(T: number, B: number): number {
+    const f = Object.values(this.slotSizes(T, B)).reduce((a, b) => a + b, 0) + 6 * this.config.layers * B * this.config.hiddenSize;
+    return f * (this.config.dtype === 'f64' ? 8 : 4) + 2 * T * B * 4;
   }
 
   /** Elements each arena slot needs for a T x B step. */
@@ -469,3 +480,5 @@ export class Network {
 function flat(t: Tensor, rows: number, cols: number): Tensor {
   return tensor(t.buffer, t.offset, [rows, cols]);
 }
+
+export const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -20,14 +21,30 @@ struct CpuDevice {
   static constexpr bool kF64 = true;
   struct Context {};
 
-  // Zeroed, 64-byte aligned. Sizes beyond physical memory are refused before allocating:
-  // with overcommit, touching them would summon the OOM killer instead of failing cleanly.
+  // Memory the kernel can still hand out (MemAvailable), or -1 where unknown.
+  static double availableBytes() {
+    FILE* f = std::fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[256];
+    double kb = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    std::fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+  }
+
+  // Zeroed, 64-byte aligned. The zeroing touches every page, so a size beyond the memory still
+  // available would summon the OOM killer instead of failing: such sizes are refused first.
   static void* alloc(size_t bytes, const char* dtype, int64_t n) {
     bytes = (bytes + 63) / 64 * 64;
     const double physical = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
     if (physical > 0 && double(bytes) > physical)
       fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f GiB): more than this machine's memory (%.1f GiB)",
            (long long)n, dtype, bytes / 1073741824.0, physical / 1073741824.0);
+    const double available = availableBytes();
+    if (available >= 0 && double(bytes) > available)
+      fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.2f GiB): only %.2f GiB of this machine's %.1f GiB are available",
+           (long long)n, dtype, bytes / 1073741824.0, available / 1073741824.0, physical / 1073741824.0);
     void* p = std::aligned_alloc(64, bytes);
     if (!p) fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f MiB) on the CPU", (long long)n, dtype, bytes / 1048576.0);
     std::memset(p, 0, bytes);
