@@ -8,12 +8,14 @@
  * (seed, epoch), and a checkpoint holds the optimizer moments, the carried state and the
  * position in the data, so a resumed run computes the same numbers as an uninterrupted one.
  */
+import { rename, unlink } from 'node:fs/promises';
 import { SingleBar } from 'cli-progress';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { DataMode, LanguageModel, TextInput } from './model';
+import { gib } from './nn/network';
 import { Optimizer, type OptimizerOptions } from './nn/optimizer';
 import { Options } from './options';
 
@@ -105,6 +107,10 @@ interface TrainState {
 
 export function sidecarPath(path: string): string {
   return path.replace(/(\.safetensors)?$/, '.train.safetensors');
+}
+/** The training state of the checkpoint before (kept so that a crash mid-save loses nothing). */
+export function previousSidecarPath(path: string): string {
+  return path.replace(/(\.safetensors)?$/, '.train.prev.safetensors');
 }
 
 function parseSchedule(o: Options): Schedule {
@@ -201,6 +207,13 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   const batchesPerEpoch = stream ? stream.count : sentences!.count;
   const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed, optimizer: optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens });
 
+  // Refuse what cannot fit before allocating any of it (the OS would kill the process instead).
+  const optimizerBytes = 4 * net.parameterCount * (optim.type === 'sgd' ? ((optim.momentum ?? 0) > 0 ? 1 : 0) : 2);
+  const activations = net.activationBytes(mode === 'stream' ? seqLength : sentences!.maxSteps, batchSize);
+  const available = net.backend.availableBytes();
+  if (optimizerBytes + activations > available) {
+    throw new RnnlmError('ERR_OUT_OF_MEMORY', `fit: batches of ${batchSize} x ${mode === 'stream' ? seqLength : sentences!.maxSteps} need ${gib(activations)} of activations and the optimizer ${gib(optimizerBytes)}; the ${net.backend.device} has ${gib(available)} available — lower batchSize${mode === 'stream' ? ' or seqLength' : ''}`);
+  }
   const opt = new Optimizer(net.stream, optim, net.parameterCount, 'f32');
   // The read of the step in flight (two steps in flight: step k's loss is read while step k+1 is queued).
   let pending: Promise<{ loss: number; count: number; norm: number }> | undefined;
@@ -346,29 +359,51 @@ async function saveTrainState(model: LanguageModel, opt: Optimizer, st: TrainSta
     tensors.set('state.c', { dtype: 'F32', shape: [...s.cx.shape], data: (await net.stream.read(s.cx)) as Float32Array });
   }
   const meta = { format: 'rnnlm-train', version: '1', state: JSON.stringify({ ...st, optimizerStep: opt.step, best: Number.isFinite(st.best) ? st.best : null }) };
-  // Sidecar first, then the model: both carry the step, and resume checks that they agree.
+  // Both files carry the step; resume takes the training state whose step is the model's. The
+  // current state moves aside first, so a crash before the model is replaced (each write is
+  // atomic) still leaves the state that matches the model on disk: killed anywhere, resumable.
+  await rename(sidecarPath(path), previousSidecarPath(path)).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw new RnnlmError('ERR_CHECKPOINT', `cannot move ${sidecarPath(path)} aside: ${e.message}`);
+  });
   await writeSafetensorsFile(sidecarPath(path), tensors, meta);
   await model.saveNow(path, { trainStep: String(st.step) });
 }
 
+/** The training state saved with checkpoint `path`: the current sidecar, or the previous one
+ *  when a crash came between writing the sidecar and the model. */
+async function readTrainState(path: string, modelStep: string | undefined) {
+  let firstError: unknown;
+  for (const side of [sidecarPath(path), previousSidecarPath(path)]) {
+    try {
+      const { metadata, tensors } = await readSafetensorsFile(side);
+      const bad = (what: string) => new RnnlmError('ERR_CHECKPOINT', `${side}: ${what}`);
+      if (metadata.format !== 'rnnlm-train' || metadata.version !== '1' || !metadata.state) throw bad('not an rnnlm training-state file');
+      let saved: TrainState & { optimizerStep: number; best: number | null };
+      try {
+        saved = JSON.parse(metadata.state);
+      } catch {
+        throw bad('training state is not valid JSON');
+      }
+      const ints = ['step', 'epoch', 'batch', 'optimizerStep', 'bad'] as const;
+      for (const k of ints) if (!Number.isSafeInteger(saved[k]) || saved[k] < 0) throw bad(`state.${k} must be a non-negative integer`);
+      if (typeof saved.lr !== 'number' || !(saved.lr > 0) || !Array.isArray(saved.history)) throw bad('state.lr or state.history is invalid');
+      if (String(saved.step) !== modelStep) {
+        throw bad(`training state is from step ${saved.step} but ${path} is from step ${modelStep ?? 'none'}; they do not belong together`);
+      }
+      return { side, saved, tensors };
+    } catch (e) {
+      firstError ??= e;
+    }
+  }
+  throw firstError;
+}
+
 async function restore(model: LanguageModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number): Promise<void> {
-  const side = sidecarPath(path);
   const ck = await readCheckpoint(path);
-  const { metadata, tensors } = await readSafetensorsFile(side);
-  const bad = (what: string) => new RnnlmError('ERR_CHECKPOINT', `${side}: ${what}`);
-  if (metadata.format !== 'rnnlm-train' || metadata.version !== '1' || !metadata.state) throw bad('not an rnnlm training-state file');
-  let saved: TrainState & { optimizerStep: number; best: number | null };
-  try {
-    saved = JSON.parse(metadata.state);
-  } catch {
-    throw bad('training state is not valid JSON');
-  }
-  const ints = ['step', 'epoch', 'batch', 'optimizerStep', 'bad'] as const;
-  for (const k of ints) if (!Number.isSafeInteger(saved[k]) || saved[k] < 0) throw bad(`state.${k} must be a non-negative integer`);
-  if (typeof saved.lr !== 'number' || !(saved.lr > 0) || !Array.isArray(saved.history)) throw bad('state.lr or state.history is invalid');
-  if (String(saved.step) !== ck.metadata.trainStep) {
-    throw bad(`training state is from step ${saved.step} but ${path} is from step ${ck.metadata.trainStep ?? 'none'}; they do not belong together`);
-  }
+  const { side, saved, tensors } = await readTrainState(path, ck.metadata.trainStep);
+  // Resuming from the previous state: the newer sidecar (ahead of the model) must not be moved
+  // aside over it at the next save.
+  if (side !== sidecarPath(path)) await unlink(sidecarPath(path)).catch(() => undefined);
   if (saved.fingerprint !== st.fingerprint) {
     throw invalidArgument(`fit: resume from ${path}: the checkpoint was made with different data or options (${saved.fingerprint}); now ${st.fingerprint}`);
   }
