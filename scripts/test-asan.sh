@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# npm run test:asan — the CPU addon built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (from the same binding.gyp, into build-asan/), then every test that drives native code, run
+# with the sanitizer runtimes preloaded into Node. Any finding aborts the test process, and the
+# run fails. Leak checking is off: V8 and Node keep memory until exit by design.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=build-asan
+rm -rf "$out"
+mkdir -p "$out"
+cp -r binding.gyp package.json native "$out/"
+san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
+(cd "$out" && CXXFLAGS="$san" LDFLAGS="-fsanitize=address,undefined" npm run --silent build:native > build.log 2>&1) \
+  || { tail -30 "$out/build.log"; exit 1; }
+addon="$root/$out/build/Release/rnnlm_cpu.node"
+nm -D -u "$addon" | grep __asan_init > /dev/null || { echo "test:asan: $addon is not instrumented" >&2; exit 1; }
+export RNNLM_CPU_ADDON="$addon" RNNLM_SANITIZED=1
+export LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libubsan.so)"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export FUZZ_CASES="${FUZZ_CASES:-1000}"
+echo "test:asan: $addon (ASan + UBSan)"
+npx vitest run test/ops.test.ts test/errors.test.ts test/gradcheck-network.test.ts test/tfjs-reference.test.ts \
+  test/sampling.test.ts test/lifetime.test.ts test/model.test.ts test/event-loop.test.ts test/fuzz-checkpoint.test.ts \
+  test/safetensors.test.ts test/tokenizers.test.ts
