@@ -1,7 +1,16 @@
-"""PyTorch peer for the GPU benchmarks: the same models as rnnlm (Embedding + nn.LSTM / nn.GRU
-+ Linear + cross-entropy + Adam, word_language_model style), the DESIGN.md configurations,
-training tokens/s and token-by-token generation tokens/s, peak device memory; JSON out.
-Run by scripts/gpu-check.sh on the GPU machine."""
+"""PyTorch as a benchmark peer on the GPU machine (run by scripts/gpu-check.sh): the same models
+as rnnlm (nn.Embedding + nn.LSTM / nn.GRU + nn.Linear + cross-entropy + Adam + global-norm
+clipping at 5, word_language_model style, time-major), the DESIGN.md configurations, TF32 off.
+
+Two peers, written as runs in rnnlm's bench report format (`rnnlm bench --with FILE` puts them
+beside ours in one report):
+  pytorch-eager      training step by step; generation token by token as word_language_model's
+                     generate.py does it: sample, read the id (one sync per token);
+  pytorch-cudagraph  the whole training step (forward, backward, clipping, Adam with
+                     capturable=True) captured once and replayed; generation: 64 token steps
+                     (embedding, RNN, linear, softmax, multinomial) captured as one graph, the
+                     ids read once per 64 tokens — the fastest PyTorch we know how to write.
+"""
 import argparse
 import json
 import time
@@ -16,6 +25,8 @@ CONFIGS = [
     ("keras-gru", "gru", 1, 1024, 256, 64, 30, 303),
     ("char-lstm", "lstm", 3, 512, 64, 64, 128, 65),
 ]
+CLIP = 5.0
+GRAPH_TOKENS = 64
 
 
 class RNNModel(nn.Module):
@@ -30,59 +41,148 @@ class RNNModel(nn.Module):
         return self.decoder(y), h
 
 
-def detach(h):
-    return tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach()
-
-
-def zeros(cell, layers, batch, hidden, dev):
+def states(cell, layers, batch, hidden, dev):
     z = torch.zeros(layers, batch, hidden, device=dev)
     return (z, z.clone()) if cell == "lstm" else z
 
 
-def run(name, cell, layers, hidden, emb, batch, seq, vocab, seconds, dev):
+def as_tuple(h):
+    return h if isinstance(h, tuple) else (h,)
+
+
+def timed(fn, seconds, unit):
+    """Calls fn() (which does `unit` items and syncs) until `seconds` have passed; items/s."""
+    n, t0 = 0, time.perf_counter()
+    while n == 0 or time.perf_counter() - t0 < seconds:
+        fn()
+        n += unit
+    dt = time.perf_counter() - t0
+    return n, dt
+
+
+def eager(cfg, seconds, dev):
+    name, cell, L, H, E, B, T, V = cfg
     torch.manual_seed(1)
-    model = RNNModel(cell, vocab, emb, hidden, layers).to(dev)
+    model = RNNModel(cell, V, E, H, L).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    x = torch.randint(1, vocab, (seq, batch), device=dev)
-    t = torch.randint(1, vocab, (seq, batch), device=dev)
-    h = zeros(cell, layers, batch, hidden, dev)
+    x = torch.randint(4, V, (T, B), device=dev)
+    t = torch.randint(4, V, (T, B), device=dev)
+    h = [states(cell, L, B, H, dev)]
 
-    def step(h):
+    def step():
         opt.zero_grad(set_to_none=True)
-        out, h = model(x, detach(h))
-        loss = loss_fn(out.view(-1, vocab), t.view(-1))
+        hin = tuple(s.detach() for s in as_tuple(h[0]))
+        out, h[0] = model(x, hin if cell == "lstm" else hin[0])
+        loss = loss_fn(out.view(-1, V), t.view(-1))
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         opt.step()
-        return h, loss
+        return loss
 
-    for _ in range(5):
-        h, loss = step(h)
+    def ten():
+        for _ in range(10):
+            loss = step()
+        loss.item()  # the loss read once per 10 steps, as our fit's progress does
+
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(10):
-            h, loss = step(h)
-        loss.item()
-        steps += 10
-    train = steps * batch * seq / (time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated()
+    ten()
+    steps, dt = timed(ten, seconds, 10)
+    train = {"steps": steps, "seconds": dt, "tokensPerSecond": steps * B * T / dt}
 
     model.eval()
     with torch.no_grad():
-        g = zeros(cell, layers, 1, hidden, dev)
-        tok = torch.ones(1, 1, dtype=torch.long, device=dev)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds / 2:
-            out, g = model(tok, g)
-            tok = out[-1].argmax(-1, keepdim=True)
-            tok.item()  # one small copy per token, as ours
-            n += 1
-        gen = n / (time.perf_counter() - t0)
-    print(f"pytorch {name}: train {train:.0f} tokens/s, generate {gen:.0f} tokens/s, peak {peak / 2**20:.0f} MiB")
-    return {"config": name, "trainTokensPerSecond": train, "generateTokensPerSecond": gen, "peakMemoryBytes": peak}
+        g = [states(cell, L, 1, H, dev)]
+        tok = torch.full((1, 1), 5, dtype=torch.long, device=dev)
+
+        def one():
+            nonlocal tok
+            out, g[0] = model(tok, g[0])
+            probs = torch.softmax(out[-1, 0], -1)
+            idx = torch.multinomial(probs, 1)
+            tok = idx.view(1, 1)
+            idx.item()  # generate.py reads each sampled word to write it out
+
+        for _ in range(20):
+            one()
+        n, gdt = timed(one, seconds / 2, 1)
+    return train, {"tokens": n, "seconds": gdt, "tokensPerSecond": n / gdt}
+
+
+def cudagraph(cfg, seconds, dev):
+    name, cell, L, H, E, B, T, V = cfg
+    torch.manual_seed(1)
+    model = RNNModel(cell, V, E, H, L).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.randint(4, V, (T, B), device=dev)
+    t = torch.randint(4, V, (T, B), device=dev)
+    h = as_tuple(states(cell, L, B, H, dev))
+
+    def body():
+        out, hn = model(x, h if cell == "lstm" else h[0])
+        loss = loss_fn(out.view(-1, V), t.view(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP, foreach=True)
+        opt.step()
+        for s, n in zip(h, as_tuple(hn)):
+            s.copy_(n.detach())  # truncated BPTT: the state carried into the next replay
+        return loss
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            body()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss = body()
+
+    def ten():
+        for _ in range(10):
+            graph.replay()
+        loss.item()
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    ten()
+    steps, dt = timed(ten, seconds, 10)
+    train = {"steps": steps, "seconds": dt, "tokensPerSecond": steps * B * T / dt}
+
+    model.eval()
+    with torch.no_grad():
+        g = as_tuple(states(cell, L, 1, H, dev))
+        tok = torch.full((1, 1), 5, dtype=torch.long, device=dev)
+        ids = torch.zeros(GRAPH_TOKENS, dtype=torch.long, device=dev)
+
+        def tokens():
+            for i in range(GRAPH_TOKENS):
+                out, gn = model(tok, g if cell == "lstm" else g[0])
+                idx = torch.multinomial(torch.softmax(out[-1, 0], -1), 1)
+                tok.copy_(idx.view(1, 1))
+                ids[i : i + 1].copy_(idx)
+                for s, n in zip(g, as_tuple(gn)):
+                    s.copy_(n)
+
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            tokens()
+        torch.cuda.current_stream().wait_stream(side)
+        ggraph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(ggraph):
+            tokens()
+
+        def chunk():
+            ggraph.replay()
+            ids.cpu()
+
+        chunk()
+        n, gdt = timed(chunk, seconds / 2, GRAPH_TOKENS)
+    return train, {"tokens": n, "seconds": gdt, "tokensPerSecond": n / gdt}
 
 
 def main():
@@ -93,16 +193,23 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     dev = torch.device("cuda")
-    rows = [run(*c, seconds=args.seconds, dev=dev) for c in CONFIGS]
-    info = {
-        "peer": "pytorch-eager",
-        "torch": torch.__version__,
-        "cudnn": torch.backends.cudnn.version(),
-        "device": torch.cuda.get_device_name(0),
-        "results": rows,
-    }
+    info = {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "device": torch.cuda.get_device_name(0)}
+    runs = []
+    for cfg in CONFIGS:
+        for peer, fn in (("pytorch-eager", eager), ("pytorch-cudagraph", cudagraph)):
+            notes = [f"generation: {GRAPH_TOKENS} token steps per graph replay, ids read once per replay"] if fn is cudagraph else []
+            run = {"peer": peer, "config": cfg[0], "status": "ok", "info": info, "notes": notes}
+            try:
+                train, gen = fn(cfg, args.seconds, dev)
+                run.update(train=train, generate=gen, peakDeviceMiB=torch.cuda.max_memory_allocated() / 2**20)
+                print(f"{peer} {cfg[0]}: train {train['tokensPerSecond']:.0f} tokens/s, generate {gen['tokensPerSecond']:.0f} tokens/s")
+            except Exception as e:  # a peer that cannot run this configuration says why
+                run.update(status="unavailable", reason=f"{type(e).__name__}: {e}"[:500])
+                print(f"{peer} {cfg[0]}: {run['reason']}")
+            runs.append(run)
+            torch.cuda.empty_cache()
     with open(args.json, "w") as f:
-        json.dump(info, f, indent=2)
+        json.dump({"kind": "pytorch-bench", "runs": runs}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -242,10 +242,11 @@ export function program(): Command {
     .option('--quick', 'a tiny configuration and short timings (a smoke test)', false)
     .option('--scaling <peers>', 'also sweep hidden size 200-1600 and batch size 1-128 for these peers', list)
     .option('--json <file>', 'write the full report as JSON')
+    .option('--with <file>', "add another program's runs on this machine (bench/pytorch_bench.py --json) to the report")
     .action(async (o) => {
       const { ok } = await runBench({
         configs: o.config, peers: o.peers, steps: o.steps, minSeconds: o.minSeconds, budget: o.budget, quick: o.quick,
-        scaling: o.scaling, json: o.json,
+        scaling: o.scaling, json: o.json, withRuns: o.with,
       });
       if (!ok) throw new Error('bench: a peer failed (see the table above)');
     });

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command for the GPU machine (after scripts/gpu-pack.sh here, carrying .gpu):
 # unpacks Node and the libraries, checks native/cuda/cudnn_api.h against the real cuDNN /
-# cuBLAS headers of PyTorch's wheels, runs the parity suite and the benchmarks of ours on
-# CUDA, then PyTorch's benchmark; JSON goes to $OUT (default: .gpu/out).
+# cuBLAS headers of PyTorch's wheels, runs the parity suite, makes the PyTorch fixtures, then
+# the benchmarks (PyTorch's, then ours and tfjs-webgpu through `rnnlm bench`); JSON goes to
+# $OUT (default: .gpu/out). GPU_CHECK_ONLY=parity,training,bench picks phases.
 # Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,13 @@ if [ -f "$G/libs.tar.xz" ]; then
   [ -d "$G/lib" ] || tar -C "$G" -xJf "$G/libs.tar.xz"
   export LD_LIBRARY_PATH="$PWD/$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
+if [ -f "$G/node_modules.tar.xz" ] && [ ! -d "$G/node_modules" ]; then tar -C "$G" -xJf "$G/node_modules.tar.xz"; fi
+# The Vulkan loader for Dawn (tfjs-webgpu), unpacked into / only on the GPU machine.
+if command -v nvidia-smi >/dev/null && ! ldconfig -p | grep -q libvulkan.so.1; then
+  for f in "$G"/gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
+  ldconfig
+fi
+[ -d /usr/local/nvidia/share/vulkan/icd.d ] && export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
 [ -f "$G/rnnlm_cpu.node" ] && export RNNLM_CPU_ADDON="$PWD/$G/rnnlm_cpu.node"
 [ -f "$G/rnnlm_cuda.node" ] && export RNNLM_CUDA_ADDON="$PWD/$G/rnnlm_cuda.node"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/nvidia-smi.txt"
@@ -38,15 +46,21 @@ else
   echo "header check: skipped (no PyTorch python at $PY)"
 fi
 
-# 2. Parity and our benchmarks (dry mode without a GPU).
-BUNDLE=$G/gpu-check.cjs
-if [ -f "$BUNDLE" ]; then "$NODE" "$BUNDLE"; else "$NODE" --import tsx scripts/gpu-check.ts; fi
+# 2. Parity (dry mode without a GPU).
+run() { local name=$1 src=$2; shift 2; if [ -f "$G/$name.cjs" ]; then "$NODE" "$G/$name.cjs" "$@"; else "$NODE" --import tsx "$src" "$@"; fi; }
+run gpu-check scripts/gpu-check.ts
 status=$?
 
 # 3. PyTorch: parity fixtures from our checkpoints (copy $OUT/fixtures/*.fixture.safetensors to
-#    test/fixtures/, where CI checks the CPU backend against them), then the same benchmarks.
+#    test/fixtures/, where CI checks the CPU backend against them), then PyTorch's benchmark runs.
+WITH=()
 if [ -x "$PY" ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"
-  "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json"
+  [[ ${GPU_CHECK_ONLY:-parity} == *parity* ]] && "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"
+  PYTHONUNBUFFERED=1 "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json" --seconds "${BENCH_SECONDS:-5}" && WITH=(--with "$OUT/pytorch.json")
 fi
+
+# 4. The benchmark report: ours and tfjs-webgpu side by side, PyTorch's runs added (bench/render.ts
+#    turns bench/results/*.json into the README's tables).
+run cli lib/cli.ts bench --peers rnnlm-cuda,tfjs-webgpu --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
+  "${WITH[@]}" --json "$OUT/bench-gpu.json" || status=1
 exit $status

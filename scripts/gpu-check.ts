@@ -3,8 +3,7 @@
 //  1. parity: the same weights and batch through the CPU (float32) and CUDA backends, all
 //     four cells, 1-3 layers, padded batches: loss, final states and every gradient;
 //     then a 200-step training run on each device, losses side by side;
-//  2. benchmarks of ours on CUDA: training tokens/s (DESIGN.md configurations) and
-//     generation tokens/s, peak device memory.
+//  2. inputs for bench/pytorch_fixtures.py (the benchmarks are `rnnlm bench`, run by gpu-check.sh).
 // Writes gpu-check.json into $OUT (or the current folder).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -49,39 +48,49 @@ async function parity(cuda: Backend) {
   const rows = [];
   for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
     for (const L of [1, 2, 3]) {
-      const V = 50, E = 24, H = 32, T = 12, B = 6;
-      const a = net(cpuBackend, cell, V, E, H, L), g = net(cuda, cell, V, E, H, L);
-      a.initialize(7);
-      await copyWeights(a, g);
-      const bt = batch(T, B, V, 3, true);
-      const errors: Record<string, number> = {};
-      for (const n of [a, g]) {
-        const st = n.state(B);
-        const h0 = Float32Array.from({ length: L * B * H }, (_, i) => Math.sin(i) * 0.3);
-        n.stream.write(st.hx, h0);
-        n.stream.write(st.cx, h0);
-        n.zeroGrad();
-        n.forward(bt, { training: true, seed: 1 });
-        n.backward({ stateGrads: true });
+      try {
+        rows.push(await parityOne(cuda, cell, L));
+      } catch (e) {
+        console.error(`parity ${cell} L=${L}: ERROR`, e);
+        rows.push({ cell, layers: L, pass: false, error: String((e as Error)?.stack ?? e) });
       }
-      const [la, lg] = [await a.readLoss(), await g.readLoss()];
-      errors.loss = Math.abs(la.loss - lg.loss) / Math.abs(la.loss);
-      const sa = a.state(B), sg = g.state(B);
-      errors.hy = relError(await a.stream.read(sa.hy), await g.stream.read(sg.hy));
-      errors.dhx = relError(await a.stream.read(sa.dhx), await g.stream.read(sg.dhx));
-      if (cell === 'lstm') {
-        errors.cy = relError(await a.stream.read(sa.cy), await g.stream.read(sg.cy));
-        errors.dcx = relError(await a.stream.read(sa.dcx), await g.stream.read(sg.dcx));
-      }
-      for (const e of a.layout) errors[`d ${e.name}`] = relError(await a.readGrad(e.name), await g.readGrad(e.name));
-      const worst = Math.max(...Object.values(errors));
-      rows.push({ cell, layers: L, maxRelError: worst, pass: worst <= 1e-4, errors });
-      console.log(`parity ${cell} L=${L}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
-      a.dispose();
-      g.dispose();
     }
   }
   return rows;
+}
+
+async function parityOne(cuda: Backend, cell: Cell, L: number) {
+  const V = 50, E = 24, H = 32, T = 12, B = 6;
+  const a = net(cpuBackend, cell, V, E, H, L), g = net(cuda, cell, V, E, H, L);
+  a.initialize(7);
+  await copyWeights(a, g);
+  const bt = batch(T, B, V, 3, true);
+  const errors: Record<string, number> = {};
+  for (const n of [a, g]) {
+    const st = n.state(B);
+    const h0 = Float32Array.from({ length: L * B * H }, (_, i) => Math.sin(i) * 0.3);
+    n.stream.write(st.hx, h0);
+    n.stream.write(st.cx, h0);
+    n.zeroGrad();
+    n.forward(bt, { training: true, seed: 1 });
+    n.backward({ stateGrads: true });
+  }
+  const [la, lg] = [await a.readLoss(), await g.readLoss()];
+  errors.loss = Math.abs(la.loss - lg.loss) / Math.abs(la.loss);
+  const sa = a.state(B), sg = g.state(B);
+  errors.hy = relError(await a.stream.read(sa.hy), await g.stream.read(sg.hy));
+  errors.dhx = relError(await a.stream.read(sa.dhx), await g.stream.read(sg.dhx));
+  if (cell === 'lstm') {
+    errors.cy = relError(await a.stream.read(sa.cy), await g.stream.read(sg.cy));
+    errors.dcx = relError(await a.stream.read(sa.dcx), await g.stream.read(sg.dcx));
+  }
+  for (const e of a.layout) errors[`d ${e.name}`] = relError(await a.readGrad(e.name), await g.readGrad(e.name));
+  const worst = Math.max(...Object.values(errors));
+  console.log(`parity ${cell} L=${L}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
+  if (worst > 1e-4) console.log('  ', JSON.stringify(errors));
+  a.dispose();
+  g.dispose();
+  return { cell, layers: L, maxRelError: worst, pass: worst <= 1e-4, errors };
 }
 
 /** kernels::sample against cpu::sample: same logits, same seed; ids may differ only where a
@@ -135,69 +144,6 @@ async function trainingRun(cuda: Backend) {
   return { steps, cpu: losses.cpu, cuda: losses.cuda, maxRelDiff: Math.max(...diffs) };
 }
 
-const configs = [
-  { name: 'zaremba-small', cell: 'lstm' as Cell, L: 2, H: 200, E: 200, B: 20, T: 20, V: 10000 },
-  { name: 'zaremba-medium', cell: 'lstm' as Cell, L: 2, H: 650, E: 650, B: 20, T: 35, V: 10000 },
-  { name: 'zaremba-large', cell: 'lstm' as Cell, L: 2, H: 1500, E: 1500, B: 20, T: 35, V: 10000 },
-  { name: 'keras-gru', cell: 'gru' as Cell, L: 1, H: 1024, E: 256, B: 64, T: 30, V: 303 },
-  { name: 'char-lstm', cell: 'lstm' as Cell, L: 3, H: 512, E: 64, B: 64, T: 128, V: 65 },
-];
-
-async function bench(cuda: Backend, memoryInfo: () => { free: number; total: number }) {
-  const rows = [];
-  for (const c of configs) {
-    const n = net(cuda, c.cell, c.V, c.E, c.H, c.L);
-    n.initialize(1);
-    const opt = new Optimizer(n.stream, { type: 'adam', lr: 1e-3 }, n.parameterCount, 'f32');
-    const bt = batch(c.T, c.B, c.V, 1, false);
-    const step = () => {
-      n.zeroGrad();
-      n.forward(bt, { training: true, seed: 1 });
-      n.backward();
-      n.clipGradNorm(0.25);
-      opt.apply(n.allParams, n.allGrads);
-      n.carryState();
-    };
-    for (let i = 0; i < 5; i++) step();
-    await n.readLoss();
-    const minFree = memoryInfo().free;
-    let steps = 0;
-    const t0 = performance.now();
-    while (performance.now() - t0 < 5000) {
-      for (let i = 0; i < 10; i++) step();
-      await n.readLoss();
-      steps += 10;
-    }
-    const trainSec = (performance.now() - t0) / 1000;
-    // Generation: one token at a time, batch 1, state kept; one small read per token.
-    n.resetState(1);
-    let tok = 1;
-    const g0 = performance.now();
-    let generated = 0;
-    while (performance.now() - g0 < 3000) {
-      const lp = n.logProbs(Int32Array.of(tok), 1, 1);
-      n.carryState();
-      const row = await n.stream.read(lp);
-      let best = 1;
-      for (let v = 1; v < row.length; v++) if (row[v] > row[best]) best = v;
-      tok = best;
-      generated++;
-    }
-    const genSec = (performance.now() - g0) / 1000;
-    const mem = memoryInfo();
-    rows.push({
-      config: c.name,
-      trainTokensPerSecond: (steps * c.B * c.T) / trainSec,
-      generateTokensPerSecond: generated / genSec,
-      deviceMemoryUsedBytes: mem.total - Math.min(minFree, mem.free),
-    });
-    console.log(`bench ${c.name}: train ${Math.round((steps * c.B * c.T) / trainSec)} tokens/s, generate ${Math.round(generated / genSec)} tokens/s`);
-    opt.dispose();
-    n.dispose();
-  }
-  return rows;
-}
-
 /** Checkpoints and batches for bench/pytorch_fixtures.py (our checkpoint loaded into PyTorch). */
 async function fixtureInputs(folder: string) {
   mkdirSync(folder, { recursive: true });
@@ -235,15 +181,26 @@ async function main() {
     writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
     return;
   }
-  const { info, addon } = loadCuda();
+  const { info } = loadCuda();
   report.cuda = info;
   console.log(`gpu-check: ${info.device} (sm ${info.computeCapability}), driver ${info.driver}, runtime ${info.runtime}, cuDNN ${info.cudnn} from ${info.cudnnPath}`);
-  const only = process.env.GPU_CHECK_ONLY ?? 'parity,training,bench';
-  if (only.includes('parity')) report.parity = await parity(cuda);
-  if (only.includes('parity')) report.sampleParity = await sampleParity(cuda);
-  if (only.includes('training')) report.training = await trainingRun(cuda);
-  if (only.includes('bench')) report.bench = await bench(cuda, () => addon.memoryInfo());
-  writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
+  const only = process.env.GPU_CHECK_ONLY ?? 'parity,training';
+  // Each phase on its own: one failing phase must not hide what the others would show (time
+  // on the GPU machine is scarce).
+  const phase = async (name: string, run: () => Promise<unknown>) => {
+    if (!only.includes(name.split(':')[0])) return;
+    try {
+      report[name] = await run();
+    } catch (e) {
+      console.error(`gpu-check: ${name} failed:`, e);
+      report[name] = { error: String((e as Error)?.stack ?? e) };
+      process.exitCode = 1;
+    }
+    writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
+  };
+  await phase('parity', () => parity(cuda));
+  await phase('parity:sample', () => sampleParity(cuda));
+  await phase('training', () => trainingRun(cuda));
 }
 
 main().catch((e) => {

@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
 # Run here (no GPU needed): builds both addons and packs what the GPU machine needs into
-# .gpu/ (ignored by git; carried by the device tool): the bundled check, the addons, a
-# compressed Node binary and the CPU addon's shared libraries. Then, on the GPU machine:
+# .gpu/ (ignored by git; carried by the device tool): the bundled check and bench CLI, the
+# addons, a compressed Node binary, the CPU addon's shared libraries, the files of tfjs +
+# tfjs-backend-webgpu + webgpu (Dawn) that the tfjs-webgpu peer loads, and the Vulkan loader
+# (.deb) that Dawn needs there. Then, on the GPU machine:
 #   bash scripts/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build:native >/dev/null
 npm run build:cuda
-rm -rf .gpu && mkdir -p .gpu/lib
-npx esbuild scripts/gpu-check.ts --bundle --platform=node --format=cjs --outfile=.gpu/gpu-check.cjs --log-level=warning
+find .gpu -mindepth 1 -maxdepth 1 ! -name gl -exec rm -rf {} + 2>/dev/null; mkdir -p .gpu/lib
+for entry in scripts/gpu-check.ts lib/cli.ts lib/bench/worker.ts; do
+  npx esbuild "$entry" --bundle --platform=node --format=cjs --outfile=".gpu/$(basename "$entry" .ts).cjs" --log-level=warning
+done
+# Exactly the node_modules files the tfjs-webgpu peer loads (listed by loading them here).
+node -e "
+require('@tensorflow/tfjs'); require('@tensorflow/tfjs-backend-webgpu');
+const files = new Set(Object.keys(require.cache).filter((f) => f.includes('/node_modules/')).map((f) => f.slice(f.indexOf('node_modules/'))));
+for (const f of [...files]) { const m = f.match(/^(node_modules\/(@[^/]+\/)?[^/]+)\//); if (m) files.add(m[1] + '/package.json'); }
+for (const f of ['package.json', 'index.js', 'dist/linux-x64/dawn.node']) files.add('node_modules/webgpu/' + f);
+console.log([...files].join('\n'));" > .gpu/node_modules.list
+tar -cf - -T .gpu/node_modules.list | xz -T2 -6 > .gpu/node_modules.tar.xz
+mkdir -p .gpu/gl
+o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/rnnlm-apt-amd64'
+mkdir -p /tmp/rnnlm-apt-amd64/partial
+[ -n "$(ls .gpu/gl/*.deb 2>/dev/null)" ] || { apt-get $o update >/dev/null && (cd .gpu/gl && apt-get $o download libvulkan1); }
 cp build/Release/rnnlm_cpu.node .gpu/
 cp build-cuda/Release/rnnlm_cuda.node .gpu/
 for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
@@ -16,5 +32,4 @@ for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
 done
 tar -C .gpu -cJf .gpu/libs.tar.xz lib && rm -rf .gpu/lib
 xz -T2 -6 -c "$(command -v node)" > .gpu/node.xz
-cp bench/pytorch_bench.py .gpu/ 2>/dev/null || true
 du -sh .gpu && ls -la .gpu

@@ -5,7 +5,9 @@
 import { selectBackend } from '../backend';
 import type { Backend } from '../backend/types';
 import { LanguageModel } from '../model';
-import { nodeRequire } from '../util/package-root';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../util/package-root';
 import type { BenchConfig } from './configs';
 import { PeerUnavailable, syntheticTokens, type Peer } from './peer';
 
@@ -23,7 +25,7 @@ export function rnnlmPeer(device: 'cpu' | 'cuda') {
     });
     const { blas, device: name, cudnn } = backend.info() as { blas?: { library: string; threads: number }; device?: string; cudnn?: number };
     const info: Record<string, string | number | boolean> = {
-      version: (nodeRequire('../../package.json') as { version: string }).version,
+      version: (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version,
       device: String(name ?? device),
     };
     if (blas) Object.assign(info, { blas: blas.library, threads: blas.threads });
@@ -48,13 +50,9 @@ export function rnnlmPeer(device: 'cpu' | 'cuda') {
         return { loss: logs[logs.length - 1].loss, steady };
       },
       async generate(tokens) {
-        let made = 0;
-        while (made < tokens) {
-          // generate() stops early when it samples <eos>; count what it made.
-          const text = await model.generate({ prompt: [5], maxTokens: tokens - made, temperature: 1, seed: seed + made });
-          made += text === '' ? 1 : text.split(' ').length;
-        }
-        return made;
+        // Through sentence ends, as the other peers (an untrained model samples <eos> often).
+        const text = await model.generate({ prompt: [5], maxTokens: tokens, temperature: 1, seed: seed + ++call, stopAtEos: false });
+        return text.split(' ').length;
       },
       peakDeviceBytes: () => backend.memoryStats().peakBytes,
       dispose: () => model.dispose(),

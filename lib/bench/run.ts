@@ -4,7 +4,7 @@
  * Ratios are only ever taken between runs of the same report (same machine, same session).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { extname, join } from 'node:path';
 import { nvidiaDriverPresent } from '../backend/cuda';
@@ -12,7 +12,12 @@ import { invalidArgument } from '../errors';
 import { CONFIGS, CPU_DEFAULT, QUICK, findConfig, scalingConfigs, type BenchConfig } from './configs';
 import type { RunResult, RunSpec } from './worker';
 
-export const ALL_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm'];
+export const ALL_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm', 'tfjs-webgpu'];
+
+/** Ours on the same class of device as a peer: ratios compare GPU with GPU and CPU with CPU. */
+export function oursFor(peer: string): string {
+  return /cuda|webgpu|pytorch/.test(peer) ? 'rnnlm-cuda' : 'rnnlm-cpu';
+}
 
 export interface BenchOptions {
   /** Configuration names, or 'all'; default: all on a GPU machine, CPU_DEFAULT otherwise. */
@@ -28,6 +33,8 @@ export interface BenchOptions {
   budget?: number;
   /** Also the scaling sweeps (hidden size, batch size) for these peers. */
   scaling?: string[];
+  /** Runs measured by another program on this machine in this session (bench/pytorch_bench.py), added to the report. */
+  withRuns?: string;
   json?: string;
   log?: (line: string) => void;
 }
@@ -100,10 +107,11 @@ const fmt = (x: number | undefined, digits = 0) =>
 /** Plain-text table of a report's runs, with each peer's speed relative to ours on the same device class. */
 export function formatRuns(runs: RunResult[]): string {
   const lines: string[] = [];
-  const header = ['config', 'peer', 'train tok/s', 'gen tok/s', 'peak RSS MiB', 'ours/peer train', 'ours/peer gen', 'status'];
+  const header = ['config', 'peer', 'train tok/s', 'gen tok/s', 'peak RSS MiB', 'peak GPU MiB', 'ours/peer train', 'ours/peer gen', 'status'];
   const rows: string[][] = [header];
   for (const r of runs) {
-    const ours = runs.find((o) => o.config === r.config && o.peer === 'rnnlm-cpu' && o.train?.tokensPerSecond);
+    const ours = runs.find((o) => o.config === r.config && o.peer === oursFor(r.peer));
+    const isOurs = r.peer.startsWith('rnnlm');
     const below = (r as { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow;
     const tr = r.train?.tokensPerSecond ?? undefined;
     const ratio = (a?: number, b?: number, lower = false) => (a && b ? `${lower ? '> ' : ''}${fmt(a / b, a / b < 10 ? 1 : 0)}x` : '');
@@ -113,13 +121,14 @@ export function formatRuns(runs: RunResult[]): string {
       tr !== undefined ? fmt(tr, tr < 10 ? 2 : 0) : below !== undefined ? `< ${below.toPrecision(2)}` : '—',
       r.generate ? fmt(r.generate.tokensPerSecond, r.generate.tokensPerSecond < 10 ? 2 : 0) : '—',
       fmt(r.peakRssMiB),
-      r.peer.startsWith('tfjs') ? ratio(ours?.train?.tokensPerSecond, tr ?? below, tr === undefined) : '',
-      r.peer.startsWith('tfjs') ? ratio(runs.find((o) => o.config === r.config && o.peer === 'rnnlm-cpu')?.generate?.tokensPerSecond, r.generate?.tokensPerSecond) : '',
+      fmt(r.peakDeviceMiB),
+      isOurs ? '' : ratio(ours?.train?.tokensPerSecond, tr ?? below, tr === undefined),
+      isOurs ? '' : ratio(ours?.generate?.tokensPerSecond, r.generate?.tokensPerSecond),
       r.status === 'ok' ? 'ok' : `${r.status}: ${(r.reason ?? '').split('\n')[0].slice(0, 120)}`,
     ]);
   }
   const widths = header.map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) lines.push(row.map((cell, i) => (i >= 2 && i <= 6 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ').trimEnd());
+  for (const row of rows) lines.push(row.map((cell, i) => (i >= 2 && i <= 7 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ').trimEnd());
   const notes = [...new Set(runs.flatMap((r) => r.notes.map((n) => `${r.peer}: ${n}`)))];
   return [...lines, ...notes.map((n) => `note — ${n}`)].join('\n');
 }
@@ -165,6 +174,20 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
         report.scaling.push({ ...r, axis, value });
         log(`${axis} ${value} ${p}: ${r.train ? `${fmt(r.train.tokensPerSecond)} tokens/s` : r.reason}`);
       }
+    }
+  }
+  if (o.withRuns) {
+    let extra: RunResult[];
+    try {
+      extra = (JSON.parse(readFileSync(o.withRuns, 'utf8')) as { runs: RunResult[] }).runs;
+      if (!Array.isArray(extra)) throw new Error('no "runs" array');
+    } catch (e) {
+      throw invalidArgument(`bench: --with ${o.withRuns}: ${(e as Error).message}`);
+    }
+    // Next to ours, configuration by configuration.
+    for (const r of extra) {
+      const at = report.runs.map((x) => x.config).lastIndexOf(r.config);
+      report.runs.splice(at < 0 ? report.runs.length : at + 1, 0, { ...r, notes: r.notes ?? [] });
     }
   }
   log('');

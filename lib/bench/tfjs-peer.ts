@@ -7,6 +7,7 @@
  * tfjs is optional: a missing package is reported as the peer being unavailable.
  */
 import type * as TF from '@tensorflow/tfjs';
+import { dirname, join } from 'node:path';
 import { nodeRequire } from '../util/package-root';
 import type { BenchConfig } from './configs';
 import { PeerUnavailable, syntheticTokens, type Peer } from './peer';
@@ -14,7 +15,7 @@ import { PeerUnavailable, syntheticTokens, type Peer } from './peer';
 type Tensor = TF.Tensor;
 type Tensor2D = TF.Tensor2D;
 
-const PACKAGES = { cpu: '@tensorflow/tfjs', wasm: '@tensorflow/tfjs-backend-wasm' } as const;
+const PACKAGES = { cpu: '@tensorflow/tfjs', wasm: '@tensorflow/tfjs-backend-wasm', webgpu: '@tensorflow/tfjs-backend-webgpu' } as const;
 
 function load<T>(name: string): T {
   try {
@@ -24,16 +25,39 @@ function load<T>(name: string): T {
   }
 }
 
-export function tfjsPeer(backendName: 'cpu' | 'wasm') {
+/**
+ * WebGPU in Node: Dawn through the `webgpu` package (Vulkan on Linux). Its index.js is an ES
+ * module, so its dawn.node is loaded directly; tfjs finds the adapter at navigator.gpu.
+ */
+async function installWebGpu() {
+  let dawn: { create(flags: string[]): unknown; globals: Record<string, unknown> };
+  try {
+    const dir = dirname(nodeRequire.resolve('webgpu'));
+    dawn = nodeRequire(join(dir, 'dist', `${process.platform}-${process.arch}`, 'dawn.node')) as typeof dawn;
+  } catch (e) {
+    throw new PeerUnavailable(`the webgpu package (Dawn) is not usable here: ${(e as Error).message.split('\n')[0]}; npm install webgpu`);
+  }
+  Object.assign(globalThis, dawn.globals);
+  const nav = ((globalThis as { navigator?: object }).navigator ??= {}) as { gpu?: unknown };
+  const gpu = dawn.create([]) as { requestAdapter(): Promise<{ info?: { description?: string } } | null> };
+  Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new PeerUnavailable('Dawn found no WebGPU adapter (it needs libvulkan.so.1 and a Vulkan driver)');
+  return adapter.info?.description ?? 'WebGPU adapter';
+}
+
+export function tfjsPeer(backendName: 'cpu' | 'wasm' | 'webgpu') {
   return async (c: BenchConfig, seed: number): Promise<Peer> => {
     const tf = load<typeof TF>(PACKAGES.cpu);
-    if (backendName === 'wasm') load(PACKAGES.wasm);
+    const adapter = backendName === 'webgpu' ? await installWebGpu() : undefined;
+    if (backendName !== 'cpu') load(PACKAGES[backendName]);
     const ok = await tf.setBackend(backendName).catch((e: Error) => {
       throw new PeerUnavailable(`tfjs backend '${backendName}' failed to start: ${e.message}`);
     });
     if (!ok) throw new PeerUnavailable(`tfjs backend '${backendName}' failed to start`);
     await tf.ready();
     const info: Record<string, string | number | boolean> = { version: tf.version.tfjs, backend: tf.getBackend() };
+    if (adapter) info.adapter = adapter;
     if (backendName === 'wasm') {
       info.simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
       info.threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');

@@ -14,6 +14,7 @@ export const PEERS: Record<string, PeerFactory> = {
   'rnnlm-cuda': rnnlmPeer('cuda'),
   'tfjs-cpu': tfjsPeer('cpu'),
   'tfjs-wasm': tfjsPeer('wasm'),
+  'tfjs-webgpu': tfjsPeer('webgpu'),
 };
 
 export interface RunSpec {
