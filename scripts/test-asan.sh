@@ -10,8 +10,8 @@ out=build-asan
 rm -rf "$out"
 mkdir -p "$out"
 cp -r binding.gyp package.json native "$out/"
-san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
-(cd "$out" && CXXFLAGS="$san" LDFLAGS="-fsanitize=address,undefined" npm run --silent build:native > build.log 2>&1) \
+san="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer -g"
+(cd "$out" && CXXFLAGS="$san" LDFLAGS="-fsanitize=address,undefined,float-cast-overflow" npm run --silent build:native > build.log 2>&1) \
   || { tail -30 "$out/build.log"; exit 1; }
 addon="$root/$out/build/Release/rnnlm_cpu.node"
 nm -D -u "$addon" | grep __asan_init > /dev/null || { echo "test:asan: $addon is not instrumented" >&2; exit 1; }
@@ -21,6 +21,10 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export FUZZ_CASES="${FUZZ_CASES:-1000}"
 echo "test:asan: $addon (ASan + UBSan)"
-npx vitest run test/ops.test.ts test/errors.test.ts test/gradcheck-network.test.ts test/tfjs-reference.test.ts \
-  test/sampling.test.ts test/lifetime.test.ts test/model.test.ts test/event-loop.test.ts test/fuzz-checkpoint.test.ts \
-  test/safetensors.test.ts test/tokenizers.test.ts
+# Every test file that loads the addon (or those named on the command line).
+if [ $# -eq 0 ]; then
+  set -- test/ops.test.ts test/errors.test.ts test/gradcheck-network.test.ts test/tfjs-reference.test.ts \
+    test/sampling.test.ts test/lifetime.test.ts test/model.test.ts test/event-loop.test.ts test/fuzz-checkpoint.test.ts \
+    test/safetensors.test.ts test/tokenizers.test.ts test/pytorch-fixtures.test.ts test/crash-safety.test.ts
+fi
+npx vitest run "$@"

@@ -116,6 +116,14 @@ describe('data-dependent errors surface at the next read, and the stream recover
     expect(code(() => s.write(x, Float32Array.from([1, NaN, 2])))).toMatch(/^ERR_NON_FINITE: write: element 1 of the data is nan/);
     expect(code(() => s.write(x, Float32Array.from([Infinity, 0, 2])))).toMatch(/^ERR_NON_FINITE: write: element 0/);
   });
+
+  test('a fill value an i32 tensor cannot hold', async () => {
+    const ids = make(s, 'i32', [2]);
+    for (const bad of [2 ** 31, -(2 ** 31) - 1, 1.5, NaN])
+      expect(code(() => s.fill(ids, bad))).toMatch(/^ERR_INVALID_ARGUMENT: fill value must be/);
+    s.fill(ids, -(2 ** 31));
+    expect(Array.from(await s.read(ids))).toEqual([-(2 ** 31), -(2 ** 31)]);
+  });
 });
 
 describe('released memory and disposed streams', () => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { RnnlmError } from '../lib/errors';
 import { LanguageModel } from '../lib/model';
 import { WordTokenizer } from '../lib/tokenizers';
-import { sidecarPath } from '../lib/train';
+import { previousSidecarPath, sidecarPath } from '../lib/train';
 import { Random } from '../lib/util/random';
 
 const cases = Number(process.env.FUZZ_CASES ?? 3000);
@@ -123,6 +123,8 @@ describe('mutated checkpoints', () => {
     for (let i = 0; i < Math.ceil(cases / 10); i++) {
       writeFileSync(path, valid);
       writeFileSync(sidecarPath(path), mutate(validSidecar, rng));
+      // The last case's save moved its sidecar aside; resume would fall back to it.
+      rmSync(previousSidecarPath(path), { force: true });
       const m = await LanguageModel.create({ tokenizer: WordTokenizer.fit(text), embeddingSize: 6, hiddenSize: 6, layers: 1, device: 'cpu' });
       try {
         await m.fit(text, { epochs: 2, batchSize: 4, seqLength: 8, progress: false, checkpoint: { path }, resume: true });

@@ -473,7 +473,9 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
     return js::guard(info, [&]() -> Napi::Value {
       live();
       View dst = view(info[0], "fill", "destination");
-      const double value = js::number(info[1], "fill value");
+      const double value = dst.dtype == DType::I32
+                               ? double(js::integer(info[1], "fill value", INT32_MIN, INT32_MAX))
+                               : js::number(info[1], "fill value");
       auto* ctx = ctx_.get();
       stream_->push([dst, value, ctx] {
         if (dst.dtype == DType::F32) D::fill(*ctx, dst.p<float>(), dst.numel, float(value));

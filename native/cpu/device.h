@@ -33,10 +33,10 @@ struct CpuDevice {
     return kb < 0 ? -1 : kb * 1024;
   }
 
-  // Zeroed, 64-byte aligned. The zeroing touches every page, so a size beyond the memory still
-  // available would summon the OOM killer instead of failing: such sizes are refused first.
+  // Zeroed, 64-byte aligned, exactly `bytes` long (no rounding up, so AddressSanitizer sees
+  // the true end of every buffer). The zeroing touches every page, so a size beyond the memory
+  // still available would summon the OOM killer instead of failing: such sizes are refused first.
   static void* alloc(size_t bytes, const char* dtype, int64_t n) {
-    bytes = (bytes + 63) / 64 * 64;
     const double physical = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
     if (physical > 0 && double(bytes) > physical)
       fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f GiB): more than this machine's memory (%.1f GiB)",
@@ -45,8 +45,9 @@ struct CpuDevice {
     if (available >= 0 && double(bytes) > available)
       fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.2f GiB): only %.2f GiB of this machine's %.1f GiB are available",
            (long long)n, dtype, bytes / 1073741824.0, available / 1073741824.0, physical / 1073741824.0);
-    void* p = std::aligned_alloc(64, bytes);
-    if (!p) fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f MiB) on the CPU", (long long)n, dtype, bytes / 1048576.0);
+    void* p = nullptr;
+    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0)
+      fail(Code::OutOfMemory, "cannot allocate %lld %s elements (%.1f MiB) on the CPU", (long long)n, dtype, bytes / 1048576.0);
     std::memset(p, 0, bytes);
     return p;
   }

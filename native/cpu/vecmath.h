@@ -31,7 +31,10 @@ RNNLM_INLINE float expf_poly(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  return y * __builtin_bit_cast(float, (int32_t(n) + 127) << 23);
+  // A NaN x reaches here (y is NaN already): give the integer conversion a defined input so
+  // the NaN propagates without undefined behaviour (found by test:asan on fuzzed weights).
+  const int32_t e = int32_t(n == n ? n : 0.0f) + 127;
+  return y * __builtin_bit_cast(float, e << 23);
 }
 
 RNNLM_INLINE float sigmoidf_poly(float x) { return 1.0f / (1.0f + expf_poly(-x)); }
