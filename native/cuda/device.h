@@ -5,6 +5,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -75,6 +76,63 @@ struct Grow {
   }
 };
 
+// Host -> device copies in stream order that never wait for the stream. The source (a host
+// vector owned by the op) is copied into a pinned slot and the DMA runs from there; a slot is
+// reused only after the copy out of it has run (one event per slot), which with a few slots is
+// long past. Waiting for the whole stream instead (the simple way) made every write and every
+// cuDNN call a round trip: per generated token, the GPU then idles while the host issues work.
+class Staging {
+ public:
+  static constexpr size_t kMaxBytes = size_t(1) << 20;  // larger copies: copy, then wait
+  static constexpr int kSlots = 8;
+
+  void toDevice(cudaStream_t s, void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    if (bytes > kMaxBytes) {
+      RNNLM_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
+      RNNLM_CU(cudaStreamSynchronize(s));  // the source dies with the op
+      return;
+    }
+    if (bytes > slotBytes_) grow(bytes);
+    const int k = next_;
+    next_ = (next_ + 1) % kSlots;
+    if (used_[k]) RNNLM_CU(cudaEventSynchronize(done_[k]));
+    char* slot = host_ + size_t(k) * slotBytes_;
+    std::memcpy(slot, src, bytes);
+    RNNLM_CU(cudaMemcpyAsync(dst, slot, bytes, cudaMemcpyHostToDevice, s));
+    RNNLM_CU(cudaEventRecord(done_[k], s));
+    used_[k] = true;
+  }
+  ~Staging() { release(); }
+
+ private:
+  void grow(size_t bytes) {
+    release();
+    size_t n = 4096;
+    while (n < bytes) n *= 2;
+    RNNLM_CU(cudaHostAlloc(reinterpret_cast<void**>(&host_), n * kSlots, cudaHostAllocDefault));
+    slotBytes_ = n;
+    for (auto& e : done_) RNNLM_CU(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
+  void release() {
+    for (int k = 0; k < kSlots; ++k) {
+      if (used_[k]) cudaEventSynchronize(done_[k]);
+      if (done_[k]) cudaEventDestroy(done_[k]);
+      done_[k] = nullptr;
+      used_[k] = false;
+    }
+    if (host_) cudaFreeHost(host_);
+    host_ = nullptr;
+    slotBytes_ = 0;
+    next_ = 0;
+  }
+  char* host_ = nullptr;
+  size_t slotBytes_ = 0;
+  cudaEvent_t done_[kSlots] = {};
+  bool used_[kSlots] = {};
+  int next_ = 0;
+};
+
 // One cuDNN handle for descriptor queries made outside any stream (sizes, weight layout).
 inline api::cudnnHandle_t queryHandle() {
   static std::mutex mu;
@@ -95,7 +153,12 @@ struct CudaDevice {
     int* errFlag = nullptr;  // device: a kernel saw a token or target id outside the vocabulary
     Grow<float> ceScratch;
     Grow<double> normScratch;
+    Staging staging;
+    // The per-sequence lengths cuDNN reads on the device, and (on the host) what they will be
+    // once the queued copy has run: the same lengths (every step in stream mode, every token
+    // of generation) are not copied again.
     Grow<int32_t> seqLengths;
+    std::vector<int32_t> seqLengthsHost;
     Context() {
       const Libraries& L = libs();
       RNNLM_CU(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -137,11 +200,7 @@ struct CudaDevice {
   }
   static void release(void* p) { cudaFree(p); }
 
-  static void upload(Context& c, void* dst, const void* src, size_t bytes) {
-    RNNLM_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c.stream));
-    // The source is a host vector freed when this op's closure ends: wait for the copy.
-    RNNLM_CU(cudaStreamSynchronize(c.stream));
-  }
+  static void upload(Context& c, void* dst, const void* src, size_t bytes) { c.staging.toDevice(c.stream, dst, src, bytes); }
   static void synchronize(Context& c) {
     RNNLM_CU(cudaStreamSynchronize(c.stream));
     int err = 0;
@@ -395,9 +454,13 @@ class CudaDevice::Rnn {
   }
   const int32_t* prepare(Context& c, int64_t T, int64_t B, const int32_t* lengths) const {
     setData(T, B, reinterpret_cast<const int*>(lengths));
+    int32_t* const before = c.seqLengths.p;
     int32_t* dev = c.seqLengths.get(size_t(B));
-    RNNLM_CU(cudaMemcpyAsync(dev, lengths, size_t(B) * sizeof(int32_t), cudaMemcpyHostToDevice, c.stream));
-    RNNLM_CU(cudaStreamSynchronize(c.stream));  // the host lengths die with the op's closure
+    auto& held = c.seqLengthsHost;
+    if (dev != before || held.size() != size_t(B) || !std::equal(held.begin(), held.end(), lengths)) {
+      c.staging.toDevice(c.stream, dev, lengths, size_t(B) * sizeof(int32_t));
+      held.assign(lengths, lengths + B);
+    }
     return dev;
   }
 
