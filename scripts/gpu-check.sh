@@ -21,12 +21,20 @@ if [ -f "$G/libs.tar.xz" ]; then
   export LD_LIBRARY_PATH="$PWD/$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 if [ -f "$G/node_modules.tar.xz" ] && [ ! -d "$G/node_modules" ]; then tar -C "$G" -xJf "$G/node_modules.tar.xz"; fi
-# The Vulkan loader for Dawn (tfjs-webgpu), unpacked into / only on the GPU machine.
-if command -v nvidia-smi >/dev/null && ! ldconfig -p | grep -q libvulkan.so.1; then
-  for f in "$G"/gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
+# The Vulkan loader and GL dispatch libraries for Dawn (tfjs-webgpu), unpacked into / only on
+# the GPU machine (the device README's recipe), and the NVIDIA driver's ICD named explicitly.
+if command -v nvidia-smi >/dev/null && [ -n "$(ls "$G"/gl/*.deb 2>/dev/null)" ]; then
+  for f in "$G"/gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi
-[ -d /usr/local/nvidia/share/vulkan/icd.d ] && export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -f "$icd" ]; then
+  export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$icd} VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-$icd}
+  export __EGL_VENDOR_LIBRARY_FILENAMES=${__EGL_VENDOR_LIBRARY_FILENAMES:-/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json}
+fi
+if command -v nvidia-smi >/dev/null; then
+  echo "vulkan: $(ldconfig -p | grep -c -i 'libvulkan\|libGLdispatch') loader libraries; ICDs: $(ls /usr/local/nvidia/share/vulkan/icd.d /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>/dev/null | tr '\n' ' ')"
+fi
 [ -f "$G/rnnlm_cpu.node" ] && export RNNLM_CPU_ADDON="$PWD/$G/rnnlm_cpu.node"
 [ -f "$G/rnnlm_cuda.node" ] && export RNNLM_CUDA_ADDON="$PWD/$G/rnnlm_cuda.node"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/nvidia-smi.txt"

@@ -3,7 +3,7 @@
 # .gpu/ (ignored by git; carried by the device tool): the bundled check and bench CLI, the
 # addons, a compressed Node binary, the CPU addon's shared libraries, the files of tfjs +
 # tfjs-backend-webgpu + webgpu (Dawn) that the tfjs-webgpu peer loads, and the Vulkan loader
-# (.deb) that Dawn needs there. Then, on the GPU machine:
+# and GL dispatch libraries (.deb) that Dawn needs there. Then, on the GPU machine:
 #   bash scripts/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,9 @@ tar -cf - -T .gpu/node_modules.list | xz -T2 -6 > .gpu/node_modules.tar.xz
 mkdir -p .gpu/gl
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/rnnlm-apt-amd64'
 mkdir -p /tmp/rnnlm-apt-amd64/partial
-[ -n "$(ls .gpu/gl/*.deb 2>/dev/null)" ] || { apt-get $o update >/dev/null && (cd .gpu/gl && apt-get $o download libvulkan1); }
+# The Vulkan loader, and the GL dispatch libraries the NVIDIA Vulkan driver (libGLX_nvidia) needs.
+gl_debs='libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2'
+[ "$(ls .gpu/gl/*.deb 2>/dev/null | wc -l)" -ge 7 ] || { apt-get $o update >/dev/null && (cd .gpu/gl && apt-get $o download $gl_debs); }
 cp build/Release/rnnlm_cpu.node .gpu/
 cp build-cuda/Release/rnnlm_cuda.node .gpu/
 for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
