@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFIGS, findConfig } from '../lib/bench/configs';
-import type { BenchReport } from '../lib/bench/run';
+import { type BenchReport, oursFor } from '../lib/bench/run';
 import type { RunResult } from '../lib/bench/worker';
 
 const dir = join(__dirname, 'results');
@@ -16,6 +16,7 @@ const reports: { file: string; report: BenchReport }[] = readdirSync(dir)
   .filter((r) => r.report.kind === 'rnnlm-bench' && !r.report.options.quick)
   .sort((a, b) => a.report.date.localeCompare(b.report.date));
 
+const firstLine = (reason?: string) => (reason ?? 'no reason given').split('\n')[0].replace(/\s*Tried:?\s*$/, '');
 const n = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: x < 10 ? 2 : x < 100 ? 1 : 0 });
 const below = (r: RunResult) => (r as { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow;
 const trainCell = (r: RunResult) => (r.train?.tokensPerSecond ? n(r.train.tokensPerSecond) : below(r) ? `< ${n(below(r)!)}` : '—');
@@ -24,18 +25,30 @@ const shape = (name: string) => {
   return c ? `${c.cell.toUpperCase()} ${c.layers} × ${c.hiddenSize}, emb ${c.embeddingSize}, ${c.batchSize} × ${c.seqLength}, V ${n(c.vocabSize)}` : name;
 };
 
+/** Library versions the runs reported (cuDNN as 91400 -> 9.14.0). */
+function versions(rep: BenchReport): string {
+  const seen = new Set<string>();
+  for (const r of rep.runs) {
+    const i = r.info ?? {};
+    if (r.peer === 'rnnlm-cuda' && i.cudnn) seen.add(`rnnlm cuDNN ${cudnn(Number(i.cudnn))}`);
+    if (i.torch) seen.add(`PyTorch ${i.torch} (cuDNN ${cudnn(Number(i.cudnn))})`);
+    if (r.peer.startsWith('tfjs') && i.version) seen.add(`tfjs ${i.version}`);
+  }
+  return seen.size ? `, ${[...seen].join(', ')}` : '';
+}
+const cudnn = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
+
 function table(rep: BenchReport, file: string): string {
   const m = rep.machine;
   const out = [
-    `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}` : ''}** — Node ${m.node}, ${rep.date.slice(0, 10)}, \`bench/results/${file}\``,
+    `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${versions(rep)}, ${rep.date.slice(0, 10)}, \`bench/results/${file}\``,
     '',
-    '| configuration | peer | training tokens/s | generation tokens/s | peak RSS MiB | ours ÷ peer (train / generate) |',
-    '|---|---|---:|---:|---:|---|',
+    `| configuration | peer | training tokens/s | generation tokens/s | peak RSS MiB |${m.gpu ? ' peak GPU MiB |' : ''} ours ÷ peer (train / generate) |`,
+    `|---|---|---:|---:|---:|${m.gpu ? '---:|' : ''}---|`,
   ];
   for (const r of rep.runs) {
     if (r.status === 'unavailable') continue;
-    const oursName = r.peer.endsWith('cuda') || (r.peer === 'tfjs-webgpu') ? 'rnnlm-cuda' : 'rnnlm-cpu';
-    const ours = rep.runs.find((o) => o.config === r.config && o.peer === oursName);
+    const ours = rep.runs.find((o) => o.config === r.config && o.peer === oursFor(r.peer));
     let ratio = '';
     if (!r.peer.startsWith('rnnlm') && ours?.train?.tokensPerSecond) {
       const t = r.train?.tokensPerSecond ?? below(r);
@@ -43,13 +56,15 @@ function table(rep: BenchReport, file: string): string {
       const fmt = (x: number) => `${n(x)}×`;
       ratio = `${t ? `${r.train?.tokensPerSecond ? '' : '> '}${fmt(ours.train.tokensPerSecond / t)}` : '—'} / ${g && ours.generate ? fmt(ours.generate.tokensPerSecond / g) : '—'}`;
     }
-    const peak = r.peakDeviceMiB && r.peer === 'rnnlm-cuda' ? ` (GPU ${n(r.peakDeviceMiB)})` : '';
-    out.push(`| ${r.config} | ${r.peer} | ${trainCell(r)} | ${r.generate ? n(r.generate.tokensPerSecond) : '—'} | ${n(r.peakRssMiB ?? 0)}${peak} | ${ratio} |`);
+    const gpu = m.gpu ? ` ${r.peakDeviceMiB ? n(r.peakDeviceMiB) : '—'} |` : '';
+    out.push(`| ${r.config} | ${r.peer} | ${trainCell(r)} | ${r.generate ? n(r.generate.tokensPerSecond) : '—'} | ${r.peakRssMiB ? n(r.peakRssMiB) : '—'} |${gpu} ${ratio} |`);
   }
   const unavailable = rep.runs.filter((r) => r.status === 'unavailable');
   const notes = [...new Set(rep.runs.flatMap((r) => r.notes.map((x) => `${r.peer}: ${x}`)))];
-  const stopped = rep.runs.filter((r) => r.status === 'timeout').map((r) => `${r.peer} on ${r.config}: ${r.reason}`);
-  for (const x of [...notes, ...stopped, ...[...new Set(unavailable.map((r) => `${r.peer}: not run — ${r.reason?.split('\n')[0]}`))]]) out.push('', `- ${x}`);
+  const all: (RunResult & { axis?: string; value?: number })[] = [...rep.runs, ...(rep.scaling ?? [])];
+  const failed = all.filter((r) => r.status === 'timeout' || r.status === 'error');
+  const stopped = failed.map((r) => `${r.peer} on ${r.axis ? `${r.axis} ${r.value}` : r.config}: ${r.status === 'error' ? 'failed: ' : ''}${firstLine(r.reason)}`);
+  for (const x of [...notes, ...stopped, ...[...new Set(unavailable.map((r) => `${r.peer}: not run — ${firstLine(r.reason)}`))]]) out.push('', `- ${x}`);
   const allocs = rep.runs.filter((r) => r.train?.allocationsPerStep !== undefined).map((r) => `${r.config} ${n(r.train!.allocationsPerStep!)}`);
   if (allocs.length) out.push('', `- rnnlm device allocations per training step after warm-up: ${allocs.join(', ')}.`);
   if (rep.scaling?.length) out.push('', scalingTable(rep));

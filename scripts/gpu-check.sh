@@ -71,4 +71,13 @@ fi
 #    turns bench/results/*.json into the README's tables).
 run cli lib/cli.ts bench --peers rnnlm-cuda,tfjs-webgpu --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
   "${WITH[@]}" --json "$OUT/bench-gpu.json" || status=1
+# 5. Where the time goes (GPU_PROFILE=1, where Nsight Systems is installed): CUDA API and kernel
+#    summaries of a short zaremba-small training + generation run of ours.
+NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+if [ "${GPU_PROFILE:-0}" = 1 ] && [ -n "$NSYS" ]; then
+  "$NSYS" profile -t cuda,osrt -o "$OUT/profile" --force-overwrite true --stats=true \
+    "$NODE" "$G/cli.cjs" bench --config zaremba-small --peers rnnlm-cuda --min-seconds 2 2>&1 \
+    | grep -A14 -E 'cuda_api_sum|cuda_gpu_kern_sum' || true
+  rm -f "$OUT"/profile.*
+fi
 exit $status

@@ -42,7 +42,7 @@ export interface BenchOptions {
 export interface BenchReport {
   kind: 'rnnlm-bench';
   date: string;
-  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string };
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string; nvidiaDriver?: string };
   options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number };
   runs: RunResult[];
   scaling?: (RunResult & { axis: string; value: number })[];
@@ -98,7 +98,18 @@ function machine(): BenchReport['machine'] {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     os: `${platform()} ${release()} ${arch()}`,
     node: process.version,
+    ...nvidiaDriverVersion(),
   };
+}
+
+/** The kernel module's version line ("NVRM version: ... Kernel Module  580.159.04 ..."), where there is one. */
+function nvidiaDriverVersion(): { nvidiaDriver?: string } {
+  try {
+    const m = /Kernel Module\s+([\d.]+)/.exec(readFileSync('/proc/driver/nvidia/version', 'utf8'));
+    return m ? { nvidiaDriver: m[1] } : {};
+  } catch {
+    return {};
+  }
 }
 
 const fmt = (x: number | undefined, digits = 0) =>

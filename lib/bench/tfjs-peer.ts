@@ -204,7 +204,8 @@ class TfjsModel implements Peer {
           targets[t * B + b] = stream[b * cols + s * T + t + 1];
         }
       }
-      const value = tf.tidy(() => {
+      const held = tf.memory().numBytes;
+      const value = this.explainAbort(held, () => tf.tidy(() => {
         const { value, grads } = tf.variableGrads(() => this.loss(ids, targets));
         // Global-norm clipping (5), as clip_grad_norm_ and our clipNorm.
         const norm = tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))));
@@ -213,12 +214,27 @@ class TfjsModel implements Peer {
         for (const [name, g] of Object.entries(grads)) clipped[name] = tf.mul(g, scale);
         this.optimizer.applyGradients(clipped);
         return value;
-      });
+      }));
       loss = (await value.data())[0];
       value.dispose();
       this.carry();
     }
     return { loss };
+  }
+
+  /** The wasm backend dies with a bare "Aborted()" when its heap (at most 4 GiB) runs out: say so. */
+  private explainAbort<R>(heldBytes: number, f: () => R): R {
+    try {
+      return f();
+    } catch (e) {
+      if (this.tf.getBackend() === 'wasm' && /Aborted\(\)/.test(String((e as Error).message))) {
+        const heap = (this.tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.length ?? 0;
+        const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+        throw new Error(`the wasm backend aborted in a training step with its WebAssembly heap at ${mib(heap)} (the limit is 4 GiB): ` +
+          `tfjs held ${mib(this.tf.memory().numBytes)} of tensors (${mib(heldBytes)} before the step), as a step keeps every intermediate of ${this.cfg.seqLength} time steps for the gradient`);
+      }
+      throw e;
+    }
   }
 
   async generate(tokens: number) {
