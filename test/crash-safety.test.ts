@@ -28,19 +28,20 @@ interface Run {
   code: number | null;
 }
 
-/** Runs the child; with `killAfterMs`, SIGKILLs it that long after it printed `from`. */
-function run(mode: 'save' | 'fit', dir: string, killAfterMs?: number, from = mode === 'fit' ? 'ready' : 'saved'): Promise<Run> {
+/** Runs the child; with `killAfterMs`, SIGKILLs it that long after it printed `from` for the `nth` time. */
+function run(mode: 'save' | 'fit', dir: string, killAfterMs?: number, from = mode === 'fit' ? 'ready' : 'saved', nth = 1): Promise<Run> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['--import', 'tsx', child, mode, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: string[] = [];
     let err = '';
     let killed: string | undefined;
     let fromAt = performance.now();
+    let seen = 0;
     p.stdout.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n').filter(Boolean)) {
         lines.push(line);
-        if (line === from) fromAt = performance.now();
-        if (killAfterMs !== undefined && line === from && !p.killed) {
+        if (line === from) (fromAt = performance.now()), seen++;
+        if (killAfterMs !== undefined && line === from && seen === nth && !p.killed) {
           setTimeout(() => {
             killed = lines[lines.length - 1];
             p.kill('SIGKILL');
@@ -62,7 +63,9 @@ test(`SIGKILL during save (${cases * 3} kills): the checkpoint always loads`, as
   let midSave = 0;
   for (let i = 0; i < cases * 3; i++) {
     const dir = freshDir();
-    const r = await run('save', dir, rng.uniform(0, 60));
+    // Half the kills at any moment of the train-and-save loop, half just after a save began
+    // (the second one, so that a checkpoint exists): timing-independent hits inside saves.
+    const r = i % 2 ? await run('save', dir, rng.uniform(0, 5), 'saving', 2) : await run('save', dir, rng.uniform(0, 60));
     if (r.killedAfter === 'saving') midSave++;
     const path = join(dir, 'model.safetensors');
     expect(existsSync(path), 'the first save completed before the kill').toBe(true);
