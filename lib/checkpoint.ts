@@ -31,6 +31,21 @@ export const CONFIG_LIMITS = {
   seed: { min: 0, max: 2 ** 31 - 1 },
 } as const;
 
+/** Gates per recurrent cell: the rows of each weight matrix are gates x hiddenSize. */
+export const GATES: Record<Cell, number> = { lstm: 4, gru: 3, rnn_tanh: 1, rnn_relu: 1 };
+
+/** PyTorch's state_dict names and shapes for a config (what a checkpoint file must hold). */
+export function stateDictShapes(c: ModelConfig): Map<string, number[]> {
+  const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L } = c;
+  const G = GATES[c.cell] * H;
+  const m = new Map<string, number[]>([['encoder.weight', [V, E]]]);
+  for (let l = 0; l < L; l++) {
+    m.set(`rnn.weight_ih_l${l}`, [G, l === 0 ? E : H]).set(`rnn.weight_hh_l${l}`, [G, H]);
+    m.set(`rnn.bias_ih_l${l}`, [G]).set(`rnn.bias_hh_l${l}`, [G]);
+  }
+  return m.set('decoder.weight', [V, H]).set('decoder.bias', [V]);
+}
+
 const FORMAT = 'rnnlm';
 const VERSION = '1';
 
@@ -122,14 +137,23 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   }
   const mode = metadata.mode;
   if (mode !== undefined && mode !== 'stream' && mode !== 'sentences') throw bad(path, `metadata mode ${JSON.stringify(mode)} is not 'stream' or 'sentences'`);
+  // The tensors must be exactly what the config describes before anything is built from it: a
+  // config claiming a huge model over a small file is a bad file, not a memory problem.
+  const expected = stateDictShapes(config);
+  for (const name of tensors.keys()) if (!expected.has(name)) throw bad(path, `unexpected tensor '${name}'`);
+  for (const [name, shape] of expected) {
+    const t = tensors.get(name);
+    if (!t) throw bad(path, `tensor '${name}' is missing`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw bad(path, `tensor '${name}' has shape [${t.shape.join(', ')}]; the config needs [${shape.join(', ')}]`);
+    }
+  }
   return {
     config,
     metadata,
     tokenizer,
     mode,
     params(layout) {
-      const names = new Set(layout.map((e) => e.name));
-      for (const name of tensors.keys()) if (!names.has(name)) throw bad(path, `unexpected tensor '${name}'`);
       const total = layout.reduce((a, e) => Math.max(a, e.offset + e.shape.reduce((x, y) => x * y, 1)), 0);
       const flat = new Float32Array(total);
       for (const e of layout) {

@@ -6,7 +6,7 @@
  */
 import { selectBackend, type DeviceOption } from './backend/index';
 import { tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
-import { CONFIG_LIMITS, readCheckpoint, writeCheckpoint, type ModelConfig } from './checkpoint';
+import { CONFIG_LIMITS, GATES, readCheckpoint, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { Network } from './nn/network';
@@ -143,7 +143,7 @@ export class LanguageModel {
     const print = new Options('summary', options, ['print']).boolean('print', true);
     const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, tieWeights } = this.cfg;
     const kind = { lstm: 'LSTM', gru: 'GRU', rnn_tanh: 'RNN (tanh)', rnn_relu: 'RNN (relu)' }[cell];
-    const G = { lstm: 4, gru: 3, rnn_tanh: 1, rnn_relu: 1 }[cell];
+    const G = GATES[cell];
     const rows: [string, string, number][] = [['encoder (Embedding)', `(batch, seq, ${E})`, V * E]];
     for (let l = 0; l < L; l++) {
       rows.push([L === 1 ? `rnn (${kind})` : `rnn_l${l} (${kind})`, `(batch, seq, ${H})`, G * H * ((l === 0 ? E : H) + H + 2)]);

@@ -115,6 +115,18 @@ describe('mutated checkpoints', () => {
     expect(refused).toBeGreaterThan(cases / 2);
   }, 300_000);
 
+  test('a config that claims a huge model over small tensors is ERR_CHECKPOINT, before any allocation', async () => {
+    // Found by the 50,000-case run: hiddenSize 65536 in the metadata was refused as ERR_OUT_OF_MEMORY.
+    const headerLen = Number(valid.readBigUInt64LE(0));
+    const header = valid.subarray(8, 8 + headerLen).toString('utf8');
+    const path = join(dir, 'huge.safetensors');
+    writeFileSync(path, rebuild(valid, header.replace(/(\\"hiddenSize\\":)\d+/, '$165536').replace(/(\\"embeddingSize\\":)\d+/, '$165536'), headerLen));
+    expect(readFileSync(path).toString('utf8')).toContain('65536');
+    await expect(LanguageModel.load(path, { device: 'cpu' })).rejects.toMatchObject({
+      code: 'ERR_CHECKPOINT', message: expect.stringMatching(/has shape \[\d+, 6\]; the config needs \[\d+, 65536\]/),
+    });
+  });
+
   test(`${Math.ceil(cases / 10)} mutations of the training-state sidecar: resume works or is ERR_CHECKPOINT`, async () => {
     const rng = new Random(7);
     const other: string[] = [];
