@@ -11,6 +11,8 @@ G=.gpu
 OUT=${OUT:-$G/out}
 mkdir -p "$OUT"
 export OUT
+# The pinned-staging upload path, verified by this run's parity phases before it benchmarks.
+export RNNLM_CUDA_ASYNC_UPLOADS=${RNNLM_CUDA_ASYNC_UPLOADS:-1}
 NODE=node
 if [ -f "$G/node.xz" ]; then
   [ -x "$G/node" ] || { xz -dc "$G/node.xz" > "$G/node" && chmod +x "$G/node"; }

@@ -29,7 +29,7 @@ export function rnnlmPeer(device: 'cpu' | 'cuda') {
       device: String(name ?? device),
     };
     if (blas) Object.assign(info, { blas: blas.library, threads: blas.threads });
-    if (cudnn) info.cudnn = cudnn;
+    if (cudnn) Object.assign(info, { cudnn, asyncUploads: process.env.RNNLM_CUDA_ASYNC_UPLOADS === '1' });
     let call = 0;
     return {
       info,

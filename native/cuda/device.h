@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <type_traits>
@@ -81,6 +82,16 @@ struct Grow {
 // reused only after the copy out of it has run (one event per slot), which with a few slots is
 // long past. Waiting for the whole stream instead (the simple way) made every write and every
 // cuDNN call a round trip: per generated token, the GPU then idles while the host issues work.
+// Opt-in (RNNLM_CUDA_ASYNC_UPLOADS=1) until a GPU session has run the parity suite with it;
+// scripts/gpu-check.sh turns it on.
+inline bool asyncUploads() {
+  static const bool on = [] {
+    const char* v = std::getenv("RNNLM_CUDA_ASYNC_UPLOADS");
+    return v && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
 class Staging {
  public:
   static constexpr size_t kMaxBytes = size_t(1) << 20;  // larger copies: copy, then wait
@@ -88,7 +99,7 @@ class Staging {
 
   void toDevice(cudaStream_t s, void* dst, const void* src, size_t bytes) {
     if (bytes == 0) return;
-    if (bytes > kMaxBytes) {
+    if (bytes > kMaxBytes || !asyncUploads()) {
       RNNLM_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
       RNNLM_CU(cudaStreamSynchronize(s));  // the source dies with the op
       return;
@@ -457,7 +468,7 @@ class CudaDevice::Rnn {
     int32_t* const before = c.seqLengths.p;
     int32_t* dev = c.seqLengths.get(size_t(B));
     auto& held = c.seqLengthsHost;
-    if (dev != before || held.size() != size_t(B) || !std::equal(held.begin(), held.end(), lengths)) {
+    if (!asyncUploads() || dev != before || held.size() != size_t(B) || !std::equal(held.begin(), held.end(), lengths)) {
       c.staging.toDevice(c.stream, dev, lengths, size_t(B) * sizeof(int32_t));
       held.assign(lengths, lengths + B);
     }
