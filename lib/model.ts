@@ -399,9 +399,9 @@ export class LanguageModel {
         }
         return stopped ?? this.decode(out);
       }
-      // On the device: each sampled id feeds the next step directly; the host reads the ids in
-      // chunks (4, 8, ... 256 tokens) while the next chunk is already queued, so the stream never
-      // waits for JavaScript. Work queued past <eos> or a stop string is discarded.
+      // On the device: each sampled id feeds the next step directly, a chunk of tokens (4, 8, ...
+      // 256) per queued op; the host reads a chunk's ids while the next chunk is already queued,
+      // so the stream never waits for JavaScript. Work queued past <eos> or a stop string is discarded.
       const s = net.stream;
       const ring = (this.sampled ??= s.alloc('i32', RING));
       const excludeIds = Int32Array.from(exclude);
@@ -414,14 +414,8 @@ export class LanguageModel {
       const queueChunk = () => {
         const start = queued % RING;
         const n = Math.min(chunk, maxTokens - queued, RING - start);
-        for (let j = 0; j < n; j++) {
-          const id = tensor(ring, start + j, [1]);
-          s.sample(logits, id, sampling.temperature, sampling.topK, sampling.topP, rng.seed(), excludeIds);
-          if (queued + j + 1 < maxTokens) {
-            net.carryState();
-            logits = net.logitsFromDevice(id);
-          }
-        }
+        const seeds = Float64Array.from({ length: n }, () => rng.seed());
+        logits = net.generateOnDevice(logits, tensor(ring, start, [n]), seeds, sampling, excludeIds, queued + n === maxTokens);
         queued += n;
         reads.push(s.read(tensor(ring, start, [n])) as Promise<Int32Array>);
         chunk = Math.min(chunk * 2, RING / 2);

@@ -292,6 +292,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
          NativeStream::template InstanceMethod<&NativeStream::ClipValue>("clipValue"), NativeStream::template InstanceMethod<&NativeStream::Sgd>("sgd"),
          NativeStream::template InstanceMethod<&NativeStream::Adam>("adam"),
          NativeStream::template InstanceMethod<&NativeStream::RnnForward>("rnnForward"),
+         NativeStream::template InstanceMethod<&NativeStream::Generate>("generate"),
          NativeStream::template InstanceMethod<&NativeStream::RnnBackwardData>("rnnBackwardData"),
          NativeStream::template InstanceMethod<&NativeStream::RnnBackwardWeights>("rnnBackwardWeights")});
   }
@@ -723,6 +724,32 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
   // sample(logits [N, V], ids i32 [N], temperature, topK, topP, seed, exclude Int32Array | null):
   // ids[n] drawn from softmax(logits[n] / temperature) (argmax when 0), among the topK most likely
   // (0 = all) and the smallest most-likely set with probability >= topP, never an excluded id.
+  // Temperature, topK, topP and excluded ids (Int32Array or null) of a draw over V tokens.
+  static SampleArgs sampleArgs(const char* op, Napi::Value temperature, Napi::Value topK, Napi::Value topP,
+                               Napi::Value exclude, int64_t V) {
+    SampleArgs a;
+    a.temperature = js::number(temperature, "temperature", 0, 1e6);
+    a.topK = js::integer(topK, "topK", 0, V);
+    a.topP = js::number(topP, "topP", 1e-12, 1);
+    RNNLM_CHECK(D::kSampleFiltered || a.plain(), Code::InvalidArgument,
+                "%s: the %s backend samples from the whole distribution only (topK 0, topP 1); filter on the host", op,
+                D::kName);
+    if (!js::absent(exclude)) {
+      RNNLM_CHECK(exclude.IsTypedArray() && exclude.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
+                  Code::InvalidArgument, "%s: exclude must be an Int32Array of token ids (or null)", op);
+      Napi::Int32Array ex = exclude.As<Napi::Int32Array>();
+      RNNLM_CHECK(ex.ElementLength() <= size_t(SampleArgs::kMaxExclude) && int64_t(ex.ElementLength()) < V,
+                  Code::InvalidArgument, "%s: at most %d excluded ids, fewer than the vocabulary (got %zu)", op,
+                  SampleArgs::kMaxExclude, ex.ElementLength());
+      for (size_t i = 0; i < ex.ElementLength(); ++i) {
+        RNNLM_CHECK(ex[i] >= 0 && ex[i] < V, Code::InvalidArgument, "%s: exclude[%zu] = %d is not a token id in [0, %lld)",
+                    op, i, ex[i], (long long)V);
+        a.exclude[a.nExclude++] = ex[i];
+      }
+    }
+    return a;
+  }
+
   Napi::Value Sample(const Napi::CallbackInfo& info) {
     return js::guard(info, [&]() -> Napi::Value {
       live();
@@ -733,27 +760,8 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectRank(z, op, "logits", 2);
       const int64_t N = z.shape[0], V = z.shape[1];
       expectShape(ids, op, "ids", {N});
-      SampleArgs a;
-      a.temperature = js::number(info[2], "temperature", 0, 1e6);
-      a.topK = js::integer(info[3], "topK", 0, V);
-      a.topP = js::number(info[4], "topP", 1e-12, 1);
+      SampleArgs a = sampleArgs(op, info[2], info[3], info[4], info[6], V);
       a.seed = js::seed(info[5], "seed");
-      RNNLM_CHECK(D::kSampleFiltered || a.plain(), Code::InvalidArgument,
-                  "%s: the %s backend samples from the whole distribution only (topK 0, topP 1); filter on the host", op,
-                  D::kName);
-      if (!js::absent(info[6])) {
-        RNNLM_CHECK(info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
-                    Code::InvalidArgument, "%s: exclude must be an Int32Array of token ids (or null)", op);
-        Napi::Int32Array ex = info[6].As<Napi::Int32Array>();
-        RNNLM_CHECK(ex.ElementLength() <= size_t(SampleArgs::kMaxExclude) && int64_t(ex.ElementLength()) < V,
-                    Code::InvalidArgument, "%s: at most %d excluded ids, fewer than the vocabulary (got %zu)", op,
-                    SampleArgs::kMaxExclude, ex.ElementLength());
-        for (size_t i = 0; i < ex.ElementLength(); ++i) {
-          RNNLM_CHECK(ex[i] >= 0 && ex[i] < V, Code::InvalidArgument, "%s: exclude[%zu] = %d is not a token id in [0, %lld)",
-                      op, i, ex[i], (long long)V);
-          a.exclude[a.nExclude++] = ex[i];
-        }
-      }
       auto* ctx = ctx_.get();
       stream_->push([=] {
         withFloat(t, [&](auto tag) {
@@ -975,6 +983,88 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
           impl->forward(*ctx, a.T, a.B, a.lengths.data(), x.p<T>(), hx.p<T>(), cx.p<T>(), a.weights.p<T>(), y.p<T>(),
                         hy.p<T>(), cy.p<T>(), a.reserve.p<T>(), a.reserve.numel, a.workspace.p<T>(), a.workspace.numel,
                         training, seed);
+        });
+      });
+      return this->Env().Undefined();
+    });
+  }
+
+  // generate(rnn, { table [V,E], x [1,1,E], y [1,1,H], hx, cx?, hy, cy? [L,1,H], weights, reserve,
+  //                 workspace, decoderWeight [V,H], decoderBias? [V], logits [1,V], ids i32 [n],
+  //                 seeds Float64Array [n], temperature, topK, topP, exclude?, last }):
+  // n tokens of batch-1 generation in one queued op. For i = 0 .. n-1:
+  //   ids[i] ~ softmax(logits / temperature)            (sample, seed seeds[i])
+  //   unless i = n-1 and last:  hx, cx = hy, cy;  logits = W rnn(table[ids[i]], hx, cx) + b
+  // The same ops in the same order as sample + copy + embeddingForward + rnnForward (inference)
+  // + linearForward per token, with no JavaScript call per token.
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    return js::guard(info, [&]() -> Napi::Value {
+      live();
+      const char* op = "generate";
+      NativeRnn* rnn = rnnArg(info[0], op);
+      Napi::Object o = js::asObject(info[1], "generate arguments");
+      View x = view(o.Get("x"), op, "x");
+      RnnArgs a = rnnCommon(op, rnn, o, x, "x", rnn->cfg.inputSize, true);
+      RNNLM_CHECK(a.T == 1 && a.B == 1, Code::InvalidArgument, "%s: x must be [1, 1, %lld] (got %s)", op,
+                  (long long)rnn->cfg.inputSize, x.shapeStr().c_str());
+      const int64_t E = a.cfg.inputSize, H = a.cfg.hiddenSize;
+      View table = view(o.Get("table"), op, "table"), y = view(o.Get("y"), op, "y");
+      View W = view(o.Get("decoderWeight"), op, "decoderWeight"), b = optView(o.Get("decoderBias"), op, "decoderBias");
+      View logits = view(o.Get("logits"), op, "logits"), ids = view(o.Get("ids"), op, "ids");
+      View hx = stateArg(o, "hx", op, a), cx = stateArg(o, "cx", op, a), hy = stateArg(o, "hy", op, a),
+           cy = stateArg(o, "cy", op, a);
+      RNNLM_CHECK(hx && hy && bool(cx) == bool(cy) && bool(cx) == (a.cfg.cell == Cell::LSTM), Code::InvalidArgument,
+                  "%s: needs hx and hy (and cx and cy for an LSTM only)", op);
+      expectRank(table, op, "table", 2);
+      const int64_t V = table.shape[0];
+      expectShape(table, op, "table", {V, E});
+      expectShape(y, op, "y", {1, 1, H});
+      expectShape(W, op, "decoderWeight", {V, H});
+      if (b) expectShape(b, op, "decoderBias", {V});
+      expectShape(logits, op, "logits", {1, V});
+      expectInt(ids, op, "ids");
+      expectRank(ids, op, "ids", 1);
+      const int64_t n = ids.shape[0];
+      const DType t = floatType(op, {{&x, "x"}, {&y, "y"}, {&hx, "hx"}, {&cx, "cx"}, {&hy, "hy"}, {&cy, "cy"},
+                                     {&a.weights, "weights"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"},
+                                     {&table, "table"}, {&W, "decoderWeight"}, {&b, "decoderBias"}, {&logits, "logits"}});
+      expectDisjoint(op, {{&x, "x"}, {&y, "y"}, {&hx, "hx"}, {&cx, "cx"}, {&hy, "hy"}, {&cy, "cy"}, {&logits, "logits"},
+                          {&a.weights, "weights"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
+      expectDisjoint(op, {{&table, "table"}, {&x, "x"}, {&logits, "logits"}});
+      expectDisjoint(op, {{&W, "decoderWeight"}, {&b, "decoderBias"}, {&logits, "logits"}, {&y, "y"}});
+      Napi::Value sv = o.Get("seeds");
+      RNNLM_CHECK(sv.IsTypedArray() && sv.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array &&
+                      int64_t(sv.As<Napi::TypedArray>().ElementLength()) == n,
+                  Code::InvalidArgument, "%s: seeds must be a Float64Array of %lld seeds, one per id", op, (long long)n);
+      Napi::Float64Array sa = sv.As<Napi::Float64Array>();
+      std::vector<uint64_t> seeds(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        const double d = sa[size_t(i)];
+        RNNLM_CHECK(d >= 0 && d <= 9007199254740991.0 && d == std::floor(d), Code::InvalidArgument,
+                    "%s: seeds[%lld] must be an integer in [0, 2^53) (got %g)", op, (long long)i, d);
+        seeds[size_t(i)] = uint64_t(d);
+      }
+      const SampleArgs args = sampleArgs(op, o.Get("temperature"), o.Get("topK"), o.Get("topP"), o.Get("exclude"), V);
+      const bool last = js::boolean(o.Get("last"), "last");
+      const size_t stateBytes = size_t(hx.numel) * dtypeSize(t);
+      auto* ctx = ctx_.get();
+      auto impl = rnn->impl;
+      stream_->push([=] {
+        withFloat(t, [&](auto tag) {
+          using T = decltype(tag);
+          const int32_t one = 1;
+          for (int64_t i = 0; i < n; ++i) {
+            SampleArgs s = args;
+            s.seed = seeds[size_t(i)];
+            D::sample(*ctx, logits.p<T>(), 1, V, s, ids.p<int32_t>() + i);
+            if (i == n - 1 && last) break;
+            D::copy(*ctx, hx.p<T>(), hy.p<T>(), stateBytes);
+            if (cx) D::copy(*ctx, cx.p<T>(), cy.p<T>(), stateBytes);
+            D::embeddingForward(*ctx, table.p<T>(), V, E, ids.p<int32_t>() + i, 1, x.p<T>());
+            impl->forward(*ctx, 1, 1, &one, x.p<T>(), hx.p<T>(), cx.p<T>(), a.weights.p<T>(), y.p<T>(), hy.p<T>(),
+                          cy.p<T>(), a.reserve.p<T>(), a.reserve.numel, a.workspace.p<T>(), a.workspace.numel, false, 0);
+            D::linearForward(*ctx, y.p<T>(), W.p<T>(), b.p<T>(), 1, H, V, logits.p<T>());
+          }
         });
       });
       return this->Env().Undefined();
