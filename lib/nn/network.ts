@@ -359,16 +359,6 @@ export class Network {
   }
 
   /**
-   * Inference, one step of B sequences whose input ids (i32 [B]) are already on the device —
-   * generation feeds each sampled token back without a round trip to the host. Logits [B, V].
-   */
-  logitsFromDevice(ids: Tensor): Tensor {
-    if (ids.shape.length !== 1) throw invalidArgument(`logitsFromDevice: ids must be [batch] (got [${ids.shape}])`);
-    const none = new Int32Array(0);
-    return this.run({ seqLength: 1, batchSize: ids.shape[0], inputs: none, targets: none }, { training: false, deviceIds: ids }).logits;
-  }
-
-  /**
    * Batch-1 generation on the device in one queued op (Stream.generate): ids.shape[0] tokens,
    * each sampled from the current logits and fed back through embedding, RNN and decoder (not
    * after the last one when `last`). `logits` ([1, V]) holds the first token's distribution; the
@@ -393,10 +383,10 @@ export class Network {
   }
 
   /** Embedding -> dropout -> RNN -> dropout -> decoder logits. */
-  private run(batch: Batch, opts: { training: boolean; seed?: number; deviceIds?: Tensor }): StepViews {
+  private run(batch: Batch, opts: { training: boolean; seed?: number }): StepViews {
     const { seqLength: T, batchSize: B } = batch;
     const N = T * B;
-    if (!opts.deviceIds && (batch.inputs.length !== N || batch.targets.length !== N)) {
+    if (batch.inputs.length !== N || batch.targets.length !== N) {
       throw invalidArgument(`a batch of ${T} x ${B} needs ${N} inputs and targets (got ${batch.inputs.length} and ${batch.targets.length})`);
     }
     const a = this.step(T, B);
@@ -406,8 +396,8 @@ export class Network {
     const rng = new Random(opts.seed ?? 0);
     const drop = opts.training && dropout > 0;
     this.last = { views: a, training: opts.training, lengths: batch.lengths ?? null };
-    if (!opts.deviceIds) s.write(a.ids, batch.inputs);
-    s.embeddingForward(this.param('encoder.weight'), opts.deviceIds ?? a.ids, flat(a.emb, N, E));
+    s.write(a.ids, batch.inputs);
+    s.embeddingForward(this.param('encoder.weight'), a.ids, flat(a.emb, N, E));
     if (drop) s.dropoutForward(a.emb, a.embMask, a.embDrop, dropout, rng.seed());
     else if (a.embDrop !== a.emb) s.copy(a.emb, a.embDrop);
     s.rnnForward(this.rnn, {

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -721,9 +722,6 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
     });
   }
 
-  // sample(logits [N, V], ids i32 [N], temperature, topK, topP, seed, exclude Int32Array | null):
-  // ids[n] drawn from softmax(logits[n] / temperature) (argmax when 0), among the topK most likely
-  // (0 = all) and the smallest most-likely set with probability >= topP, never an excluded id.
   // Temperature, topK, topP and excluded ids (Int32Array or null) of a draw over V tokens.
   static SampleArgs sampleArgs(const char* op, Napi::Value temperature, Napi::Value topK, Napi::Value topP,
                                Napi::Value exclude, int64_t V) {
@@ -750,6 +748,9 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
     return a;
   }
 
+  // sample(logits [N, V], ids i32 [N], temperature, topK, topP, seed, exclude Int32Array | null):
+  // ids[n] drawn from softmax(logits[n] / temperature) (argmax when 0), among the topK most likely
+  // (0 = all) and the smallest most-likely set with probability >= topP, never an excluded id.
   Napi::Value Sample(const Napi::CallbackInfo& info) {
     return js::guard(info, [&]() -> Napi::Value {
       live();
@@ -1039,10 +1040,9 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       Napi::Float64Array sa = sv.As<Napi::Float64Array>();
       std::vector<uint64_t> seeds(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) {
-        const double d = sa[size_t(i)];
-        RNNLM_CHECK(d >= 0 && d <= 9007199254740991.0 && d == std::floor(d), Code::InvalidArgument,
-                    "%s: seeds[%lld] must be an integer in [0, 2^53) (got %g)", op, (long long)i, d);
-        seeds[size_t(i)] = uint64_t(d);
+        char name[32];
+        std::snprintf(name, sizeof name, "seeds[%lld]", (long long)i);
+        seeds[size_t(i)] = uint64_t(js::integer(sa[size_t(i)], name, 0, js::kMaxSeed));
       }
       const SampleArgs args = sampleArgs(op, o.Get("temperature"), o.Get("topK"), o.Get("topP"), o.Get("exclude"), V);
       const bool last = js::boolean(o.Get("last"), "last");

@@ -66,12 +66,12 @@ inline double number(Napi::Value v, const char* name, double lo, double hi) {
   return d;
 }
 
-inline int64_t integer(Napi::Value v, const char* name, int64_t lo, int64_t hi) {
-  const double d = number(v, name);
+inline int64_t integer(double d, const char* name, int64_t lo, int64_t hi) {
   RNNLM_CHECK(d == std::floor(d) && d >= double(lo) && d <= double(hi), Code::InvalidArgument,
               "%s must be an integer in [%lld, %lld] (got %g)", name, (long long)lo, (long long)hi, d);
   return int64_t(d);
 }
+inline int64_t integer(Napi::Value v, const char* name, int64_t lo, int64_t hi) { return integer(number(v, name), name, lo, hi); }
 
 inline bool boolean(Napi::Value v, const char* name) {
   RNNLM_CHECK(v.IsBoolean(), Code::InvalidArgument, "%s must be a boolean", name);
@@ -86,8 +86,7 @@ inline std::string string(Napi::Value v, const char* name) {
 inline bool absent(Napi::Value v) { return v.IsUndefined() || v.IsNull(); }
 
 // Seeds are integers in [0, 2^53) so they survive the trip through a JS number.
-inline uint64_t seed(Napi::Value v, const char* name) {
-  return uint64_t(integer(v, name, 0, (int64_t(1) << 53) - 1));
-}
+constexpr int64_t kMaxSeed = (int64_t(1) << 53) - 1;
+inline uint64_t seed(Napi::Value v, const char* name) { return uint64_t(integer(v, name, 0, kMaxSeed)); }
 
 }  // namespace rnnlm::js
