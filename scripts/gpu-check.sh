@@ -3,7 +3,9 @@
 # unpacks Node and the libraries, checks native/cuda/cudnn_api.h against the real cuDNN /
 # cuBLAS headers of PyTorch's wheels, runs the parity suite, makes the PyTorch fixtures, then
 # the benchmarks (PyTorch's, then ours and tfjs-webgpu through `rnnlm bench`); JSON goes to
-# $OUT (default: .gpu/out). GPU_CHECK_ONLY=parity,training,bench picks phases.
+# $OUT (default: .gpu/out). GPU_CHECK_ONLY picks phases (default parity,training,bench);
+# `reproduce` (not in the default) runs reproduce:brown and reproduce:shakespeare on the GPU
+# for BROWN_MINUTES / SHAKESPEARE_MINUTES (default 20 / 10); REPRODUCE_DEVICE=cpu rehearses it here.
 # Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,8 @@ G=.gpu
 OUT=${OUT:-$G/out}
 mkdir -p "$OUT"
 export OUT
+ONLY=${GPU_CHECK_ONLY:-parity,training,bench}
+export GPU_CHECK_ONLY=$ONLY
 # The pinned-staging upload path, verified by this run's parity phases before it benchmarks.
 export RNNLM_CUDA_ASYNC_UPLOADS=${RNNLM_CUDA_ASYNC_UPLOADS:-1}
 NODE=node
@@ -23,6 +27,14 @@ if [ -f "$G/libs.tar.xz" ]; then
   export LD_LIBRARY_PATH="$PWD/$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 if [ -f "$G/node_modules.tar.xz" ] && [ ! -d "$G/node_modules" ]; then tar -C "$G" -xJf "$G/node_modules.tar.xz"; fi
+if [ -f "$G/brown.tar.xz" ]; then
+  [ -d "$G/brown" ] || { mkdir -p "$G/brown" && tar -C "$G/brown" -xJf "$G/brown.tar.xz"; }
+  export RNNLM_BROWN_DIR=$PWD/$G/brown
+fi
+if [ -f "$G/tinyshakespeare.txt.xz" ]; then
+  [ -f "$G/tinyshakespeare.txt" ] || xz -dc "$G/tinyshakespeare.txt.xz" > "$G/tinyshakespeare.txt"
+  export RNNLM_SHAKESPEARE=$PWD/$G/tinyshakespeare.txt
+fi
 # The Vulkan loader and GL dispatch libraries for Dawn (tfjs-webgpu), unpacked into / only on
 # the GPU machine (the device README's recipe), and the NVIDIA driver's ICD named explicitly.
 if command -v nvidia-smi >/dev/null && [ -n "$(ls "$G"/gl/*.deb 2>/dev/null)" ]; then
@@ -60,19 +72,32 @@ fi
 run() { local name=$1 src=$2; shift 2; if [ -f "$G/$name.cjs" ]; then "$NODE" "$G/$name.cjs" "$@"; else "$NODE" --import tsx "$src" "$@"; fi; }
 run gpu-check scripts/gpu-check.ts
 status=$?
+# If the pinned-staging uploads fail parity, the same phases again on the synchronous path
+# (into $OUT/sync): when that passes, everything after uses it, so one bad new path does not
+# cost the session its benchmarks.
+if [ $status -ne 0 ] && [ "$RNNLM_CUDA_ASYNC_UPLOADS" = 1 ] && [[ $ONLY == *parity* || $ONLY == *training* ]]; then
+  echo "gpu-check: failed with RNNLM_CUDA_ASYNC_UPLOADS=1; the same phases with synchronous uploads:"
+  mkdir -p "$OUT/sync"
+  if OUT=$OUT/sync RNNLM_CUDA_ASYNC_UPLOADS=0 run gpu-check scripts/gpu-check.ts; then
+    echo "gpu-check: synchronous uploads pass: the async path is at fault; the rest runs without it"
+    export RNNLM_CUDA_ASYNC_UPLOADS=0
+  fi
+fi
 
 # 3. PyTorch: parity fixtures from our checkpoints (copy $OUT/fixtures/*.fixture.safetensors to
 #    test/fixtures/, where CI checks the CPU backend against them), then PyTorch's benchmark runs.
 WITH=()
 if [ -x "$PY" ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  [[ ${GPU_CHECK_ONLY:-parity} == *parity* ]] && "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"
-  PYTHONUNBUFFERED=1 "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json" --seconds "${BENCH_SECONDS:-5}" && WITH=(--with "$OUT/pytorch.json")
+  [[ $ONLY == *parity* ]] && "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"
+  [[ $ONLY == *bench* ]] && PYTHONUNBUFFERED=1 "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json" --seconds "${BENCH_SECONDS:-5}" && WITH=(--with "$OUT/pytorch.json")
 fi
 
 # 4. The benchmark report: ours and tfjs-webgpu side by side, PyTorch's runs added (bench/render.ts
 #    turns bench/results/*.json into the README's tables).
-run cli lib/cli.ts bench --peers rnnlm-cuda,tfjs-webgpu --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
-  "${WITH[@]}" --json "$OUT/bench-gpu.json" || status=1
+if [[ $ONLY == *bench* ]]; then
+  run cli lib/cli.ts bench --peers rnnlm-cuda,tfjs-webgpu --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
+    "${WITH[@]}" --json "$OUT/bench-gpu.json" || status=1
+fi
 # 5. Where the time goes (GPU_PROFILE=1, where Nsight Systems is installed): CUDA API and kernel
 #    summaries of a short zaremba-small training + generation run of ours.
 NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
@@ -81,5 +106,10 @@ if [ "${GPU_PROFILE:-0}" = 1 ] && [ -n "$NSYS" ]; then
     "$NODE" "$G/cli.cjs" bench --config zaremba-small --peers rnnlm-cuda --min-seconds 2 2>&1 \
     | grep -A14 -E 'cuda_api_sum|cuda_gpu_kern_sum' || true
   rm -f "$OUT"/profile.*
+fi
+# 6. Published quality on the GPU (issue: reproduce): JSON to $OUT/reproduce-*-cuda.json.
+if [[ $ONLY == *reproduce* ]]; then
+  RESULTS_DIR=$OUT DEVICE=${REPRODUCE_DEVICE:-cuda} MINUTES=${BROWN_MINUTES:-20} run brown scripts/brown.ts || status=1
+  RESULTS_DIR=$OUT DEVICE=${REPRODUCE_DEVICE:-cuda} MINUTES=${SHAKESPEARE_MINUTES:-10} run shakespeare scripts/shakespeare.ts || status=1
 fi
 exit $status

