@@ -5,8 +5,8 @@
  * evaluation, next-token prediction, sampling, beam search and safetensors checkpoints.
  */
 import { selectBackend, type DeviceOption } from './backend/index';
-import { tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
-import { CONFIG_LIMITS, GATES, readCheckpoint, writeCheckpoint, type ModelConfig } from './checkpoint';
+import { numel, tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
+import { CONFIG_LIMITS, readCheckpoint, stateDictShapes, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { Network } from './nn/network';
@@ -143,12 +143,14 @@ export class LanguageModel {
     const print = new Options('summary', options, ['print']).boolean('print', true);
     const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, tieWeights } = this.cfg;
     const kind = { lstm: 'LSTM', gru: 'GRU', rnn_tanh: 'RNN (tanh)', rnn_relu: 'RNN (relu)' }[cell];
-    const G = GATES[cell];
-    const rows: [string, string, number][] = [['encoder (Embedding)', `(batch, seq, ${E})`, V * E]];
+    // Counted from the state_dict shapes a checkpoint holds (a tied decoder.weight is the encoder's).
+    const shapes = [...stateDictShapes(this.cfg)];
+    const count = (name: RegExp) => shapes.reduce((a, [n, s]) => (name.test(n) && !(tieWeights && n === 'decoder.weight') ? a + numel(s) : a), 0);
+    const rows: [string, string, number][] = [['encoder (Embedding)', `(batch, seq, ${E})`, count(/^encoder\./)]];
     for (let l = 0; l < L; l++) {
-      rows.push([L === 1 ? `rnn (${kind})` : `rnn_l${l} (${kind})`, `(batch, seq, ${H})`, G * H * ((l === 0 ? E : H) + H + 2)]);
+      rows.push([L === 1 ? `rnn (${kind})` : `rnn_l${l} (${kind})`, `(batch, seq, ${H})`, count(new RegExp(`^rnn\\..*_l${l}$`))]);
     }
-    rows.push([`decoder (Linear${tieWeights ? ', tied' : ''})`, `(batch, seq, ${V})`, (tieWeights ? 0 : V * H) + V]);
+    rows.push([`decoder (Linear${tieWeights ? ', tied' : ''})`, `(batch, seq, ${V})`, count(/^decoder\./)]);
     const total = rows.reduce((a, r) => a + r[2], 0);
     const fmt = (n: number) => n.toLocaleString('en-US');
     const w = [Math.max(20, ...rows.map((r) => r[0].length)) + 2, Math.max(18, ...rows.map((r) => r[1].length)) + 2, 14];

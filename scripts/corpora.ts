@@ -40,8 +40,3 @@ export function brownSplit() {
 export function tinyShakespeare(): string {
   return readFileSync(process.env.RNNLM_SHAKESPEARE ?? join(__dirname, '..', '..', 'shared', 'data', 'tinyshakespeare.txt'), 'utf8');
 }
-
-/** Where the reproduce scripts write their JSON (RESULTS_DIR; the GPU check points it at $OUT). */
-export function resultsDir(): string {
-  return process.env.RESULTS_DIR ?? join(__dirname, '..', 'bench', 'results');
-}

@@ -6,7 +6,6 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectBackend, type DeviceOption } from '../lib/backend/index';
 import { LanguageModel, type EpochLog, type FitOptions } from '../lib/index';
-import { resultsDir } from './corpora';
 
 export interface BestRun {
   history: EpochLog[];
@@ -64,9 +63,9 @@ export async function fitKeepingBest(
   return { history, bestLoss, bestEpoch, wallSeconds, best };
 }
 
-/** Writes <resultsDir>/reproduce-<name>-<device>.json with the machine's description. */
+/** Writes reproduce-<name>-<device>.json with the machine's description to bench/results (RESULTS_DIR elsewhere: the GPU check points it at $OUT). */
 export function writeReport(name: string, device: string, report: Record<string, unknown>): string {
-  const dir = resultsDir();
+  const dir = process.env.RESULTS_DIR ?? join(__dirname, '..', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `reproduce-${name}-${device}.json`);
   const out = { device, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date: new Date().toISOString(), ...report };

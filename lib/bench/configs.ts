@@ -1,5 +1,6 @@
 /** The benchmark configurations of DESIGN.md, a tiny one for smoke tests, and the scaling sweeps. */
 import type { Cell } from '../backend/types';
+import { GATES } from '../checkpoint';
 
 export interface BenchConfig {
   name: string;
@@ -47,7 +48,7 @@ export function findConfig(name: string): BenchConfig | undefined {
 
 /** Multiply-adds x 2 of one training step (forward + backward = 3 x forward GEMMs), the usual "model FLOPs". */
 export function trainingFlopsPerToken(c: BenchConfig): number {
-  const G = { lstm: 4, gru: 3, rnn_tanh: 1, rnn_relu: 1 }[c.cell];
+  const G = GATES[c.cell];
   let rnn = 0;
   for (let l = 0; l < c.layers; l++) rnn += 2 * G * c.hiddenSize * ((l === 0 ? c.embeddingSize : c.hiddenSize) + c.hiddenSize);
   return 3 * (rnn + 2 * c.hiddenSize * c.vocabSize);

@@ -8,6 +8,7 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { dirname, join } from 'node:path';
+import { GATES } from '../checkpoint';
 import { nodeRequire } from '../util/package-root';
 import type { BenchConfig } from './configs';
 import { PeerUnavailable, syntheticTokens, type Peer } from './peer';
@@ -104,7 +105,7 @@ class TfjsModel implements Peer {
     readonly notes: string[],
   ) {
     const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell } = cfg;
-    this.G = { lstm: 4, gru: 3, rnn_tanh: 1, rnn_relu: 1 }[cell];
+    this.G = GATES[cell];
     let s = seed;
     const v = (shape: number[], r: number) => {
       const t = tf.variable(r === 0 ? tf.zeros(shape) : tf.randomUniform(shape, -r, r, 'float32', s++));
