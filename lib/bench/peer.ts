@@ -29,3 +29,15 @@ export function syntheticTokens(n: number, vocabSize: number, seed: number): Int
   const rng = new Random(seed);
   return Int32Array.from({ length: n }, () => 4 + Math.floor(rng.next() * Math.max(1, vocabSize - 4)));
 }
+
+/**
+ * Why a peer's first training loss cannot be right, or undefined when it can. A fresh model on
+ * syntheticTokens (uniform over vocabSize - 4 ids) starts near ln(vocabSize - 4) nats: a first
+ * loss far from that (NaN, a denormal, a sum instead of a mean) means the peer trains something
+ * other than the model, and its speed is no figure for it.
+ */
+export function implausibleFirstLoss(loss: number, vocabSize: number): string | undefined {
+  const floor = Math.log(Math.max(2, vocabSize - 4));
+  if (Number.isFinite(loss) && loss > 0.5 * floor && loss < 2 * Math.log(vocabSize)) return undefined;
+  return `its first training step's loss is ${loss}, where a fresh model on uniform tokens starts near ln(${vocabSize - 4}) = ${floor.toFixed(2)}: it does not compute the model, so its training figure is not reported`;
+}

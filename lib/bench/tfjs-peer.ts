@@ -73,7 +73,11 @@ export function tfjsPeer(backendName: 'cpu' | 'wasm' | 'webgpu') {
       oneHotInput = true;
       notes.push(`embedding as one-hot x table: the ${backendName} backend cannot differentiate gather (${(e as Error).message.split('\n')[0]})`);
     }
-    return new TfjsModel(tf, c, seed, oneHotInput, info, notes);
+    // tfjs-backend-wasm 4.22's OneHot ignores dtype 'float32' and writes int32 bits (a 1 reads as
+    // 1.4e-45): then the one-hot is made as int32 and cast.
+    const castOneHot = tf.tidy(() => tf.oneHot(tf.tensor1d([0], 'int32'), 2, 1, 0, 'float32').dataSync()[0]) !== 1;
+    if (castOneHot) notes.push(`one-hot made as int32 and cast: the ${backendName} backend's oneHot ignores dtype 'float32'`);
+    return new TfjsModel(tf, c, seed, oneHotInput, castOneHot, info, notes);
   };
 }
 
@@ -101,6 +105,7 @@ class TfjsModel implements Peer {
     private readonly cfg: BenchConfig,
     private readonly seed: number,
     private readonly oneHotInput: boolean,
+    private readonly castOneHot: boolean,
     readonly info: Record<string, string | number | boolean>,
     readonly notes: string[],
   ) {
@@ -155,12 +160,16 @@ class TfjsModel implements Peer {
     }
   }
 
+  private oneHot(ids: Int32Array): Tensor2D {
+    const tf = this.tf, V = this.cfg.vocabSize, idT = tf.tensor1d(ids, 'int32');
+    return (this.castOneHot ? tf.cast(tf.oneHot(idT, V), 'float32') : tf.oneHot(idT, V, 1, 0, 'float32')) as Tensor2D;
+  }
+
   /** Mean cross-entropy of a T x B window (time-major ids); leaves the final states in h, c (kept). */
   private loss(ids: Int32Array, targets: Int32Array): TF.Scalar {
     const tf = this.tf;
-    const { seqLength: T, vocabSize: V } = this.cfg;
-    const idT = tf.tensor1d(ids, 'int32');
-    let x = (this.oneHotInput ? tf.matMul(tf.oneHot(idT, V, 1, 0, 'float32') as Tensor2D, this.enc) : tf.gather(this.enc, idT)) as Tensor2D;
+    const T = this.cfg.seqLength;
+    let x = (this.oneHotInput ? tf.matMul(this.oneHot(ids), this.enc) : tf.gather(this.enc, tf.tensor1d(ids, 'int32'))) as Tensor2D;
     const hy: Tensor2D[] = [], cy: Tensor2D[] = [];
     this.layers.forEach((layer, l) => {
       const xps = tf.split(tf.add(tf.matMul(x, layer.Wih), layer.bih) as Tensor2D, T, 0) as Tensor2D[];
@@ -176,7 +185,7 @@ class TfjsModel implements Peer {
     });
     this.pending = { hy, cy };
     const logits = tf.add(tf.matMul(x, this.dec), this.decb);
-    return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(targets, 'int32'), V, 1, 0, 'float32'), logits) as TF.Scalar;
+    return tf.losses.softmaxCrossEntropy(this.oneHot(targets), logits) as TF.Scalar;
   }
   private pending?: { hy: Tensor2D[]; cy: Tensor2D[] };
 

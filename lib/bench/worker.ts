@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { BenchConfig } from './configs';
-import { PeerUnavailable, type Peer, type PeerFactory } from './peer';
+import { implausibleFirstLoss, PeerUnavailable, type Peer, type PeerFactory } from './peer';
 import { rnnlmPeer } from './rnnlm-peer';
 import { tfjsPeer } from './tfjs-peer';
 
@@ -90,8 +90,14 @@ async function run(spec: RunSpec, send: (r: RunResult) => void): Promise<void> {
   // Training: one warm-up step (two when cheap), then the timed steps.
   const tokensPerStep = c.batchSize * c.seqLength;
   let w0 = performance.now();
-  await peer.train(1);
+  const wrong = implausibleFirstLoss((await peer.train(1)).loss, c.vocabSize);
   let stepSeconds = (performance.now() - w0) / 1000;
+  if (wrong) {
+    r.status = 'error';
+    r.reason = wrong;
+    peer.dispose();
+    return report(peer);
+  }
   r.train = { warmupSeconds: stepSeconds, steps: 0, seconds: 0, tokensPerSecond: 0 };
   if (stepSeconds < spec.minSeconds / 4) {
     w0 = performance.now();
