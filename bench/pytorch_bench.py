@@ -80,16 +80,19 @@ def eager(cfg, seconds, dev):
         opt.step()
         return loss
 
+    last = [0.0]
+
     def ten():
         for _ in range(10):
             loss = step()
-        loss.item()  # the loss read once per 10 steps, as our fit's progress does
+        last[0] = loss.item()  # the loss read once per 10 steps, as our fit's progress does
 
+    first = step().item()  # checked by `rnnlm bench --with`: a fresh model starts near ln(V - 4)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     ten()
     steps, dt = timed(ten, seconds, 10)
-    train = {"steps": steps, "seconds": dt, "tokensPerSecond": steps * B * T / dt}
+    train = {"steps": steps, "seconds": dt, "tokensPerSecond": steps * B * T / dt, "firstLoss": first, "loss": last[0]}
 
     model.eval()
     with torch.no_grad():
@@ -133,9 +136,11 @@ def cudagraph(cfg, seconds, dev):
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        for _ in range(3):
+        for i in range(3):
             opt.zero_grad(set_to_none=True)
-            body()
+            loss = body()
+            if i == 0:
+                first = loss.item()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     opt.zero_grad(set_to_none=True)
@@ -151,7 +156,7 @@ def cudagraph(cfg, seconds, dev):
     torch.cuda.reset_peak_memory_stats()
     ten()
     steps, dt = timed(ten, seconds, 10)
-    train = {"steps": steps, "seconds": dt, "tokensPerSecond": steps * B * T / dt}
+    train = {"steps": steps, "seconds": dt, "tokensPerSecond": steps * B * T / dt, "firstLoss": first, "loss": loss.item()}
 
     model.eval()
     with torch.no_grad():

@@ -86,3 +86,22 @@ test('bench --json rewrites the report after every run, so a bench that is kille
   expect(seen?.runs[0].train?.tokensPerSecond).toBeGreaterThan(0);
   expect(JSON.parse(readFileSync(json, 'utf8'))).toEqual(seen);
 }, 60_000);
+
+test('bench --with fails a merged run whose first loss no fresh model gives, or that does not report one', () => {
+  const peer = (name: string, train: Record<string, number>) => ({ peer: name, config: 'quick', status: 'ok', notes: [], train: { steps: 10, seconds: 1, tokensPerSecond: 1280, ...train } });
+  const withFile = join(dir, 'with.json');
+  writeFileSync(withFile, JSON.stringify({ runs: [
+    peer('sound', { firstLoss: 6.95 }), peer('denormal', { firstLoss: 1.3e-44 }), peer('summed', { firstLoss: 6.9 * 128 }), peer('silent', {}),
+  ] }));
+  const json = join(dir, 'with-bench.json');
+  const r = rnnlm('bench', '--quick', '--peers', 'rnnlm-cpu', '--with', withFile, '--json', json);
+  expect(r.err).toMatch(/a peer failed/);
+  expect(r.code).not.toBe(0);
+  const runs = (JSON.parse(readFileSync(json, 'utf8')) as { runs: { peer: string; status: string; reason?: string; train?: { firstLoss?: number } }[] }).runs;
+  const by = Object.fromEntries(runs.map((x) => [x.peer, x]));
+  expect(by['rnnlm-cpu'].status).toBe('ok');
+  expect(Math.abs(by['rnnlm-cpu'].train!.firstLoss! - Math.log(996))).toBeLessThan(0.5);
+  expect(by.sound.status).toBe('ok');
+  for (const bad of ['denormal', 'summed']) expect(by[bad]).toMatchObject({ status: 'error', reason: expect.stringMatching(/ln\(996\) = 6\.90/) });
+  expect(by.silent).toMatchObject({ status: 'error', reason: expect.stringMatching(/no train\.firstLoss/) });
+}, 60_000);

@@ -10,6 +10,7 @@ import { extname, join } from 'node:path';
 import { nvidiaDriverPresent } from '../backend/cuda';
 import { invalidArgument } from '../errors';
 import { CONFIGS, CPU_DEFAULT, QUICK, findConfig, scalingConfigs, type BenchConfig } from './configs';
+import { implausibleFirstLoss } from './peer';
 import type { RunResult, RunSpec } from './worker';
 
 export const ALL_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm', 'tfjs-webgpu'];
@@ -207,9 +208,14 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     } catch (e) {
       throw invalidArgument(`bench: --with ${o.withRuns}: ${(e as Error).message}`);
     }
-    // Next to ours, configuration by configuration.
-    for (const r of extra) {
-      const at = report.runs.map((x) => x.config).lastIndexOf(r.config);
+    // Next to ours, configuration by configuration; a run whose model is not the model fails.
+    for (const x of extra) {
+      const c = findConfig(x.config);
+      const wrong = !x.train || !c ? undefined
+        : x.train.firstLoss === undefined ? 'it reports no train.firstLoss, so it cannot be checked to train the model'
+        : implausibleFirstLoss(x.train.firstLoss, c.vocabSize);
+      const r = wrong ? { ...x, status: 'error' as const, reason: wrong, train: undefined } : x;
+      const at = report.runs.map((q) => q.config).lastIndexOf(r.config);
       report.runs.splice(at < 0 ? report.runs.length : at + 1, 0, { ...r, notes: r.notes ?? [] });
     }
   }

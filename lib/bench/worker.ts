@@ -43,6 +43,8 @@ export interface RunResult {
     seconds: number;
     tokensPerSecond: number;
     loss?: number;
+    /** The loss of the first step of the fresh model (checked by implausibleFirstLoss). */
+    firstLoss?: number;
     /** Device allocations per step over steps after the first (ours: 0). */
     allocationsPerStep?: number;
   };
@@ -90,15 +92,16 @@ async function run(spec: RunSpec, send: (r: RunResult) => void): Promise<void> {
   // Training: one warm-up step (two when cheap), then the timed steps.
   const tokensPerStep = c.batchSize * c.seqLength;
   let w0 = performance.now();
-  const wrong = implausibleFirstLoss((await peer.train(1)).loss, c.vocabSize);
+  const firstLoss = (await peer.train(1)).loss;
   let stepSeconds = (performance.now() - w0) / 1000;
+  const wrong = implausibleFirstLoss(firstLoss, c.vocabSize);
   if (wrong) {
     r.status = 'error';
     r.reason = wrong;
     peer.dispose();
     return report(peer);
   }
-  r.train = { warmupSeconds: stepSeconds, steps: 0, seconds: 0, tokensPerSecond: 0 };
+  r.train = { warmupSeconds: stepSeconds, steps: 0, seconds: 0, tokensPerSecond: 0, firstLoss };
   if (stepSeconds < spec.minSeconds / 4) {
     w0 = performance.now();
     await peer.train(2);
