@@ -1,4 +1,5 @@
-"""PyTorch as a benchmark peer on the GPU machine (run by scripts/gpu-check.sh): the same models
+"""PyTorch as a benchmark peer, on the GPU machine (run by scripts/gpu-check.sh) and on the CPU
+(scripts/bench-cpu.sh, with `--device cpu`): the same models
 as rnnlm (nn.Embedding + nn.LSTM / nn.GRU + nn.Linear + cross-entropy + Adam + global-norm
 clipping at 5, word_language_model style, time-major), the DESIGN.md configurations, TF32 off.
 
@@ -10,9 +11,15 @@ beside ours in one report):
                      capturable=True) captured once and replayed; generation: 64 token steps
                      (embedding, RNN, linear, softmax, multinomial) captured as one graph, the
                      ids read once per 64 tokens — the fastest PyTorch we know how to write.
+  pytorch-cpu        (--device cpu) the eager peer on the CPU, all cores, each configuration in its
+                     own process so that its peak RSS is its own, as our bench does.
 """
 import argparse
 import json
+import multiprocessing
+import os
+import platform
+import resource
 import time
 
 import torch
@@ -88,8 +95,9 @@ def eager(cfg, seconds, dev):
         last[0] = loss.item()  # the loss read once per 10 steps, as our fit's progress does
 
     first = step().item()  # checked by `rnnlm bench --with`: a fresh model starts near ln(V - 4)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     ten()
     steps, dt = timed(ten, seconds, 10)
     train = {"steps": steps, "seconds": dt, "tokensPerSecond": steps * B * T / dt, "firstLoss": first, "loss": last[0]}
@@ -190,29 +198,78 @@ def cudagraph(cfg, seconds, dev):
     return train, {"tokens": n, "seconds": gdt, "tokensPerSecond": n / gdt}
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "cpu"
+
+
+def loaded_blas():
+    """The BLAS libraries this process has mapped (Debian's torch links whichever libblas.so.3 is chosen)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {os.path.basename(l.split()[-1]) for l in f if "blas" in l or "mkl" in l}
+        return ", ".join(sorted(libs)) or "none found"
+    except OSError:
+        return "unknown"
+
+
+def cpu_run(cfg, seconds, threads):
+    """One configuration in a fresh process (spawned): its own peak RSS, as our worker reports."""
+    torch.set_num_threads(threads)
+    train, gen = eager(cfg, seconds, torch.device("cpu"))
+    return train, gen, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default="pytorch.json")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    ap.add_argument("--configs", help="comma-separated configuration names (default: all)")
+    ap.add_argument("--threads", type=int, default=1, help="torch's intra-op threads on the CPU (default 1: see below)")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    dev = torch.device("cuda")
-    info = {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "device": torch.cuda.get_device_name(0)}
+    if args.device == "cuda":
+        dev = torch.device("cuda")
+        info = {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "device": torch.cuda.get_device_name(0)}
+        peers = (("pytorch-eager", eager), ("pytorch-cudagraph", cudagraph))
+    else:
+        # The GEMMs run in the BLAS on every core (its own threads) whatever torch's thread count.
+        # On the 2-core machine, torch threads 1 + OpenBLAS 2 was the fastest setting (zaremba-small
+        # 3,500-3,900 tokens/s); 2 + 2 oversubscribes the cores (880-1,300), 1 + 1 and 2 + 1 are slower.
+        blas = loaded_blas()
+        info = {"torch": torch.__version__, "device": cpu_model(), "blas": blas, "torchThreads": args.threads,
+                "blasThreads": os.environ.get("OPENBLAS_NUM_THREADS", f"default ({len(os.sched_getaffinity(0))} cores)"),
+                "mkldnn": torch.backends.mkldnn.is_available()}
+        peers = (("pytorch-cpu", None),)
+    names = args.configs.split(",") if args.configs else [c[0] for c in CONFIGS]
+    unknown = set(names) - {c[0] for c in CONFIGS}
+    if unknown:
+        ap.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
     runs = []
-    for cfg in CONFIGS:
-        for peer, fn in (("pytorch-eager", eager), ("pytorch-cudagraph", cudagraph)):
+    for cfg in (c for c in CONFIGS if c[0] in names):
+        for peer, fn in peers:
             notes = [f"generation: {GRAPH_TOKENS} token steps per graph replay, ids read once per replay"] if fn is cudagraph else []
             run = {"peer": peer, "config": cfg[0], "status": "ok", "info": info, "notes": notes}
             try:
-                train, gen = fn(cfg, args.seconds, dev)
-                run.update(train=train, generate=gen, peakDeviceMiB=torch.cuda.max_memory_allocated() / 2**20)
+                if args.device == "cuda":
+                    train, gen = fn(cfg, args.seconds, dev)
+                    run.update(train=train, generate=gen, peakDeviceMiB=torch.cuda.max_memory_allocated() / 2**20)
+                else:
+                    with multiprocessing.get_context("spawn").Pool(1) as pool:
+                        train, gen, rss = pool.apply(cpu_run, (cfg, args.seconds, args.threads))
+                    run.update(train=train, generate=gen, peakRssMiB=rss)
                 print(f"{peer} {cfg[0]}: train {train['tokensPerSecond']:.0f} tokens/s, generate {gen['tokensPerSecond']:.0f} tokens/s")
             except Exception as e:  # a peer that cannot run this configuration says why
                 run.update(status="unavailable", reason=f"{type(e).__name__}: {e}"[:500])
                 print(f"{peer} {cfg[0]}: {run['reason']}")
             runs.append(run)
-            torch.cuda.empty_cache()
+            if args.device == "cuda":
+                torch.cuda.empty_cache()
     with open(args.json, "w") as f:
         json.dump({"kind": "pytorch-bench", "runs": runs}, f, indent=2)
 

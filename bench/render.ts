@@ -31,7 +31,7 @@ function versions(rep: BenchReport): string {
   for (const r of rep.runs) {
     const i = r.info ?? {};
     if (r.peer === 'rnnlm-cuda' && i.cudnn) seen.add(`rnnlm cuDNN ${cudnn(Number(i.cudnn))}`);
-    if (i.torch) seen.add(`PyTorch ${i.torch} (cuDNN ${cudnn(Number(i.cudnn))})`);
+    if (i.torch) seen.add(`PyTorch ${i.torch} (${i.cudnn ? `cuDNN ${cudnn(Number(i.cudnn))}` : `${i.blas}; torch threads ${i.torchThreads}, BLAS threads ${i.blasThreads}`})`);
     if (r.peer.startsWith('tfjs') && i.version) seen.add(`tfjs ${i.version}`);
   }
   return seen.size ? `, ${[...seen].join(', ')}` : '';

@@ -91,17 +91,22 @@ test('bench --with fails a merged run whose first loss no fresh model gives, or 
   const peer = (name: string, train: Record<string, number>) => ({ peer: name, config: 'quick', status: 'ok', notes: [], train: { steps: 10, seconds: 1, tokensPerSecond: 1280, ...train } });
   const withFile = join(dir, 'with.json');
   writeFileSync(withFile, JSON.stringify({ runs: [
-    peer('sound', { firstLoss: 6.95 }), peer('denormal', { firstLoss: 1.3e-44 }), peer('summed', { firstLoss: 6.9 * 128 }), peer('silent', {}),
+    peer('pytorch-cpu', { firstLoss: 6.95 }), peer('pytorch-eager', { firstLoss: 6.95 }), peer('denormal', { firstLoss: 1.3e-44 }), peer('summed', { firstLoss: 6.9 * 128 }), peer('silent', {}),
   ] }));
   const json = join(dir, 'with-bench.json');
   const r = rnnlm('bench', '--quick', '--peers', 'rnnlm-cpu', '--with', withFile, '--json', json);
   expect(r.err).toMatch(/a peer failed/);
   expect(r.code).not.toBe(0);
-  const runs = (JSON.parse(readFileSync(json, 'utf8')) as { runs: { peer: string; status: string; reason?: string; train?: { firstLoss?: number } }[] }).runs;
+  const runs = (JSON.parse(readFileSync(json, 'utf8')) as { runs: { peer: string; status: string; reason?: string; train?: { firstLoss?: number; tokensPerSecond?: number } }[] }).runs;
   const by = Object.fromEntries(runs.map((x) => [x.peer, x]));
   expect(by['rnnlm-cpu'].status).toBe('ok');
   expect(Math.abs(by['rnnlm-cpu'].train!.firstLoss! - Math.log(996))).toBeLessThan(0.5);
-  expect(by.sound.status).toBe('ok');
+  expect(by['pytorch-cpu'].status).toBe('ok');
+  // A CPU peer is compared with ours on the CPU; a GPU peer with rnnlm-cuda, which did not run here.
+  const row = (peer: string) => r.out.split('\n').map((l) => l.trim().split(/\s{2,}/)).find((cells) => cells[0] === 'quick' && cells[1] === peer)!;
+  const ratio = by['rnnlm-cpu'].train!.tokensPerSecond! / 1280;
+  expect(row('pytorch-cpu')).toContain(`${ratio.toFixed(ratio < 10 ? 1 : 0)}x`);
+  expect(row('pytorch-eager').filter((c) => c.endsWith('x'))).toEqual([]);
   for (const bad of ['denormal', 'summed']) expect(by[bad]).toMatchObject({ status: 'error', reason: expect.stringMatching(/ln\(996\) = 6\.90/) });
   expect(by.silent).toMatchObject({ status: 'error', reason: expect.stringMatching(/no train\.firstLoss/) });
 }, 60_000);

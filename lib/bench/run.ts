@@ -17,7 +17,7 @@ export const ALL_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm', 't
 
 /** Ours on the same class of device as a peer: ratios compare GPU with GPU and CPU with CPU. */
 export function oursFor(peer: string): string {
-  return /cuda|webgpu|pytorch/.test(peer) ? 'rnnlm-cuda' : 'rnnlm-cpu';
+  return /-cpu$|-wasm$/.test(peer) ? 'rnnlm-cpu' : 'rnnlm-cuda';
 }
 
 export interface BenchOptions {
@@ -126,7 +126,7 @@ const fmt = (x: number | undefined, digits = 0) =>
 /** Plain-text table of a report's runs, with each peer's speed relative to ours on the same device class. */
 export function formatRuns(runs: RunResult[]): string {
   const lines: string[] = [];
-  const header = ['config', 'peer', 'train tok/s', 'gen tok/s', 'peak RSS MiB', 'peak GPU MiB', 'ours/peer train', 'ours/peer gen', 'status'];
+  const header = ['config', 'peer', 'train tok/s', 'gen tok/s', 'peak RSS MiB', 'peak device MiB', 'ours/peer train', 'ours/peer gen', 'status'];
   const rows: string[][] = [header];
   for (const r of runs) {
     const ours = runs.find((o) => o.config === r.config && o.peer === oursFor(r.peer));
