@@ -10,11 +10,14 @@ import type { RunResult } from '../lib/bench/worker';
 const dir = join(__dirname, 'results');
 const readme = join(__dirname, '..', 'README.md');
 
-const reports: { file: string; report: BenchReport }[] = readdirSync(dir)
+const readReports = (): { file: string; report: BenchReport }[] => readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
   .map((f) => ({ file: f, report: JSON.parse(readFileSync(join(dir, f), 'utf8')) as BenchReport }))
   .filter((r) => r.report.kind === 'rnnlm-bench' && !r.report.options.quick)
   .sort((a, b) => a.report.date.localeCompare(b.report.date));
+
+/** Text for an SVG text node or attribute (a timed-out run's label is "< 1.4"). */
+const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 const firstLine = (reason?: string) => (reason ?? 'no reason given').split('\n')[0].replace(/\s*Tried:?\s*$/, '');
 const n = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: x < 10 ? 2 : x < 100 ? 1 : 0 });
@@ -31,11 +34,13 @@ function versions(rep: BenchReport): string {
   for (const r of rep.runs) {
     const i = r.info ?? {};
     if (r.peer === 'rnnlm-cuda' && i.cudnn) seen.add(`rnnlm cuDNN ${cudnn(Number(i.cudnn))}`);
-    if (i.torch) seen.add(`PyTorch ${i.torch} (${i.cudnn ? `cuDNN ${cudnn(Number(i.cudnn))}` : `${i.blas}; torch threads ${i.torchThreads}, BLAS threads ${i.blasThreads}`})`);
+    if (i.torch) seen.add(`PyTorch ${i.torch} (${i.cudnn ? `cuDNN ${cudnn(Number(i.cudnn))}` : `${blasName(String(i.blas))}; torch threads ${i.torchThreads}, BLAS threads ${i.blasThreads}`})`);
     if (r.peer.startsWith('tfjs') && i.version) seen.add(`tfjs ${i.version}`);
   }
   return seen.size ? `, ${[...seen].join(', ')}` : '';
 }
+/** The BLAS itself out of the libraries a peer had mapped (libblas.so.3 is only the alternatives link). */
+const blasName = (libs: string) => libs.split(', ').filter((l) => /openblas|mkl|blis/i.test(l)).join(', ') || libs;
 const cudnn = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
 
 function table(rep: BenchReport, file: string): string {
@@ -104,12 +109,12 @@ function svg(rep: BenchReport): string {
   let y = top;
   for (const c of configs) {
     const group = peers.map((p) => runs.find((r) => r.config === c && r.peer === p)).filter((r): r is RunResult => !!r);
-    parts.push(`<text x="${left - 8}" y="${y + (group.length * bar) / 2 + 4}" text-anchor="end" font-weight="bold">${c}</text>`);
+    parts.push(`<text x="${left - 8}" y="${y + (group.length * bar) / 2 + 4}" text-anchor="end" font-weight="bold">${xml(c)}</text>`);
     for (const r of group) {
       const v = value(r);
       const color = colors[peers.indexOf(r.peer) % colors.length];
       parts.push(`<rect x="${left}" y="${y}" width="${Math.max(1, x(v) - left).toFixed(1)}" height="${bar - 2}" fill="${color}"${r.train ? '' : ' fill-opacity="0.35"'}/>`);
-      parts.push(`<text x="${(x(v) + 4).toFixed(1)}" y="${y + bar - 4}">${r.train ? '' : '< '}${n(v)}</text>`);
+      parts.push(`<text x="${(x(v) + 4).toFixed(1)}" y="${y + bar - 4}">${xml(`${r.train ? '' : '< '}${n(v)}`)}</text>`);
       y += bar;
     }
     y += gap;
@@ -119,27 +124,39 @@ function svg(rep: BenchReport): string {
     axis.push(`<line x1="${x(10 ** e)}" y1="${top - 6}" x2="${x(10 ** e)}" y2="${y}" stroke="#d0d7de"/>`);
     axis.push(`<text x="${x(10 ** e)}" y="${top - 10}" text-anchor="middle">${n(10 ** e)}</text>`);
   }
-  const legend = peers.map((p, i) => `<rect x="${left + i * 130}" y="${y + 8}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${left + i * 130 + 14}" y="${y + 17}">${p}</text>`);
+  const legend = peers.map((p, i) => `<rect x="${left + i * 130}" y="${y + 8}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${left + i * 130 + 14}" y="${y + 17}">${xml(p)}</text>`);
   const h = y + 30;
   const title = `Training tokens/s (log scale) — ${rep.machine.cpu}, ${rep.machine.cores} cores${rep.machine.gpu ? `, ${rep.machine.gpu}` : ''}`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 90}" height="${h}" font-family="sans-serif" font-size="11">
 <rect width="100%" height="100%" fill="white"/>
-<text x="${left}" y="16" font-size="13">${title}</text>
+<text x="${left}" y="16" font-size="13">${xml(title)}</text>
 ${[...axis, ...parts, ...legend].join('\n')}
 </svg>
 `;
 }
 
-if (reports.length === 0) throw new Error(`no benchmark reports in ${dir} (run: npm run bench -- --json bench/results/cpu.json)`);
-const sections: string[] = [];
-for (const { file, report } of reports) {
-  const chart = file.replace(/\.json$/, '.svg');
-  writeFileSync(join(dir, chart), svg(report));
-  sections.push(`${table(report, file)}\n\n![training tokens/s](bench/results/${chart})`);
-}
-const text = readFileSync(readme, 'utf8');
 const begin = '<!-- bench:begin (npm run bench:render) -->', end = '<!-- bench:end -->';
-const i = text.indexOf(begin), j = text.indexOf(end);
-if (i < 0 || j < i) throw new Error(`README.md has no ${begin} ... ${end} section`);
-writeFileSync(readme, `${text.slice(0, i + begin.length)}\n${sections.join('\n\n')}\n${text.slice(j)}`);
-console.log(`README.md: ${reports.length} report(s) rendered; charts in ${dir}`);
+
+/** The README with its benchmark section rendered from bench/results/*.json, and the charts. */
+export function render(readmeText: string): { readme: string; charts: Record<string, string> } {
+  const reports = readReports();
+  if (reports.length === 0) throw new Error(`no benchmark reports in ${dir} (run: npm run bench -- --json bench/results/cpu.json)`);
+  const charts: Record<string, string> = {};
+  const sections: string[] = [];
+  for (const { file, report } of reports) {
+    const chart = file.replace(/\.json$/, '.svg');
+    charts[chart] = svg(report);
+    sections.push(`${table(report, file)}\n\n![training tokens/s](bench/results/${chart})`);
+  }
+  const i = readmeText.indexOf(begin), j = readmeText.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`README.md has no ${begin} ... ${end} section`);
+  return { readme: `${readmeText.slice(0, i + begin.length)}\n${sections.join('\n\n')}\n${readmeText.slice(j)}`, charts };
+}
+
+// Run as a script (npm run bench:render), not when a test imports render().
+if (typeof module !== 'undefined' && require.main === module) {
+  const { readme: text, charts } = render(readFileSync(readme, 'utf8'));
+  for (const [name, body] of Object.entries(charts)) writeFileSync(join(dir, name), body);
+  writeFileSync(readme, text);
+  console.log(`README.md: ${Object.keys(charts).length} report(s) rendered; charts in ${dir}`);
+}
