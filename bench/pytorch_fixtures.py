@@ -1,4 +1,5 @@
-"""PyTorch parity fixtures (run by scripts/gpu-check.sh on the GPU machine).
+"""PyTorch parity fixtures (run by scripts/gpu-check.sh on the GPU machine; on a machine without
+CUDA it runs PyTorch's CPU kernels instead, to rehearse the script and cross-check the fixtures).
 
 For each checkpoint written by rnnlm (LanguageModel.save) in FOLDER/<cell>.safetensors, with a
 batch in FOLDER/<cell>.batch.safetensors (input ids, targets, lengths, h0, c0 — time-major), this
@@ -38,11 +39,11 @@ def run(folder, cell):
     path = f"{folder}/{cell}.safetensors"
     with safe_open(path, "pt") as f:
         cfg = json.loads(f.metadata()["config"])
-    dev = torch.device("cuda")
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
     model = RNNModel(cfg).to(dev)
-    state = load_file(path, device="cuda")
+    state = load_file(path, device=dev)
     model.load_state_dict(state, strict=True)
-    b = load_file(f"{folder}/{cell}.batch.safetensors", device="cuda")
+    b = load_file(f"{folder}/{cell}.batch.safetensors", device=dev)
     ids, targets, lengths = b["ids"].long(), b["targets"].long(), b["lengths"].long().cpu()
     h0 = b["h0"].clone().requires_grad_(True)
     c0 = b["c0"].clone().requires_grad_(True)
@@ -62,7 +63,7 @@ def run(folder, cell):
     if cell == "lstm":
         fixture["grad.c0"] = c0.grad.detach().cpu().contiguous()
     meta = {"config": json.dumps(cfg), "torch": torch.__version__, "cudnn": str(torch.backends.cudnn.version()),
-            "device": torch.cuda.get_device_name(0)}
+            "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"}
     save_file(fixture, f"{folder}/{cell}.fixture.safetensors", metadata=meta)
     print(f"fixture {cell}: loss {loss.item():.6f}")
 

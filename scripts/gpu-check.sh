@@ -12,6 +12,9 @@
 # call 2 (the runs share the GPU)
 #   GPU_CHECK_ONLY=reproduce BROWN_MINUTES=8 SHAKESPEARE_MINUTES=8 bash scripts/gpu-check.sh
 # then copy $OUT's bench-gpu.json / gpu-check.json / reproduce-*.json to bench/results/.
+# The device returns at most 8 files from $OUT: call 1 leaves log, gpu-check.json, fixtures.tar,
+# pytorch.json, bench-gpu.json (and sync/gpu-check.json if the async path failed); scratch goes
+# to a temporary folder.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 G=.gpu
@@ -56,7 +59,9 @@ if command -v nvidia-smi >/dev/null; then
 fi
 [ -f "$G/rnnlm_cpu.node" ] && export RNNLM_CPU_ADDON="$PWD/$G/rnnlm_cpu.node"
 [ -f "$G/rnnlm_cuda.node" ] && export RNNLM_CUDA_ADDON="$PWD/$G/rnnlm_cuda.node"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/nvidia-smi.txt"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
 
 # 1. The declaration header against the real headers (static_asserts), where they exist.
 PY=${PYTHON:-/opt/torch/.venv/bin/python}
@@ -64,10 +69,10 @@ if [ -x "$PY" ]; then
   SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   CUDA_INC=$(ls -d /usr/local/cuda/include "$SITE"/nvidia/cuda_runtime/include 2>/dev/null | head -1)
   if g++ -std=c++17 -DRNNLM_HAVE_CUDNN_HEADERS -I"$SITE/nvidia/cudnn/include" -I"$SITE/nvidia/cublas/include" \
-       -I"$CUDA_INC" native/cuda/check_api.cc -o "$OUT/check_api" 2> "$OUT/check_api.log"; then
+       -I"$CUDA_INC" native/cuda/check_api.cc -o "$SCRATCH/check_api" 2> "$SCRATCH/check_api.log"; then
     echo "header check: cudnn_api.h agrees with the real cuDNN and cuBLAS headers"
   else
-    echo "header check: FAILED (see $OUT/check_api.log)"; tail -20 "$OUT/check_api.log"
+    echo "header check: FAILED"; head -40 "$SCRATCH/check_api.log"
   fi
 else
   echo "header check: skipped (no PyTorch python at $PY)"
@@ -87,15 +92,20 @@ if [ $status -ne 0 ] && [ "$RNNLM_CUDA_ASYNC_UPLOADS" = 1 ] && [[ $ONLY == *pari
     echo "gpu-check: synchronous uploads pass: the async path is at fault; the rest runs without it"
     export RNNLM_CUDA_ASYNC_UPLOADS=0
   fi
+  rm -rf "$OUT/sync/fixtures"
 fi
 
-# 3. PyTorch: parity fixtures from our checkpoints (copy $OUT/fixtures/*.fixture.safetensors to
+# 3. PyTorch: parity fixtures from our checkpoints (`tar -C test -xf fixtures.tar` puts them in
 #    test/fixtures/, where CI checks the CPU backend against them), then PyTorch's benchmark runs.
 WITH=()
 if [ -x "$PY" ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  [[ $ONLY == *parity* ]] && "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"
+  if [[ $ONLY == *parity* ]] && "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"; then
+    (cd "$OUT" && tar -cf fixtures.tar fixtures/*.fixture.safetensors)  # one file back: untar into test/
+  fi
   [[ $ONLY == *bench* ]] && PYTHONUNBUFFERED=1 "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json" --seconds "${BENCH_SECONDS:-5}" && WITH=(--with "$OUT/pytorch.json")
 fi
+
+rm -rf "$OUT/fixtures"  # the inputs (our checkpoints and batches) and outputs, now in fixtures.tar
 
 # 4. The benchmark report: ours and tfjs-webgpu side by side, PyTorch's runs added (bench/render.ts
 #    turns bench/results/*.json into the README's tables).
