@@ -11,7 +11,10 @@
 #   BENCH_BUDGET=40 bash scripts/gpu-check.sh 2>&1 | tee $OUT/log
 # call 2 (the runs share the GPU)
 #   GPU_CHECK_ONLY=reproduce BROWN_MINUTES=8 SHAKESPEARE_MINUTES=8 bash scripts/gpu-check.sh
-# then copy $OUT's bench-gpu.json / gpu-check.json / reproduce-*.json to bench/results/.
+# then, here, `node --import tsx scripts/gpu-results.ts FILES_AT h100` (h200 on that machine) after
+# each call: it prints every figure against the issues' targets, copies bench-gpu.json /
+# gpu-check.json / reproduce-*-cuda.json to bench/results/, unpacks fixtures.tar into test/fixtures
+# and re-renders the README.
 # The device returns at most 8 files from $OUT: call 1 leaves log, gpu-check.json, fixtures.tar,
 # pytorch.json, bench-gpu.json (and sync/gpu-check.json if the async path failed); scratch goes
 # to a temporary folder.

@@ -19,7 +19,9 @@ import { Random } from '../lib/util/random';
 import { relError } from '../test/helpers';
 
 const out = process.env.OUT ?? '.';
-const report: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+const report: Record<string, unknown> = {
+  date: new Date().toISOString(), node: process.version, asyncUploads: process.env.RNNLM_CUDA_ASYNC_UPLOADS === '1',
+};
 
 
 function batch(T: number, B: number, V: number, seed: number, ragged: boolean): Batch {
