@@ -5,8 +5,9 @@
 // FOLDER: where the device's files landed (the run's files_at), holding any of gpu-check.json
 // (sync/gpu-check.json when the async-upload path failed), bench-gpu.json, fixtures.tar,
 // reproduce-*-cuda.json. KIND: the machine, as in the result names (h100, h200). Without
-// --print-only it copies them to bench/results/ (gpu-KIND.json, gpu-check-KIND.json,
-// reproduce-*-cuda.json), unpacks the fixtures into test/fixtures and re-renders the README.
+// --print-only it copies them to bench/results/ (gpu-KIND.json, gpu-check-KIND.json and
+// gpu-check-KIND-sync.json, reproduce-*-cuda.json), unpacks the fixtures into test/fixtures
+// and re-renders the README.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -131,9 +132,10 @@ function main() {
   if (flag === '--print-only') return;
   const f = files(folder);
   const results = join(root, 'bench', 'results');
-  const check = f.get('sync/gpu-check.json') && !f.get('gpu-check.json') ? 'sync/gpu-check.json' : 'gpu-check.json';
+  // Both checks when the async-upload path failed: that run's failure, and the synchronous rerun.
   const copies: [string | undefined, string][] = [
-    [f.get(check), `gpu-check-${kind}.json`],
+    [f.get('gpu-check.json'), `gpu-check-${kind}.json`],
+    [f.get('sync/gpu-check.json'), `gpu-check-${kind}-sync.json`],
     [f.get('bench-gpu.json'), `gpu-${kind}.json`],
     ...[...f].filter(([n]) => /^reproduce-.*-cuda\.json$/.test(basename(n))).map(([, p]) => [p, basename(p)] as [string, string]),
   ];
