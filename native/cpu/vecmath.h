@@ -1,22 +1,34 @@
 // Vectorisable elementwise math for the CPU hot loops. float uses branch-free
-// Cephes-style polynomials (about 1-2 ulp) that the compiler turns into SIMD code
-// (x86-64-v3: AVX2+FMA, where the CPU has it, chosen at load time; SSE2 otherwise); double uses
+// Cephes-style polynomials (about 1-2 ulp) that the compiler turns into SIMD code; double uses
 // libm, so the float64 gradient checks test the exact math of the same templates.
+//
+// The float loops (vecmath_simd.inc) are compiled twice on x86-64 with GCC: for AVX2+FMA and
+// for the baseline (SSE2), and the first call picks one by CPUID. Not target_clones: the
+// prebuilds are compiled by GCC 10 (an old-glibc root, scripts/prebuild.cjs), whose clones can
+// only name one exact CPU model ("arch=haswell") or one ISA extension ("avx2" without FMA).
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNLM_NO_CLONES)
-#define RNNLM_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNLM_NO_DISPATCH)
+#define RNNLM_AVX2_DISPATCH 1
 #else
-#define RNNLM_SIMD_CLONES
+#define RNNLM_AVX2_DISPATCH 0
 #endif
 
 namespace rnnlm::cpu {
 
 // exp(x): x = n ln2 + r, |r| <= ln2/2; exp(r) by a degree-6 polynomial; 2^n by exponent bits.
 #define RNNLM_INLINE __attribute__((always_inline)) inline
+
+// The float with these bits. memcpy, not __builtin_bit_cast: the prebuilds are compiled by the
+// GCC 10 of an old-glibc root (scripts/prebuild.cjs), which lacks it; both vectorise the same.
+RNNLM_INLINE float floatFromBits(int32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
 
 RNNLM_INLINE float expf_poly(float x) {
   x = x < -87.33654f ? -87.33654f : (x > 88.37626f ? 88.37626f : x);
@@ -34,7 +46,7 @@ RNNLM_INLINE float expf_poly(float x) {
   // A NaN x reaches here (y is NaN already): give the integer conversion a defined input so
   // the NaN propagates without undefined behaviour (found by test:asan on fuzzed weights).
   const int32_t e = int32_t(n == n ? n : 0.0f) + 127;
-  return y * __builtin_bit_cast(float, e << 23);
+  return y * floatFromBits(e << 23);
 }
 
 RNNLM_INLINE float sigmoidf_poly(float x) { return 1.0f / (1.0f + expf_poly(-x)); }
@@ -53,14 +65,6 @@ RNNLM_INLINE float tanhf_poly(float x) {
   return a < 0.625f ? small : std::copysign(big, x);
 }
 
-RNNLM_SIMD_CLONES inline void sigmoidInPlace(float* v, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) v[i] = sigmoidf_poly(v[i]);
-}
-RNNLM_SIMD_CLONES inline void tanhInPlace(float* v, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) v[i] = tanhf_poly(v[i]);
-}
 inline void sigmoidInPlace(double* v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) v[i] = 1.0 / (1.0 + std::exp(-v[i]));
 }
@@ -68,23 +72,7 @@ inline void tanhInPlace(double* v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) v[i] = std::tanh(v[i]);
 }
 
-// out[i] = exp(z[i] - shift); returns the sum (float: SIMD partial sums, double: libm).
-// out may be z itself (same index read then written) or null.
-RNNLM_SIMD_CLONES inline double expShiftSum(const float* z, int64_t n, float shift, float* out) {
-  float sum = 0;
-  if (out) {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) {
-      const float e = expf_poly(z[i] - shift);
-      out[i] = e;
-      sum += e;
-    }
-  } else {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) sum += expf_poly(z[i] - shift);
-  }
-  return sum;
-}
+// out[i] = exp(z[i] - shift); returns the sum. out may be z itself or null.
 inline double expShiftSum(const double* z, int64_t n, double shift, double* out) {
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -110,34 +98,55 @@ RNNLM_INLINE void adamImpl(T* __restrict p, const T* __restrict g, T* __restrict
     p[i] = p[i] * shrink - stepSize * mi / (std::sqrt(vi) * invSqrtBc2 + eps);
   }
 }
-RNNLM_SIMD_CLONES inline void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1,
-                                         float b2, float l2, float shrink, float stepSize, float invSqrtBc2,
-                                         float eps) {
-  adamImpl(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps);
-}
 inline void adamKernel(double* p, const double* g, double* m, double* v, int64_t n, double b1, double b2,
                        double l2, double shrink, double stepSize, double invSqrtBc2, double eps) {
   adamImpl(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps);
 }
 
-RNNLM_SIMD_CLONES inline float maxOf(const float* z, int64_t n) {
-  float m = z[0];
-#pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = z[i] > m ? z[i] : m;
-  return m;
-}
 inline double maxOf(const double* z, int64_t n) {
   double m = z[0];
   for (int64_t i = 0; i < n; ++i) m = z[i] > m ? z[i] : m;
   return m;
 }
 
-RNNLM_SIMD_CLONES inline void scaleInPlace(float* v, int64_t n, float s) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) v[i] *= s;
-}
 inline void scaleInPlace(double* v, int64_t n, double s) {
   for (int64_t i = 0; i < n; ++i) v[i] *= s;
 }
+
+// The float kernels, once per instruction set (see the top of this file).
+namespace simd_base {
+#include "vecmath_simd.inc"
+}
+#if RNNLM_AVX2_DISPATCH
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace simd_avx2 {
+#include "vecmath_simd.inc"
+}
+#pragma GCC pop_options
+inline bool hasAvx2Fma() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return yes;
+}
+#define RNNLM_SIMD(call) (hasAvx2Fma() ? simd_avx2::call : simd_base::call)
+#else
+#define RNNLM_SIMD(call) simd_base::call
+#endif
+
+inline void sigmoidInPlace(float* v, int64_t n) { RNNLM_SIMD(sigmoidInPlace(v, n)); }
+inline void tanhInPlace(float* v, int64_t n) { RNNLM_SIMD(tanhInPlace(v, n)); }
+inline double expShiftSum(const float* z, int64_t n, float shift, float* out) {
+  return RNNLM_SIMD(expShiftSum(z, n, shift, out));
+}
+inline void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2,
+                       float shrink, float stepSize, float invSqrtBc2, float eps) {
+  RNNLM_SIMD(adamKernel(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps));
+}
+inline float maxOf(const float* z, int64_t n) { return RNNLM_SIMD(maxOf(z, n)); }
+inline void scaleInPlace(float* v, int64_t n, float s) { RNNLM_SIMD(scaleInPlace(v, n, s)); }
+#undef RNNLM_SIMD
 
 }  // namespace rnnlm::cpu
