@@ -15,6 +15,9 @@ function findNvcc() {
   return candidates.find((c) => c && fs.existsSync(c));
 }
 
+module.exports = { findNvcc };
+if (require.main !== module) return;
+
 const nvcc = findNvcc();
 if (!nvcc) {
   console.log('rnnlm: nvcc not found (CUDACXX, PATH, CUDA_HOME, /usr/local/cuda*): skipping the CUDA backend');

@@ -33,10 +33,6 @@ if [ -f "$G/node.xz" ]; then
   [ -x "$G/node" ] || { xz -dc "$G/node.xz" > "$G/node" && chmod +x "$G/node"; }
   NODE=$G/node
 fi
-if [ -f "$G/libs.tar.xz" ]; then
-  [ -d "$G/lib" ] || tar -C "$G" -xJf "$G/libs.tar.xz"
-  export LD_LIBRARY_PATH="$PWD/$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
 if [ -f "$G/node_modules.tar.xz" ] && [ ! -d "$G/node_modules" ]; then tar -C "$G" -xJf "$G/node_modules.tar.xz"; fi
 if [ -f "$G/brown.tar.xz" ]; then
   [ -d "$G/brown" ] || { mkdir -p "$G/brown" && tar -C "$G/brown" -xJf "$G/brown.tar.xz"; }
@@ -60,6 +56,7 @@ fi
 if command -v nvidia-smi >/dev/null; then
   echo "vulkan: $(ldconfig -p | grep -c -i 'libvulkan\|libGLdispatch') loader libraries; ICDs: $(ls /usr/local/nvidia/share/vulkan/icd.d /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>/dev/null | tr '\n' ' ')"
 fi
+if [ -f "$G/rnnlm_cpu.node.xz" ] && [ ! -f "$G/rnnlm_cpu.node" ]; then xz -dc "$G/rnnlm_cpu.node.xz" > "$G/rnnlm_cpu.node"; fi
 [ -f "$G/rnnlm_cpu.node" ] && export RNNLM_CPU_ADDON="$PWD/$G/rnnlm_cpu.node"
 [ -f "$G/rnnlm_cuda.node" ] && export RNNLM_CUDA_ADDON="$PWD/$G/rnnlm_cuda.node"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader

