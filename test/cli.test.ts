@@ -15,6 +15,19 @@ function rnnlm(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+test('a CPU backend that cannot load: one line naming the cause and how to compile it', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'summary', '--vocab-size', '10'], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, RNNLM_CPU_ADDON: join(dir, 'missing', 'rnnlm.node') },
+  });
+  expect(r.status).toBe(1);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^rnnlm: ERR_NATIVE: cannot load the rnnlm CPU backend \(Cannot find module .*missing\/rnnlm\.node'\)\. /);
+  expect(lines[0]).toMatch(/npm rebuild rnnlm/);
+});
+
 const corpus = Array.from({ length: 400 }, (_, i) => `the ${['cat', 'dog', 'bird'][i % 3]} ${['sees', 'likes'][i % 2]} the ball .`).join('\n');
 
 test('train -> eval -> predict -> generate -> summary of a checkpoint', () => {

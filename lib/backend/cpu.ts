@@ -23,9 +23,13 @@ export function cpuAddon(): CpuAddon {
       const load = () => (nodeRequire('node-gyp-build') as (dir: string) => unknown)(packageRoot());
       addon = (explicit ? nodeRequire(explicit) : load()) as CpuAddon;
     } catch (e) {
+      // The loader's first line says what failed (a missing file, or e.g. "GLIBC_2.29 not found").
+      const reason = String((e as Error).message).split('\n')[0];
       throw new RnnlmError(
         'ERR_NATIVE',
-        `cannot load the rnnlm CPU backend (${(e as Error).message}); reinstall rnnlm, or run \`npm run build:native\` in a source checkout`,
+        `cannot load the rnnlm CPU backend (${reason}). The prebuilt binaries cover Linux x64 and arm64 with glibc 2.29 or newer; ` +
+          `elsewhere allow rnnlm's install script and run \`npm rebuild rnnlm\` to compile it (needs a C++17 compiler, make, python3 and ` +
+          `the OpenBLAS headers), or \`npm run build:native\` in a source checkout`,
       );
     }
     addon.setErrorClass(RnnlmError);
