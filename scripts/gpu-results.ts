@@ -38,6 +38,9 @@ function files(folder: string): Map<string, string> {
   return found;
 }
 
+/** A reproduce script's result on the GPU (reproduce-brown-cuda.json, reproduce-shakespeare-cuda.json). */
+const isReproduce = (name: string) => /^reproduce-.*-cuda\.json$/.test(basename(name));
+
 const fmt = (x: number, d = 2) => x.toFixed(d);
 const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const json = <T>(p: string) => JSON.parse(readFileSync(p, 'utf8')) as T;
@@ -116,7 +119,7 @@ export function summarize(folder: string): string[] {
   const lines: string[] = [];
   for (const name of ['gpu-check.json', 'sync/gpu-check.json']) if (f.has(name)) lines.push(...checkLines(name, json<GpuCheck>(f.get(name)!)));
   if (f.has('bench-gpu.json')) lines.push(...benchLines(json<BenchReport>(f.get('bench-gpu.json')!)));
-  for (const [name, p] of f) if (/^reproduce-.*-cuda\.json$/.test(basename(name))) lines.push(...reproduceLines(basename(name), json(p)));
+  for (const [name, p] of f) if (isReproduce(name)) lines.push(...reproduceLines(basename(name), json(p)));
   if (f.has('fixtures.tar')) lines.push('fixtures.tar: PyTorch (cuDNN) fixtures for test/fixtures');
   if (lines.length === 0) lines.push(`nothing to summarize in ${folder} (expected gpu-check.json, bench-gpu.json, fixtures.tar or reproduce-*-cuda.json)`);
   return lines;
@@ -137,7 +140,7 @@ function main() {
     [f.get('gpu-check.json'), `gpu-check-${kind}.json`],
     [f.get('sync/gpu-check.json'), `gpu-check-${kind}-sync.json`],
     [f.get('bench-gpu.json'), `gpu-${kind}.json`],
-    ...[...f].filter(([n]) => /^reproduce-.*-cuda\.json$/.test(basename(n))).map(([, p]) => [p, basename(p)] as [string, string]),
+    ...[...f].filter(([n]) => isReproduce(n)).map(([, p]) => [p, basename(p)] as [string, string]),
   ];
   for (const [from, to] of copies) {
     if (!from) continue;

