@@ -123,8 +123,13 @@ export class LanguageModel {
   private static async build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean) {
     const { backend, reason } = selectBackend(device);
     const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: PAD_ID });
-    if (init) net.initialize(cfg.seed);
-    await net.stream.sync();
+    try {
+      if (init) net.initialize(cfg.seed);
+      await net.stream.sync();
+    } catch (e) {
+      net.dispose();
+      throw e;
+    }
     return new LanguageModel(net, cfg, tokenizer, reason);
   }
 

@@ -27,6 +27,7 @@ echo "test:asan: $addon (ASan + UBSan)"
 if [ $# -eq 0 ]; then
   set -- test/ops.test.ts test/errors.test.ts test/gradcheck-network.test.ts test/tfjs-reference.test.ts \
     test/sampling.test.ts test/lifetime.test.ts test/model.test.ts test/event-loop.test.ts test/fuzz-checkpoint.test.ts \
-    test/safetensors.test.ts test/tokenizers.test.ts test/pytorch-fixtures.test.ts test/crash-safety.test.ts
+    test/safetensors.test.ts test/tokenizers.test.ts test/pytorch-fixtures.test.ts test/crash-safety.test.ts \
+    test/process-lifecycle.test.ts
 fi
 npx vitest run "$@"

@@ -155,8 +155,13 @@ export class Network {
       throw new RnnlmError('ERR_OUT_OF_MEMORY', `a model of ${offset.toLocaleString('en-US')} parameters needs ${gib(bytes)} for its parameters and gradients; the ${backend.device} has ${gib(backend.availableBytes())} available`);
     }
     this.stream = backend.createStream();
-    this.params = this.stream.alloc(config.dtype, offset);
-    this.grads = this.stream.alloc(config.dtype, offset);
+    try {
+      this.params = this.stream.alloc(config.dtype, offset);
+      this.grads = this.stream.alloc(config.dtype, offset);
+    } catch (e) {
+      this.stream.dispose(); // its thread and memory now, not at some later collection
+      throw e;
+    }
   }
 
   entry(name: string): ParamEntry {

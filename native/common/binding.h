@@ -16,7 +16,6 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <vector>
 
@@ -151,7 +150,6 @@ struct AddonData : js::AddonData {
   Napi::FunctionReference bufferClass;
   Napi::FunctionReference streamClass;
   Napi::FunctionReference rnnClass;
-  std::set<Stream*> liveStreams;  // shut down at environment teardown
 };
 static AddonData* addonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 
@@ -179,7 +177,10 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
   ~NativeBuffer() override { release(this->Env()); }
   void release(Napi::Env env) {
     storage_.reset();  // queued ops keep their own reference
-    if (external_) Napi::MemoryManagement::AdjustExternalMemory(env, -external_);
+    // The raw call: this also runs from finalizers at environment teardown, where a C++
+    // exception from a failed status would end the process.
+    int64_t ignored;
+    if (external_) napi_adjust_external_memory(env, -external_, &ignored);
     external_ = 0;
   }
   std::shared_ptr<Storage> storage_;
@@ -303,21 +304,34 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
     id_ = nextId++;
     Napi::Env env = info.Env();
     channel_ = std::make_shared<ReadChannel>();
-    channel_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function(), "rnnlm-cpu-stream", 0, 1);
+    channel_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function(), "rnnlm-stream", 0, 1);
     channel_->tsfn.Unref(env);
     ctx_ = std::make_unique<typename D::Context>();
     stream_ = std::make_unique<Stream>();
-    addonData(env)->liveStreams.insert(stream_.get());
+    // Environment teardown (the end of the process or of a worker thread) runs cleanup hooks
+    // newest first, so this one runs before the thread-safe function's own: the stream is
+    // stopped and the function released while both still exist. The finalizer that runs later
+    // then finds nothing to close.
+    NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, &NativeStream::onTeardown, this));
   }
-  ~NativeStream() override { close(this->Env()); }
+  ~NativeStream() override { close(this->Env(), false); }
 
  private:
-  void close(Napi::Env env) {
+  static void onTeardown(void* self) { static_cast<NativeStream*>(self)->close(nullptr, true); }
+
+  void close(napi_env env, bool atTeardown) {
     if (!stream_) return;
-    if (auto* d = addonData(env)) d->liveStreams.erase(stream_.get());
-    stream_->shutdown();
+    if (!atTeardown) napi_remove_env_cleanup_hook(env, &NativeStream::onTeardown, this);
+    stream_->shutdown();  // cancels queued work, delivers ERR_DISPOSED to queued reads, joins
     stream_.reset();
     channel_->tsfn.Release();
+  }
+
+  // Queues work after the arguments were read: reading them can run JavaScript (a getter) that
+  // disposes this stream.
+  void push(std::function<void()> run) {
+    live();
+    stream_->push(std::move(run));
   }
 
   void live() const {
@@ -408,7 +422,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       if (dst.dtype == DType::F32) checkFinite(float{});
       if (dst.dtype == DType::F64) checkFinite(double{});
       auto* ctx = ctx_.get();
-      stream_->push([dst, bytes, ctx] {
+      push([dst, bytes, ctx] {
         D::upload(*ctx, static_cast<uint8_t*>(dst.st->data) + dst.offset * dtypeSize(dst.dtype), bytes->data(),
                   bytes->size());
       });
@@ -430,6 +444,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
   }
 
   Napi::Value enqueueRead(View src, bool isVoid) {
+    live();
     Napi::Env env = this->Env();
     auto* r = new ReadResult{channel_, Napi::Promise::Deferred::New(env), {}, src.dtype, isVoid, std::nullopt};
     Napi::Promise promise = r->deferred.Promise();
@@ -450,25 +465,33 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
           r->channel->tsfn.BlockingCall(r, [](Napi::Env env, Napi::Function, ReadResult* res) {
             std::unique_ptr<ReadResult> own(res);
             if (--res->channel->pending == 0) res->channel->tsfn.Unref(env);
-            if (res->error) {
-              res->deferred.Reject(js::toJs(env, *res->error).Value());
-              return;
+            try {
+              settle(env, *res);
+            } catch (const Napi::Error& e) {
+              // Settling failed (no memory for the result, or a worker being terminated, where
+              // no JavaScript runs): reject with that error where possible. Nothing may escape
+              // this callback: a C++ exception here ends the process.
+              try {
+                res->deferred.Reject(e.Value());
+              } catch (const Napi::Error&) {
+              }
             }
-            if (res->isVoid) {
-              res->deferred.Resolve(env.Undefined());
-              return;
-            }
-            const size_t n = res->bytes.size() / dtypeSize(res->dtype);
-            Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, res->bytes.size());
-            std::memcpy(ab.Data(), res->bytes.data(), res->bytes.size());
-            Napi::Value out;
-            if (res->dtype == DType::F32) out = Napi::Float32Array::New(env, n, ab, 0);
-            else if (res->dtype == DType::F64) out = Napi::Float64Array::New(env, n, ab, 0);
-            else out = Napi::Int32Array::New(env, n, ab, 0);
-            res->deferred.Resolve(out);
           });
         });
     return promise;
+  }
+
+  static void settle(Napi::Env env, ReadResult& res) {
+    if (res.error) return res.deferred.Reject(js::toJs(env, *res.error).Value());
+    if (res.isVoid) return res.deferred.Resolve(env.Undefined());
+    const size_t n = res.bytes.size() / dtypeSize(res.dtype);
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, res.bytes.size());
+    std::memcpy(ab.Data(), res.bytes.data(), res.bytes.size());
+    Napi::Value out;
+    if (res.dtype == DType::F32) out = Napi::Float32Array::New(env, n, ab, 0);
+    else if (res.dtype == DType::F64) out = Napi::Float64Array::New(env, n, ab, 0);
+    else out = Napi::Int32Array::New(env, n, ab, 0);
+    res.deferred.Resolve(out);
   }
 
   Napi::Value Fill(const Napi::CallbackInfo& info) {
@@ -479,7 +502,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
                                ? double(js::integer(info[1], "fill value", INT32_MIN, INT32_MAX))
                                : js::number(info[1], "fill value");
       auto* ctx = ctx_.get();
-      stream_->push([dst, value, ctx] {
+      push([dst, value, ctx] {
         if (dst.dtype == DType::F32) D::fill(*ctx, dst.p<float>(), dst.numel, float(value));
         else if (dst.dtype == DType::F64) D::fill(*ctx, dst.p<double>(), dst.numel, value);
         else D::fill(*ctx, dst.p<int32_t>(), dst.numel, int32_t(value));
@@ -497,7 +520,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
                   dtypeName(src.dtype), src.shapeStr().c_str(), dtypeName(dst.dtype), dst.shapeStr().c_str());
       expectDisjoint("copy", {{&src, "source"}, {&dst, "destination"}});
       auto* ctx = ctx_.get();
-      stream_->push([src, dst, ctx] {
+      push([src, dst, ctx] {
         D::copy(*ctx, static_cast<uint8_t*>(dst.st->data) + dst.offset * dtypeSize(dst.dtype),
                 static_cast<const uint8_t*>(src.st->data) + src.offset * dtypeSize(src.dtype),
                 src.numel * dtypeSize(src.dtype));
@@ -507,7 +530,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    close(info.Env());
+    close(info.Env(), false);
     return info.Env().Undefined();
   }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !stream_); }
@@ -527,7 +550,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectShape(out, op, "out", {N, E});
       expectDisjoint(op, {{&table, "table"}, {&out, "out"}});
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::embeddingForward(*ctx, table.p<T>(), V, E, ids.p<int32_t>(), N, out.p<T>());
@@ -552,7 +575,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectShape(dout, op, "dout", {N, E});
       expectDisjoint(op, {{&dout, "dout"}, {&dtable, "dtable"}});
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::embeddingBackward(*ctx, ids.p<int32_t>(), N, dout.p<T>(), V, E, pad, dtable.p<T>());
@@ -577,7 +600,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectDisjoint(op, {{&x, "x"}, {&mask, "mask"}});
       expectDisjoint(op, {{&mask, "mask"}, {&y, "y"}});
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::dropoutForward(*ctx, x.p<T>(), x.numel, p, seed, mask.p<T>(), y.p<T>());
@@ -598,7 +621,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
                   "%s: a %s, b %s and out %s must have the same size", op, a.shapeStr().c_str(),
                   b.shapeStr().c_str(), out.shapeStr().c_str());
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::multiply(*ctx, a.p<T>(), b.p<T>(), a.numel, out.p<T>());
@@ -626,7 +649,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectDisjoint(op, {{&W, "W"}, {&y, "y"}});
       expectDisjoint(op, {{&b, "b"}, {&y, "y"}});
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::linearForward(*ctx, x.p<T>(), W.p<T>(), b.p<T>(), N, I, O, y.p<T>());
@@ -657,7 +680,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectDisjoint(op, {{&dx, "dx"}, {&dy, "dy"}, {&W, "W"}, {&dW, "dW"}, {&db, "db"}});
       expectDisjoint(op, {{&dW, "dW"}, {&x, "x"}});
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::linearBackward(*ctx, x.p<T>(), W.p<T>(), dy.p<T>(), N, I, O, dx.p<T>(), acc, dW.p<T>(), db.p<T>());
@@ -689,7 +712,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectDisjoint(op, {{&z, "logits"}, {&out, "out"}});
       expectDisjoint(op, {{&dz, "dlogits"}, {&out, "out"}});
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::crossEntropy(*ctx, z.p<T>(), tg.p<int32_t>(), N, V, ignore, out.p<T>(), dz.p<T>());
@@ -712,7 +735,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       RNNLM_CHECK(!overlaps(z, out) || z.offset == out.offset, Code::InvalidArgument,
                   "%s: out must be the logits themselves or separate from them", op);
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::logSoftmax(*ctx, z.p<T>(), N, V, out.p<T>());
@@ -764,7 +787,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       SampleArgs a = sampleArgs(op, info[2], info[3], info[4], info[6], V);
       a.seed = js::seed(info[5], "seed");
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::sample(*ctx, z.p<T>(), N, V, a, ids.p<int32_t>());
@@ -786,7 +809,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectShape(out, op, "out", {1});
       expectDisjoint(op, {{&g, "grads"}, {&out, "out"}});
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::clipGradNorm(*ctx, g.p<T>(), g.numel, maxNorm, out.p<T>());
@@ -804,7 +827,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       RNNLM_CHECK(v > 0, Code::InvalidArgument, "clipValue must be > 0 (got %g)", v);
       const DType t = floatType("clipValue", {{&g, "grads"}});
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::clipValue(*ctx, g.p<T>(), g.numel, v);
@@ -852,7 +875,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectDisjoint(op, {{&p, "params"}, {&g, "grads"}, {&buf, "momentum"}});
       View guard = guardArg(info[4], op, t);
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::sgd(*ctx, p.p<T>(), g.p<T>(), buf.p<T>(), p.numel, s, guard.p<T>(), guard.numel);
@@ -885,7 +908,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectDisjoint(op, {{&p, "params"}, {&g, "grads"}, {&m, "m"}, {&v, "v"}});
       View guard = guardArg(info[5], op, t);
       auto* ctx = ctx_.get();
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           D::adam(*ctx, p.p<T>(), g.p<T>(), m.p<T>(), v.p<T>(), p.numel, a, guard.p<T>(), guard.numel);
@@ -978,7 +1001,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
                           {&a.workspace, "workspace"}, {&y, "y"}});
       auto* ctx = ctx_.get();
       auto impl = rnn->impl;
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           impl->forward(*ctx, a.T, a.B, a.lengths.data(), x.p<T>(), hx.p<T>(), cx.p<T>(), a.weights.p<T>(), y.p<T>(),
@@ -1049,7 +1072,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       const size_t stateBytes = size_t(hx.numel) * dtypeSize(t);
       auto* ctx = ctx_.get();
       auto impl = rnn->impl;
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           const int32_t one = 1;
@@ -1098,7 +1121,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectDisjoint(op, {{&dy, "dy"}, {&dx, "dx"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
       auto* ctx = ctx_.get();
       auto impl = rnn->impl;
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           impl->backwardData(*ctx, a.T, a.B, a.lengths.data(), a.weights.p<T>(), y.p<T>(), dy.p<T>(), dhy.p<T>(),
@@ -1129,7 +1152,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
       expectDisjoint(op, {{&x, "x"}, {&dW, "dweights"}, {&a.reserve, "reserve"}});
       auto* ctx = ctx_.get();
       auto impl = rnn->impl;
-      stream_->push([=] {
+      push([=] {
         withFloat(t, [&](auto tag) {
           using T = decltype(tag);
           impl->backwardWeights(*ctx, a.T, a.B, a.lengths.data(), x.p<T>(), hx.p<T>(), y.p<T>(), dW.p<T>(),
@@ -1150,9 +1173,6 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
-  env.AddCleanupHook([data] {
-    for (Stream* s : data->liveStreams) s->shutdown();
-  });
   Napi::Function buffer = NativeBuffer::Init(env), stream = NativeStream::Init(env), rnn = NativeRnn::Init(env);
   data->bufferClass = Napi::Persistent(buffer);
   data->streamClass = Napi::Persistent(stream);

@@ -1,9 +1,10 @@
-// The CPU "stream": one native worker thread per model that runs queued ops in
+// A model's stream: one native worker thread per model that runs queued ops in
 // order, so the JavaScript thread only validates and enqueues. An op that
 // fails records a sticky error; later compute ops are skipped until a read
 // (a task with alwaysRun) reports and clears it.
 #pragma once
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -14,6 +15,43 @@
 
 namespace rnnlm {
 
+// exit() (process.exit() on the main thread) tears no environment down, so stream threads can
+// still be inside OpenBLAS or CUDA when those libraries' own exit handlers shut their threads
+// down; OpenBLAS then waits for ever on a worker it never wakes. An exit handler of ours,
+// registered after those libraries loaded and so run before their teardown, stops streams from
+// starting work and waits for the ops already running (each is bounded: one step, one read,
+// at most a chunk of generated tokens) to end.
+class ExitGate {
+ public:
+  static ExitGate& get() {
+    static ExitGate* gate = new ExitGate();  // never destroyed: exit handlers use it
+    return *gate;
+  }
+  bool enter() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (exiting_) return false;
+    ++running_;
+    return true;
+  }
+  void leave() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--running_ == 0) idle_.notify_all();
+  }
+
+ private:
+  ExitGate() { std::atexit(&ExitGate::atExit); }
+  static void atExit() {
+    ExitGate& g = get();
+    std::unique_lock<std::mutex> lock(g.mu_);
+    g.exiting_ = true;
+    g.idle_.wait(lock, [&] { return g.running_ == 0; });
+  }
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int running_ = 0;
+  bool exiting_ = false;
+};
+
 class Stream {
  public:
   struct Task {
@@ -22,7 +60,7 @@ class Stream {
     std::function<void(std::optional<Error>)> deliver;
   };
 
-  Stream() : worker_([this] { loop(); }) {}
+  Stream() : gate_(ExitGate::get()), worker_([this] { loop(); }) {}
   ~Stream() { shutdown(); }
 
   void push(std::function<void()> run) { enqueue(Task{std::move(run), nullptr}); }
@@ -62,7 +100,7 @@ class Stream {
         queue_.pop_front();
         cancelled = stopping_;
       }
-      if (cancelled) {
+      if (cancelled || !gate_.enter()) {
         if (task.deliver) task.deliver(Error(Code::Disposed, "the model was disposed before this read ran"));
         continue;
       }
@@ -72,11 +110,12 @@ class Stream {
         } catch (const Error& e) {
           error_ = e;
         } catch (const std::bad_alloc&) {
-          error_ = Error(Code::OutOfMemory, "out of memory in a CPU op");
+          error_ = Error(Code::OutOfMemory, "out of memory in a stream op");
         } catch (const std::exception& e) {
           error_ = Error(Code::Native, e.what());
         }
       }
+      gate_.leave();
       if (task.deliver) {
         task.deliver(error_);
         error_.reset();
@@ -89,6 +128,7 @@ class Stream {
   std::deque<Task> queue_;
   bool stopping_ = false;
   std::optional<Error> error_;  // touched only by the worker thread
+  ExitGate& gate_;
   std::thread worker_;          // last: starts after the members above exist
 };
 
