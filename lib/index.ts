@@ -22,7 +22,7 @@ export type {
   SgdArgs,
 } from './backend/types';
 export { Network, type NetworkConfig, type Batch, type ParamEntry } from './nn/network';
-export { Optimizer, type OptimizerOptions } from './nn/optimizer';
+export { Optimizer, OPTIMIZER_DEFAULTS, type OptimizerOptions } from './nn/optimizer';
 export { Random } from './util/random';
 export { LanguageModel, type CreateOptions, type GenerateOptions, type Prediction, type Beam, type DataMode, type TextInput, type ModelConfig } from './model';
 export type { FitOptions, EpochLog, LrSchedule } from './train';

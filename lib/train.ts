@@ -16,7 +16,7 @@ import { RnnlmError, invalidArgument } from './errors';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { DataMode, LanguageModel, TextInput } from './model';
 import { gib } from './nn/network';
-import { Optimizer, type OptimizerOptions } from './nn/optimizer';
+import { OPTIMIZER_DEFAULTS, Optimizer, type OptimizerOptions } from './nn/optimizer';
 import { Options } from './options';
 
 export type LrSchedule =
@@ -49,7 +49,8 @@ export interface FitOptions {
   epochs?: number;
   batchSize?: number;
   seqLength?: number;
-  optimizer?: OptimizerOptions;
+  /** An optimizer's options, or just its type (with its defaults). */
+  optimizer?: OptimizerOptions | OptimizerOptions['type'];
   lrSchedule?: LrSchedule;
   /** Global gradient-norm clipping (PyTorch clip_grad_norm_). */
   clipNorm?: number;
@@ -132,31 +133,37 @@ function parseSchedule(o: Options): Schedule {
 
 function parseOptimizer(o: Options): OptimizerOptions {
   const raw = o.raw('optimizer');
-  if (raw === undefined) return { type: 'adam', lr: 1e-3 };
-  const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+  const type = raw === undefined ? 'adam' : typeof raw === 'string' ? raw : typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+  // The string form is the type with its defaults, as for lrSchedule.
+  const s = typeof raw === 'string' || raw === undefined ? new Options('fit: optimizer', {}, []) : undefined;
   if (type === 'adam' || type === 'adamw') {
-    const s = o.nested('optimizer', ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay'])!;
+    const d = OPTIMIZER_DEFAULTS[type];
+    const n = s ?? o.nested('optimizer', ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay'])!;
     return {
       type,
-      lr: s.number('lr', 1e-3, { min: 0, max: 1e3, exclusiveMin: true }),
-      beta1: s.number('beta1', 0.9, { min: 0, max: 0.999999 }),
-      beta2: s.number('beta2', 0.999, { min: 0, max: 0.999999999 }),
-      eps: s.number('eps', 1e-8, { min: 0, max: 1, exclusiveMin: true }),
-      weightDecay: s.number('weightDecay', type === 'adamw' ? 0.01 : 0, { min: 0, max: 1e3 }),
+      lr: n.number('lr', d.lr, { min: 0, max: 1e3, exclusiveMin: true }),
+      beta1: n.number('beta1', d.beta1, { min: 0, max: 0.999999 }),
+      beta2: n.number('beta2', d.beta2, { min: 0, max: 0.999999999 }),
+      eps: n.number('eps', d.eps, { min: 0, max: 1, exclusiveMin: true }),
+      weightDecay: n.number('weightDecay', d.weightDecay, { min: 0, max: 1e3 }),
     };
   }
   if (type === 'sgd') {
-    const s = o.nested('optimizer', ['type', 'lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'])!;
+    const d = OPTIMIZER_DEFAULTS.sgd;
+    const n = s ?? o.nested('optimizer', ['type', 'lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'])!;
     return {
       type,
-      lr: s.number('lr', 1, { min: 0, max: 1e3, exclusiveMin: true }),
-      momentum: s.number('momentum', 0, { min: 0, max: 1 }),
-      dampening: s.number('dampening', 0, { min: 0, max: 1 }),
-      weightDecay: s.number('weightDecay', 0, { min: 0, max: 1e3 }),
-      nesterov: s.boolean('nesterov', false),
+      lr: n.number('lr', d.lr, { min: 0, max: 1e3, exclusiveMin: true }),
+      momentum: n.number('momentum', d.momentum, { min: 0, max: 1 }),
+      dampening: n.number('dampening', d.dampening, { min: 0, max: 1 }),
+      weightDecay: n.number('weightDecay', d.weightDecay, { min: 0, max: 1e3 }),
+      nesterov: n.boolean('nesterov', d.nesterov),
     };
   }
-  throw invalidArgument(`fit: optimizer.type must be 'adam', 'adamw' or 'sgd' (got ${JSON.stringify(type)})`);
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    throw invalidArgument(`fit: optimizer.type must be 'adam', 'adamw' or 'sgd' (got ${JSON.stringify(type)})`);
+  }
+  throw invalidArgument(`fit: optimizer must be 'adam', 'adamw', 'sgd' or an object { type, lr, ... } (got ${JSON.stringify(raw) ?? String(raw)})`);
 }
 
 export async function fitModel(model: LanguageModel, train: TextInput, options: FitOptions): Promise<EpochLog[]> {
