@@ -78,6 +78,8 @@ export class LanguageModel {
   mode?: DataMode;
   private busy?: string;
   private nestedBusy?: string;
+  /** Resolves when the nested operation in progress (started in a fit callback) ends. */
+  private nestedDone?: Promise<void>;
   private callbackOpen = false;
   private disposed = false;
   /** Token ids sampled on the device during generate (a ring of RING). */
@@ -239,22 +241,32 @@ export class LanguageModel {
     const nested = this.busy === 'fit' && this.callbackOpen && inCallback;
     const holder = nested ? this.nestedBusy : this.busy;
     if (holder) throw new RnnlmError('ERR_BUSY', `${what}: the model is busy with ${holder}; await it first (one operation at a time per model)`);
-    if (nested) this.nestedBusy = what;
-    else this.busy = what;
+    let done: (() => void) | undefined;
+    if (nested) {
+      this.nestedBusy = what;
+      this.nestedDone = new Promise<void>((resolve) => (done = resolve));
+    } else this.busy = what;
     try {
       return await fn();
     } finally {
-      if (nested) this.nestedBusy = undefined;
-      else this.busy = undefined;
+      if (nested) {
+        this.nestedBusy = this.nestedDone = undefined;
+        done!();
+      } else this.busy = undefined;
     }
   }
 
-  /** Runs a user callback of fit, during which inference calls are allowed. */
+  /**
+   * Runs a user callback of fit, during which inference calls are allowed. Training goes on only
+   * once every operation the callback started has ended, awaited or not (they share the stream).
+   */
   async fitCallback(fn: () => void | Promise<void>): Promise<void> {
     this.callbackOpen = true;
     try {
       await fn();
     } finally {
+      // A loop: an un-awaited operation may start another when it ends (e.g. in its .then).
+      while (this.nestedDone) await this.nestedDone;
       this.callbackOpen = false;
     }
   }

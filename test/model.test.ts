@@ -251,6 +251,34 @@ describe('sentences mode', () => {
   });
 });
 
+describe('inference inside onEpochEnd', () => {
+  test('a generate started but not awaited in onEpochEnd ends before training goes on: the losses are unchanged', async () => {
+    const text = 'the cat sees the dog. the dog chases the bird. '.repeat(20);
+    const tokenizer = CharTokenizer.fit(text);
+    async function run(awaitIt: boolean) {
+      const m = await LanguageModel.create({ tokenizer, embeddingSize: 8, hiddenSize: 16, layers: 1, device: 'cpu', seed: 2 });
+      const samples: Promise<string>[] = [];
+      try {
+        const logs = await m.fit(text, {
+          epochs: 3, batchSize: 4, seqLength: 16, progress: false, optimizer: { type: 'adam', lr: 1e-2 },
+          onEpochEnd: async () => {
+            const sample = m.generate({ prompt: 'the', maxTokens: 200, seed: 1, stopAtEos: false });
+            samples.push(sample);
+            if (awaitIt) await sample;
+          },
+        });
+        return { losses: logs.map((l) => l.loss), samples: await Promise.all(samples) };
+      } finally {
+        m.dispose();
+      }
+    }
+    const awaited = await run(true);
+    const notAwaited = await run(false);
+    expect(notAwaited.losses).toEqual(awaited.losses);
+    expect(notAwaited.samples).toEqual(awaited.samples);
+  });
+});
+
 describe('optimizer defaults', () => {
   const text = corpus(40).join(' ');
   const tokenizer = WordTokenizer.fit(text);
