@@ -13,6 +13,7 @@ import { SingleBar } from 'cli-progress';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
+import { prepareScoring, score } from './evaluate';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { DataMode, LanguageModel, TextInput } from './model';
 import { gib } from './nn/network';
@@ -168,7 +169,7 @@ function parseOptimizer(o: Options): OptimizerOptions {
 
 export async function fitModel(model: LanguageModel, train: TextInput, options: FitOptions): Promise<EpochLog[]> {
   const o = new Options('fit', options, FIT_KEYS);
-  const mode = o.oneOf('mode', model.inferMode(train), ['stream', 'sentences'] as const);
+  const mode = o.oneOf('mode', model.inputs.inferMode(train), ['stream', 'sentences'] as const);
   const epochs = o.integer('epochs', 1, { min: 1, max: 1_000_000 });
   const batchSize = o.integer('batchSize', mode === 'stream' ? 20 : 32, { min: 1, max: 1 << 16 });
   const seqLength = o.integer('seqLength', 35, { min: 1, max: 1 << 16 });
@@ -199,18 +200,17 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
 
   // Data, validated before any work.
   const net = model.network;
-  const stream = mode === 'stream' ? new StreamBatches(model.encodeStream(train, 'training data'), batchSize, seqLength, 'the training text') : undefined;
-  const sentences = mode === 'sentences' ? new SentenceBatches(model.encodeSentences(train, 'training data'), batchSize, { shuffle, bucketing, seed }) : undefined;
+  const stream = mode === 'stream' ? new StreamBatches(model.inputs.stream(train, 'training data'), batchSize, seqLength, 'the training text') : undefined;
+  const sentences = mode === 'sentences' ? new SentenceBatches(model.inputs.sentences(train, 'training data'), batchSize, { shuffle, bucketing, seed }) : undefined;
   if (stream && stream.cols - 1 < seqLength) {
     throw invalidArgument(
       `the training text (${stream.cols * batchSize} tokens) is shorter than one window of ${batchSize} x ${seqLength + 1} tokens; use more text or smaller batchSize/seqLength`,
     );
   }
-  const validation = o.raw('validation');
-  if (validation !== undefined) {
-    if (mode === 'stream') model.encodeStream(validation, 'validation data');
-    else model.encodeSentences(validation, 'validation data');
-  }
+  // Prepared (and so refused if it cannot be scored) before training, scored after each epoch.
+  const validation = o.has('validation')
+    ? prepareScoring(model.inputs, o.raw('validation'), { mode, batchSize: mode === 'stream' ? 10 : batchSize, seqLength }, 'validation data')
+    : undefined;
   const batchesPerEpoch = stream ? stream.count : sentences!.count;
   const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed, optimizer: optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens });
 
@@ -320,7 +320,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         skipped: st.epochSkipped,
       };
       if (validation !== undefined) {
-        const v = await model.evaluateNow(validation, { mode, batchSize: mode === 'stream' ? 10 : batchSize, seqLength });
+        const v = await score(net, validation);
         log.valLoss = v.loss;
         log.valPerplexity = v.perplexity;
       }
