@@ -69,6 +69,8 @@ const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenS
 const CELLS: readonly Cell[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
 /** Capacity of the ring of sampled token ids (chunks of up to half of it are read at once). */
 const RING = 512;
+/** The constructor's key: models are made by create and load only. */
+const BUILD = Symbol('LanguageModel.build');
 
 export class LanguageModel {
   /** The network on its backend; for advanced use (custom loops, tests). */
@@ -90,7 +92,8 @@ export class LanguageModel {
   /** Token ids sampled on the device during generate (a ring of RING). */
   private sampled?: DeviceBuffer;
 
-  private constructor(net: Network, cfg: ModelConfig, tokenizer: Tokenizer | undefined, reason: string) {
+  private constructor(key: symbol, net: Network, cfg: ModelConfig, tokenizer: Tokenizer | undefined, reason: string) {
+    if (key !== BUILD) throw invalidArgument('new LanguageModel() is not supported: make a model with LanguageModel.create(options) or LanguageModel.load(path)');
     this.inputs = new Inputs(tokenizer, cfg.vocabSize);
     this.network = net;
     this.cfg = cfg;
@@ -135,7 +138,7 @@ export class LanguageModel {
     const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: tokenizer ? PAD_ID : -1, ignoreIndex: IGNORE });
     if (init) net.initialize(cfg.seed);
     await net.stream.sync();
-    return new LanguageModel(net, cfg, tokenizer, reason);
+    return new LanguageModel(BUILD, net, cfg, tokenizer, reason);
   }
 
   get device(): 'cpu' | 'cuda' {
