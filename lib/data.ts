@@ -1,50 +1,79 @@
 /**
  * Data pipelines: token ids -> time-major batches for the Network.
  *
- * stream     the corpus as one sequence, batchified into B columns (PyTorch's
- *            word_language_model `batchify`) and cut into windows of T steps; the
- *            recurrent state is carried from window to window (truncated BPTT).
- * sentences  each sentence as <sos> w1 ... wn <eos>, padded batches with lengths;
- *            the state starts from zero for every batch and padding is not counted.
+ * stream     the corpus as one sequence cut into B columns and windows of T steps; the
+ *            recurrent state is carried from window to window (truncated BPTT). Training uses
+ *            PyTorch word_language_model's `batchify` (each column floor(N / B) tokens; the
+ *            target after each column's end and the last N mod B tokens are not trained on);
+ *            scoring uses columns that overlap by one token, so that every target is scored
+ *            (see {@link StreamBatches}). There is no padding: every target counts.
+ * sentences  each sentence as given (text: <sos> w1 ... wn <eos>), padded batches with lengths;
+ *            the state starts from zero for every batch; padded targets are {@link IGNORE}.
  */
-import { invalidArgument } from './errors';
+import { invalidArgument, plural } from './errors';
 import type { Batch } from './nn/network';
 import { Random } from './util/random';
 
-/** Windows over a batchified token stream. */
+/** Target of a padded position: not an id of any vocabulary, so the loss skips it (and only it). */
+export const IGNORE = -1;
+
+/**
+ * Windows over a token stream cut into columns.
+ * 'batchify' (training): column b is ids[b·c, (b+1)·c), c = floor(N / B).
+ * 'overlap' (scoring): column b is ids[b·c, (b+1)·c], c = floor((N - 1) / B), so consecutive
+ * columns share a token and every target up to B·c is scored; `tail` holds the rest (fewer than
+ * B targets), to be scored by continuing the last column. B is lowered to N - 1 when larger.
+ */
 export class StreamBatches {
   /** Rows (time steps) per column. */
   readonly cols: number;
   readonly count: number;
+  readonly batchSize: number;
+  /** Distance between column starts. */
+  private readonly stride: number;
+  /** 'overlap': the ids after the last column, starting with its last one (length >= 2), or none. */
+  readonly tail?: Int32Array;
 
   constructor(
     private readonly ids: Int32Array,
-    readonly batchSize: number,
+    batchSize: number,
     readonly seqLength: number,
     what = 'text',
+    layout: 'batchify' | 'overlap' = 'batchify',
   ) {
-    this.cols = Math.floor(ids.length / batchSize);
-    if (this.cols < 2) {
-      throw invalidArgument(
-        `${what} has ${ids.length} tokens: too short for batchSize ${batchSize} (each of the ${batchSize} columns needs at least 2 tokens); use more text or a smaller batchSize`,
-      );
+    const N = ids.length;
+    if (layout === 'overlap') {
+      if (N < 2) throw invalidArgument(`${what} has ${plural(N, 'token')}: scoring needs at least 2 (a token and the one after it)`);
+      this.batchSize = Math.min(batchSize, N - 1);
+      this.stride = Math.floor((N - 1) / this.batchSize);
+      this.cols = this.stride + 1;
+      const rest = ids.subarray(this.batchSize * this.stride);
+      if (rest.length >= 2) this.tail = rest;
+    } else {
+      this.batchSize = batchSize;
+      this.stride = this.cols = Math.floor(N / batchSize);
+      if (this.cols < 2) {
+        throw invalidArgument(
+          `${what} has ${plural(N, 'token')}: too short for batchSize ${batchSize} (each of the ${batchSize} columns needs at least 2 tokens); use more text or a smaller batchSize`,
+        );
+      }
     }
     this.count = Math.ceil((this.cols - 1) / seqLength);
   }
 
-  /** Tokens predicted per pass (targets). */
+  /** Targets per pass over the columns (the tail not included). */
   get tokens(): number {
     return (this.cols - 1) * this.batchSize;
   }
 
   /** Window k: inputs rows [kT, kT + len), targets one row later; the last window may be shorter. */
   batch(k: number): Batch {
-    const { batchSize: B, seqLength: T, cols } = this;
+    const { batchSize: B, seqLength: T, cols, stride } = this;
     const start = k * T;
     const len = Math.min(T, cols - 1 - start);
     const inputs = new Int32Array(len * B), targets = new Int32Array(len * B);
     for (let b = 0; b < B; b++) {
-      const base = b * cols + start;
+      const base = b * stride + start;
       for (let t = 0; t < len; t++) {
         inputs[t * B + b] = this.ids[base + t];
         targets[t * B + b] = this.ids[base + t + 1];
@@ -54,7 +83,7 @@ export class StreamBatches {
   }
 }
 
-/** Padded batches of whole sentences (each already <sos> ... <eos>). */
+/** Padded batches of whole sentences (each with its <sos> / <eos>, if any, already in place). */
 export class SentenceBatches {
   constructor(
     private readonly seqs: Int32Array[],
@@ -62,7 +91,7 @@ export class SentenceBatches {
     private readonly opts: { shuffle: boolean; bucketing: boolean; seed: number },
   ) {
     for (const s of seqs) {
-      if (s.length < 2) throw invalidArgument('every sentence needs at least 2 tokens (<sos> and <eos> included)');
+      if (s.length < 2) throw invalidArgument('every sentence needs at least 2 tokens (a first token and a target)');
     }
     if (seqs.length === 0) throw invalidArgument('no sentences to train on');
   }
@@ -76,7 +105,7 @@ export class SentenceBatches {
     return this.seqs.reduce((a, s) => Math.max(a, s.length - 1), 1);
   }
 
-  /** Targets per pass: every token after <sos>. */
+  /** Targets per pass: every token after the first of each sentence. */
   get tokens(): number {
     return this.seqs.reduce((a, s) => a + s.length - 1, 0);
   }
@@ -122,11 +151,15 @@ export class SentenceBatches {
   }
 }
 
-/** Time-major padded batch: inputs s[0..n-2], targets s[1..n-1], lengths n - 1, pad = 0. */
+/**
+ * Time-major padded batch: inputs s[0..n-2], targets s[1..n-1], lengths n - 1. Padded targets are
+ * IGNORE; padded inputs are id 0, whose value does not matter: the recurrent layers stop at each
+ * sequence's length (their output there is zero and no gradient flows back to the embedding).
+ */
 export function padBatch(members: Int32Array[]): Batch {
   const B = members.length;
   const T = Math.max(...members.map((s) => s.length - 1));
-  const inputs = new Int32Array(T * B), targets = new Int32Array(T * B), lengths = new Int32Array(B);
+  const inputs = new Int32Array(T * B), targets = new Int32Array(T * B).fill(IGNORE), lengths = new Int32Array(B);
   members.forEach((s, b) => {
     lengths[b] = s.length - 1;
     for (let t = 0; t < s.length - 1; t++) {

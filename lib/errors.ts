@@ -27,3 +27,8 @@ export class RnnlmError extends Error {
 export function invalidArgument(message: string): RnnlmError {
   return new RnnlmError('ERR_INVALID_ARGUMENT', message);
 }
+
+/** "1 token", "2 tokens": a count with its noun. */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -7,8 +7,10 @@
 import { selectBackend, type DeviceOption } from './backend/index';
 import { numel, tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
 import { CONFIG_LIMITS, readCheckpoint, stateDictShapes, writeCheckpoint, type ModelConfig } from './checkpoint';
-import { SentenceBatches, StreamBatches } from './data';
+import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
+import { prepareScoring, score, type EvaluateOptions, type Evaluation } from './evaluate';
+import { Inputs, isIdArray, type DataMode, type TokenIds } from './inputs';
 import { Network } from './nn/network';
 import { Options } from './options';
 import { sampleToken, topTokens } from './sampling';
@@ -17,9 +19,10 @@ import { fitModel, type EpochLog, type FitOptions } from './train';
 import { Random } from './util/random';
 
 export type { ModelConfig } from './checkpoint';
-export type DataMode = 'stream' | 'sentences';
+export type { DataMode, TokenIds } from './inputs';
+export type { EvaluateOptions, Evaluation } from './evaluate';
 /** Text for stream mode, or sentences; token ids are accepted wherever text is. */
-export type TextInput = string | string[] | ArrayLike<number> | ArrayLike<number>[];
+export type TextInput = string | string[] | TokenIds | TokenIds[];
 
 export interface CreateOptions {
   /** A fitted WordTokenizer or CharTokenizer (stored in checkpoints); or give vocabSize for token ids. */
@@ -45,7 +48,7 @@ export interface Prediction {
 }
 
 export interface GenerateOptions {
-  prompt?: string | ArrayLike<number>;
+  prompt?: string | TokenIds;
   maxTokens?: number;
   temperature?: number;
   topK?: number;
@@ -66,6 +69,8 @@ const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenS
 const CELLS: readonly Cell[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
 /** Capacity of the ring of sampled token ids (chunks of up to half of it are read at once). */
 const RING = 512;
+/** The constructor's key: models are made by create and load only. */
+const BUILD = Symbol('LanguageModel.build');
 
 export class LanguageModel {
   /** The network on its backend; for advanced use (custom loops, tests). */
@@ -76,14 +81,20 @@ export class LanguageModel {
   private readonly cfg: ModelConfig;
   /** Data mode of the last training; sentence models start from <sos> and stop at <eos>. */
   mode?: DataMode;
+  /** @internal The data checks of this model (its tokenizer and vocabulary). */
+  readonly inputs: Inputs;
   private busy?: string;
   private nestedBusy?: string;
+  /** Resolves when the nested operation in progress (started in a fit callback) ends. */
+  private nestedDone?: Promise<void>;
   private callbackOpen = false;
   private disposed = false;
   /** Token ids sampled on the device during generate (a ring of RING). */
   private sampled?: DeviceBuffer;
 
-  private constructor(net: Network, cfg: ModelConfig, tokenizer: Tokenizer | undefined, reason: string) {
+  private constructor(key: symbol, net: Network, cfg: ModelConfig, tokenizer: Tokenizer | undefined, reason: string) {
+    if (key !== BUILD) throw invalidArgument('new LanguageModel() is not supported: make a model with LanguageModel.create(options) or LanguageModel.load(path)');
+    this.inputs = new Inputs(tokenizer, cfg.vocabSize);
     this.network = net;
     this.cfg = cfg;
     this.tokenizer = tokenizer;
@@ -122,7 +133,9 @@ export class LanguageModel {
 
   private static async build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean) {
     const { backend, reason } = selectBackend(device);
-    const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: PAD_ID });
+    // With token ids no id is padding (-1: no frozen embedding row); the loss skips only IGNORE,
+    // the target of padded positions, never a token.
+    const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: tokenizer ? PAD_ID : -1, ignoreIndex: IGNORE });
     try {
       if (init) net.initialize(cfg.seed);
       await net.stream.sync();
@@ -130,7 +143,7 @@ export class LanguageModel {
       net.dispose();
       throw e;
     }
-    return new LanguageModel(net, cfg, tokenizer, reason);
+    return new LanguageModel(BUILD, net, cfg, tokenizer, reason);
   }
 
   get device(): 'cpu' | 'cuda' {
@@ -178,57 +191,12 @@ export class LanguageModel {
 
   // ---- data -------------------------------------------------------------------------------------
 
-  /** Token ids of a text (stream mode) or of token ids given directly. */
-  encodeStream(data: unknown, what: string): Int32Array {
-    let ids: Int32Array;
-    if (typeof data === 'string') {
-      ids = this.requireTokenizer(what).encode(data);
-    } else if (isIdArray(data)) {
-      ids = this.checkIds(data, what);
-    } else {
-      throw invalidArgument(`${what} must be a string or an array of token ids in stream mode (for sentences, pass an array of strings and mode: 'sentences')`);
-    }
-    if (ids.length === 0) throw invalidArgument(`${what} is empty: it has no tokens`);
-    return ids;
-  }
-
-  /** Sentences (strings or id arrays) as <sos> ... <eos> id sequences. */
-  encodeSentences(data: unknown, what: string): Int32Array[] {
-    if (!Array.isArray(data) || data.length === 0) {
-      throw invalidArgument(`${what} must be a non-empty array of sentences (strings or token id arrays) in sentences mode`);
-    }
-    return data.map((s, i) => {
-      const ids = typeof s === 'string' ? this.requireTokenizer(what).encode(s) : isIdArray(s) ? this.checkIds(s, `${what}[${i}]`) : null;
-      if (!ids) throw invalidArgument(`${what}[${i}] must be a string or an array of token ids`);
-      const out = new Int32Array(ids.length + 2);
-      out[0] = SOS_ID;
-      out.set(ids, 1);
-      out[ids.length + 1] = EOS_ID;
-      return out;
-    });
-  }
-
-  /** stream for a string or id array, sentences for an array of strings / id arrays. */
-  inferMode(data: unknown): DataMode {
-    return Array.isArray(data) && data.length > 0 && (typeof data[0] === 'string' || isIdArray(data[0])) ? 'sentences' : 'stream';
-  }
-
   private checkIds(data: ArrayLike<number>, what: string): Int32Array {
-    const V = this.cfg.vocabSize;
-    const ids = new Int32Array(data.length);
-    for (let i = 0; i < data.length; i++) {
-      const v = data[i];
-      if (!Number.isInteger(v) || v < 0 || v >= V) {
-        throw new RnnlmError('ERR_VOCAB', `${what}: token id ${String(v)} at index ${i} is not in [0, ${V}) (the vocabulary size)`);
-      }
-      ids[i] = v;
-    }
-    return ids;
+    return this.inputs.checkIds(data, what);
   }
 
   private requireTokenizer(what: string): Tokenizer {
-    if (!this.tokenizer) throw invalidArgument(`${what}: text needs a tokenizer; create the model with one, or pass token ids`);
-    return this.tokenizer;
+    return this.inputs.requireTokenizer(what);
   }
 
   private decode(ids: number[]): string {
@@ -244,22 +212,32 @@ export class LanguageModel {
     const nested = this.busy === 'fit' && this.callbackOpen && inCallback;
     const holder = nested ? this.nestedBusy : this.busy;
     if (holder) throw new RnnlmError('ERR_BUSY', `${what}: the model is busy with ${holder}; await it first (one operation at a time per model)`);
-    if (nested) this.nestedBusy = what;
-    else this.busy = what;
+    let done: (() => void) | undefined;
+    if (nested) {
+      this.nestedBusy = what;
+      this.nestedDone = new Promise<void>((resolve) => (done = resolve));
+    } else this.busy = what;
     try {
       return await fn();
     } finally {
-      if (nested) this.nestedBusy = undefined;
-      else this.busy = undefined;
+      if (nested) {
+        this.nestedBusy = this.nestedDone = undefined;
+        done!();
+      } else this.busy = undefined;
     }
   }
 
-  /** Runs a user callback of fit, during which inference calls are allowed. */
+  /**
+   * Runs a user callback of fit, during which inference calls are allowed. Training goes on only
+   * once every operation the callback started has ended, awaited or not (they share the stream).
+   */
   async fitCallback(fn: () => void | Promise<void>): Promise<void> {
     this.callbackOpen = true;
     try {
       await fn();
     } finally {
+      // A loop: an un-awaited operation may start another when it ends (e.g. in its .then).
+      while (this.nestedDone) await this.nestedDone;
       this.callbackOpen = false;
     }
   }
@@ -275,44 +253,9 @@ export class LanguageModel {
     return this.exclusive('fit', () => fitModel(this, train, options), false);
   }
 
-  /** Mean loss (nats per token), perplexity and token count of a text or of sentences. */
-  evaluate(data: TextInput, options: { mode?: DataMode; batchSize?: number; seqLength?: number } = {}) {
-    return this.exclusive('evaluate', () => this.evaluateNow(data, options));
-  }
-
-  /** evaluate without the exclusivity guard, for use inside fit. */
-  async evaluateNow(data: unknown, options: unknown): Promise<{ loss: number; perplexity: number; tokens: number }> {
-    const o = new Options('evaluate', options, ['mode', 'batchSize', 'seqLength']);
-    const mode = o.oneOf('mode', this.inferMode(data), ['stream', 'sentences'] as const);
-    const B = o.integer('batchSize', mode === 'stream' ? 10 : 32, { min: 1, max: 1 << 16 });
-    const T = o.integer('seqLength', 35, { min: 1, max: 1 << 16 });
-    const net = this.network;
-    let nll = 0, count = 0;
-    if (mode === 'stream') {
-      const ids = this.encodeStream(data, 'evaluate data');
-      const batches = new StreamBatches(ids, Math.min(B, Math.max(1, Math.floor(ids.length / 2))), T, 'evaluate data');
-      net.resetState(batches.batchSize);
-      for (let k = 0; k < batches.count; k++) {
-        net.forward(batches.batch(k), { training: false });
-        net.carryState();
-        const r = await net.readLoss();
-        nll += r.loss * r.count;
-        count += r.count;
-      }
-    } else {
-      const sb = new SentenceBatches(this.encodeSentences(data, 'evaluate data'), B, { shuffle: false, bucketing: true, seed: 0 });
-      const order = sb.order(0);
-      for (let k = 0; k < sb.count; k++) {
-        const batch = sb.batch(order, k);
-        net.resetState(batch.batchSize);
-        net.forward(batch, { training: false });
-        const r = await net.readLoss();
-        nll += r.loss * r.count;
-        count += r.count;
-      }
-    }
-    const loss = nll / count;
-    return { loss, perplexity: Math.exp(loss), tokens: count };
+  /** Mean loss (nats per token), perplexity and count of every target token of a text or of sentences. */
+  evaluate(data: TextInput, options: EvaluateOptions = {}): Promise<Evaluation> {
+    return this.exclusive('evaluate', async () => score(this.network, prepareScoring(this.inputs, data, options, 'evaluate data')));
   }
 
   // ---- inference ---------------------------------------------------------------------------------
@@ -532,10 +475,6 @@ export class LanguageModel {
     this.sampled?.free();
     this.network.dispose();
   }
-}
-
-function isIdArray(v: unknown): v is ArrayLike<number> {
-  return v instanceof Int32Array || v instanceof Uint32Array || v instanceof Uint16Array || (Array.isArray(v) && (v.length === 0 || typeof v[0] === 'number'));
 }
 
 function isTokenizer(t: unknown): t is Tokenizer {

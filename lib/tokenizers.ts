@@ -95,13 +95,21 @@ function codePoint(ch: string): string {
   return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
+/** The constructors' key: tokenizers are made by fit and tokenizerFromJSON only. */
+const BUILD = Symbol('tokenizer.build');
+
 abstract class Base implements Tokenizer {
   abstract readonly kind: 'word' | 'char';
   protected readonly index: Map<string, number>;
   protected constructor(
+    key: symbol,
     protected readonly vocab: readonly string[],
     readonly hasUnk: boolean,
   ) {
+    if (key !== BUILD) {
+      const name = new.target.name;
+      throw invalidArgument(`new ${name}() is not supported: make one with ${name}.fit(text, options), or tokenizerFromJSON(json) for a saved one`);
+    }
     this.index = new Map();
     for (let i = 0; i < vocab.length; i++) this.index.set(vocab[i], i);
   }
@@ -206,11 +214,12 @@ export interface WordTokenizerOptions {
 export class WordTokenizer extends Base {
   readonly kind = 'word' as const;
   private constructor(
+    key: symbol,
     vocab: readonly string[],
     /** Whether text is lowercased before splitting. */
     readonly lowercase: boolean,
   ) {
-    super(vocab, true);
+    super(key, vocab, true);
   }
   protected get name(): string {
     return 'WordTokenizer';
@@ -231,7 +240,7 @@ export class WordTokenizer extends Base {
     if (!Array.isArray(texts)) {
       throw invalidArgument(`WordTokenizer.fit: text must be a string or an array of strings (got ${shown(text)})`);
     }
-    const t = new WordTokenizer([], lowercase);
+    const t = new WordTokenizer(BUILD, [], lowercase);
     const counts = new Map<string, number>();
     let total = 0;
     for (let i = 0; i < texts.length; i++) {
@@ -255,7 +264,7 @@ export class WordTokenizer extends Base {
             : `no word is seen at least minFreq = ${minFreq} times; lower minFreq or fit on more text`;
       throw new RnnlmError('ERR_VOCAB', `WordTokenizer.fit: empty vocabulary: ${why}`);
     }
-    return new WordTokenizer(vocab, lowercase);
+    return new WordTokenizer(BUILD, vocab, lowercase);
   }
 
   /** Text -> words and punctuation (lowercased first if the tokenizer was fitted so). */
@@ -295,7 +304,7 @@ export class WordTokenizer extends Base {
 
   /** @internal Rebuilds from a vocabulary already validated by tokenizerFromJSON. */
   static restore(tokens: string[], lowercase: boolean): WordTokenizer {
-    return new WordTokenizer(tokens, lowercase);
+    return new WordTokenizer(BUILD, tokens, lowercase);
   }
 }
 
@@ -315,8 +324,8 @@ export interface CharTokenizerOptions {
  */
 export class CharTokenizer extends Base {
   readonly kind = 'char' as const;
-  private constructor(vocab: readonly string[], unk: boolean) {
-    super(vocab, unk);
+  private constructor(key: symbol, vocab: readonly string[], unk: boolean) {
+    super(key, vocab, unk);
   }
   protected get name(): string {
     return 'CharTokenizer';
@@ -354,7 +363,7 @@ export class CharTokenizer extends Base {
     if (vocab.length === SPECIAL_TOKENS.length) {
       throw new RnnlmError('ERR_VOCAB', `CharTokenizer.fit: empty vocabulary: no character is seen at least minFreq = ${minFreq} times; lower minFreq or fit on more text`);
     }
-    return new CharTokenizer(vocab, unk);
+    return new CharTokenizer(BUILD, vocab, unk);
   }
 
   /** Text -> its code points. */
@@ -399,7 +408,7 @@ export class CharTokenizer extends Base {
 
   /** @internal Rebuilds from a vocabulary already validated by tokenizerFromJSON. */
   static restore(tokens: string[], unk: boolean): CharTokenizer {
-    return new CharTokenizer(tokens, unk);
+    return new CharTokenizer(BUILD, tokens, unk);
   }
 }
 

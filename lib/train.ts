@@ -13,10 +13,11 @@ import { SingleBar } from 'cli-progress';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
+import { prepareScoring, score } from './evaluate';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { DataMode, LanguageModel, TextInput } from './model';
 import { gib } from './nn/network';
-import { Optimizer, type OptimizerOptions } from './nn/optimizer';
+import { OPTIMIZER_DEFAULTS, Optimizer, type OptimizerOptions } from './nn/optimizer';
 import { Options } from './options';
 
 export type LrSchedule =
@@ -49,7 +50,8 @@ export interface FitOptions {
   epochs?: number;
   batchSize?: number;
   seqLength?: number;
-  optimizer?: OptimizerOptions;
+  /** An optimizer's options, or just its type (with its defaults). */
+  optimizer?: OptimizerOptions | OptimizerOptions['type'];
   lrSchedule?: LrSchedule;
   /** Global gradient-norm clipping (PyTorch clip_grad_norm_). */
   clipNorm?: number;
@@ -132,36 +134,42 @@ function parseSchedule(o: Options): Schedule {
 
 function parseOptimizer(o: Options): OptimizerOptions {
   const raw = o.raw('optimizer');
-  if (raw === undefined) return { type: 'adam', lr: 1e-3 };
-  const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+  const type = raw === undefined ? 'adam' : typeof raw === 'string' ? raw : typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+  // The string form is the type with its defaults, as for lrSchedule.
+  const s = typeof raw === 'string' || raw === undefined ? new Options('fit: optimizer', {}, []) : undefined;
   if (type === 'adam' || type === 'adamw') {
-    const s = o.nested('optimizer', ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay'])!;
+    const d = OPTIMIZER_DEFAULTS[type];
+    const n = s ?? o.nested('optimizer', ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay'])!;
     return {
       type,
-      lr: s.number('lr', 1e-3, { min: 0, max: 1e3, exclusiveMin: true }),
-      beta1: s.number('beta1', 0.9, { min: 0, max: 0.999999 }),
-      beta2: s.number('beta2', 0.999, { min: 0, max: 0.999999999 }),
-      eps: s.number('eps', 1e-8, { min: 0, max: 1, exclusiveMin: true }),
-      weightDecay: s.number('weightDecay', type === 'adamw' ? 0.01 : 0, { min: 0, max: 1e3 }),
+      lr: n.number('lr', d.lr, { min: 0, max: 1e3, exclusiveMin: true }),
+      beta1: n.number('beta1', d.beta1, { min: 0, max: 0.999999 }),
+      beta2: n.number('beta2', d.beta2, { min: 0, max: 0.999999999 }),
+      eps: n.number('eps', d.eps, { min: 0, max: 1, exclusiveMin: true }),
+      weightDecay: n.number('weightDecay', d.weightDecay, { min: 0, max: 1e3 }),
     };
   }
   if (type === 'sgd') {
-    const s = o.nested('optimizer', ['type', 'lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'])!;
+    const d = OPTIMIZER_DEFAULTS.sgd;
+    const n = s ?? o.nested('optimizer', ['type', 'lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'])!;
     return {
       type,
-      lr: s.number('lr', 1, { min: 0, max: 1e3, exclusiveMin: true }),
-      momentum: s.number('momentum', 0, { min: 0, max: 1 }),
-      dampening: s.number('dampening', 0, { min: 0, max: 1 }),
-      weightDecay: s.number('weightDecay', 0, { min: 0, max: 1e3 }),
-      nesterov: s.boolean('nesterov', false),
+      lr: n.number('lr', d.lr, { min: 0, max: 1e3, exclusiveMin: true }),
+      momentum: n.number('momentum', d.momentum, { min: 0, max: 1 }),
+      dampening: n.number('dampening', d.dampening, { min: 0, max: 1 }),
+      weightDecay: n.number('weightDecay', d.weightDecay, { min: 0, max: 1e3 }),
+      nesterov: n.boolean('nesterov', d.nesterov),
     };
   }
-  throw invalidArgument(`fit: optimizer.type must be 'adam', 'adamw' or 'sgd' (got ${JSON.stringify(type)})`);
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    throw invalidArgument(`fit: optimizer.type must be 'adam', 'adamw' or 'sgd' (got ${JSON.stringify(type)})`);
+  }
+  throw invalidArgument(`fit: optimizer must be 'adam', 'adamw', 'sgd' or an object { type, lr, ... } (got ${JSON.stringify(raw) ?? String(raw)})`);
 }
 
 export async function fitModel(model: LanguageModel, train: TextInput, options: FitOptions): Promise<EpochLog[]> {
   const o = new Options('fit', options, FIT_KEYS);
-  const mode = o.oneOf('mode', model.inferMode(train), ['stream', 'sentences'] as const);
+  const mode = o.oneOf('mode', model.inputs.inferMode(train), ['stream', 'sentences'] as const);
   const epochs = o.integer('epochs', 1, { min: 1, max: 1_000_000 });
   const batchSize = o.integer('batchSize', mode === 'stream' ? 20 : 32, { min: 1, max: 1 << 16 });
   const seqLength = o.integer('seqLength', 35, { min: 1, max: 1 << 16 });
@@ -192,18 +200,17 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
 
   // Data, validated before any work.
   const net = model.network;
-  const stream = mode === 'stream' ? new StreamBatches(model.encodeStream(train, 'training data'), batchSize, seqLength, 'the training text') : undefined;
-  const sentences = mode === 'sentences' ? new SentenceBatches(model.encodeSentences(train, 'training data'), batchSize, { shuffle, bucketing, seed }) : undefined;
+  const stream = mode === 'stream' ? new StreamBatches(model.inputs.stream(train, 'training data'), batchSize, seqLength, 'the training text') : undefined;
+  const sentences = mode === 'sentences' ? new SentenceBatches(model.inputs.sentences(train, 'training data'), batchSize, { shuffle, bucketing, seed }) : undefined;
   if (stream && stream.cols - 1 < seqLength) {
     throw invalidArgument(
       `the training text (${stream.cols * batchSize} tokens) is shorter than one window of ${batchSize} x ${seqLength + 1} tokens; use more text or smaller batchSize/seqLength`,
     );
   }
-  const validation = o.raw('validation');
-  if (validation !== undefined) {
-    if (mode === 'stream') model.encodeStream(validation, 'validation data');
-    else model.encodeSentences(validation, 'validation data');
-  }
+  // Prepared (and so refused if it cannot be scored) before training, scored after each epoch.
+  const validation = o.has('validation')
+    ? prepareScoring(model.inputs, o.raw('validation'), { mode, batchSize: mode === 'stream' ? 10 : batchSize, seqLength }, 'validation data')
+    : undefined;
   const batchesPerEpoch = stream ? stream.count : sentences!.count;
   const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed, optimizer: optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens });
 
@@ -313,7 +320,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         skipped: st.epochSkipped,
       };
       if (validation !== undefined) {
-        const v = await model.evaluateNow(validation, { mode, batchSize: mode === 'stream' ? 10 : batchSize, seqLength });
+        const v = await score(net, validation);
         log.valLoss = v.loss;
         log.valPerplexity = v.perplexity;
       }

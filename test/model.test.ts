@@ -9,6 +9,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { cpuBackend } from '../lib/backend/cpu';
 import { RnnlmError } from '../lib/errors';
 import { LanguageModel } from '../lib/model';
+import { OPTIMIZER_DEFAULTS, Optimizer } from '../lib/nn/optimizer';
 import { CharTokenizer, EOS_ID, WordTokenizer } from '../lib/tokenizers';
 import { sidecarPath } from '../lib/train';
 import { Random } from '../lib/util/random';
@@ -246,6 +247,65 @@ describe('sentences mode', () => {
       expect(g.startsWith('the')).toBe(true);
     } finally {
       model.dispose();
+    }
+  });
+});
+
+describe('inference inside onEpochEnd', () => {
+  test('a generate started but not awaited in onEpochEnd ends before training goes on: the losses are unchanged', async () => {
+    const text = 'the cat sees the dog. the dog chases the bird. '.repeat(20);
+    const tokenizer = CharTokenizer.fit(text);
+    async function run(awaitIt: boolean) {
+      const m = await LanguageModel.create({ tokenizer, embeddingSize: 8, hiddenSize: 16, layers: 1, device: 'cpu', seed: 2 });
+      const samples: Promise<string>[] = [];
+      try {
+        const logs = await m.fit(text, {
+          epochs: 3, batchSize: 4, seqLength: 16, progress: false, optimizer: { type: 'adam', lr: 1e-2 },
+          onEpochEnd: async () => {
+            const sample = m.generate({ prompt: 'the', maxTokens: 200, seed: 1, stopAtEos: false });
+            samples.push(sample);
+            if (awaitIt) await sample;
+          },
+        });
+        return { losses: logs.map((l) => l.loss), samples: await Promise.all(samples) };
+      } finally {
+        m.dispose();
+      }
+    }
+    const awaited = await run(true);
+    const notAwaited = await run(false);
+    expect(notAwaited.losses).toEqual(awaited.losses);
+    expect(notAwaited.samples).toEqual(awaited.samples);
+  });
+});
+
+describe('optimizer defaults', () => {
+  const text = corpus(40).join(' ');
+  const tokenizer = WordTokenizer.fit(text);
+
+  test("SGD's learning rate: one default, the same in Optimizer and in fit", async () => {
+    const m = await LanguageModel.create({ tokenizer, embeddingSize: 4, hiddenSize: 4, layers: 1, device: 'cpu' });
+    try {
+      const opt = new Optimizer(m.network.stream, { type: 'sgd' }, 4, 'f32');
+      opt.dispose();
+      const [log] = await m.fit(text, { batchSize: 4, seqLength: 8, progress: false, optimizer: { type: 'sgd' } });
+      expect(log.lr).toBe(opt.lr);
+      expect(opt.lr).toBe(OPTIMIZER_DEFAULTS.sgd.lr);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test("the string form ('adam', 'adamw', 'sgd') is the type with its defaults", async () => {
+    const m = await LanguageModel.create({ tokenizer, embeddingSize: 4, hiddenSize: 4, layers: 1, device: 'cpu' });
+    try {
+      for (const type of ['adam', 'adamw', 'sgd'] as const) {
+        const [log] = await m.fit(text, { batchSize: 4, seqLength: 8, progress: false, optimizer: type });
+        expect(log.lr).toBe(OPTIMIZER_DEFAULTS[type].lr);
+      }
+      await rejects(m.fit(text, { optimizer: 'rmsprop' as never }), 'ERR_INVALID_ARGUMENT', /^fit: optimizer must be 'adam', 'adamw', 'sgd' or an object .*\(got "rmsprop"\)/);
+    } finally {
+      m.dispose();
     }
   });
 });

@@ -32,8 +32,10 @@ export interface NetworkConfig {
   /** decoder.weight is encoder.weight (needs embeddingSize == hiddenSize). */
   tieWeights: boolean;
   dtype: 'f32' | 'f64';
-  /** Targets with this id are not counted in the loss; its embedding row gets no gradient. */
+  /** Its embedding row gets no gradient (-1: none); targets with this id are not counted, unless ignoreIndex says otherwise. */
   paddingIdx: number;
+  /** Targets with this value are not counted in the loss (default: paddingIdx). */
+  ignoreIndex?: number;
 }
 
 export interface ParamEntry {
@@ -345,7 +347,7 @@ export class Network {
   forward(batch: Batch, opts: { training: boolean; seed?: number }): void {
     const a = this.run(batch, opts);
     this.stream.write(a.targets, batch.targets);
-    this.stream.crossEntropy(a.logits, a.targets, this.config.paddingIdx, a.loss, a.logits);
+    this.stream.crossEntropy(a.logits, a.targets, this.config.ignoreIndex ?? this.config.paddingIdx, a.loss, a.logits);
   }
 
   /**

@@ -1,6 +1,7 @@
 /**
  * Optimizers over the flat parameter and gradient buffers (one fused op per step).
- * Defaults are PyTorch's.
+ * Defaults (OPTIMIZER_DEFAULTS, the one place for them, used by fit too) are PyTorch's, except
+ * SGD's learning rate (see there).
  */
 import { invalidArgument } from '../errors';
 import { tensor, type DeviceBuffer, type Stream, type Tensor } from '../backend/types';
@@ -8,6 +9,14 @@ import { tensor, type DeviceBuffer, type Stream, type Tensor } from '../backend/
 export type OptimizerOptions =
   | { type: 'adam' | 'adamw'; lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
   | { type: 'sgd'; lr?: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean };
+
+export const OPTIMIZER_DEFAULTS = {
+  adam: { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+  adamw: { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
+  // lr 1: the plain-SGD rate of the classic LSTM language models (Zaremba et al. 2014, PTB,
+  // with clipping); PyTorch's 1e-3 (required before 2.2) barely moves such a model.
+  sgd: { lr: 1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false },
+} as const;
 
 export class Optimizer {
   /** Steps taken so far (Adam's bias correction and SGD's first momentum step depend on it). */
@@ -22,10 +31,10 @@ export class Optimizer {
     dtype: 'f32' | 'f64',
   ) {
     if (options.type === 'sgd') {
-      this.lr = options.lr ?? 0.1;
-      if ((options.momentum ?? 0) > 0) this.state.push(stream.alloc(dtype, size));
+      this.lr = options.lr ?? OPTIMIZER_DEFAULTS.sgd.lr;
+      if ((options.momentum ?? OPTIMIZER_DEFAULTS.sgd.momentum) > 0) this.state.push(stream.alloc(dtype, size));
     } else if (options.type === 'adam' || options.type === 'adamw') {
-      this.lr = options.lr ?? 1e-3;
+      this.lr = options.lr ?? OPTIMIZER_DEFAULTS[options.type].lr;
       this.state.push(stream.alloc(dtype, size), stream.alloc(dtype, size));
     } else {
       throw invalidArgument(`optimizer.type must be 'adam', 'adamw' or 'sgd' (got '${(options as { type: string }).type}')`);
@@ -48,22 +57,24 @@ export class Optimizer {
     this.step++;
     const o = this.options;
     if (o.type === 'sgd') {
+      const d = OPTIMIZER_DEFAULTS.sgd;
       this.stream.sgd(params, grads, this.state[0] ? this.stateTensors[0] : null, {
         lr: this.lr,
-        momentum: o.momentum ?? 0,
-        dampening: o.dampening ?? 0,
-        weightDecay: o.weightDecay ?? 0,
-        nesterov: o.nesterov ?? false,
+        momentum: o.momentum ?? d.momentum,
+        dampening: o.dampening ?? d.dampening,
+        weightDecay: o.weightDecay ?? d.weightDecay,
+        nesterov: o.nesterov ?? d.nesterov,
         step: this.step,
       }, guard);
     } else {
       const [m, v] = this.stateTensors;
+      const d = OPTIMIZER_DEFAULTS[o.type];
       this.stream.adam(params, grads, m, v, {
         lr: this.lr,
-        beta1: o.beta1 ?? 0.9,
-        beta2: o.beta2 ?? 0.999,
-        eps: o.eps ?? 1e-8,
-        weightDecay: o.weightDecay ?? (o.type === 'adamw' ? 0.01 : 0),
+        beta1: o.beta1 ?? d.beta1,
+        beta2: o.beta2 ?? d.beta2,
+        eps: o.eps ?? d.eps,
+        weightDecay: o.weightDecay ?? d.weightDecay,
         decoupled: o.type === 'adamw',
         step: this.step,
       }, guard);

@@ -1,0 +1,88 @@
+/**
+ * evaluate: the mean negative log-likelihood over every target token of a text or of sentences,
+ * whatever its length and the batch size. A stream is scored in overlapping columns (see
+ * StreamBatches 'overlap'), then the few targets after the last column by continuing that
+ * column's state in a batch of one; sentences in padded batches, padding not counted.
+ */
+import { SentenceBatches, StreamBatches } from './data';
+import type { FloatArray } from './backend/types';
+import type { DataMode, Inputs } from './inputs';
+import type { Network } from './nn/network';
+import { Options } from './options';
+
+export interface EvaluateOptions {
+  mode?: DataMode;
+  batchSize?: number;
+  seqLength?: number;
+}
+
+export interface Evaluation {
+  loss: number;
+  perplexity: number;
+  tokens: number;
+}
+
+/** Data ready to score: encoded, validated and batched (made once, scored as often as needed). */
+export type ScoringSet = { mode: 'stream'; columns: StreamBatches; tail?: StreamBatches } | { mode: 'sentences'; batches: SentenceBatches };
+
+export function prepareScoring(inputs: Inputs, data: unknown, options: unknown, what: string): ScoringSet {
+  const o = new Options('evaluate', options, ['mode', 'batchSize', 'seqLength']);
+  const mode = o.oneOf('mode', inputs.inferMode(data), ['stream', 'sentences'] as const);
+  const B = o.integer('batchSize', mode === 'stream' ? 10 : 32, { min: 1, max: 1 << 16 });
+  const T = o.integer('seqLength', 35, { min: 1, max: 1 << 16 });
+  if (mode === 'sentences') {
+    return { mode, batches: new SentenceBatches(inputs.sentences(data, what), B, { shuffle: false, bucketing: true, seed: 0 }) };
+  }
+  const columns = new StreamBatches(inputs.stream(data, what), B, T, what, 'overlap');
+  return { mode, columns, tail: columns.tail && new StreamBatches(columns.tail, 1, T, what, 'overlap') };
+}
+
+export async function score(net: Network, set: ScoringSet): Promise<Evaluation> {
+  let nll = 0, count = 0;
+  const add = async () => {
+    const r = await net.readLoss();
+    nll += r.loss * r.count;
+    count += r.count;
+  };
+  if (set.mode === 'stream') {
+    const { columns, tail } = set;
+    const B = columns.batchSize;
+    net.resetState(B);
+    for (let k = 0; k < columns.count; k++) {
+      net.forward(columns.batch(k), { training: false });
+      net.carryState();
+      await add();
+    }
+    if (tail) {
+      // The last column's final state, [L, B, H] -> [L, 1, H], continues into the tail.
+      const { hx, cx } = net.state(B);
+      const [h, c] = (await Promise.all([net.stream.read(hx), net.stream.read(cx)])) as FloatArray[];
+      const { layers: L, hiddenSize: H } = net.config;
+      const last = (all: FloatArray) => {
+        const out = all.slice(0, L * H); // of the network's dtype
+        for (let l = 0; l < L; l++) out.set(all.subarray((l * B + B - 1) * H, (l * B + B) * H), l * H);
+        return out;
+      };
+      net.resetState(1);
+      const one = net.state(1);
+      net.stream.write(one.hx, last(h));
+      net.stream.write(one.cx, last(c));
+      for (let k = 0; k < tail.count; k++) {
+        net.forward(tail.batch(k), { training: false });
+        net.carryState();
+        await add();
+      }
+    }
+  } else {
+    const sb = set.batches;
+    const order = sb.order(0);
+    for (let k = 0; k < sb.count; k++) {
+      const batch = sb.batch(order, k);
+      net.resetState(batch.batchSize);
+      net.forward(batch, { training: false });
+      await add();
+    }
+  }
+  const loss = nll / count;
+  return { loss, perplexity: Math.exp(loss), tokens: count };
+}
