@@ -5,7 +5,7 @@
  * in a sidecar <name>.train.safetensors. Everything read is validated before use.
  */
 import { RnnlmError } from './errors';
-import type { Cell } from './backend/types';
+import { numel, type Cell } from './backend/types';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { ParamEntry } from './nn/network';
 import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
@@ -44,6 +44,39 @@ export function stateDictShapes(c: ModelConfig): Map<string, number[]> {
     m.set(`rnn.bias_ih_l${l}`, [G]).set(`rnn.bias_hh_l${l}`, [G]);
   }
   return m.set('decoder.weight', [V, H]).set('decoder.bias', [V]);
+}
+
+/**
+ * A Keras-style table of a config's layers, output shapes and parameter counts, counted from the
+ * state_dict shapes (a tied decoder.weight is the encoder's): nothing is allocated, so any
+ * valid config can be summarised.
+ */
+export function summaryTable(c: ModelConfig): { text: string; total: number } {
+  const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, tieWeights } = c;
+  const kind = { lstm: 'LSTM', gru: 'GRU', rnn_tanh: 'RNN (tanh)', rnn_relu: 'RNN (relu)' }[cell];
+  const shapes = [...stateDictShapes(c)];
+  const count = (name: RegExp) => shapes.reduce((a, [n, s]) => (name.test(n) && !(tieWeights && n === 'decoder.weight') ? a + numel(s) : a), 0);
+  const rows: [string, string, number][] = [['encoder (Embedding)', `(batch, seq, ${E})`, count(/^encoder\./)]];
+  for (let l = 0; l < L; l++) {
+    rows.push([L === 1 ? `rnn (${kind})` : `rnn_l${l} (${kind})`, `(batch, seq, ${H})`, count(new RegExp(`^rnn\\..*_l${l}$`))]);
+  }
+  rows.push([`decoder (Linear${tieWeights ? ', tied' : ''})`, `(batch, seq, ${V})`, count(/^decoder\./)]);
+  const total = rows.reduce((a, r) => a + r[2], 0);
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  const w = [Math.max(20, ...rows.map((r) => r[0].length)) + 2, Math.max(18, ...rows.map((r) => r[1].length)) + 2, 14];
+  const line = (ch: string) => ch.repeat(w[0] + w[1] + w[2]);
+  const row = (a: string, b: string, d: string) => a.padEnd(w[0]) + b.padEnd(w[1]) + d.padStart(w[2]);
+  const text = [
+    line('_'),
+    row('Layer (type)', 'Output Shape', 'Param #'),
+    line('='),
+    ...rows.flatMap((r, i) => [row(r[0], r[1], fmt(r[2])), i < rows.length - 1 ? line('_') : line('=')]),
+    `Total params: ${fmt(total)}`,
+    `Trainable params: ${fmt(total)}`,
+    `Non-trainable params: 0`,
+    line('_'),
+  ].join('\n');
+  return { text, total };
 }
 
 const FORMAT = 'rnnlm';

@@ -3,14 +3,17 @@
  * The rnnlm command line: train, eval, generate, predict, summary. Options are the API's
  * options in kebab-case (DESIGN.md, "CLI"); every failure prints one line and exits non-zero.
  */
-import { readFileSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ALL_PEERS, runBench } from './bench/run';
 import { CONFIGS } from './bench/configs';
-import { RnnlmError } from './errors';
-import { LanguageModel, type CreateOptions } from './model';
-import { CharTokenizer, WordTokenizer } from './tokenizers';
-import type { FitOptions, LrSchedule } from './train';
+import { readCheckpoint, summaryTable, type ModelConfig } from './checkpoint';
+import { RnnlmError, invalidArgument } from './errors';
+import { LanguageModel } from './model';
+import { CharTokenizer, WordTokenizer, type Tokenizer } from './tokenizers';
+import { readTrainState, type FitOptions, type LrSchedule } from './train';
 
 function int(name: string) {
   return (v: string) => {
@@ -27,28 +30,108 @@ function num(name: string) {
   };
 }
 
-function readText(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new RnnlmError('ERR_INVALID_ARGUMENT', `cannot read ${path}: ${(e as Error).message}`);
+function fraction(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a number in [0, 1) (got ${v})`);
+    return n;
+  };
+}
+
+/** Training stopped by a signal: the CLI saves, then ends by that same signal. */
+class Interrupted extends Error {
+  override name = 'AbortError';
+  /** Where the training so far was saved (unset: stopped before training began). */
+  saved?: string;
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`stopped by ${signal}`);
   }
+}
+
+/** Bytes of `b` outside any well-formed UTF-8 sequence (RFC 3629), and the offset of the first. */
+function invalidUtf8(b: Uint8Array): { count: number; first: number } {
+  let count = 0, first = -1;
+  for (let i = 0; i < b.length; ) {
+    const c = b[i];
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    // The second byte's range rules out overlong forms, surrogates and code points above U+10FFFF.
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80, hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    let ok = n === 1 || (n > 1 && b[i + 1] >= lo && b[i + 1] <= hi);
+    for (let k = 2; ok && k < n; k++) ok = b[i + k] >= 0x80 && b[i + k] <= 0xbf;
+    if (ok) {
+      i += n;
+    } else {
+      if (first < 0) first = i;
+      count++;
+      i++;
+    }
+  }
+  return { count, first };
+}
+
+/**
+ * A text file as UTF-8. Bytes that are not UTF-8 (a Latin-1 or binary file) would silently
+ * become U+FFFD and train the model on garbage: they are refused, or with `lossy` replaced
+ * with a warning that counts them.
+ */
+function readText(path: string, lossy: boolean): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw invalidArgument(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  if (!isUtf8(bytes)) {
+    const { count, first } = invalidUtf8(bytes);
+    const what = `${count} ${count === 1 ? 'byte is' : 'bytes are'} not valid UTF-8 (the first at byte ${first})`;
+    if (!lossy) throw invalidArgument(`${path} is not UTF-8 text: ${what}; convert it (e.g. iconv -f latin1 -t utf-8) or pass --lossy-utf8 to read them as U+FFFD`);
+    console.error(`rnnlm: warning: ${path}: ${what}; read as U+FFFD (--lossy-utf8)`);
+  }
+  return bytes.toString('utf8');
+}
+
+/** --out must name a file in a writable directory: checked before any work, not found after an epoch. */
+function checkOut(out: string): void {
+  const dir = dirname(resolve(out));
+  const bad = (why: string) => invalidArgument(`--out ${out}: ${why}`);
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    throw bad((e as NodeJS.ErrnoException).code === 'ENOENT' ? `the directory ${dir} does not exist; create it first` : `cannot use the directory ${dir}: ${(e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw bad(`${dir} is not a directory`);
+  try {
+    accessSync(dir, fsConstants.W_OK);
+  } catch {
+    throw bad(`the directory ${dir} is not writable`);
+  }
+  if (statSync(out, { throwIfNoEntry: false })?.isDirectory()) throw bad(`is a directory; give a file path such as ${join(out, 'model.safetensors')}`);
 }
 
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 
 const lines = (text: string) => text.split(/\r?\n/).filter((l) => l.trim().length > 0);
 
+const kebab = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** The model flags, named as ModelConfig's fields (the API's CreateOptions). */
+const MODEL_KEYS = ['cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'seed'] as const;
+
+// No defaults here where the API has one: a flag left out is left out of the call (one source of truth).
 const modelOptions = (cmd: Command) =>
   cmd
-    .addOption(new Option('--cell <cell>', 'recurrent cell').choices(['lstm', 'gru', 'rnn_tanh', 'rnn_relu']).default('lstm'))
-    .option('--embedding-size <n>', 'embedding size', int('--embedding-size'), 200)
-    .option('--hidden-size <n>', 'hidden size', int('--hidden-size'), 200)
-    .option('--layers <n>', 'stacked recurrent layers', int('--layers'), 2)
-    .option('--dropout <p>', 'dropout on embeddings, between layers and on the output', num('--dropout'), 0)
-    .option('--tie-weights', 'share the embedding matrix with the decoder', false);
+    .addOption(new Option('--cell <cell>', 'recurrent cell').choices(['lstm', 'gru', 'rnn_tanh', 'rnn_relu']))
+    .option('--embedding-size <n>', 'embedding size', int('--embedding-size'))
+    .option('--hidden-size <n>', 'hidden size', int('--hidden-size'))
+    .option('--layers <n>', 'stacked recurrent layers', int('--layers'))
+    .option('--dropout <p>', 'dropout on embeddings, between layers and on the output', num('--dropout'))
+    .option('--tie-weights', 'share the embedding matrix with the decoder');
 
-const deviceOption = () => new Option('--device <device>', 'where to compute').choices(['auto', 'cpu', 'cuda']).default('auto');
+const API_DEFAULTS = '\nOptions left out take the API\'s defaults (README.md, "API").';
+
+const deviceOption = () => new Option('--device <device>', 'where to compute (auto: CUDA if it answers, else the CPU)').choices(['auto', 'cpu', 'cuda']);
+const lossyOption = () => new Option('--lossy-utf8', 'read bytes that are not UTF-8 as U+FFFD (with a warning) instead of refusing the file');
 
 export function program(): Command {
   const prog = new Command('rnnlm')
@@ -62,71 +145,77 @@ export function program(): Command {
       .description('train a model on a text file and save it')
       .requiredOption('--train <file>', 'training text (UTF-8)')
       .option('--validation <file>', 'validation text (default: the last --valid-split of the training text)')
-      .option('--valid-split <fraction>', 'fraction of the training text held out for validation when no --validation', num('--valid-split'), 0.1)
+      .option('--valid-split <fraction>', 'fraction of the training text held out for validation when no --validation (0: none)', fraction('--valid-split'), 0.1)
       .option('--out <file>', 'where to save the trained model', 'model.safetensors')
       .addOption(new Option('--tokenizer <kind>', 'word or character tokens').choices(['word', 'char']).default('word'))
-      .option('--lowercase', 'lowercase words (word tokenizer)', false)
-      .option('--min-freq <n>', 'words seen fewer times become <unk>', int('--min-freq'), 1)
+      .option('--lowercase', 'lowercase words (word tokenizer)')
+      .option('--min-freq <n>', 'words seen fewer times become <unk>', int('--min-freq'))
       .option('--max-vocab <n>', 'largest vocabulary, specials included', int('--max-vocab'))
       .addOption(new Option('--mode <mode>', 'stream: one text, truncated BPTT; sentences: one sentence per line').choices(['stream', 'sentences']).default('stream')),
   )
     .addOption(deviceOption())
-    .option('--seed <n>', 'seed of initialisation, dropout and shuffling', int('--seed'), 1)
-    .option('--epochs <n>', 'passes over the training data', int('--epochs'), 1)
+    .addOption(lossyOption())
+    .option('--seed <n>', 'seed of initialisation, dropout and shuffling', int('--seed'))
+    .option('--epochs <n>', 'passes over the training data', int('--epochs'))
     .option('--batch-size <n>', 'sequences per batch', int('--batch-size'))
-    .option('--seq-length <n>', 'time steps per window (stream mode)', int('--seq-length'), 35)
+    .option('--seq-length <n>', 'time steps per window (stream mode)', int('--seq-length'))
     .addOption(new Option('--optimizer <type>', 'optimizer').choices(['adam', 'adamw', 'sgd']).default('adam'))
     .option('--lr <rate>', 'learning rate (default: 1e-3 for Adam, 1 for SGD)', num('--lr'))
     .option('--momentum <m>', 'SGD momentum', num('--momentum'))
     .option('--weight-decay <w>', 'weight decay', num('--weight-decay'))
-    .addOption(new Option('--lr-schedule <kind>', 'learning-rate schedule').choices(['constant', 'step', 'plateau']).default('constant'))
+    .addOption(new Option('--lr-schedule <kind>', 'learning-rate schedule').choices(['constant', 'step', 'plateau']))
     .option('--lr-factor <f>', 'schedule factor (step: 0.5, plateau: 0.25)', num('--lr-factor'))
     .option('--lr-start <epoch>', 'step schedule: first epoch after which the rate decays', int('--lr-start'))
     .option('--clip-norm <n>', 'clip the global gradient norm', num('--clip-norm'))
     .option('--clip-value <v>', 'clip each gradient to [-v, v]', num('--clip-value'))
     .option('--checkpoint-every <steps>', 'also save every N steps (default: every epoch)', int('--checkpoint-every'))
-    .option('--resume', 'continue from the checkpoint at --out', false)
+    .option('--resume', 'continue the run saved at --out (its model, tokenizer, mode and batching come from there)', false)
     .option('--no-progress', 'no progress bar')
     .option('--sample <n>', 'print n generated tokens after each epoch', int('--sample'), 0)
-    .action(async (o) => {
-      const text = readText(o.train);
-      let trainText = text, validText: string | undefined = o.validation ? readText(o.validation) : undefined;
+    .addHelpText('after', API_DEFAULTS)
+    .action(async (o, cmd: Command) => {
+      const given = (key: string) => cmd.getOptionValueSource(key) === 'cli';
+      // First of all: a signal from here on stops training at the next step and saves it.
+      const controller = new AbortController();
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort(new Interrupted(sig)));
+      checkOut(o.out);
+      if (o.validation && given('validSplit')) throw invalidArgument('--valid-split and --validation exclude each other: give one');
+      if (o.lowercase && o.tokenizer === 'char') throw invalidArgument('--lowercase is for --tokenizer word');
+      const text = readText(o.train, Boolean(o.lossyUtf8));
+      let trainText = text, validText: string | undefined = o.validation ? readText(o.validation, Boolean(o.lossyUtf8)) : undefined;
       if (!validText && o.validSplit > 0) {
         const cut = Math.floor(text.length * (1 - o.validSplit));
         trainText = text.slice(0, cut);
         validText = text.slice(cut);
       }
+      const create = o.resume ? await fromCheckpoint(o, given, trainText) : undefined;
       const sentences = o.mode === 'sentences';
-      const tokenizer = o.tokenizer === 'char'
-        ? CharTokenizer.fit(trainText, { minFreq: o.minFreq, ...(o.maxVocab ? { maxVocab: o.maxVocab } : {}), unk: true })
-        : WordTokenizer.fit(sentences ? lines(trainText) : trainText, { minFreq: o.minFreq, lowercase: o.lowercase, ...(o.maxVocab ? { maxVocab: o.maxVocab } : {}) });
-      const createOpts: CreateOptions = {
-        tokenizer, cell: o.cell, embeddingSize: o.embeddingSize, hiddenSize: o.hiddenSize, layers: o.layers,
-        dropout: o.dropout, tieWeights: o.tieWeights, device: o.device, seed: o.seed,
-      };
-      const model = await LanguageModel.create(createOpts);
+      const tokenizer = create?.tokenizer ?? fitTokenizer(o, trainText, sentences);
+      const config = create ?? o;
+      const model = await LanguageModel.create({
+        cell: config.cell, embeddingSize: config.embeddingSize, hiddenSize: config.hiddenSize, layers: config.layers, dropout: config.dropout,
+        tieWeights: config.tieWeights, seed: config.seed, tokenizer, device: o.device,
+      });
       console.error(`rnnlm: ${model.device} (${model.deviceReason}); vocabulary ${tokenizer.vocabSize}; ${model.parameterCount.toLocaleString('en-US')} parameters`);
-      const lrSchedule: LrSchedule = o.lrSchedule === 'step'
-        ? { type: 'step', ...(o.lrFactor !== undefined ? { factor: o.lrFactor } : {}), ...(o.lrStart !== undefined ? { start: o.lrStart } : {}) }
-        : o.lrSchedule === 'plateau' ? { type: 'plateau', ...(o.lrFactor !== undefined ? { factor: o.lrFactor } : {}) } : 'constant';
+      const lrSchedule: LrSchedule | undefined = o.lrSchedule === 'step'
+        ? { type: 'step', factor: o.lrFactor, start: o.lrStart }
+        : o.lrSchedule === 'plateau' ? { type: 'plateau', factor: o.lrFactor } : o.lrSchedule;
       const optimizer = o.optimizer === 'sgd'
-        ? { type: 'sgd' as const, ...(o.lr !== undefined ? { lr: o.lr } : {}), ...(o.momentum !== undefined ? { momentum: o.momentum } : {}), ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}) }
-        : { type: o.optimizer as 'adam' | 'adamw', ...(o.lr !== undefined ? { lr: o.lr } : {}), ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}) };
-      const controller = new AbortController();
-      process.once('SIGINT', () => controller.abort());
+        ? { type: 'sgd' as const, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay }
+        : { type: o.optimizer as 'adam' | 'adamw', lr: o.lr, weightDecay: o.weightDecay };
       const fitOpts: FitOptions = {
         mode: o.mode,
         epochs: o.epochs,
+        batchSize: o.batchSize,
         seqLength: o.seqLength,
         optimizer,
         lrSchedule,
+        clipNorm: o.clipNorm,
+        clipValue: o.clipValue,
         progress: o.progress,
         signal: controller.signal,
         checkpoint: { path: o.out, every: o.checkpointEvery ?? 'epoch' },
         resume: o.resume,
-        ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
-        ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}),
-        ...(o.clipValue !== undefined ? { clipValue: o.clipValue } : {}),
         ...(validText ? { validation: sentences ? lines(validText) : validText } : {}),
         onEpochEnd: async (log, m) => {
           const val = log.valLoss !== undefined ? `, validation loss ${log.valLoss.toFixed(4)} (perplexity ${log.valPerplexity!.toFixed(2)})` : '';
@@ -135,8 +224,17 @@ export function program(): Command {
         },
       };
       try {
-        await model.fit(sentences ? lines(trainText) : trainText, fitOpts);
-        console.log(`saved ${o.out}`);
+        if (controller.signal.aborted) throw controller.signal.reason; // stopped before training: nothing new to save
+        const history = await model.fit(sentences ? lines(trainText) : trainText, fitOpts).catch((e: unknown) => {
+          if (e instanceof Interrupted) e.saved = o.out; // fit rejects with the signal's reason only once it has saved
+          throw e;
+        });
+        if (create && history.length < create.epoch) {
+          // The run's epoch count is not in the checkpoint: a resume that reaches no new epoch says so.
+          console.error(`rnnlm: nothing to train: ${o.out} has finished ${history.length} epochs; give a larger --epochs to train more`);
+        } else {
+          console.log(`saved ${o.out}`);
+        }
       } finally {
         model.dispose();
       }
@@ -151,16 +249,13 @@ export function program(): Command {
     .option('--batch-size <n>', 'sequences per batch', int('--batch-size'))
     .option('--seq-length <n>', 'time steps per window', int('--seq-length'))
     .addOption(deviceOption())
+    .addOption(lossyOption())
     .action(async (path, o) => {
+      const text = readText(o.text, Boolean(o.lossyUtf8));
       const model = await LanguageModel.load(path, { device: o.device });
       try {
         const mode = o.mode ?? model.mode ?? 'stream';
-        const text = readText(o.text);
-        const r = await model.evaluate(mode === 'sentences' ? lines(text) : text, {
-          mode,
-          ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
-          ...(o.seqLength !== undefined ? { seqLength: o.seqLength } : {}),
-        });
+        const r = await model.evaluate(mode === 'sentences' ? lines(text) : text, { mode, batchSize: o.batchSize, seqLength: o.seqLength });
         console.log(JSON.stringify(r));
       } finally {
         model.dispose();
@@ -169,25 +264,28 @@ export function program(): Command {
 
   prog
     .command('generate')
-    .description('continue a prompt by sampling')
+    .description('continue a prompt by sampling (a model trained on sentences can start one without a prompt)')
     .argument('<model>', 'a .safetensors checkpoint')
-    .option('--prompt <text>', 'text to continue', '')
-    .option('--max-tokens <n>', 'tokens to generate', int('--max-tokens'), 100)
-    .option('--temperature <t>', '0 = greedy; < 1 sharper; > 1 flatter', num('--temperature'), 1)
-    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', int('--top-k'), 0)
-    .option('--top-p <p>', 'nucleus sampling mass (1 = all)', num('--top-p'), 1)
+    .option('--prompt <text>', 'text to continue (needed by a model trained in stream mode)')
+    .option('--max-tokens <n>', 'tokens to generate', int('--max-tokens'))
+    .option('--temperature <t>', '0 = greedy; < 1 sharper; > 1 flatter', num('--temperature'))
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', int('--top-k'))
+    .option('--top-p <p>', 'nucleus sampling mass (1 = all)', num('--top-p'))
     .option('--seed <n>', 'seed of the sampler', int('--seed'))
     .option('--stop <text...>', 'stop when one of these strings appears')
     .addOption(deviceOption())
+    .addHelpText('after', API_DEFAULTS)
     .action(async (path, o) => {
       const model = await LanguageModel.load(path, { device: o.device });
       try {
-        const text = await model.generate({
-          prompt: o.prompt, maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP,
-          ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.stop ? { stop: o.stop } : {}),
-        });
+        // A stream model was never shown a start of text (no <sos>; newlines are not tokens), so
+        // no token is a principled default beginning: it continues what the user gives.
+        if (!o.prompt && model.mode !== 'sentences') {
+          throw invalidArgument(`generate: ${path} was trained in stream mode: it continues a text and cannot start from nothing; pass --prompt <text>`);
+        }
+        const text = await model.generate({ prompt: o.prompt, maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stop: o.stop });
         const sep = o.prompt && model.tokenizer?.kind === 'word' ? ' ' : '';
-        console.log(o.prompt + sep + text);
+        console.log((o.prompt ?? '') + sep + text);
       } finally {
         model.dispose();
       }
@@ -198,8 +296,9 @@ export function program(): Command {
     .description('the most likely next tokens after a context')
     .argument('<model>', 'a .safetensors checkpoint')
     .requiredOption('--context <text>', 'the context')
-    .option('--top-k <k>', 'how many', int('--top-k'), 5)
+    .option('--top-k <k>', 'how many', int('--top-k'))
     .addOption(deviceOption())
+    .addHelpText('after', API_DEFAULTS)
     .action(async (path, o) => {
       const model = await LanguageModel.load(path, { device: o.device });
       try {
@@ -214,23 +313,22 @@ export function program(): Command {
   modelOptions(
     prog
       .command('summary')
-      .description('layers and parameter counts, of a checkpoint or of a configuration')
+      .description('layers and parameter counts, of a checkpoint or of a configuration (counted, nothing allocated)')
       .argument('[model]', 'a .safetensors checkpoint')
       .option('--vocab-size <n>', 'vocabulary size (without a checkpoint)', int('--vocab-size')),
-  ).action(async (path, o) => {
-    const model = path
-      ? await LanguageModel.load(path, { device: 'cpu' })
-      : await LanguageModel.create({
-          vocabSize: o.vocabSize ?? failMissing('--vocab-size (or a checkpoint)'),
-          cell: o.cell, embeddingSize: o.embeddingSize, hiddenSize: o.hiddenSize, layers: o.layers, dropout: o.dropout,
-          tieWeights: o.tieWeights, device: 'cpu',
-        });
-    try {
-      model.summary();
-    } finally {
-      model.dispose();
-    }
-  });
+  )
+    .addHelpText('after', API_DEFAULTS)
+    .action(async (path, o, cmd: Command) => {
+      const flags = ['vocabSize', ...MODEL_KEYS.filter((k) => k !== 'seed')].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      if (path && flags.length > 0) throw invalidArgument(`summary: a checkpoint's configuration is its own; leave out ${flags.map(kebab).join(', ')}`);
+      const config = path
+        ? (await readCheckpoint(path)).config
+        : LanguageModel.configOf({
+            vocabSize: o.vocabSize ?? failMissing('--vocab-size (or a checkpoint)'),
+            cell: o.cell, embeddingSize: o.embeddingSize, hiddenSize: o.hiddenSize, layers: o.layers, dropout: o.dropout, tieWeights: o.tieWeights,
+          }).cfg;
+      console.log(summaryTable(config).text);
+    });
   prog
     .command('bench')
     .description('training and generation speed of rnnlm against tfjs (if installed), one run per process')
@@ -253,6 +351,62 @@ export function program(): Command {
   return prog;
 }
 
+type TrainFlags = Record<string, unknown> & { out: string; tokenizer: 'word' | 'char'; mode: 'stream' | 'sentences' };
+
+function fitTokenizer(o: TrainFlags, text: string, sentences: boolean): Tokenizer {
+  return o.tokenizer === 'char'
+    ? CharTokenizer.fit(text, { minFreq: o.minFreq as number | undefined, maxVocab: o.maxVocab as number | undefined, unk: true })
+    : WordTokenizer.fit(sentences ? lines(text) : text, { minFreq: o.minFreq as number | undefined, maxVocab: o.maxVocab as number | undefined, lowercase: o.lowercase as boolean | undefined });
+}
+
+/**
+ * --resume continues the run saved at --out: the model config, tokenizer, data mode, batching and
+ * learning rate come from there, so no flag needs repeating; a flag that is given must agree with
+ * the checkpoint (refused otherwise, naming it and both values), and the rate in use is said.
+ * Sets `o`'s mode, batch size, sequence length and optimizer to the checkpoint's.
+ */
+async function fromCheckpoint(o: TrainFlags, given: (key: string) => boolean, trainText: string): Promise<ModelConfig & { tokenizer: Tokenizer; epoch: number }> {
+  const ck = await readCheckpoint(o.out);
+  const { saved } = await readTrainState(o.out, ck.metadata.trainStep);
+  const disagree = (key: string, theirs: unknown, field = key) => {
+    if (given(key) && o[key] !== theirs) {
+      throw invalidArgument(`--resume: ${kebab(key)} ${String(o[key])} disagrees with the checkpoint's ${field} ${String(theirs)}; leave it out to use the checkpoint's`);
+    }
+  };
+  for (const key of MODEL_KEYS) disagree(key, ck.config[key]);
+  const tokenizer = ck.tokenizer;
+  if (!tokenizer) throw invalidArgument(`--resume: ${o.out} has no tokenizer (it was trained on token ids), so it cannot train on text`);
+  disagree('tokenizer', tokenizer.kind);
+  const json = tokenizer.toJSON();
+  if (json.type === 'word') disagree('lowercase', json.options.lowercase);
+  if (ck.mode) disagree('mode', ck.mode);
+  o.mode = ck.mode ?? o.mode;
+  // Fitting options are not stored: the vocabulary they give must be the checkpoint's.
+  const fitFlags = ['minFreq', 'maxVocab'].filter(given);
+  if (fitFlags.length > 0) {
+    const refit = fitTokenizer({ ...o, tokenizer: tokenizer.kind, lowercase: json.type === 'word' ? json.options.lowercase : undefined }, trainText, o.mode === 'sentences');
+    if (JSON.stringify(refit.tokens()) !== JSON.stringify(tokenizer.tokens())) {
+      throw invalidArgument(`--resume: ${fitFlags.map(kebab).join(' and ')} ${fitFlags.length > 1 ? 'give' : 'gives'} a vocabulary of ${refit.vocabSize} tokens on this text, the checkpoint's has ${tokenizer.vocabSize} (a different one); leave ${fitFlags.length > 1 ? 'them' : 'it'} out to use the checkpoint's`);
+    }
+  }
+  // Batching and the optimizer's type are in the training state's record of the run.
+  let run: Record<string, unknown> = {};
+  try {
+    run = JSON.parse(saved.fingerprint);
+  } catch {
+    // fit refuses a state it cannot match
+  }
+  for (const key of ['batchSize', 'seqLength', 'optimizer']) {
+    if (run[key] === undefined) continue;
+    disagree(key, run[key]);
+    o[key] = run[key];
+  }
+  const lr = Number(saved.lr.toPrecision(6));
+  const ignored = given('lr') && o.lr !== saved.lr ? `; --lr ${String(o.lr)} is not used` : '';
+  console.error(`rnnlm: resuming ${o.out} at epoch ${saved.epoch}, step ${saved.step}: learning rate ${lr} (the checkpoint's${ignored})`);
+  return { ...ck.config, tokenizer, epoch: saved.epoch };
+}
+
 function failMissing(what: string): never {
   throw new RnnlmError('ERR_INVALID_ARGUMENT', `missing ${what}`);
 }
@@ -262,7 +416,8 @@ async function sampleText(model: LanguageModel, n: number): Promise<string> {
   return JSON.stringify(await model.generate({ prompt, maxTokens: n, temperature: 0.8, seed: 1 }));
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Runs the CLI; resolves with the exit code, or with the signal to end by (training stopped by it and saved). */
+export async function main(argv: string[]): Promise<number | NodeJS.Signals> {
   try {
     await program().parseAsync(argv);
     return 0;
@@ -270,9 +425,9 @@ export async function main(argv: string[]): Promise<number> {
     const err = e as { code?: string; exitCode?: number; message?: string; name?: string };
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) return err.exitCode || 1; // commander printed it
-    if (err.name === 'AbortError') {
-      console.error('rnnlm: interrupted; the last checkpoint is saved (continue with --resume)');
-      return 130;
+    if (e instanceof Interrupted) {
+      console.error(`rnnlm: ${e.signal}: ${e.saved ? `stopped; the training so far is saved in ${e.saved} (continue with --resume)` : 'stopped before training began; nothing was written'}`);
+      return e.signal;
     }
     const msg = e instanceof RnnlmError ? `${e.code}: ${e.message}` : (err.message ?? String(e));
     console.error(`rnnlm: ${msg.split('\n')[0]}`);
@@ -281,7 +436,14 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  void main(process.argv).then((code) => {
-    process.exitCode = code;
+  void main(process.argv).then((status) => {
+    if (typeof status === 'number') {
+      process.exitCode = status;
+    } else {
+      // Saved; now end by the signal itself, as its sender (a shell, systemd, Kubernetes) expects:
+      // our handler is spent, so the default action applies.
+      process.removeAllListeners(status);
+      process.kill(process.pid, status);
+    }
   });
 }

@@ -5,8 +5,8 @@
  * evaluation, next-token prediction, sampling, beam search and safetensors checkpoints.
  */
 import { selectBackend, type DeviceOption } from './backend/index';
-import { numel, tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
-import { CONFIG_LIMITS, readCheckpoint, stateDictShapes, writeCheckpoint, type ModelConfig } from './checkpoint';
+import { tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
+import { CONFIG_LIMITS, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { prepareScoring, score, type EvaluateOptions, type Evaluation } from './evaluate';
@@ -102,6 +102,12 @@ export class LanguageModel {
   }
 
   static async create(options: CreateOptions = {}): Promise<LanguageModel> {
+    const { cfg, tokenizer, device } = LanguageModel.configOf(options);
+    return LanguageModel.build(cfg, tokenizer, device, true);
+  }
+
+  /** @internal create's options validated into a config, allocating nothing (the CLI's summary of any size). */
+  static configOf(options: CreateOptions): { cfg: ModelConfig; tokenizer?: Tokenizer; device: DeviceOption } {
     const o = new Options('LanguageModel.create', options, CREATE_KEYS);
     const tokenizer = o.raw('tokenizer') as Tokenizer | undefined;
     if (tokenizer !== undefined && !isTokenizer(tokenizer)) {
@@ -128,7 +134,7 @@ export class LanguageModel {
     if (cfg.tieWeights && cfg.embeddingSize !== cfg.hiddenSize) {
       throw invalidArgument(`LanguageModel.create: tieWeights needs embeddingSize == hiddenSize (got ${cfg.embeddingSize} and ${cfg.hiddenSize})`);
     }
-    return LanguageModel.build(cfg, tokenizer, o.oneOf('device', 'auto', ['auto', 'cpu', 'cuda'] as const), true);
+    return { cfg, tokenizer, device: o.oneOf('device', 'auto', ['auto', 'cpu', 'cuda'] as const) };
   }
 
   private static async build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean) {
@@ -159,31 +165,7 @@ export class LanguageModel {
   /** A Keras-style table of layers, output shapes and parameter counts (printed unless print: false). */
   summary(options: { print?: boolean } = {}): string {
     const print = new Options('summary', options, ['print']).boolean('print', true);
-    const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, tieWeights } = this.cfg;
-    const kind = { lstm: 'LSTM', gru: 'GRU', rnn_tanh: 'RNN (tanh)', rnn_relu: 'RNN (relu)' }[cell];
-    // Counted from the state_dict shapes a checkpoint holds (a tied decoder.weight is the encoder's).
-    const shapes = [...stateDictShapes(this.cfg)];
-    const count = (name: RegExp) => shapes.reduce((a, [n, s]) => (name.test(n) && !(tieWeights && n === 'decoder.weight') ? a + numel(s) : a), 0);
-    const rows: [string, string, number][] = [['encoder (Embedding)', `(batch, seq, ${E})`, count(/^encoder\./)]];
-    for (let l = 0; l < L; l++) {
-      rows.push([L === 1 ? `rnn (${kind})` : `rnn_l${l} (${kind})`, `(batch, seq, ${H})`, count(new RegExp(`^rnn\\..*_l${l}$`))]);
-    }
-    rows.push([`decoder (Linear${tieWeights ? ', tied' : ''})`, `(batch, seq, ${V})`, count(/^decoder\./)]);
-    const total = rows.reduce((a, r) => a + r[2], 0);
-    const fmt = (n: number) => n.toLocaleString('en-US');
-    const w = [Math.max(20, ...rows.map((r) => r[0].length)) + 2, Math.max(18, ...rows.map((r) => r[1].length)) + 2, 14];
-    const line = (c: string) => c.repeat(w[0] + w[1] + w[2]);
-    const row = (a: string, b: string, c: string) => a.padEnd(w[0]) + b.padEnd(w[1]) + c.padStart(w[2]);
-    const out = [
-      line('_'),
-      row('Layer (type)', 'Output Shape', 'Param #'),
-      line('='),
-      ...rows.flatMap((r, i) => [row(r[0], r[1], fmt(r[2])), i < rows.length - 1 ? line('_') : line('=')]),
-      `Total params: ${fmt(total)}`,
-      `Trainable params: ${fmt(total)}`,
-      `Non-trainable params: 0`,
-      line('_'),
-    ].join('\n');
+    const { text: out, total } = summaryTable(this.cfg);
     if (total !== this.parameterCount) throw new RnnlmError('ERR_NATIVE', `summary counts ${total} parameters but the model has ${this.parameterCount}`);
     if (print) console.log(out);
     return out;

@@ -378,7 +378,7 @@ async function saveTrainState(model: LanguageModel, opt: Optimizer, st: TrainSta
 
 /** The training state saved with checkpoint `path`: the current sidecar, or the previous one
  *  when a crash came between writing the sidecar and the model. */
-async function readTrainState(path: string, modelStep: string | undefined) {
+export async function readTrainState(path: string, modelStep: string | undefined) {
   let firstError: unknown;
   for (const side of [sidecarPath(path), previousSidecarPath(path)]) {
     try {

@@ -1,22 +1,39 @@
 // The rnnlm command line, run as a user would (a child process): each command works, and
 // each failure prints one line and exits non-zero.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
+import { readSafetensorsFile } from '../lib/io/safetensors';
+import { LanguageModel } from '../lib/model';
+import { sidecarPath } from '../lib/train';
 
 const root = join(__dirname, '..');
+const cli = join(root, 'lib', 'cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'rnnlm-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function rnnlm(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), ...args], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { cwd: root, encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
+/** stderr's one line (a failure prints exactly one). */
+function oneLine(err: string): string {
+  const lines = err.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  return lines[0];
+}
+
+const corpus = Array.from({ length: 400 }, (_, i) => `the ${['cat', 'dog', 'bird'][i % 3]} ${['sees', 'likes'][i % 2]} the ball .`).join('\n');
+const trainFile = join(dir, 'train.txt');
+writeFileSync(trainFile, corpus);
+/** A model that trains in a blink. */
+const tiny = ['--hidden-size', '16', '--embedding-size', '16', '--layers', '1', '--batch-size', '8', '--seq-length', '10', '--device', 'cpu', '--no-progress'];
 
 test('a CPU backend that cannot load: one line naming the cause and how to compile it', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'summary', '--vocab-size', '10'], {
+  // train builds a model on the CPU (summary no longer needs a backend).
+  const r = spawnSync(process.execPath, ['--import', 'tsx', cli, 'train', '--train', trainFile, '--out', join(dir, 'never.safetensors'), '--device', 'cpu'], {
     cwd: root,
     encoding: 'utf8',
     env: { ...process.env, RNNLM_CPU_ADDON: join(dir, 'missing', 'rnnlm.node') },
@@ -28,17 +45,14 @@ test('a CPU backend that cannot load: one line naming the cause and how to compi
   expect(lines[0]).toMatch(/npm rebuild rnnlm/);
 });
 
-const corpus = Array.from({ length: 400 }, (_, i) => `the ${['cat', 'dog', 'bird'][i % 3]} ${['sees', 'likes'][i % 2]} the ball .`).join('\n');
-
 test('train -> eval -> predict -> generate -> summary of a checkpoint', () => {
-  writeFileSync(join(dir, 'train.txt'), corpus);
   const model = join(dir, 'lm.safetensors');
-  const t = rnnlm('train', '--train', join(dir, 'train.txt'), '--out', model, '--epochs', '2', '--hidden-size', '16', '--embedding-size', '16',
+  const t = rnnlm('train', '--train', trainFile, '--out', model, '--epochs', '2', '--hidden-size', '16', '--embedding-size', '16',
     '--layers', '1', '--batch-size', '8', '--seq-length', '10', '--lr', '0.01', '--device', 'cpu', '--no-progress', '--sample', '5');
   expect(t.err + t.out).toMatch(/epoch 2: loss/);
   expect(t.out).toMatch(/sample: /);
   expect(t.code).toBe(0);
-  const e = rnnlm('eval', model, '--text', join(dir, 'train.txt'));
+  const e = rnnlm('eval', model, '--text', trainFile);
   expect(e.code).toBe(0);
   const r = JSON.parse(e.out);
   expect(r.perplexity).toBeGreaterThan(1);
@@ -81,7 +95,7 @@ test('--help of each command lists its options', () => {
 
 test('bench --json rewrites the report after every run, so a bench that is killed keeps what it measured', async () => {
   const json = join(dir, 'bench.json');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'bench', '--quick', '--peers', 'rnnlm-cpu,tfjs-cpu', '--json', json], { cwd: root });
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'bench', '--quick', '--peers', 'rnnlm-cpu,tfjs-cpu', '--json', json], { cwd: root });
   let out = '';
   let seen: { partial?: boolean; runs: { peer: string; train?: { tokensPerSecond: number } }[] } | undefined;
   await new Promise((resolve) => {
@@ -123,3 +137,166 @@ test('bench --with fails a merged run whose first loss no fresh model gives, or 
   for (const bad of ['denormal', 'summed']) expect(by[bad]).toMatchObject({ status: 'error', reason: expect.stringMatching(/ln\(996\) = 6\.90/) });
   expect(by.silent).toMatchObject({ status: 'error', reason: expect.stringMatching(/no train\.firstLoss/) });
 }, 60_000);
+
+// ---- train: where it saves, signals, --resume, what it reads ----------------------------------
+
+test('train --out in a missing, unwritable or impossible place fails at once, with one line, before any training', () => {
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'x');
+  const cases: [string, RegExp][] = [
+    [join(dir, 'missing', 'm.safetensors'), /--out .*m\.safetensors: the directory .*missing does not exist/],
+    [join(file, 'm.safetensors'), /--out .*m\.safetensors: .*a-file is not a directory/],
+    [dir, /--out .*: is a directory; give a file path/],
+  ];
+  if (process.getuid?.() !== 0) {
+    // (root writes anywhere: this case only means something for other users)
+    const ro = join(dir, 'read-only');
+    mkdirSync(ro);
+    chmodSync(ro, 0o555);
+    cases.push([join(ro, 'm.safetensors'), /--out .*: the directory .*read-only is not writable/]);
+  }
+  for (const [out, message] of cases) {
+    const r = rnnlm('train', '--train', trainFile, '--out', out, ...tiny, '--epochs', '3');
+    expect(r.code).toBe(1);
+    expect(r.out).toBe(''); // no epoch was trained
+    expect(oneLine(r.err)).toMatch(/^rnnlm: ERR_INVALID_ARGUMENT: /);
+    expect(r.err).toMatch(message);
+  }
+});
+
+test('SIGTERM (like SIGINT) during training saves the training in progress, and the process then ends by that signal', async () => {
+  const text = join(dir, 'long.txt');
+  writeFileSync(text, Array.from({ length: 8 }, () => corpus).join('\n')); // epochs of ~200 steps
+  const runs = [...Array<NodeJS.Signals>(20).fill('SIGTERM'), 'SIGINT', 'SIGINT'] as NodeJS.Signals[];
+  let midEpoch = 0;
+  for (const [i, sig] of runs.entries()) {
+    const out = join(dir, `signal-${i}.safetensors`);
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'train', '--train', text, '--out', out, ...tiny, '--epochs', '100000'], { cwd: root });
+    let err = '';
+    child.stdout.resume();
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    // Training starts right after this line; the signal comes at a different point of it in each run.
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => (err += d.toString()) && /^rnnlm: cpu/m.test(err) && resolve()));
+    await new Promise((r) => setTimeout(r, 20 + ((i * 97) % 400)));
+    const t0 = performance.now();
+    child.kill(sig);
+    const watchdog = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const status = await exited;
+    clearTimeout(watchdog);
+    const seconds = (performance.now() - t0) / 1000;
+    expect({ run: i, ...status }).toEqual({ run: i, code: null, signal: sig });
+    expect(seconds).toBeLessThan(5);
+    expect(err).toContain(`rnnlm: ${sig}: stopped; the training so far is saved in ${out} (continue with --resume)`);
+    const model = await LanguageModel.load(out, { device: 'cpu' });
+    model.dispose();
+    const state = JSON.parse((await readSafetensorsFile(sidecarPath(out))).metadata.state) as { step: number; batch: number };
+    expect(String(state.step)).toBe((await readSafetensorsFile(out)).metadata.trainStep);
+    if (state.batch > 0) midEpoch++;
+  }
+  // Before, only finished epochs were ever saved (batch 0 of the next one).
+  expect(midEpoch).toBeGreaterThan(0);
+}, 240_000);
+
+test('train --resume takes the model, tokenizer and training flags from the checkpoint, names a flag that disagrees, and says which learning rate it uses', async () => {
+  const out = join(dir, 'resume.safetensors');
+  const first = rnnlm('train', '--train', trainFile, '--out', out, '--tokenizer', 'char', '--cell', 'gru', ...tiny, '--lr', '0.01', '--lr-schedule', 'step', '--epochs', '1');
+  expect(first.code).toBe(0);
+  const resume = (...args: string[]) => rnnlm('train', '--train', trainFile, '--out', out, '--resume', '--device', 'cpu', '--no-progress', '--epochs', '2', ...args);
+  for (const [args, message] of [
+    [['--hidden-size', '32'], /--resume: --hidden-size 32 disagrees with the checkpoint's hiddenSize 16; leave it out/],
+    [['--cell', 'lstm'], /--resume: --cell lstm disagrees with the checkpoint's cell gru; leave it out/],
+    [['--tokenizer', 'word'], /--resume: --tokenizer word disagrees with the checkpoint's tokenizer char; leave it out/],
+    [['--batch-size', '4'], /--resume: --batch-size 4 disagrees with the checkpoint's batchSize 8; leave it out/],
+    [['--min-freq', '150'], /--resume: --min-freq gives a vocabulary of \d+ tokens on this text, the checkpoint's has \d+ \(a different one\); leave it out/],
+  ] as [string[], RegExp][]) {
+    const r = resume(...args);
+    expect(r.code).toBe(1);
+    expect(oneLine(r.err)).toMatch(/^rnnlm: ERR_INVALID_ARGUMENT: /);
+    expect(r.err).toMatch(message);
+  }
+  // No model, tokenizer or batch flag: all from the checkpoint. A different --lr is not taken
+  // silently: one line says the checkpoint's rate is used (0.01 halved by the step schedule after epoch 1).
+  const r = resume('--lr', '0.5', '--lr-schedule', 'step');
+  expect(r.code).toBe(0);
+  expect(r.out).not.toMatch(/epoch 1:/);
+  expect(r.out).toMatch(/epoch 2:/);
+  const rate = r.err.split('\n').filter((l) => /learning rate/.test(l));
+  expect(rate).toHaveLength(1);
+  expect(rate[0].replace(/step \d+/, 'step N')).toBe(`rnnlm: resuming ${out} at epoch 2, step N: learning rate 0.005 (the checkpoint's; --lr 0.5 is not used)`);
+  // The epoch count is not in the checkpoint: a resume that trains no new epoch says so.
+  const done = resume('--epochs', '1');
+  expect(done.code).toBe(0);
+  expect(done.err).toContain(`rnnlm: nothing to train: ${out} has finished 2 epochs; give a larger --epochs to train more`);
+  expect(done.out).not.toMatch(/saved/);
+  const m = await LanguageModel.load(out, { device: 'cpu' });
+  try {
+    expect(m.config).toMatchObject({ cell: 'gru', hiddenSize: 16, embeddingSize: 16, layers: 1 });
+    expect(m.tokenizer?.kind).toBe('char');
+  } finally {
+    m.dispose();
+  }
+}, 60_000);
+
+test('a text that is not UTF-8 is refused with the count of its bad bytes; --lossy-utf8 reads it with a warning', () => {
+  // 'café' in Latin-1: each é is one byte (0xE9) that starts no valid UTF-8 sequence.
+  const text = corpus.replace(/cat/g, 'caf\u00e9');
+  const bad = (text.match(/\u00e9/g) ?? []).length;
+  const latin1 = join(dir, 'latin1.txt');
+  writeFileSync(latin1, Buffer.from(text, 'latin1'));
+  const first = Buffer.from(text, 'latin1').indexOf(0xe9);
+  const r = rnnlm('train', '--train', latin1, '--out', join(dir, 'latin1.safetensors'), ...tiny);
+  expect(r.code).toBe(1);
+  expect(r.out).toBe('');
+  expect(oneLine(r.err)).toBe(
+    `rnnlm: ERR_INVALID_ARGUMENT: ${latin1} is not UTF-8 text: ${bad} bytes are not valid UTF-8 (the first at byte ${first}); convert it (e.g. iconv -f latin1 -t utf-8) or pass --lossy-utf8 to read them as U+FFFD`,
+  );
+  const lossy = rnnlm('train', '--train', latin1, '--out', join(dir, 'latin1.safetensors'), ...tiny, '--lossy-utf8');
+  expect(lossy.code).toBe(0);
+  expect(lossy.err).toContain(`rnnlm: warning: ${latin1}: ${bad} bytes are not valid UTF-8 (the first at byte ${first}); read as U+FFFD (--lossy-utf8)`);
+  // eval reads its text the same way.
+  const e = rnnlm('eval', join(dir, 'latin1.safetensors'), '--text', latin1, '--device', 'cpu');
+  expect(e.code).toBe(1);
+  expect(oneLine(e.err)).toMatch(/is not UTF-8 text: \d+ bytes are not valid UTF-8/);
+  expect(rnnlm('eval', join(dir, 'latin1.safetensors'), '--text', latin1, '--device', 'cpu', '--lossy-utf8').code).toBe(0);
+}, 60_000);
+
+test.each([['1.5'], ['-1'], ['1'], ['NaN']])('train --valid-split %s is refused', (split) => {
+  const r = rnnlm('train', '--train', trainFile, '--out', join(dir, 'split.safetensors'), ...tiny, '--valid-split', split);
+  expect(r.code).not.toBe(0);
+  expect(r.out).toBe('');
+  expect(r.err).toMatch(/--valid-split must be a number in \[0, 1\)/);
+});
+
+test('train --max-vocab 0 is refused as the API refuses maxVocab 0', () => {
+  const r = rnnlm('train', '--train', trainFile, '--out', join(dir, 'vocab.safetensors'), ...tiny, '--max-vocab', '0');
+  expect(r.code).toBe(1);
+  expect(r.out).toBe('');
+  expect(oneLine(r.err)).toMatch(/^rnnlm: ERR_INVALID_ARGUMENT: WordTokenizer\.fit: maxVocab must be an integer >= 5 \(got 0\)/);
+});
+
+// ---- generate, summary --------------------------------------------------------------------------
+
+test('generate without --prompt: a stream model asks for one in one line; a sentence model starts a sentence', () => {
+  const stream = join(dir, 'stream.safetensors'), sentences = join(dir, 'sentences.safetensors');
+  expect(rnnlm('train', '--train', trainFile, '--out', stream, ...tiny).code).toBe(0);
+  expect(rnnlm('train', '--train', trainFile, '--out', sentences, ...tiny, '--mode', 'sentences').code).toBe(0);
+  const s = rnnlm('generate', stream, '--max-tokens', '5', '--seed', '1');
+  expect(s.code).toBe(1);
+  expect(oneLine(s.err)).toMatch(/^rnnlm: ERR_INVALID_ARGUMENT: generate: .*stream mode.*pass --prompt/);
+  const g = rnnlm('generate', sentences, '--max-tokens', '5', '--seed', '1');
+  expect(g.code).toBe(0);
+  expect(g.out.trim().length).toBeGreaterThan(0);
+  expect(g.out).not.toMatch(/undefined/);
+}, 60_000);
+
+test('summary of a configuration too large to allocate prints its table, counted from the config', () => {
+  const [V, E, H, L] = [1_000_000, 1024, 8192, 4];
+  const r = rnnlm('summary', '--vocab-size', String(V), '--embedding-size', String(E), '--hidden-size', String(H), '--layers', String(L));
+  expect(r.err).toBe('');
+  expect(r.code).toBe(0);
+  // PyTorch's count for an LSTM: 4H x (input + H) weights and two 4H biases per layer.
+  let total = V * E + H * V + V;
+  for (let l = 0; l < L; l++) total += 4 * H * ((l === 0 ? E : H) + H) + 8 * H;
+  expect(r.out).toContain(`Total params: ${total.toLocaleString('en-US')}`);
+  expect(r.out).toMatch(/rnn_l3 \(LSTM\)/);
+});
