@@ -6,7 +6,7 @@
  */
 import { selectBackend, type DeviceOption } from './backend/index';
 import { numel, tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
-import { CONFIG_LIMITS, readCheckpoint, stateDictShapes, writeCheckpoint, type ModelConfig } from './checkpoint';
+import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, stateDictShapes, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { Network } from './nn/network';
@@ -92,10 +92,7 @@ export class LanguageModel {
 
   static async create(options: CreateOptions = {}): Promise<LanguageModel> {
     const o = new Options('LanguageModel.create', options, CREATE_KEYS);
-    const tokenizer = o.raw('tokenizer') as Tokenizer | undefined;
-    if (tokenizer !== undefined && !isTokenizer(tokenizer)) {
-      throw invalidArgument('LanguageModel.create: tokenizer must be a WordTokenizer or CharTokenizer (from WordTokenizer.fit / CharTokenizer.fit)');
-    }
+    const tokenizer = o.has('tokenizer') ? checkTokenizer('LanguageModel.create', o.raw('tokenizer')) : undefined;
     let vocabSize = o.optionalInteger('vocabSize', CONFIG_LIMITS.vocabSize);
     if (tokenizer) {
       if (vocabSize !== undefined && vocabSize !== tokenizer.vocabSize) {
@@ -531,9 +528,4 @@ export class LanguageModel {
 
 function isIdArray(v: unknown): v is ArrayLike<number> {
   return v instanceof Int32Array || v instanceof Uint32Array || v instanceof Uint16Array || (Array.isArray(v) && (v.length === 0 || typeof v[0] === 'number'));
-}
-
-function isTokenizer(t: unknown): t is Tokenizer {
-  const k = t as Tokenizer;
-  return typeof k === 'object' && k !== null && typeof k.encode === 'function' && typeof k.decode === 'function' && typeof k.vocabSize === 'number' && typeof k.toJSON === 'function';
 }
