@@ -1,13 +1,18 @@
-// The files rnnlm writes (model checkpoints): a model that would not load back is refused
-// before any file is touched.
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+// The files rnnlm writes (model checkpoints and training-state sidecars): nothing that is not a
+// regular file is ever replaced (FIFOs and directories here; devices are refused the same way,
+// but tests never touch real ones), symlinks are written through, and a model that would not
+// load back is refused before any file is touched.
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CONFIG_LIMITS } from '../lib/checkpoint';
 import { RnnlmError } from '../lib/errors';
+import { writeFileAtomic } from '../lib/io/atomic';
 import { LanguageModel, type CreateOptions } from '../lib/model';
 import { WordTokenizer, type Tokenizer } from '../lib/tokenizers';
+import { previousSidecarPath, sidecarPath, type FitOptions } from '../lib/train';
 
 const root = mkdtempSync(join(tmpdir(), 'rnnlm-files-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -17,10 +22,12 @@ const freshDir = () => {
   mkdirSync(d);
   return d;
 };
+const mkfifo = (path: string) => execFileSync('mkfifo', [path]);
 
 const text = 'the cat sat on the mat . the dog sat on the log . a bird sang in the tree . '.repeat(12);
 const tokenizer = WordTokenizer.fit(text);
 const small: CreateOptions = { tokenizer, embeddingSize: 6, hiddenSize: 6, layers: 1, device: 'cpu', seed: 4 };
+const fitOpts: FitOptions = { batchSize: 4, seqLength: 8, progress: false, optimizer: { type: 'adam', lr: 3e-3 } };
 
 async function withModel<T>(fn: (m: LanguageModel) => Promise<T>, options: CreateOptions = small): Promise<T> {
   const m = await LanguageModel.create(options);
@@ -40,6 +47,110 @@ async function errorOf(p: Promise<unknown>): Promise<RnnlmError> {
   }
   throw new Error('expected an RnnlmError, but it resolved');
 }
+
+describe('a save never replaces what is not a regular file, and writes through symlinks', () => {
+  test('a FIFO at the path: save and writeFileAtomic refuse (ERR_CHECKPOINT naming it); the FIFO stays', async () => {
+    const d = freshDir();
+    const fifo = join(d, 'model.safetensors');
+    mkfifo(fifo);
+    const e = await withModel((m) => errorOf(m.save(fifo)));
+    expect(e.code).toBe('ERR_CHECKPOINT');
+    expect(e.message).toBe(`cannot write ${fifo}: it is a FIFO (named pipe), not a regular file; rnnlm writes only regular files, give the path of a file`);
+    expect((await errorOf(writeFileAtomic(fifo, 'x'))).message).toMatch(/it is a FIFO/);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(readdirSync(d)).toEqual(['model.safetensors']); // no temporary file left either
+  });
+
+  test('a directory at the path: refused before any temporary file, the directory and its files kept', async () => {
+    const d = freshDir();
+    const target = join(d, 'model.safetensors');
+    mkdirSync(target);
+    writeFileSync(join(target, 'keep'), 'k');
+    const e = await withModel((m) => errorOf(m.save(target)));
+    expect(e.code).toBe('ERR_CHECKPOINT');
+    expect(e.message).toMatch(/^cannot write .*model\.safetensors: it is a directory, not a regular file/);
+    expect(readdirSync(d)).toEqual(['model.safetensors']);
+    expect(readdirSync(target)).toEqual(['keep']);
+  });
+
+  test('a symlink to a model file (relative, in another directory): the target gets the new model, the link stays a link', async () => {
+    const a = freshDir(), b = freshDir();
+    const target = join(a, 'model.safetensors');
+    const link = join(b, 'link.safetensors');
+    await withModel((m) => m.save(target), { ...small, seed: 1 });
+    const old = readFileSync(target);
+    symlinkSync(join('..', a.split('/').pop()!, 'model.safetensors'), link);
+    const before = readlinkSync(link);
+    const reference = join(b, 'reference.safetensors');
+    await withModel(async (m) => {
+      await m.save(reference);
+      await m.save(link);
+    }, { ...small, seed: 2 });
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe(before);
+    const written = readFileSync(target);
+    expect(written.equals(old)).toBe(false);
+    expect(written.equals(readFileSync(reference))).toBe(true); // exactly the new model
+    expect(readdirSync(a)).toEqual(['model.safetensors']); // the temporary file was beside the target, and is gone
+    expect(readdirSync(b).sort()).toEqual(['link.safetensors', 'reference.safetensors']);
+    (await LanguageModel.load(link, { device: 'cpu' })).dispose();
+  });
+
+  test('a chain of symlinks, and a dangling symlink: the file at the end is written (created), the links stay', async () => {
+    const d = freshDir();
+    const file = join(d, 'real.safetensors');
+    symlinkSync('real.safetensors', join(d, 'one'));
+    symlinkSync('one', join(d, 'two'));
+    symlinkSync('missing.safetensors', join(d, 'dangling'));
+    await withModel(async (m) => {
+      await m.save(join(d, 'two'));
+      await m.save(join(d, 'dangling'));
+    });
+    for (const l of ['one', 'two', 'dangling']) expect(lstatSync(join(d, l)).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(d, 'missing.safetensors')).equals(readFileSync(file))).toBe(true);
+    expect(readdirSync(d).sort()).toEqual(['dangling', 'missing.safetensors', 'one', 'real.safetensors', 'two']);
+    // A symlink loop is refused, not followed forever.
+    symlinkSync('loop-b', join(d, 'loop-a'));
+    symlinkSync('loop-a', join(d, 'loop-b'));
+    expect((await errorOf(writeFileAtomic(join(d, 'loop-a'), 'x'))).message).toMatch(/symlinks in a row/);
+  });
+
+  test('fit: a FIFO as checkpoint.path or as a training-state file is refused before training starts, and stays', async () => {
+    for (const which of ['model', 'state', 'previous state'] as const) {
+      const d = freshDir();
+      const path = join(d, 'model.safetensors');
+      const fifo = which === 'model' ? path : which === 'state' ? sidecarPath(path) : previousSidecarPath(path);
+      mkfifo(fifo);
+      let epochs = 0;
+      const e = await withModel((m) => errorOf(m.fit(text, { ...fitOpts, epochs: 1, checkpoint: { path }, onEpochEnd: () => void epochs++ })));
+      expect(e.code).toBe('ERR_CHECKPOINT');
+      expect(e.message).toBe(`cannot write ${fifo}: it is a FIFO (named pipe), not a regular file; rnnlm writes only regular files, give the path of a file`);
+      expect(epochs, 'no training before the refusal').toBe(0);
+      expect(lstatSync(fifo).isFIFO()).toBe(true);
+      expect(readdirSync(d)).toEqual([fifo.split('/').pop()]);
+    }
+  });
+
+  test('fit: checkpoint.path and a training-state file that are symlinks are written through and stay links; resume works through them', async () => {
+    const a = freshDir(), b = freshDir();
+    const path = join(b, 'lm.safetensors');
+    symlinkSync(join(a, 'model.safetensors'), path); // dangling until the first save
+    // The training state lives beside the model file it belongs to: the link's target.
+    const state = sidecarPath(join(a, 'model.safetensors'));
+    const stateFile = join(b, 'state-file');
+    symlinkSync(stateFile, state);
+    const opts = { ...fitOpts, checkpoint: { path, every: 3 } };
+    const straight = await withModel((m) => m.fit(text, { ...fitOpts, epochs: 2 }));
+    await withModel((m) => m.fit(text, { ...opts, epochs: 1 }));
+    expect(lstatSync(path).isSymbolicLink() && lstatSync(state).isSymbolicLink()).toBe(true);
+    expect(existsSync(stateFile)).toBe(true);
+    const resumed = await withModel((m) => m.fit(text, { ...opts, epochs: 2, resume: true }));
+    expect(resumed.map((l) => l.loss)).toEqual(straight.map((l) => l.loss));
+    expect(lstatSync(path).isSymbolicLink() && lstatSync(state).isSymbolicLink()).toBe(true);
+    expect(readdirSync(a)).toContain('model.train.safetensors');
+    expect(readdirSync(b).sort()).toEqual(['lm.safetensors', 'state-file']);
+  });
+});
 
 describe('a tokenizer that would not load back is refused at create and at save', () => {
   /** A tokenizer-like object (the duck type create accepts) around a real tokenizer. */
