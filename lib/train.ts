@@ -12,7 +12,7 @@ import { SingleBar } from 'cli-progress';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
-import { fileTarget, moveFileAtomic } from './io/atomic';
+import { fileTarget, moveFileAtomic, removeFile } from './io/atomic';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { DataMode, LanguageModel, TextInput } from './model';
 import { gib } from './nn/network';
@@ -60,8 +60,11 @@ export interface FitOptions {
   /** Batch sentences of similar length together (sentences mode; default false). */
   bucketing?: boolean;
   onEpochEnd?: (log: EpochLog, model: LanguageModel) => void | Promise<void>;
-  /** Periodic checkpoints: after every epoch, or every N steps. The training state goes beside the model file. */
-  checkpoint?: { path: string; every?: 'epoch' | number };
+  /**
+   * Periodic checkpoints: after every epoch, or every N steps. The training state goes beside
+   * the model file; a finished fit removes it unless keepTrainingState (default false).
+   */
+  checkpoint?: { path: string; every?: 'epoch' | number; keepTrainingState?: boolean };
   /** Continue from checkpoint.path (true) or from a given checkpoint file. */
   resume?: boolean | string;
   signal?: AbortSignal;
@@ -118,12 +121,18 @@ export function previousSidecarPath(path: string): string {
  * its target (the state belongs to the file it was saved with). Each of the three must be a
  * regular file or absent (ERR_CHECKPOINT otherwise); `verb` says what for.
  */
-async function trainStateFiles(path: string, verb = 'write'): Promise<{ current: string; previous: string }> {
+async function trainStateFiles(path: string, verb = 'write'): Promise<{ current: string; previous: string; found: boolean }> {
   const model = (await fileTarget(path, verb)).path;
   const current = sidecarPath(model), previous = previousSidecarPath(model);
-  await fileTarget(current, verb);
-  await fileTarget(previous, verb);
-  return { current, previous };
+  const found = Boolean((await fileTarget(current, verb)).stat) || Boolean((await fileTarget(previous, verb)).stat);
+  return { current, previous, found };
+}
+
+/** After a finished fit: the previous state is of no more use, the current one only to resume further. */
+async function finishTrainState(path: string, keep: boolean): Promise<void> {
+  const { current, previous } = await trainStateFiles(path, 'remove');
+  await removeFile(previous);
+  if (!keep) await removeFile(current);
 }
 
 function parseSchedule(o: Options): Schedule {
@@ -185,8 +194,8 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   const shuffle = o.boolean('shuffle', true);
   const bucketing = o.boolean('bucketing', false);
   const onEpochEnd = o.func<(log: EpochLog, model: LanguageModel) => void | Promise<void>>('onEpochEnd');
-  const ck = o.nested('checkpoint', ['path', 'every']);
-  const checkpoint = ck && { path: ck.string('path')!, every: ck.raw('every') ?? 'epoch' };
+  const ck = o.nested('checkpoint', ['path', 'every', 'keepTrainingState']);
+  const checkpoint = ck && { path: ck.string('path')!, every: ck.raw('every') ?? 'epoch', keepTrainingState: ck.boolean('keepTrainingState', false) };
   if (ck && !ck.has('path')) throw invalidArgument('fit: checkpoint.path is required');
   if (checkpoint && checkpoint.every !== 'epoch' && !(Number.isSafeInteger(checkpoint.every) && (checkpoint.every as number) >= 1)) {
     throw invalidArgument(`fit: checkpoint.every must be 'epoch' or a number of steps >= 1 (got ${JSON.stringify(checkpoint.every)})`);
@@ -353,6 +362,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         await saveTrainState(model, opt, next, checkpoint.path, 0);
       }
     }
+    if (checkpoint) await finishTrainState(checkpoint.path, checkpoint.keepTrainingState);
     return st.history;
   } finally {
     // A read still in flight when fit ends by an error rejects later (ERR_DISPOSED): not unhandled.
@@ -386,7 +396,10 @@ async function saveTrainState(model: LanguageModel, opt: Optimizer, st: TrainSta
 /** The training state saved with checkpoint `path`: the current sidecar, or the previous one
  *  when a crash came between writing the sidecar and the model. */
 async function readTrainState(path: string, modelStep: string | undefined) {
-  const { current, previous } = await trainStateFiles(path, 'read');
+  const { current, previous, found } = await trainStateFiles(path, 'read');
+  if (!found) {
+    throw new RnnlmError('ERR_CHECKPOINT', `${path} has no training state beside it (${current}): the fit that saved it finished without checkpoint.keepTrainingState, or save() wrote it; load it and fit without resume to train it further from its weights`);
+  }
   let firstError: unknown;
   for (const side of [current, previous]) {
     try {

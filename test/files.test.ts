@@ -1,7 +1,7 @@
 // The files rnnlm writes (model checkpoints and training-state sidecars): nothing that is not a
 // regular file is ever replaced (FIFOs and directories here; devices are refused the same way,
-// but tests never touch real ones), symlinks are written through, and a model that would not
-// load back is refused before any file is touched.
+// but tests never touch real ones), symlinks are written through, a model that would not load
+// back is refused before any file is touched, and a finished fit leaves only what was asked for.
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -139,7 +139,7 @@ describe('a save never replaces what is not a regular file, and writes through s
     const state = sidecarPath(join(a, 'model.safetensors'));
     const stateFile = join(b, 'state-file');
     symlinkSync(stateFile, state);
-    const opts = { ...fitOpts, checkpoint: { path, every: 3 } };
+    const opts = { ...fitOpts, checkpoint: { path, every: 3, keepTrainingState: true } };
     const straight = await withModel((m) => m.fit(text, { ...fitOpts, epochs: 2 }));
     await withModel((m) => m.fit(text, { ...opts, epochs: 1 }));
     expect(lstatSync(path).isSymbolicLink() && lstatSync(state).isSymbolicLink()).toBe(true);
@@ -147,7 +147,7 @@ describe('a save never replaces what is not a regular file, and writes through s
     const resumed = await withModel((m) => m.fit(text, { ...opts, epochs: 2, resume: true }));
     expect(resumed.map((l) => l.loss)).toEqual(straight.map((l) => l.loss));
     expect(lstatSync(path).isSymbolicLink() && lstatSync(state).isSymbolicLink()).toBe(true);
-    expect(readdirSync(a)).toContain('model.train.safetensors');
+    expect(readdirSync(a).sort()).toEqual(['model.safetensors', 'model.train.safetensors']);
     expect(readdirSync(b).sort()).toEqual(['lm.safetensors', 'state-file']);
   });
 });
@@ -207,5 +207,47 @@ describe('a tokenizer that would not load back is refused at create and at save'
       expect(readFileSync(path).equals(before)).toBe(true);
       expect(readdirSync(d)).toEqual(['model.safetensors']);
     }, { ...small, tokenizer: t });
+  });
+});
+
+describe('training-state files after fit', () => {
+  test('a finished run leaves only the model file; keepTrainingState: true keeps the state to resume further', async () => {
+    const straight = await withModel((m) => m.fit(text, { ...fitOpts, epochs: 3 }));
+    const d = freshDir();
+    const path = join(d, 'model.safetensors');
+    await withModel((m) => m.fit(text, { ...fitOpts, epochs: 2, checkpoint: { path } }));
+    expect(readdirSync(d)).toEqual(['model.safetensors']);
+
+    const k = freshDir();
+    const kept = join(k, 'model.safetensors');
+    await withModel((m) => m.fit(text, { ...fitOpts, epochs: 2, checkpoint: { path: kept, keepTrainingState: true } }));
+    expect(readdirSync(k).sort()).toEqual(['model.safetensors', 'model.train.safetensors']);
+    // Resuming further: a third epoch, to the uninterrupted run's numbers; the state is kept again.
+    const further = await withModel((m) => m.fit(text, { ...fitOpts, epochs: 3, checkpoint: { path: kept, keepTrainingState: true }, resume: true }));
+    expect(further.map((l) => l.loss)).toEqual(straight.map((l) => l.loss));
+    expect(readdirSync(k).sort()).toEqual(['model.safetensors', 'model.train.safetensors']);
+    // Without it, the resumed run ends like any other: the model file only.
+    await withModel((m) => m.fit(text, { ...fitOpts, epochs: 3, checkpoint: { path: kept }, resume: true }));
+    expect(readdirSync(k)).toEqual(['model.safetensors']);
+    // ... and a resume from it says why it cannot.
+    const e = await withModel((m) => errorOf(m.fit(text, { ...fitOpts, epochs: 4, checkpoint: { path: kept }, resume: true })));
+    expect(e.code).toBe('ERR_CHECKPOINT');
+    expect(e.message).toBe(`${kept} has no training state beside it (${sidecarPath(kept)}): the fit that saved it finished without checkpoint.keepTrainingState, or save() wrote it; load it and fit without resume to train it further from its weights`);
+  });
+
+  test('an aborted run keeps its training state (to resume); keepTrainingState is validated', async () => {
+    const d = freshDir();
+    const path = join(d, 'model.safetensors');
+    const c = new AbortController();
+    let batches = 0;
+    Object.defineProperty(c.signal, 'aborted', { get: () => ++batches > 10 });
+    const e = await withModel((m) => m.fit(text, { ...fitOpts, epochs: 2, checkpoint: { path, every: 4 }, signal: c.signal }).catch((x) => x));
+    expect(e).toMatchObject({ name: 'AbortError' });
+    expect(existsSync(sidecarPath(path))).toBe(true);
+    for (const bad of ['yes', 1, null]) {
+      const v = await withModel((m) => errorOf(m.fit(text, { ...fitOpts, checkpoint: { path, keepTrainingState: bad as never } })));
+      expect(v.code).toBe('ERR_INVALID_ARGUMENT');
+      expect(v.message).toMatch(/^fit: checkpoint: keepTrainingState must be true or false \(got /);
+    }
   });
 });
