@@ -4,7 +4,7 @@
  * and, in __metadata__, the model config and the tokenizer as JSON strings; training state
  * in a sidecar <name>.train.safetensors. Everything read is validated before use.
  */
-import { RnnlmError } from './errors';
+import { RnnlmError, invalidArgument } from './errors';
 import { numel, type Cell } from './backend/types';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { ParamEntry } from './nn/network';
@@ -101,9 +101,54 @@ export async function writeCheckpoint(
     tensors.set(e.name, { dtype: 'F32', shape: [...e.shape], data: params.slice(e.offset, e.offset + n) });
   }
   const metadata: Record<string, string> = { format: FORMAT, version: VERSION, config: JSON.stringify(config) };
-  if (tokenizer) metadata.tokenizer = JSON.stringify(tokenizer.toJSON());
+  // Checked before any file is touched: a file that would never load is not written.
+  if (tokenizer) metadata.tokenizer = tokenizerMetadata('save', tokenizer, config.vocabSize);
   if (mode) metadata.mode = mode;
   await writeSafetensorsFile(path, tensors, { ...extra, ...metadata });
+}
+
+/** The tokenizer of a checkpoint's metadata, validated: the loader's check, which saves run first too (no path). */
+function readTokenizer(path: string | undefined, text: string, vocabSize: number): Tokenizer {
+  const fail = (what: string) => (path === undefined ? new RnnlmError('ERR_CHECKPOINT', what) : bad(path, what));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw fail('metadata tokenizer is not valid JSON');
+  }
+  const tokenizer = tokenizerFromJSON(json);
+  if (tokenizer.vocabSize !== vocabSize) throw fail(`the tokenizer has ${tokenizer.vocabSize} tokens but config.vocabSize is ${vocabSize}`);
+  return tokenizer;
+}
+
+/** The tokenizer's metadata for a checkpoint of `vocabSize` tokens; ERR_INVALID_ARGUMENT unless the loader reads it back. */
+function tokenizerMetadata(where: string, tokenizer: Tokenizer, vocabSize: number): string {
+  try {
+    const text: unknown = JSON.stringify(tokenizer.toJSON());
+    if (typeof text !== 'string') throw new Error('its toJSON() gave nothing JSON can hold');
+    readTokenizer(undefined, text, vocabSize);
+    return text;
+  } catch (e) {
+    throw invalidArgument(`${where}: the tokenizer would not load back from a checkpoint: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Checks a tokenizer given to LanguageModel.create: the duck type of WordTokenizer and
+ * CharTokenizer, a vocabSize in CONFIG_LIMITS, and a JSON form that the loader accepts, so that
+ * the model's checkpoints load back.
+ */
+export function checkTokenizer(where: string, t: unknown): Tokenizer {
+  const k = t as Tokenizer;
+  if (typeof k !== 'object' || k === null || typeof k.encode !== 'function' || typeof k.decode !== 'function' || typeof k.vocabSize !== 'number' || typeof k.toJSON !== 'function') {
+    throw invalidArgument(`${where}: tokenizer must be a WordTokenizer or CharTokenizer (from WordTokenizer.fit / CharTokenizer.fit)`);
+  }
+  const { min, max } = CONFIG_LIMITS.vocabSize;
+  if (!Number.isSafeInteger(k.vocabSize) || k.vocabSize < min || k.vocabSize > max) {
+    throw invalidArgument(`${where}: tokenizer.vocabSize must be an integer in [${min}, ${max}] (got ${k.vocabSize})`);
+  }
+  tokenizerMetadata(where, k, k.vocabSize);
+  return k;
 }
 
 /** Parses and validates a model config from untrusted JSON. */
@@ -157,17 +202,7 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   if (metadata.format !== FORMAT) throw bad(path, `metadata.format is ${JSON.stringify(metadata.format)}, expected '${FORMAT}'`);
   if (metadata.version !== VERSION) throw bad(path, `checkpoint version ${JSON.stringify(metadata.version)} is not supported (expected ${VERSION})`);
   const config = parseConfig(path, metadata.config);
-  let tokenizer: Tokenizer | undefined;
-  if (metadata.tokenizer !== undefined) {
-    let json: unknown;
-    try {
-      json = JSON.parse(metadata.tokenizer);
-    } catch {
-      throw bad(path, 'metadata tokenizer is not valid JSON');
-    }
-    tokenizer = tokenizerFromJSON(json);
-    if (tokenizer.vocabSize !== config.vocabSize) throw bad(path, `the tokenizer has ${tokenizer.vocabSize} tokens but config.vocabSize is ${config.vocabSize}`);
-  }
+  const tokenizer = metadata.tokenizer === undefined ? undefined : readTokenizer(path, metadata.tokenizer, config.vocabSize);
   const mode = metadata.mode;
   if (mode !== undefined && mode !== 'stream' && mode !== 'sentences') throw bad(path, `metadata mode ${JSON.stringify(mode)} is not 'stream' or 'sentences'`);
   // The tensors must be exactly what the config describes before anything is built from it: a

@@ -6,7 +6,7 @@
  */
 import { selectBackend, type DeviceOption } from './backend/index';
 import { tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
-import { CONFIG_LIMITS, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
+import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { prepareScoring, score, type EvaluateOptions, type Evaluation } from './evaluate';
@@ -109,10 +109,7 @@ export class LanguageModel {
   /** @internal create's options validated into a config, allocating nothing (the CLI's summary of any size). */
   static configOf(options: CreateOptions): { cfg: ModelConfig; tokenizer?: Tokenizer; device: DeviceOption } {
     const o = new Options('LanguageModel.create', options, CREATE_KEYS);
-    const tokenizer = o.raw('tokenizer') as Tokenizer | undefined;
-    if (tokenizer !== undefined && !isTokenizer(tokenizer)) {
-      throw invalidArgument('LanguageModel.create: tokenizer must be a WordTokenizer or CharTokenizer (from WordTokenizer.fit / CharTokenizer.fit)');
-    }
+    const tokenizer = o.has('tokenizer') ? checkTokenizer('LanguageModel.create', o.raw('tokenizer')) : undefined;
     let vocabSize = o.optionalInteger('vocabSize', CONFIG_LIMITS.vocabSize);
     if (tokenizer) {
       if (vocabSize !== undefined && vocabSize !== tokenizer.vocabSize) {
@@ -457,9 +454,4 @@ export class LanguageModel {
     this.sampled?.free();
     this.network.dispose();
   }
-}
-
-function isTokenizer(t: unknown): t is Tokenizer {
-  const k = t as Tokenizer;
-  return typeof k === 'object' && k !== null && typeof k.encode === 'function' && typeof k.decode === 'function' && typeof k.vocabSize === 'number' && typeof k.toJSON === 'function';
 }

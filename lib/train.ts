@@ -8,12 +8,12 @@
  * (seed, epoch), and a checkpoint holds the optimizer moments, the carried state and the
  * position in the data, so a resumed run computes the same numbers as an uninterrupted one.
  */
-import { rename, unlink } from 'node:fs/promises';
 import { SingleBar } from 'cli-progress';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { prepareScoring, score } from './evaluate';
+import { fileTarget, moveFileAtomic, removeFile } from './io/atomic';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { DataMode, LanguageModel, TextInput } from './model';
 import { gib } from './nn/network';
@@ -62,8 +62,11 @@ export interface FitOptions {
   /** Batch sentences of similar length together (sentences mode; default false). */
   bucketing?: boolean;
   onEpochEnd?: (log: EpochLog, model: LanguageModel) => void | Promise<void>;
-  /** Periodic checkpoints: after every epoch, or every N steps. */
-  checkpoint?: { path: string; every?: 'epoch' | number };
+  /**
+   * Periodic checkpoints: after every epoch, or every N steps. The training state goes beside
+   * the model file; a finished fit removes it unless keepTrainingState (default false).
+   */
+  checkpoint?: { path: string; every?: 'epoch' | number; keepTrainingState?: boolean };
   /** Continue from checkpoint.path (true) or from a given checkpoint file. */
   resume?: boolean | string;
   signal?: AbortSignal;
@@ -113,6 +116,25 @@ export function sidecarPath(path: string): string {
 /** The training state of the checkpoint before (kept so that a crash mid-save loses nothing). */
 export function previousSidecarPath(path: string): string {
   return path.replace(/(\.safetensors)?$/, '.train.prev.safetensors');
+}
+
+/**
+ * The training-state files of checkpoint `path`: beside the model file, which for a symlink is
+ * its target (the state belongs to the file it was saved with). Each of the three must be a
+ * regular file or absent (ERR_CHECKPOINT otherwise); `verb` says what for.
+ */
+async function trainStateFiles(path: string, verb = 'write'): Promise<{ current: string; previous: string; found: boolean }> {
+  const model = (await fileTarget(path, verb)).path;
+  const current = sidecarPath(model), previous = previousSidecarPath(model);
+  const found = Boolean((await fileTarget(current, verb)).stat) || Boolean((await fileTarget(previous, verb)).stat);
+  return { current, previous, found };
+}
+
+/** After a finished fit: the previous state is of no more use, the current one only to resume further. */
+async function finishTrainState(path: string, keep: boolean): Promise<void> {
+  const { current, previous } = await trainStateFiles(path, 'remove');
+  await removeFile(previous);
+  if (!keep) await removeFile(current);
 }
 
 function parseSchedule(o: Options): Schedule {
@@ -180,8 +202,8 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   const shuffle = o.boolean('shuffle', true);
   const bucketing = o.boolean('bucketing', false);
   const onEpochEnd = o.func<(log: EpochLog, model: LanguageModel) => void | Promise<void>>('onEpochEnd');
-  const ck = o.nested('checkpoint', ['path', 'every']);
-  const checkpoint = ck && { path: ck.string('path')!, every: ck.raw('every') ?? 'epoch' };
+  const ck = o.nested('checkpoint', ['path', 'every', 'keepTrainingState']);
+  const checkpoint = ck && { path: ck.string('path')!, every: ck.raw('every') ?? 'epoch', keepTrainingState: ck.boolean('keepTrainingState', false) };
   if (ck && !ck.has('path')) throw invalidArgument('fit: checkpoint.path is required');
   if (checkpoint && checkpoint.every !== 'epoch' && !(Number.isSafeInteger(checkpoint.every) && (checkpoint.every as number) >= 1)) {
     throw invalidArgument(`fit: checkpoint.every must be 'epoch' or a number of steps >= 1 (got ${JSON.stringify(checkpoint.every)})`);
@@ -197,6 +219,8 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   const showProgress = o.boolean('progress', true) && Boolean(process.stderr.isTTY);
   const seed = o.integer('seed', model.config.seed, { min: 0, max: 2 ** 31 - 1 });
   const nonFinite = o.oneOf('nonFinite', 'stop', ['stop', 'skip'] as const);
+  // What is at the checkpoint's paths is checked now (a FIFO, a device, a directory is refused), not after an epoch.
+  if (checkpoint) await trainStateFiles(checkpoint.path);
 
   // Data, validated before any work.
   const net = model.network;
@@ -345,6 +369,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
         await saveTrainState(model, opt, next, checkpoint.path, 0);
       }
     }
+    if (checkpoint) await finishTrainState(checkpoint.path, checkpoint.keepTrainingState);
     return st.history;
   } finally {
     // A read still in flight when fit ends by an error rejects later (ERR_DISPOSED): not unhandled.
@@ -369,18 +394,21 @@ async function saveTrainState(model: LanguageModel, opt: Optimizer, st: TrainSta
   // Both files carry the step; resume takes the training state whose step is the model's. The
   // current state moves aside first, so a crash before the model is replaced (each write is
   // atomic) still leaves the state that matches the model on disk: killed anywhere, resumable.
-  await rename(sidecarPath(path), previousSidecarPath(path)).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw new RnnlmError('ERR_CHECKPOINT', `cannot move ${sidecarPath(path)} aside: ${e.message}`);
-  });
-  await writeSafetensorsFile(sidecarPath(path), tensors, meta);
+  const { current, previous } = await trainStateFiles(path);
+  await moveFileAtomic(current, previous);
+  await writeSafetensorsFile(current, tensors, meta);
   await model.saveNow(path, { trainStep: String(st.step) });
 }
 
 /** The training state saved with checkpoint `path`: the current sidecar, or the previous one
  *  when a crash came between writing the sidecar and the model. */
 export async function readTrainState(path: string, modelStep: string | undefined) {
+  const { current, previous, found } = await trainStateFiles(path, 'read');
+  if (!found) {
+    throw new RnnlmError('ERR_CHECKPOINT', `${path} has no training state beside it (${current}): the fit that saved it finished without checkpoint.keepTrainingState, or save() wrote it; load it and fit without resume to train it further from its weights`);
+  }
   let firstError: unknown;
-  for (const side of [sidecarPath(path), previousSidecarPath(path)]) {
+  for (const side of [current, previous]) {
     try {
       const { metadata, tensors } = await readSafetensorsFile(side);
       const bad = (what: string) => new RnnlmError('ERR_CHECKPOINT', `${side}: ${what}`);
@@ -397,7 +425,7 @@ export async function readTrainState(path: string, modelStep: string | undefined
       if (String(saved.step) !== modelStep) {
         throw bad(`training state is from step ${saved.step} but ${path} is from step ${modelStep ?? 'none'}; they do not belong together`);
       }
-      return { side, saved, tensors };
+      return { side, current, previous, saved, tensors };
     } catch (e) {
       firstError ??= e;
     }
@@ -407,10 +435,7 @@ export async function readTrainState(path: string, modelStep: string | undefined
 
 async function restore(model: LanguageModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number): Promise<void> {
   const ck = await readCheckpoint(path);
-  const { side, saved, tensors } = await readTrainState(path, ck.metadata.trainStep);
-  // Resuming from the previous state: the newer sidecar (ahead of the model) must not be moved
-  // aside over it at the next save.
-  if (side !== sidecarPath(path)) await unlink(sidecarPath(path)).catch(() => undefined);
+  const { side, current, previous, saved, tensors } = await readTrainState(path, ck.metadata.trainStep);
   if (saved.fingerprint !== st.fingerprint) {
     throw invalidArgument(`fit: resume from ${path}: the checkpoint was made with different data or options (${saved.fingerprint}); now ${st.fingerprint}`);
   }
@@ -429,6 +454,9 @@ async function restore(model: LanguageModel, opt: Optimizer, st: TrainState, pat
   await net.stream.sync();
   opt.step = saved.optimizerStep;
   Object.assign(st, { ...saved, best: saved.best ?? Infinity, epochSkipped: saved.epochSkipped ?? 0 });
+  // Resumed from the previous state: it becomes the current one, so that the newer sidecar (ahead
+  // of the model) is not moved aside over it at the next save.
+  if (side !== current) await moveFileAtomic(previous, current);
 }
 
 function tensorData(t: SafeTensor | undefined, shape: readonly number[], what: string): Float32Array {

@@ -3,7 +3,7 @@
 // losses of an uninterrupted run with the same seed. CRASH_CASES scales the number of kills
 // (npm run test:stress runs more).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
@@ -92,6 +92,9 @@ test(`SIGKILL during fit with checkpoints (${cases} kills): resuming gives the u
     if (existsSync(path)) (await LanguageModel.load(path)).dispose(); // the last checkpoint loads
     const resumed = await run('fit', dir);
     expect(JSON.parse(resumed.lines[resumed.lines.length - 1])).toEqual(expected);
+    // The finished run leaves the model and the state it kept; the previous state is gone (a kill
+    // may leave a stray .NAME.PID.RANDOM.tmp, which is hidden).
+    expect(readdirSync(dir).filter((f) => !f.startsWith('.')).sort()).toEqual(['model.safetensors', 'model.train.safetensors']);
   }
   expect(kills).toBe(cases);
   console.log(`${cases} kills during a ${duration.toFixed(0)} ms fit: every resume reached the uninterrupted losses ${JSON.stringify(expected.losses)}`);

@@ -21,7 +21,7 @@ const modelPath = join(dir, 'valid.safetensors');
 
 beforeAll(async () => {
   const m = await LanguageModel.create({ tokenizer: WordTokenizer.fit(text), embeddingSize: 6, hiddenSize: 6, layers: 1, device: 'cpu' });
-  await m.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, progress: false, checkpoint: { path: modelPath } });
+  await m.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, progress: false, checkpoint: { path: modelPath, keepTrainingState: true } });
   m.dispose();
   valid = readFileSync(modelPath);
   validSidecar = readFileSync(sidecarPath(modelPath));

@@ -356,7 +356,7 @@ describe('checkpoints during training and exact resume', () => {
     const path = join(dir, 'mismatch.safetensors');
     const m = await LanguageModel.create({ tokenizer, embeddingSize: 8, hiddenSize: 8, layers: 1, device: 'cpu' });
     try {
-      await m.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, checkpoint: { path }, progress: false });
+      await m.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, checkpoint: { path, keepTrainingState: true }, progress: false });
       await rejects(m.fit(text, { epochs: 2, batchSize: 5, seqLength: 8, checkpoint: { path }, resume: true, progress: false }), 'ERR_INVALID_ARGUMENT', /different data or options/);
     } finally {
       m.dispose();

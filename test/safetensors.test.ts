@@ -1,5 +1,5 @@
-// safetensors reading and writing (lib/io/safetensors.ts) and atomic file replacement
-// (lib/io/atomic.ts): round trips, exact bytes, alignment, agreement with an independent
+// safetensors reading and writing (lib/io/safetensors.ts) and atomic file replacement, moving
+// and removal (lib/io/atomic.ts): round trips, exact bytes, alignment, agreement with an independent
 // Python reader, and a catalogue of malformed files that must all be refused.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { RnnlmError } from '../lib/errors';
-import { writeFileAtomic } from '../lib/io/atomic';
+import { moveFileAtomic, removeFile, writeFileAtomic } from '../lib/io/atomic';
 import {
   parse,
   readSafetensorsFile,
@@ -410,7 +410,7 @@ describe('writeFileAtomic', () => {
     expect(fs.existsSync(path.dirname(file))).toBe(false);
   });
 
-  test('a failure after the temporary file exists removes it and keeps the target', async () => {
+  test('a directory at the path -> ERR_CHECKPOINT; no temporary file is left, the directory is kept', async () => {
     const sub = fs.mkdtempSync(path.join(dir, 'atomic-'));
     const target = path.join(sub, 'is-a-dir');
     fs.mkdirSync(target);
@@ -421,8 +421,48 @@ describe('writeFileAtomic', () => {
     expect(fs.readdirSync(target)).toEqual(['keep']);
   });
 
+  test('moveFileAtomic: renames a file, copies through a symlink (which stays), writes through one at the destination', async () => {
+    const sub = fs.mkdtempSync(path.join(dir, 'atomic-'));
+    const at = (f: string) => path.join(sub, f);
+    fs.writeFileSync(at('a'), 'A');
+    expect(await moveFileAtomic(at('a'), at('b'))).toBe(true);
+    expect(fs.existsSync(at('a'))).toBe(false);
+    expect(fs.readFileSync(at('b'), 'utf8')).toBe('A');
+    expect(await moveFileAtomic(at('a'), at('b'))).toBe(false); // nothing to move: nothing touched
+    expect(fs.readFileSync(at('b'), 'utf8')).toBe('A');
+    fs.symlinkSync('b', at('link-b'));
+    expect(await moveFileAtomic(at('link-b'), at('c'))).toBe(true);
+    expect(fs.lstatSync(at('link-b')).isSymbolicLink() && fs.readFileSync(at('b'), 'utf8') === 'A').toBe(true);
+    expect(fs.readFileSync(at('c'), 'utf8')).toBe('A');
+    fs.writeFileSync(at('d'), 'D');
+    fs.symlinkSync('e', at('link-e')); // dangling: the move creates e
+    expect(await moveFileAtomic(at('d'), at('link-e'))).toBe(true);
+    expect(fs.lstatSync(at('link-e')).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(at('e'), 'utf8')).toBe('D');
+    execFileSync('mkfifo', [at('fifo')]);
+    expect(await asyncErrorOf(() => moveFileAtomic(at('c'), at('fifo')))).toMatch(/^ERR_CHECKPOINT: cannot write .*fifo: it is a FIFO/);
+    expect(fs.lstatSync(at('fifo')).isFIFO() && fs.readFileSync(at('c'), 'utf8') === 'A').toBe(true);
+  });
+
+  test('removeFile: a file, the file behind a symlink (the link stays), nothing; a FIFO is refused and kept', async () => {
+    const sub = fs.mkdtempSync(path.join(dir, 'atomic-'));
+    const at = (f: string) => path.join(sub, f);
+    fs.writeFileSync(at('a'), 'A');
+    fs.writeFileSync(at('b'), 'B');
+    fs.symlinkSync('b', at('link-b'));
+    expect(await removeFile(at('a'))).toBe(true);
+    expect(await removeFile(at('a'))).toBe(false);
+    expect(await removeFile(at('link-b'))).toBe(true);
+    expect(fs.readdirSync(sub)).toEqual(['link-b']);
+    execFileSync('mkfifo', [at('fifo')]);
+    expect(await asyncErrorOf(() => removeFile(at('fifo')))).toMatch(/^ERR_CHECKPOINT: cannot remove .*fifo: it is a FIFO \(named pipe\), not a regular file; rnnlm removes only regular files/);
+    expect(fs.lstatSync(at('fifo')).isFIFO()).toBe(true);
+  });
+
   test('bad arguments -> ERR_INVALID_ARGUMENT', async () => {
     expect(await asyncErrorOf(() => writeFileAtomic('', 'x'))).toMatch(/^ERR_INVALID_ARGUMENT/);
+    expect(await asyncErrorOf(() => moveFileAtomic('', 'x'))).toMatch(/^ERR_INVALID_ARGUMENT/);
+    expect(await asyncErrorOf(() => removeFile(undefined as never))).toMatch(/^ERR_INVALID_ARGUMENT/);
     expect(await asyncErrorOf(() => writeFileAtomic(path.join(dir, 'y'), 5 as never))).toMatch(/^ERR_INVALID_ARGUMENT/);
   });
 

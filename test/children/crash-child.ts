@@ -27,7 +27,8 @@ async function main() {
   console.log('ready');
   const logs = await model.fit(text, {
     epochs: 3, batchSize: 4, seqLength: 8, progress: false, seed: 5, optimizer: { type: 'adam', lr: 3e-3 },
-    checkpoint: { path, every: 5 }, resume: existsSync(path),
+    // The state is kept at the end too, so that a kill after the last save still resumes (to the end).
+    checkpoint: { path, every: 5, keepTrainingState: true }, resume: existsSync(path),
   });
   const { loss } = await model.evaluate(text.slice(0, 300));
   console.log(JSON.stringify({ losses: logs.map((l) => l.loss), final: loss }));
