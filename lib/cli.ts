@@ -170,6 +170,7 @@ export function program(): Command {
     .option('--clip-value <v>', 'clip each gradient to [-v, v]', num('--clip-value'))
     .option('--checkpoint-every <steps>', 'also save every N steps (default: every epoch)', int('--checkpoint-every'))
     .option('--resume', 'continue the run saved at --out (its model, tokenizer, mode and batching come from there)', false)
+    .option('--keep-training-state', 'keep <out>.train.safetensors after the last epoch, to --resume for more epochs later')
     .option('--no-progress', 'no progress bar')
     .option('--sample <n>', 'print n generated tokens after each epoch', int('--sample'), 0)
     .addHelpText('after', API_DEFAULTS)
@@ -214,7 +215,7 @@ export function program(): Command {
         clipValue: o.clipValue,
         progress: o.progress,
         signal: controller.signal,
-        checkpoint: { path: o.out, every: o.checkpointEvery ?? 'epoch' },
+        checkpoint: { path: o.out, every: o.checkpointEvery ?? 'epoch', keepTrainingState: o.keepTrainingState },
         resume: o.resume,
         ...(validText ? { validation: sentences ? lines(validText) : validText } : {}),
         onEpochEnd: async (log, m) => {

@@ -199,9 +199,9 @@ test('SIGTERM (like SIGINT) during training saves the training in progress, and 
 
 test('train --resume takes the model, tokenizer and training flags from the checkpoint, names a flag that disagrees, and says which learning rate it uses', async () => {
   const out = join(dir, 'resume.safetensors');
-  const first = rnnlm('train', '--train', trainFile, '--out', out, '--tokenizer', 'char', '--cell', 'gru', ...tiny, '--lr', '0.01', '--lr-schedule', 'step', '--epochs', '1');
+  const first = rnnlm('train', '--train', trainFile, '--out', out, '--tokenizer', 'char', '--cell', 'gru', ...tiny, '--lr', '0.01', '--lr-schedule', 'step', '--epochs', '1', '--keep-training-state');
   expect(first.code).toBe(0);
-  const resume = (...args: string[]) => rnnlm('train', '--train', trainFile, '--out', out, '--resume', '--device', 'cpu', '--no-progress', '--epochs', '2', ...args);
+  const resume = (...args: string[]) => rnnlm('train', '--train', trainFile, '--out', out, '--resume', '--device', 'cpu', '--no-progress', '--epochs', '2', '--keep-training-state', ...args);
   for (const [args, message] of [
     [['--hidden-size', '32'], /--resume: --hidden-size 32 disagrees with the checkpoint's hiddenSize 16; leave it out/],
     [['--cell', 'lstm'], /--resume: --cell lstm disagrees with the checkpoint's cell gru; leave it out/],
@@ -228,6 +228,12 @@ test('train --resume takes the model, tokenizer and training flags from the chec
   expect(done.code).toBe(0);
   expect(done.err).toContain(`rnnlm: nothing to train: ${out} has finished 2 epochs; give a larger --epochs to train more`);
   expect(done.out).not.toMatch(/saved/);
+  // Without --keep-training-state a finished run leaves the model only: --resume then says why it cannot.
+  const plain = join(dir, 'plain.safetensors');
+  expect(rnnlm('train', '--train', trainFile, '--out', plain, '--tokenizer', 'char', ...tiny, '--epochs', '1').code).toBe(0);
+  const again = rnnlm('train', '--train', trainFile, '--out', plain, '--resume', '--device', 'cpu', '--no-progress', '--epochs', '2');
+  expect(again.code).toBe(1);
+  expect(oneLine(again.err)).toMatch(/^rnnlm: ERR_CHECKPOINT: .*has no training state beside it/);
   const m = await LanguageModel.load(out, { device: 'cpu' });
   try {
     expect(m.config).toMatchObject({ cell: 'gru', hiddenSize: 16, embeddingSize: 16, layers: 1 });
