@@ -96,7 +96,10 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
     const seeds = Float64Array.from({ length: n }, () => rng.seed());
     logits = net.generateOnDevice(logits, tensor(ring, start, [n]), seeds, sampling, excludeIds, queued + n === maxTokens);
     queued += n;
-    reads.push(s.read(tensor(ring, start, [n])) as Promise<Int32Array>);
+    const ids = s.read(tensor(ring, start, [n])) as Promise<Int32Array>;
+    // Awaited below in order; when generate ends before (dispose, an error) it must not go unhandled.
+    ids.catch(() => {});
+    reads.push(ids);
     chunk = Math.min(chunk * 2, RING / 2);
   };
   queueChunk();
