@@ -24,12 +24,14 @@ export interface InferenceHost {
 
 /** Never predicted, sampled or searched. */
 const EXCLUDE: ReadonlySet<number> = new Set([PAD_ID, SOS_ID]);
+/** Prompt steps fed to the RNN at once: bounds the scratch that a long prompt needs. */
+const PROMPT_WINDOW = 256;
 
 /** The topK most likely next tokens after a context, with their probabilities. */
 export async function predictNext(host: InferenceHost, context: unknown, options: unknown): Promise<Prediction[]> {
   const net = host.network;
   const topK = new Options('predictNext', options, ['topK']).integer('topK', 5, { min: 1, max: net.config.vocabSize });
-  const row = await prime(net, host.promptIds(context, 'predictNext context'));
+  const row = await read(net, prime(net, host.promptIds(context, 'predictNext context'), true));
   return topTokens(row, topK, EXCLUDE).map(({ id, logProb }) => ({
     token: host.tokenizer ? host.tokenizer.tokenOf(id) : String(id),
     id,
@@ -70,12 +72,12 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
   };
   if (net.backend.device === 'cuda' && (sampling.topK > 0 || sampling.topP < 1)) {
     // Top-k / top-p on the host: one row of log-probabilities copied per token.
-    let row = await prime(net, promptIds);
+    let row = await read(net, prime(net, promptIds, true));
     for (let i = 0; i < maxTokens; i++) {
       if (accept(sampleToken(row, sampling, rng, EXCLUDE))) break;
       if (i === maxTokens - 1) break;
       net.carryState();
-      row = await lastRows(net, net.logProbs(Int32Array.of(out[out.length - 1]), 1, 1), 1, 1);
+      row = await read(net, net.logProbs(Int32Array.of(out[out.length - 1]), 1, 1));
     }
     return stopped ?? host.decode(out);
   }
@@ -84,10 +86,7 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
   // so the stream never waits for JavaScript. Work queued past <eos> or a stop string is discarded.
   const s = net.stream, ring = host.ring(), RING = ring.length;
   const excludeIds = Int32Array.from(EXCLUDE);
-  net.resetState(1);
-  const T = promptIds.length, V = net.config.vocabSize;
-  const first = net.logits(promptIds, T, 1);
-  let logits = tensor(first.buffer, first.offset + (T - 1) * V, [1, V]);
+  let logits = prime(net, promptIds, false);
   let queued = 0, chunk = 4;
   const reads: Promise<Int32Array>[] = [];
   const queueChunk = () => {
@@ -125,7 +124,7 @@ export async function beamSearch(host: InferenceHost, prompt: unknown, options: 
   const lstm = cell === 'lstm';
   type Hyp = { ids: number[]; logProb: number };
   const finished: Hyp[] = [];
-  let rows = await prime(net, host.promptIds(prompt, 'beamSearch prompt'));
+  let rows = await read(net, prime(net, host.promptIds(prompt, 'beamSearch prompt'), true));
   let beams: Hyp[] = [{ ids: [], logProb: 0 }];
   for (let step = 0; step < maxTokens; step++) {
     // Expand every beam by its W best tokens; keep the W best overall.
@@ -158,7 +157,7 @@ export async function beamSearch(host: InferenceHost, prompt: unknown, options: 
     s.write(st.hx, gather(hy));
     if (cy) s.write(st.cx, gather(cy));
     beams = next.map((n) => n.hyp);
-    rows = await lastRows(net, net.logProbs(Int32Array.from(beams.map((b) => b.ids[b.ids.length - 1])), 1, B), 1, B);
+    rows = await read(net, net.logProbs(Int32Array.from(beams.map((b) => b.ids[b.ids.length - 1])), 1, B));
   }
   return [...finished, ...beams]
     .sort((a, b) => b.logProb - a.logProb)
@@ -166,14 +165,50 @@ export async function beamSearch(host: InferenceHost, prompt: unknown, options: 
     .map((h) => ({ text: host.decode(h.ids), ids: h.ids, logProb: h.logProb }));
 }
 
-/** Runs ids through the network from a zero state (batch of 1); returns the last row of log-probabilities. */
-async function prime(net: Network, ids: Int32Array): Promise<Float32Array> {
+/**
+ * From a zero state (batch 1), runs a prompt: its state is left for the next step, and its last
+ * position's distribution returned on the device ([1, V], log-probabilities or logits), valid until
+ * the next call. Only that position goes through the decoder (all of them would take T x V).
+ */
+function prime(net: Network, ids: Int32Array, logSoftmax: boolean): Tensor {
   net.resetState(1);
-  const lp = net.logProbs(ids, ids.length, 1);
-  return lastRows(net, lp, ids.length, 1);
+  feed(net, ids.subarray(0, ids.length - 1));
+  const last = ids.subarray(ids.length - 1);
+  return logSoftmax ? net.logProbs(last, 1, 1) : net.logits(last, 1, 1);
 }
 
-async function lastRows(net: Network, lp: Tensor, T: number, B: number): Promise<Float32Array> {
-  const V = net.config.vocabSize;
-  return (await net.stream.read(tensor(lp.buffer, lp.offset + (T - 1) * B * V, [B * V]))) as Float32Array;
+/**
+ * Feeds ids (batch 1) through embedding and RNN, without the decoder, from the state in hx/cx,
+ * and leaves the state after them in hx/cx. Windows of PROMPT_WINDOW steps bound the scratch,
+ * which is freed here: the memory a long prompt takes comes back.
+ */
+function feed(net: Network, ids: Int32Array): void {
+  if (ids.length === 0) return;
+  const { embeddingSize: E, hiddenSize: H, dtype } = net.config, s = net.stream;
+  const w = Math.min(ids.length, PROMPT_WINDOW), st = net.state(1);
+  // The spaces of a full window and of the last, shorter one (not assumed to be smaller).
+  const spaces = [net.rnn.spaces(w, 1), net.rnn.spaces(ids.length % w || w, 1)];
+  const sp = { reserve: Math.max(...spaces.map((x) => x.reserve)), workspace: Math.max(...spaces.map((x) => x.workspace)) };
+  const f = s.alloc(dtype, w * (E + H) + sp.reserve + sp.workspace);
+  const at = s.alloc('i32', w);
+  try {
+    for (let t = 0; t < ids.length; t += w) {
+      const n = Math.min(w, ids.length - t), window = tensor(at, 0, [n]);
+      s.write(window, ids.subarray(t, t + n));
+      s.embeddingForward(net.param('encoder.weight'), window, tensor(f, 0, [n, E]));
+      s.rnnForward(net.rnn, {
+        x: tensor(f, 0, [n, 1, E]), y: tensor(f, w * E, [n, 1, H]), hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
+        weights: net.rnnWeights, reserve: tensor(f, w * (E + H), [sp.reserve]),
+        workspace: tensor(f, w * (E + H) + sp.reserve, [sp.workspace]), training: false,
+      });
+      net.carryState();
+    }
+  } finally {
+    f.free();
+    at.free();
+  }
+}
+
+async function read(net: Network, t: Tensor): Promise<Float32Array> {
+  return (await net.stream.read(t)) as Float32Array;
 }

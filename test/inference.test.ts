@@ -49,3 +49,45 @@ describe('dispose during inference', () => {
     for (const line of lines.slice(0, -1)) expect(line).toMatch(/^(generate|beamSearch) rejected ERR_DISPOSED$/);
   });
 });
+
+describe('long prompts', () => {
+  test('a 20,000-token prompt leaves native memory where it was (predictNext, generate, beamSearch)', async () => {
+    const m = await tiny(3000, { embeddingSize: 16, hiddenSize: 16 });
+    try {
+      const long = Int32Array.from({ length: 20_000 }, (_, i) => 4 + ((i * 7) % 2996));
+      // Warm-up: the model's working memory for batch 1 and for beams.
+      await m.predictNext([5, 6]);
+      await m.generate({ prompt: [5, 6], maxTokens: 3, seed: 1 });
+      await m.beamSearch([5, 6], { beamWidth: 3, maxTokens: 3 });
+      const live = () => cpuBackend.memoryStats().liveBytes;
+      const before = live();
+      await m.predictNext(long);
+      expect(live()).toBe(before);
+      await m.generate({ prompt: long, maxTokens: 3, seed: 1 });
+      expect(live()).toBe(before);
+      await m.beamSearch(long, { beamWidth: 3, maxTokens: 3 });
+      expect(live()).toBe(before);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('predictNext gives what the full forward pass (log-probabilities at every position) does, over windows too', async () => {
+    const m = await LanguageModel.create({ vocabSize: 200, embeddingSize: 12, hiddenSize: 16, layers: 2, device: 'cpu', seed: 6 });
+    try {
+      const V = 200, net = m.network;
+      for (const T of [1, 2, 40, 700]) {
+        const prompt = Int32Array.from({ length: T }, (_, i) => 4 + ((i * 13) % 196));
+        const got = await m.predictNext(prompt, { topK: 20 });
+        net.resetState(1);
+        const all = await net.stream.read(net.logProbs(prompt, T, 1));
+        const row = Array.from(all.subarray((T - 1) * V)).map((lp, id) => ({ id, lp })).filter((t) => t.id !== PAD_ID && t.id !== SOS_ID);
+        const want = row.sort((a, b) => b.lp - a.lp).slice(0, 20);
+        expect(got.map((p) => p.id)).toEqual(want.map((t) => t.id));
+        got.forEach((p, i) => expect(p.probability).toBeCloseTo(Math.exp(want[i].lp), 6));
+      }
+    } finally {
+      m.dispose();
+    }
+  });
+});
