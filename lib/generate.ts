@@ -3,6 +3,7 @@
  * its network. The model hands in what they need (InferenceHost) and guards them (one operation
  * at a time, ERR_DISPOSED); the options and errors here are the model's public contract.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { tensor, type DeviceBuffer, type Tensor } from './backend/types';
 import { invalidArgument } from './errors';
 import type { Beam, GenerateOptions, Prediction } from './model';
@@ -58,18 +59,17 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
   const stopAtEos = o.boolean('stopAtEos', true);
   const promptIds = host.promptIds(o.raw('prompt'), 'generate prompt');
   const out: number[] = [];
+  const matcher = stops.length > 0 ? new StopMatcher(stops, host.decode) : undefined;
+  /** Where the first stop string starts in the text, once there is one. */
+  let cut = -1;
   /** Appends a token; true when generation is over (<eos> or a stop string). */
-  let stopped: string | undefined;
   const accept = (next: number): boolean => {
     if (next === EOS_ID && stopAtEos) return true;
     out.push(next);
-    if (stops.length > 0) {
-      const text = host.decode(out);
-      const at = Math.min(...stops.map((s) => (text.includes(s) ? text.indexOf(s) : Infinity)));
-      if (at < Infinity) return (stopped = text.slice(0, at)), true;
-    }
-    return false;
+    if (matcher) cut = matcher.push(next);
+    return cut >= 0;
   };
+  const text = () => (cut >= 0 ? host.decode(out).slice(0, cut) : host.decode(out));
   if (net.backend.device === 'cuda' && (sampling.topK > 0 || sampling.topP < 1)) {
     // Top-k / top-p on the host: one row of log-probabilities copied per token.
     let row = await read(net, prime(net, promptIds, true));
@@ -79,7 +79,7 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
       net.carryState();
       row = await read(net, net.logProbs(Int32Array.of(out[out.length - 1]), 1, 1));
     }
-    return stopped ?? host.decode(out);
+    return text();
   }
   // On the device: each sampled id feeds the next step directly, a chunk of tokens (4, 8, ...
   // 256) per queued op; the host reads a chunk's ids while the next chunk is already queued,
@@ -108,10 +108,12 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
     for (const id of ids) {
       if (!accept(id)) continue;
       await Promise.allSettled(reads); // leave nothing in flight
-      return stopped ?? host.decode(out);
+      return text();
     }
+    // A read done before it is awaited resumes at once: let timers and I/O in between chunks.
+    await nextTurn();
   }
-  return host.decode(out);
+  return text();
 }
 
 /** The beamWidth most likely continuations of a prompt (log-probabilities summed over tokens). */
@@ -211,4 +213,44 @@ function feed(net: Network, ids: Int32Array): void {
 
 async function read(net: Network, t: Tensor): Promise<Float32Array> {
   return (await net.stream.read(t)) as Float32Array;
+}
+
+/**
+ * Finds the first stop string in the text of the tokens so far as they arrive, looking at the
+ * text each token adds and the (longest stop - 1) characters before it: a stop string may span
+ * tokens, and the cost per token does not grow with the text. This relies on what decode does
+ * with both tokenizers (and with ids joined by spaces): the text only grows at its end, and what
+ * a token adds depends only on it and on the last token before it that shows (specials show nothing).
+ */
+class StopMatcher {
+  private tail = '';
+  /** Length of the whole text so far. */
+  private length = 0;
+  private last?: { id: number; text: string };
+  private readonly keep: number;
+
+  constructor(
+    private readonly stops: string[],
+    private readonly decode: (ids: number[]) => string,
+  ) {
+    this.keep = stops.reduce((n, s) => Math.max(n, s.length), 0) - 1;
+  }
+
+  /** Adds a token; where the first stop string starts in the whole text once there is one, else -1. */
+  push(id: number): number {
+    const alone = this.decode([id]);
+    if (alone === '') return -1;
+    const added = this.last ? this.decode([this.last.id, id]).slice(this.last.text.length) : alone;
+    this.last = { id, text: alone };
+    const window = this.tail + added;
+    let at = Infinity;
+    for (const stop of this.stops) {
+      const i = window.indexOf(stop);
+      if (i >= 0 && i < at) at = i;
+    }
+    if (at < Infinity) return this.length - this.tail.length + at;
+    this.length += added.length;
+    this.tail = window.slice(Math.max(0, window.length - this.keep));
+    return -1;
+  }
 }

@@ -50,6 +50,72 @@ describe('dispose during inference', () => {
   });
 });
 
+describe('generate with stop strings', () => {
+  // Ids joined by spaces never contain 'x': every run goes on to maxTokens.
+  const run = (m: LanguageModel, maxTokens: number) => m.generate({ prompt: [5], maxTokens, stopAtEos: false, seed: 3, stop: 'x' });
+
+  test('the cost per token does not grow with the output (2,000 vs 20,000 tokens)', async () => {
+    const m = await tiny(50);
+    try {
+      expect((await run(m, 2000)).split(' ')).toHaveLength(2000);
+      const short = await fastest(3, () => run(m, 2000));
+      const long = await fastest(2, () => run(m, 20_000));
+      console.log(`generate with a stop string: 2,000 tokens ${short.toFixed(0)} ms, 20,000 tokens ${long.toFixed(0)} ms (x${(long / short).toFixed(1)})`);
+      expect(long / short).toBeLessThan(30); // linear: ~10; decoding all the text per token: ~100
+    } finally {
+      m.dispose();
+    }
+  }, 120_000);
+
+  test('a 10 ms timer keeps firing while 20,000 tokens are generated', async () => {
+    const m = await tiny(2000); // a larger decoder: the run lasts long enough to count ticks
+    try {
+      await run(m, 2000); // warm-up
+      let ticks = 0, worst = 0, last = performance.now();
+      const timer = setInterval(() => {
+        const now = performance.now();
+        worst = Math.max(worst, now - last);
+        last = now;
+        ticks++;
+      }, 10);
+      const t0 = performance.now();
+      await run(m, 20_000);
+      const elapsed = performance.now() - t0;
+      clearInterval(timer);
+      console.log(`20,000 tokens with a stop string in ${elapsed.toFixed(0)} ms: ${ticks} timer ticks, longest gap ${worst.toFixed(0)} ms`);
+      expect(ticks).toBeGreaterThan(elapsed / 10 / 3); // the event loop turned all along
+    } finally {
+      m.dispose();
+    }
+  }, 120_000);
+
+  test('the text is the text without stop strings, cut where the first one starts (word, char, ids; stops spanning tokens)', async () => {
+    const text = 'the cat ( a pet ) sat , and the dog " barked " . then ; the end ! ok ?';
+    const word = WordTokenizer.fit(text), char = CharTokenizer.fit(text);
+    let checked = 0;
+    for (const tokenizer of [word, char, undefined]) {
+      const m = tokenizer ? await LanguageModel.create({ tokenizer, embeddingSize: 8, hiddenSize: 8, layers: 1, device: 'cpu', seed: 2 }) : await tiny(30);
+      try {
+        // stopAtEos: false keeps <eos> among the ids: it shows no text (word, char) or its id.
+        const opts = { prompt: tokenizer ? 'the' : [5], maxTokens: 400, stopAtEos: false, seed: 4 } as const;
+        const full = await m.generate(opts);
+        for (const [at, len] of [[0, 1], [3, 2], [17, 5], [60, 4], [200, 9], [full.length - 3, 3]] as const) {
+          const stop = full.slice(at, at + len);
+          if (stop.length === 0 || stop.trim() === '') continue;
+          const other = full.slice(at + 40, at + 43);
+          const stops = other.length === 3 ? [other, stop] : [stop];
+          const cut = Math.min(...stops.map((s) => full.indexOf(s)));
+          expect(await m.generate({ ...opts, stop: stops })).toBe(full.slice(0, cut));
+          checked++;
+        }
+      } finally {
+        m.dispose();
+      }
+    }
+    expect(checked).toBeGreaterThan(12);
+  });
+});
+
 describe('long prompts', () => {
   test('a 20,000-token prompt leaves native memory where it was (predictNext, generate, beamSearch)', async () => {
     const m = await tiny(3000, { embeddingSize: 16, hiddenSize: 16 });
