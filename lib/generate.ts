@@ -122,49 +122,73 @@ export async function beamSearch(host: InferenceHost, prompt: unknown, options: 
   const W = o.integer('beamWidth', 5, { min: 1, max: 256 });
   const maxTokens = o.integer('maxTokens', 20, { min: 1, max: 100_000 });
   const net = host.network, s = net.stream;
-  const { vocabSize: V, layers: L, hiddenSize: H, cell } = net.config;
-  const lstm = cell === 'lstm';
-  type Hyp = { ids: number[]; logProb: number };
+  const { vocabSize: V, layers: L, hiddenSize: H, cell, dtype } = net.config;
+  // The hypotheses form a tree: node k is token tokens[k] after node parents[k] (-1: the prompt);
+  // a hypothesis is a node, and its ids are spelled out once, at the end.
+  const tokens: number[] = [], parents: number[] = [];
+  type Hyp = { node: number; logProb: number };
   const finished: Hyp[] = [];
   let rows = await read(net, prime(net, host.promptIds(prompt, 'beamSearch prompt'), true));
-  let beams: Hyp[] = [{ ids: [], logProb: 0 }];
-  for (let step = 0; step < maxTokens; step++) {
-    // Expand every beam by its W best tokens; keep the W best overall.
-    const cands: { parent: number; id: number; logProb: number }[] = [];
-    beams.forEach((b, i) => {
-      for (const t of topTokens(rows.subarray(i * V, (i + 1) * V), W, EXCLUDE)) cands.push({ parent: i, id: t.id, logProb: b.logProb + t.logProb });
-    });
-    cands.sort((a, b) => b.logProb - a.logProb);
-    const next: { parent: number; hyp: Hyp }[] = [];
-    for (const c of cands.slice(0, W)) {
-      const hyp = { ids: [...beams[c.parent].ids, c.id], logProb: c.logProb };
-      if (c.id === EOS_ID) finished.push({ ids: hyp.ids.slice(0, -1), logProb: hyp.logProb });
-      else next.push({ parent: c.parent, hyp });
-    }
-    if (next.length === 0 || finished.length >= W || step === maxTokens - 1) {
+  let beams: Hyp[] = [{ node: -1, logProb: 0 }];
+  // Scratch of the state gather: which row each new state comes from, and the gathered states.
+  const from = s.alloc('i32', L * W), gathered = s.alloc(dtype, (cell === 'lstm' ? 2 : 1) * L * W * H);
+  try {
+    for (let step = 0; step < maxTokens; step++) {
+      // Expand every beam by its W best tokens; keep the W best overall.
+      const cands: { parent: number; id: number; logProb: number }[] = [];
+      beams.forEach((b, i) => {
+        for (const t of topTokens(rows.subarray(i * V, (i + 1) * V), W, EXCLUDE)) cands.push({ parent: i, id: t.id, logProb: b.logProb + t.logProb });
+      });
+      cands.sort((a, b) => b.logProb - a.logProb);
+      const next: { parent: number; hyp: Hyp }[] = [];
+      const B0 = beams.length;
+      for (const c of cands.slice(0, W)) {
+        const node = beams[c.parent].node;
+        if (c.id === EOS_ID) {
+          finished.push({ node, logProb: c.logProb });
+        } else {
+          tokens.push(c.id);
+          parents.push(node);
+          next.push({ parent: c.parent, hyp: { node: tokens.length - 1, logProb: c.logProb } });
+        }
+      }
       beams = next.map((n) => n.hyp);
-      break;
+      if (next.length === 0 || finished.length >= W || step === maxTokens - 1) break;
+      continueFrom(net, B0, next.map((n) => n.parent), from, gathered);
+      rows = await read(net, net.logProbs(Int32Array.from(beams, (b) => tokens[b.node]), 1, beams.length));
     }
-    // The new beams continue from their parents' states.
-    const old = net.state(beams.length);
-    const [hy, cy] = await Promise.all([s.read(old.hy), lstm ? s.read(old.cy) : Promise.resolve(null)]);
-    const B = next.length;
-    const gather = (src: ArrayLike<number>) => {
-      const out = new Float32Array(L * B * H);
-      for (let l = 0; l < L; l++)
-        next.forEach((n, b) => out.set((src as Float32Array).subarray((l * beams.length + n.parent) * H, (l * beams.length + n.parent + 1) * H), (l * B + b) * H));
-      return out;
-    };
-    const st = net.state(B);
-    s.write(st.hx, gather(hy));
-    if (cy) s.write(st.cx, gather(cy));
-    beams = next.map((n) => n.hyp);
-    rows = await read(net, net.logProbs(Int32Array.from(beams.map((b) => b.ids[b.ids.length - 1])), 1, B));
+  } finally {
+    from.free();
+    gathered.free();
   }
+  const idsOf = (node: number) => {
+    const ids: number[] = [];
+    for (let k = node; k >= 0; k = parents[k]) ids.push(tokens[k]);
+    return ids.reverse();
+  };
   return [...finished, ...beams]
     .sort((a, b) => b.logProb - a.logProb)
     .slice(0, W)
-    .map((h) => ({ text: host.decode(h.ids), ids: h.ids, logProb: h.logProb }));
+    .map((h) => {
+      const ids = idsOf(h.node);
+      return { text: host.decode(ids), ids, logProb: h.logProb };
+    });
+}
+
+/**
+ * Beam search: the next step's sequence b continues from sequence parents[b] of the last step (B0
+ * sequences). The last step's final states hy (and cy) are gathered on the device, by an embedding
+ * lookup that takes their rows as its table, into the next step's initial states hx (and cx).
+ */
+function continueFrom(net: Network, B0: number, parents: number[], from: DeviceBuffer, gathered: DeviceBuffer): void {
+  const { layers: L, hiddenSize: H, cell } = net.config, s = net.stream;
+  const B = parents.length, last = net.state(B0);
+  const rows = tensor(from, 0, [L * B]);
+  s.write(rows, Int32Array.from({ length: L * B }, (_, k) => Math.floor(k / B) * B0 + parents[k % B]));
+  const pairs = cell === 'lstm' ? ([[last.hy, 'hx'], [last.cy, 'cx']] as const) : ([[last.hy, 'hx']] as const);
+  pairs.forEach(([src], j) => s.embeddingForward(tensor(src.buffer, src.offset, [L * B0, H]), rows, tensor(gathered, j * L * B * H, [L * B, H])));
+  const next = net.state(B); // zeroed when B changes, after the gather in stream order
+  pairs.forEach(([, dst], j) => s.copy(tensor(gathered, j * L * B * H, [L, B, H]), next[dst]));
 }
 
 /**
