@@ -5,18 +5,18 @@
  * evaluation, next-token prediction, sampling, beam search and safetensors checkpoints.
  */
 import { selectBackend, type DeviceOption } from './backend/index';
-import { tensor, type Cell, type DeviceBuffer, type Tensor } from './backend/types';
+import { type Cell, type DeviceBuffer } from './backend/types';
 import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { prepareScoring, score, type EvaluateOptions, type Evaluation } from './evaluate';
+import * as inference from './generate';
+import type { InferenceHost } from './generate';
 import { Inputs, isIdArray, type DataMode, type TokenIds } from './inputs';
 import { Network } from './nn/network';
 import { Options } from './options';
-import { sampleToken, topTokens } from './sampling';
 import { EOS_ID, PAD_ID, SOS_ID, type Tokenizer } from './tokenizers';
 import { fitModel, type EpochLog, type FitOptions } from './train';
-import { Random } from './util/random';
 
 export type { ModelConfig } from './checkpoint';
 export type { DataMode, TokenIds } from './inputs';
@@ -258,163 +258,30 @@ export class LanguageModel {
     return ids;
   }
 
-  /** Runs ids through the network from a zero state (batch of 1); returns the last row of log-probabilities. */
-  private async prime(ids: Int32Array): Promise<Float32Array> {
-    const net = this.network;
-    net.resetState(1);
-    const lp = net.logProbs(ids, ids.length, 1);
-    return this.lastRows(lp, ids.length, 1);
-  }
-
-  private async lastRows(lp: Tensor, T: number, B: number): Promise<Float32Array> {
-    const V = this.cfg.vocabSize;
-    return (await this.network.stream.read(tensor(lp.buffer, lp.offset + (T - 1) * B * V, [B * V]))) as Float32Array;
+  /** What the inference functions (./generate) need of this model. */
+  private host(): InferenceHost {
+    return {
+      network: this.network,
+      tokenizer: this.tokenizer,
+      promptIds: (prompt, what) => this.promptIds(prompt, what, false),
+      decode: (ids) => this.decode(ids),
+      ring: () => (this.sampled ??= this.network.stream.alloc('i32', RING)),
+    };
   }
 
   /** The topK most likely next tokens after a context, with their probabilities. */
   predictNext(context: string | ArrayLike<number>, options: { topK?: number } = {}): Promise<Prediction[]> {
-    return this.exclusive('predictNext', async () => {
-      const topK = new Options('predictNext', options, ['topK']).integer('topK', 5, { min: 1, max: this.cfg.vocabSize });
-      const row = await this.prime(this.promptIds(context, 'predictNext context', false));
-      return topTokens(row, topK, new Set([PAD_ID, SOS_ID])).map(({ id, logProb }) => ({
-        token: this.tokenizer ? this.tokenizer.tokenOf(id) : String(id),
-        id,
-        probability: Math.exp(logProb),
-      }));
-    });
+    return this.exclusive('predictNext', () => inference.predictNext(this.host(), context, options));
   }
 
   /** Continues a prompt by sampling; resolves with the generated text (the prompt not included). */
   generate(options: GenerateOptions = {}): Promise<string> {
-    return this.exclusive('generate', async () => {
-      const o = new Options('generate', options, ['prompt', 'maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'stopAtEos']);
-      const maxTokens = o.integer('maxTokens', 100, { min: 1, max: 1_000_000 });
-      const sampling = {
-        temperature: o.number('temperature', 1, { min: 0, max: 100 }),
-        topK: o.integer('topK', 0, { min: 0, max: this.cfg.vocabSize }),
-        topP: o.number('topP', 1, { min: 0, max: 1, exclusiveMin: true }),
-      };
-      const rng = new Random(o.integer('seed', Math.floor(Math.random() * 2 ** 31), { min: 0, max: 2 ** 31 - 1 }));
-      const stopRaw = o.raw('stop');
-      const stops = stopRaw === undefined ? [] : typeof stopRaw === 'string' ? [stopRaw] : stopRaw;
-      if (!Array.isArray(stops) || !stops.every((s) => typeof s === 'string' && s.length > 0)) {
-        throw invalidArgument('generate: stop must be a non-empty string or an array of them');
-      }
-      const stopAtEos = o.boolean('stopAtEos', true);
-      const exclude = new Set([PAD_ID, SOS_ID]);
-      const promptIds = this.promptIds(o.raw('prompt'), 'generate prompt', false);
-      const out: number[] = [];
-      /** Appends a token; true when generation is over (<eos> or a stop string). */
-      let stopped: string | undefined;
-      const accept = (next: number): boolean => {
-        if (next === EOS_ID && stopAtEos) return true;
-        out.push(next);
-        if (stops.length > 0) {
-          const text = this.decode(out);
-          const at = Math.min(...stops.map((s) => (text.includes(s) ? text.indexOf(s) : Infinity)));
-          if (at < Infinity) return (stopped = text.slice(0, at)), true;
-        }
-        return false;
-      };
-      const net = this.network;
-      if (this.device === 'cuda' && (sampling.topK > 0 || sampling.topP < 1)) {
-        // Top-k / top-p on the host: one row of log-probabilities copied per token.
-        let row = await this.prime(promptIds);
-        for (let i = 0; i < maxTokens; i++) {
-          if (accept(sampleToken(row, sampling, rng, exclude))) break;
-          if (i === maxTokens - 1) break;
-          net.carryState();
-          row = await this.lastRows(net.logProbs(Int32Array.of(out[out.length - 1]), 1, 1), 1, 1);
-        }
-        return stopped ?? this.decode(out);
-      }
-      // On the device: each sampled id feeds the next step directly, a chunk of tokens (4, 8, ...
-      // 256) per queued op; the host reads a chunk's ids while the next chunk is already queued,
-      // so the stream never waits for JavaScript. Work queued past <eos> or a stop string is discarded.
-      const s = net.stream;
-      const ring = (this.sampled ??= s.alloc('i32', RING));
-      const excludeIds = Int32Array.from(exclude);
-      net.resetState(1);
-      const T = promptIds.length, V = this.cfg.vocabSize;
-      const first = net.logits(promptIds, T, 1);
-      let logits = tensor(first.buffer, first.offset + (T - 1) * V, [1, V]);
-      let queued = 0, chunk = 4;
-      const reads: Promise<Int32Array>[] = [];
-      const queueChunk = () => {
-        const start = queued % RING;
-        const n = Math.min(chunk, maxTokens - queued, RING - start);
-        const seeds = Float64Array.from({ length: n }, () => rng.seed());
-        logits = net.generateOnDevice(logits, tensor(ring, start, [n]), seeds, sampling, excludeIds, queued + n === maxTokens);
-        queued += n;
-        reads.push(s.read(tensor(ring, start, [n])) as Promise<Int32Array>);
-        chunk = Math.min(chunk * 2, RING / 2);
-      };
-      queueChunk();
-      while (reads.length > 0) {
-        if (queued < maxTokens) queueChunk();
-        const ids = await reads.shift()!;
-        for (const id of ids) {
-          if (!accept(id)) continue;
-          await Promise.allSettled(reads); // leave nothing in flight
-          return stopped ?? this.decode(out);
-        }
-      }
-      return this.decode(out);
-    });
+    return this.exclusive('generate', () => inference.generate(this.host(), options));
   }
 
   /** The beamWidth most likely continuations of a prompt (log-probabilities summed over tokens). */
   beamSearch(prompt: string | ArrayLike<number>, options: { beamWidth?: number; maxTokens?: number } = {}): Promise<Beam[]> {
-    return this.exclusive('beamSearch', async () => {
-      const o = new Options('beamSearch', options, ['beamWidth', 'maxTokens']);
-      const W = o.integer('beamWidth', 5, { min: 1, max: 256 });
-      const maxTokens = o.integer('maxTokens', 20, { min: 1, max: 100_000 });
-      const net = this.network, s = net.stream;
-      const V = this.cfg.vocabSize;
-      const exclude = new Set([PAD_ID, SOS_ID]);
-      const lstm = this.cfg.cell === 'lstm';
-      type Hyp = { ids: number[]; logProb: number };
-      const finished: Hyp[] = [];
-      let rows = await this.prime(this.promptIds(prompt, 'beamSearch prompt', false));
-      let beams: Hyp[] = [{ ids: [], logProb: 0 }];
-      for (let step = 0; step < maxTokens; step++) {
-        // Expand every beam by its W best tokens; keep the W best overall.
-        const cands: { parent: number; id: number; logProb: number }[] = [];
-        beams.forEach((b, i) => {
-          for (const t of topTokens(rows.subarray(i * V, (i + 1) * V), W, exclude)) cands.push({ parent: i, id: t.id, logProb: b.logProb + t.logProb });
-        });
-        cands.sort((a, b) => b.logProb - a.logProb);
-        const next: { parent: number; hyp: Hyp }[] = [];
-        for (const c of cands.slice(0, W)) {
-          const hyp = { ids: [...beams[c.parent].ids, c.id], logProb: c.logProb };
-          if (c.id === EOS_ID) finished.push({ ids: hyp.ids.slice(0, -1), logProb: hyp.logProb });
-          else next.push({ parent: c.parent, hyp });
-        }
-        if (next.length === 0 || finished.length >= W || step === maxTokens - 1) {
-          beams = next.map((n) => n.hyp);
-          break;
-        }
-        // The new beams continue from their parents' states.
-        const old = net.state(beams.length);
-        const [hy, cy] = await Promise.all([s.read(old.hy), lstm ? s.read(old.cy) : Promise.resolve(null)]);
-        const B = next.length, L = this.cfg.layers, H = this.cfg.hiddenSize;
-        const gather = (src: ArrayLike<number>) => {
-          const out = new Float32Array(L * B * H);
-          for (let l = 0; l < L; l++)
-            next.forEach((n, b) => out.set((src as Float32Array).subarray((l * beams.length + n.parent) * H, (l * beams.length + n.parent + 1) * H), (l * B + b) * H));
-          return out;
-        };
-        const st = net.state(B);
-        s.write(st.hx, gather(hy));
-        if (cy) s.write(st.cx, gather(cy));
-        beams = next.map((n) => n.hyp);
-        rows = await this.lastRows(net.logProbs(Int32Array.from(beams.map((b) => b.ids[b.ids.length - 1])), 1, B), 1, B);
-      }
-      return [...finished, ...beams]
-        .sort((a, b) => b.logProb - a.logProb)
-        .slice(0, W)
-        .map((h) => ({ text: this.decode(h.ids), ids: h.ids, logProb: h.logProb }));
-    });
+    return this.exclusive('beamSearch', () => inference.beamSearch(this.host(), prompt, options));
   }
 
   // ---- checkpoints ---------------------------------------------------------------------------------

@@ -185,7 +185,8 @@ export class Network {
   get allGrads(): Tensor {
     return tensor(this.grads, 0, [this.parameterCount]);
   }
-  private get rnnWeights(): Tensor {
+  /** The recurrent weights: the whole weight space of `rnn` (for inference outside this class). */
+  get rnnWeights(): Tensor {
     return tensor(this.params, this.rnnOffset, [this.rnn.weightSize]);
   }
   private get rnnGrads(): Tensor {
