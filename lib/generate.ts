@@ -23,8 +23,13 @@ export interface InferenceHost {
   ring(): DeviceBuffer;
 }
 
-/** Never predicted, sampled or searched. */
-const EXCLUDE: ReadonlySet<number> = new Set([PAD_ID, SOS_ID]);
+/**
+ * The special ids of a model: with a tokenizer, <pad> and <sos> are never predicted, sampled or
+ * searched and <eos> ends a sentence; with token ids no id is special (the user's vocabulary).
+ */
+function specials(host: InferenceHost): { exclude: ReadonlySet<number>; eos?: number } {
+  return host.tokenizer ? { exclude: new Set([PAD_ID, SOS_ID]), eos: EOS_ID } : { exclude: new Set() };
+}
 /** Prompt steps fed to the RNN at once: bounds the scratch that a long prompt needs. */
 const PROMPT_WINDOW = 256;
 
@@ -33,7 +38,7 @@ export async function predictNext(host: InferenceHost, context: unknown, options
   const net = host.network;
   const topK = new Options('predictNext', options, ['topK']).integer('topK', 5, { min: 1, max: net.config.vocabSize });
   const row = await read(net, prime(net, host.promptIds(context, 'predictNext context'), true));
-  return topTokens(row, topK, EXCLUDE).map(({ id, logProb }) => ({
+  return topTokens(row, topK, specials(host).exclude).map(({ id, logProb }) => ({
     token: host.tokenizer ? host.tokenizer.tokenOf(id) : String(id),
     id,
     probability: Math.exp(logProb),
@@ -58,13 +63,14 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
   }
   const stopAtEos = o.boolean('stopAtEos', true);
   const promptIds = host.promptIds(o.raw('prompt'), 'generate prompt');
+  const { exclude, eos } = specials(host);
   const out: number[] = [];
   const matcher = stops.length > 0 ? new StopMatcher(stops, host.decode) : undefined;
   /** Where the first stop string starts in the text, once there is one. */
   let cut = -1;
   /** Appends a token; true when generation is over (<eos> or a stop string). */
   const accept = (next: number): boolean => {
-    if (next === EOS_ID && stopAtEos) return true;
+    if (next === eos && stopAtEos) return true;
     out.push(next);
     if (matcher) cut = matcher.push(next);
     return cut >= 0;
@@ -74,7 +80,7 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
     // Top-k / top-p on the host: one row of log-probabilities copied per token.
     let row = await read(net, prime(net, promptIds, true));
     for (let i = 0; i < maxTokens; i++) {
-      if (accept(sampleToken(row, sampling, rng, EXCLUDE))) break;
+      if (accept(sampleToken(row, sampling, rng, exclude))) break;
       if (i === maxTokens - 1) break;
       net.carryState();
       row = await read(net, net.logProbs(Int32Array.of(out[out.length - 1]), 1, 1));
@@ -85,7 +91,7 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
   // 256) per queued op; the host reads a chunk's ids while the next chunk is already queued,
   // so the stream never waits for JavaScript. Work queued past <eos> or a stop string is discarded.
   const s = net.stream, ring = host.ring(), RING = ring.length;
-  const excludeIds = Int32Array.from(EXCLUDE);
+  const excludeIds = Int32Array.from(exclude);
   let logits = prime(net, promptIds, false);
   let queued = 0, chunk = 4;
   const reads: Promise<Int32Array>[] = [];
@@ -123,6 +129,7 @@ export async function beamSearch(host: InferenceHost, prompt: unknown, options: 
   const maxTokens = o.integer('maxTokens', 20, { min: 1, max: 100_000 });
   const net = host.network, s = net.stream;
   const { vocabSize: V, layers: L, hiddenSize: H, cell, dtype } = net.config;
+  const { exclude, eos } = specials(host);
   // The hypotheses form a tree: node k is token tokens[k] after node parents[k] (-1: the prompt);
   // a hypothesis is a node, and its ids are spelled out once, at the end.
   const tokens: number[] = [], parents: number[] = [];
@@ -137,14 +144,14 @@ export async function beamSearch(host: InferenceHost, prompt: unknown, options: 
       // Expand every beam by its W best tokens; keep the W best overall.
       const cands: { parent: number; id: number; logProb: number }[] = [];
       beams.forEach((b, i) => {
-        for (const t of topTokens(rows.subarray(i * V, (i + 1) * V), W, EXCLUDE)) cands.push({ parent: i, id: t.id, logProb: b.logProb + t.logProb });
+        for (const t of topTokens(rows.subarray(i * V, (i + 1) * V), W, exclude)) cands.push({ parent: i, id: t.id, logProb: b.logProb + t.logProb });
       });
       cands.sort((a, b) => b.logProb - a.logProb);
       const next: { parent: number; hyp: Hyp }[] = [];
       const B0 = beams.length;
       for (const c of cands.slice(0, W)) {
         const node = beams[c.parent].node;
-        if (c.id === EOS_ID) {
+        if (c.id === eos) {
           finished.push({ node, logProb: c.logProb });
         } else {
           tokens.push(c.id);

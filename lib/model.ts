@@ -239,21 +239,21 @@ export class LanguageModel {
 
   // ---- inference ---------------------------------------------------------------------------------
 
-  /** Ids of a prompt, with <sos> in front for models trained on sentences. */
+  /** Ids of a prompt, with <sos> in front for tokenizer models trained on sentences (ids are taken as given). */
   private promptIds(prompt: unknown, what: string, allowEmpty: boolean): Int32Array {
     let ids: Int32Array;
     if (prompt === undefined || prompt === '') ids = new Int32Array(0);
     else if (typeof prompt === 'string') ids = this.requireTokenizer(what).encode(prompt);
     else if (isIdArray(prompt)) ids = this.checkIds(prompt, what);
     else throw invalidArgument(`${what} must be a string or an array of token ids`);
-    if (this.mode === 'sentences') {
+    if (this.mode === 'sentences' && this.tokenizer) {
       const withSos = new Int32Array(ids.length + 1);
       withSos[0] = SOS_ID;
       withSos.set(ids, 1);
       ids = withSos;
     }
     if (ids.length === 0 && !allowEmpty) {
-      throw invalidArgument(`${what} is empty; a model trained in stream mode needs at least one token of context`);
+      throw invalidArgument(`${what} is empty; a model ${this.tokenizer ? 'trained in stream mode' : 'of token ids'} needs at least one token of context`);
     }
     return ids;
   }

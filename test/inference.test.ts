@@ -124,7 +124,8 @@ describe('generate with stop strings', () => {
  * Beam search as the model did it before it kept parent pointers: whole hypotheses, and each
  * distribution from a forward pass over the prompt and the hypothesis (no state carried).
  */
-async function referenceBeams(net: Network, prompt: number[], W: number, maxTokens: number) {
+/** special: a tokenizer model's (<pad>, <sos> never chosen, <eos> ends a beam); else no id is special. */
+async function referenceBeams(net: Network, prompt: number[], W: number, maxTokens: number, special = true) {
   const V = net.config.vocabSize;
   const distribution = async (ids: number[]) => {
     net.resetState(1);
@@ -138,13 +139,13 @@ async function referenceBeams(net: Network, prompt: number[], W: number, maxToke
     const cands: Hyp[] = [];
     for (const b of beams) {
       const row = await distribution([...prompt, ...b.ids]);
-      const best = row.map((lp, id) => ({ id, lp })).filter((t) => t.id !== PAD_ID && t.id !== SOS_ID).sort((a, c) => c.lp - a.lp).slice(0, W);
+      const best = row.map((lp, id) => ({ id, lp })).filter((t) => !special || (t.id !== PAD_ID && t.id !== SOS_ID)).sort((a, c) => c.lp - a.lp).slice(0, W);
       for (const t of best) cands.push({ ids: [...b.ids, t.id], logProb: b.logProb + t.lp });
     }
     cands.sort((a, c) => c.logProb - a.logProb);
     beams = [];
     for (const c of cands.slice(0, W)) {
-      if (c.ids.at(-1) === EOS_ID) finished.push({ ids: c.ids.slice(0, -1), logProb: c.logProb });
+      if (special && c.ids.at(-1) === EOS_ID) finished.push({ ids: c.ids.slice(0, -1), logProb: c.logProb });
       else beams.push(c);
     }
     if (beams.length === 0 || finished.length >= W) break;
@@ -157,14 +158,16 @@ describe('beamSearch', () => {
     test(`${cell}: the beams of a plain reference implementation, finished ones included`, async () => {
       let early = 0;
       for (const [V, W, maxTokens, seed] of [[12, 3, 6, 1], [12, 4, 8, 2], [30, 5, 7, 3], [9, 1, 5, 4], [12, 6, 4, 5]]) {
-        const m = await LanguageModel.create({ vocabSize: V, embeddingSize: 6, hiddenSize: 7, layers: 2, cell, device: 'cpu', seed });
+        // A tokenizer model: <pad>, <unk>, <sos>, <eos> and V - 4 characters.
+        const tokenizer = CharTokenizer.fit('abcdefghijklmnopqrstuvwxyz'.slice(0, V - 4));
+        const m = await LanguageModel.create({ tokenizer, embeddingSize: 6, hiddenSize: 7, layers: 2, cell, device: 'cpu', seed });
         try {
           const prompt = [4, 5, 6].map((id) => id % V);
           const got: Beam[] = await m.beamSearch(prompt, { beamWidth: W, maxTokens });
           const want = await referenceBeams(m.network, prompt, W, maxTokens);
           expect(got.map((b) => b.ids)).toEqual(want.map((b) => b.ids));
           got.forEach((b, i) => expect(b.logProb).toBeCloseTo(want[i].logProb, 4));
-          expect(got.map((b) => b.text)).toEqual(want.map((b) => b.ids.join(' ')));
+          expect(got.map((b) => b.text)).toEqual(want.map((b) => tokenizer.decode(b.ids)));
           early += got.filter((b) => b.ids.length < maxTokens).length;
         } finally {
           m.dispose();
@@ -173,6 +176,23 @@ describe('beamSearch', () => {
       expect(early).toBeGreaterThan(0); // some beams ended at <eos>
     });
   }
+
+  test('a model of token ids: no id is special (none left out, none ends a beam), as a plain reference', async () => {
+    let special = 0;
+    for (const [V, W, maxTokens, seed] of [[12, 3, 6, 1], [9, 4, 5, 2], [6, 6, 4, 3]]) {
+      const m = await LanguageModel.create({ vocabSize: V, embeddingSize: 6, hiddenSize: 7, layers: 2, device: 'cpu', seed });
+      try {
+        const got = await m.beamSearch([4 % V, 5 % V], { beamWidth: W, maxTokens });
+        const want = await referenceBeams(m.network, [4 % V, 5 % V], W, maxTokens, false);
+        expect(got.map((b) => b.ids)).toEqual(want.map((b) => b.ids));
+        got.forEach((b) => expect(b.ids).toHaveLength(maxTokens));
+        special += got.filter((b) => b.ids.some((id) => id === PAD_ID || id === SOS_ID || id === EOS_ID)).length;
+      } finally {
+        m.dispose();
+      }
+    }
+    expect(special).toBeGreaterThan(0); // ids 0, 2 and 3 are chosen like any other
+  });
 
   test('the cost per step does not grow with the length (2,000 vs 16,000 steps)', async () => {
     const m = withoutEos(await tiny(50));
@@ -220,13 +240,35 @@ describe('long prompts', () => {
         const got = await m.predictNext(prompt, { topK: 20 });
         net.resetState(1);
         const all = await net.stream.read(net.logProbs(prompt, T, 1));
-        const row = Array.from(all.subarray((T - 1) * V)).map((lp, id) => ({ id, lp })).filter((t) => t.id !== PAD_ID && t.id !== SOS_ID);
+        // A model of token ids: every id is a candidate (none is <pad> or <sos>).
+        const row = Array.from(all.subarray((T - 1) * V)).map((lp, id) => ({ id, lp }));
         const want = row.sort((a, b) => b.lp - a.lp).slice(0, 20);
         expect(got.map((p) => p.id)).toEqual(want.map((t) => t.id));
         got.forEach((p, i) => expect(p.probability).toBeCloseTo(Math.exp(want[i].lp), 6));
       }
+      expect((await m.predictNext([5], { topK: V })).map((p) => p.id).sort((a, b) => a - b)).toEqual([...Array(V).keys()]);
     } finally {
       m.dispose();
     }
   });
+});
+
+describe('models of token ids', () => {
+  test('generate: id 3 is a token (no <eos>), and a sentences-mode model gets no id put in front of its prompt', async () => {
+    // After 5 always comes 3, after 3 always 5: greedy generation alternates and never stops early.
+    const m = await tiny(8, { seed: 2 });
+    try {
+      const stream = Array.from({ length: 400 }, (_, i) => (i % 2 ? 3 : 5));
+      await m.fit(stream, { epochs: 30, batchSize: 4, seqLength: 8, progress: false, optimizer: { type: 'adam', lr: 0.05 } });
+      expect(await m.generate({ prompt: [5], maxTokens: 6, temperature: 0 })).toBe('3 5 3 5 3 5');
+      const sentences = Array.from({ length: 50 }, () => [5, 3, 5, 3, 5, 3]);
+      await m.fit(sentences, { epochs: 20, batchSize: 10, progress: false, optimizer: { type: 'adam', lr: 0.05 } });
+      // Prompt [5] as given (no id 2 in front): the model continues with 3.
+      const [first] = await m.predictNext([5], { topK: 1 });
+      expect(first.id).toBe(3);
+      await expect(m.generate({ maxTokens: 3 })).rejects.toThrow(/a model of token ids needs at least one token/);
+    } finally {
+      m.dispose();
+    }
+  }, 60_000);
 });
