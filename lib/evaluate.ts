@@ -8,6 +8,7 @@ import { SentenceBatches, StreamBatches } from './data';
 import type { FloatArray } from './backend/types';
 import type { DataMode, Inputs } from './inputs';
 import type { Network } from './nn/network';
+import { DEFAULTS } from './defaults';
 import { Options } from './options';
 
 export interface EvaluateOptions {
@@ -28,8 +29,8 @@ export type ScoringSet = { mode: 'stream'; columns: StreamBatches; tail?: Stream
 export function prepareScoring(inputs: Inputs, data: unknown, options: unknown, what: string): ScoringSet {
   const o = new Options('evaluate', options, ['mode', 'batchSize', 'seqLength']);
   const mode = o.oneOf('mode', inputs.inferMode(data), ['stream', 'sentences'] as const);
-  const B = o.integer('batchSize', mode === 'stream' ? 10 : 32, { min: 1, max: 1 << 16 });
-  const T = o.integer('seqLength', 35, { min: 1, max: 1 << 16 });
+  const B = o.integer('batchSize', DEFAULTS.evaluate.batchSize[mode], { min: 1, max: 1 << 16 });
+  const T = o.integer('seqLength', DEFAULTS.evaluate.seqLength, { min: 1, max: 1 << 16 });
   if (mode === 'sentences') {
     return { mode, batches: new SentenceBatches(inputs.sentences(data, what), B, { shuffle: false, bucketing: true, seed: 0 }) };
   }

@@ -5,6 +5,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { tensor, type DeviceBuffer, type Tensor } from './backend/types';
+import { DEFAULTS } from './defaults';
 import { invalidArgument } from './errors';
 import type { Beam, GenerateOptions, Prediction } from './model';
 import type { Network } from './nn/network';
@@ -36,7 +37,7 @@ const PROMPT_WINDOW = 256;
 /** The topK most likely next tokens after a context, with their probabilities. */
 export async function predictNext(host: InferenceHost, context: unknown, options: unknown): Promise<Prediction[]> {
   const net = host.network;
-  const topK = new Options('predictNext', options, ['topK']).integer('topK', 5, { min: 1, max: net.config.vocabSize });
+  const topK = new Options('predictNext', options, ['topK']).integer('topK', DEFAULTS.predictNext.topK, { min: 1, max: net.config.vocabSize });
   const row = await read(net, prime(net, host.promptIds(context, 'predictNext context'), true));
   return topTokens(row, topK, specials(host).exclude).map(({ id, logProb }) => ({
     token: host.tokenizer ? host.tokenizer.tokenOf(id) : String(id),
@@ -49,11 +50,11 @@ export async function predictNext(host: InferenceHost, context: unknown, options
 export async function generate(host: InferenceHost, options: GenerateOptions): Promise<string> {
   const net = host.network;
   const o = new Options('generate', options, ['prompt', 'maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'stopAtEos']);
-  const maxTokens = o.integer('maxTokens', 100, { min: 1, max: 1_000_000 });
+  const maxTokens = o.integer('maxTokens', DEFAULTS.generate.maxTokens, { min: 1, max: 1_000_000 });
   const sampling = {
-    temperature: o.number('temperature', 1, { min: 0, max: 100 }),
-    topK: o.integer('topK', 0, { min: 0, max: net.config.vocabSize }),
-    topP: o.number('topP', 1, { min: 0, max: 1, exclusiveMin: true }),
+    temperature: o.number('temperature', DEFAULTS.generate.temperature, { min: 0, max: 100 }),
+    topK: o.integer('topK', DEFAULTS.generate.topK, { min: 0, max: net.config.vocabSize }),
+    topP: o.number('topP', DEFAULTS.generate.topP, { min: 0, max: 1, exclusiveMin: true }),
   };
   const rng = new Random(o.integer('seed', Math.floor(Math.random() * 2 ** 31), { min: 0, max: 2 ** 31 - 1 }));
   const stopRaw = o.raw('stop');
@@ -61,7 +62,7 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
   if (!Array.isArray(stops) || !stops.every((s) => typeof s === 'string' && s.length > 0)) {
     throw invalidArgument('generate: stop must be a non-empty string or an array of them');
   }
-  const stopAtEos = o.boolean('stopAtEos', true);
+  const stopAtEos = o.boolean('stopAtEos', DEFAULTS.generate.stopAtEos);
   const promptIds = host.promptIds(o.raw('prompt'), 'generate prompt');
   const { exclude, eos } = specials(host);
   const out: number[] = [];
@@ -125,8 +126,8 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
 /** The beamWidth most likely continuations of a prompt (log-probabilities summed over tokens). */
 export async function beamSearch(host: InferenceHost, prompt: unknown, options: unknown): Promise<Beam[]> {
   const o = new Options('beamSearch', options, ['beamWidth', 'maxTokens']);
-  const W = o.integer('beamWidth', 5, { min: 1, max: 256 });
-  const maxTokens = o.integer('maxTokens', 20, { min: 1, max: 100_000 });
+  const W = o.integer('beamWidth', DEFAULTS.beamSearch.beamWidth, { min: 1, max: 256 });
+  const maxTokens = o.integer('maxTokens', DEFAULTS.beamSearch.maxTokens, { min: 1, max: 100_000 });
   const net = host.network, s = net.stream;
   const { vocabSize: V, layers: L, hiddenSize: H, cell, dtype } = net.config;
   const { exclude, eos } = specials(host);

@@ -6,6 +6,7 @@
  */
 import { selectBackend, type DeviceOption } from './backend/index';
 import { type Cell, type DeviceBuffer } from './backend/types';
+import { DEFAULTS } from './defaults';
 import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
@@ -119,19 +120,19 @@ export class LanguageModel {
     }
     if (vocabSize === undefined) throw invalidArgument('LanguageModel.create: give a tokenizer or a vocabSize');
     const cfg: ModelConfig = {
-      cell: o.oneOf('cell', 'lstm', CELLS),
+      cell: o.oneOf('cell', DEFAULTS.create.cell, CELLS),
       vocabSize,
-      embeddingSize: o.integer('embeddingSize', 200, CONFIG_LIMITS.embeddingSize),
-      hiddenSize: o.integer('hiddenSize', 200, CONFIG_LIMITS.hiddenSize),
-      layers: o.integer('layers', 2, CONFIG_LIMITS.layers),
-      dropout: o.number('dropout', 0, CONFIG_LIMITS.dropout),
-      tieWeights: o.boolean('tieWeights', false),
-      seed: o.integer('seed', 1, CONFIG_LIMITS.seed),
+      embeddingSize: o.integer('embeddingSize', DEFAULTS.create.embeddingSize, CONFIG_LIMITS.embeddingSize),
+      hiddenSize: o.integer('hiddenSize', DEFAULTS.create.hiddenSize, CONFIG_LIMITS.hiddenSize),
+      layers: o.integer('layers', DEFAULTS.create.layers, CONFIG_LIMITS.layers),
+      dropout: o.number('dropout', DEFAULTS.create.dropout, CONFIG_LIMITS.dropout),
+      tieWeights: o.boolean('tieWeights', DEFAULTS.create.tieWeights),
+      seed: o.integer('seed', DEFAULTS.create.seed, CONFIG_LIMITS.seed),
     };
     if (cfg.tieWeights && cfg.embeddingSize !== cfg.hiddenSize) {
       throw invalidArgument(`LanguageModel.create: tieWeights needs embeddingSize == hiddenSize (got ${cfg.embeddingSize} and ${cfg.hiddenSize})`);
     }
-    return { cfg, tokenizer, device: o.oneOf('device', 'auto', ['auto', 'cpu', 'cuda'] as const) };
+    return { cfg, tokenizer, device: o.oneOf('device', DEFAULTS.create.device, ['auto', 'cpu', 'cuda'] as const) };
   }
 
   private static async build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean) {
@@ -161,7 +162,7 @@ export class LanguageModel {
 
   /** A Keras-style table of layers, output shapes and parameter counts (printed unless print: false). */
   summary(options: { print?: boolean } = {}): string {
-    const print = new Options('summary', options, ['print']).boolean('print', true);
+    const print = new Options('summary', options, ['print']).boolean('print', DEFAULTS.summary.print);
     const { text: out, total } = summaryTable(this.cfg);
     if (total !== this.parameterCount) throw new RnnlmError('ERR_NATIVE', `summary counts ${total} parameters but the model has ${this.parameterCount}`);
     if (print) console.log(out);
@@ -299,7 +300,7 @@ export class LanguageModel {
 
   /** Reads a checkpoint written by save (validated before use) onto a device. */
   static async load(path: string, options: { device?: DeviceOption } = {}): Promise<LanguageModel> {
-    const device = new Options('LanguageModel.load', options, ['device']).oneOf('device', 'auto', ['auto', 'cpu', 'cuda'] as const);
+    const device = new Options('LanguageModel.load', options, ['device']).oneOf('device', DEFAULTS.load.device, ['auto', 'cpu', 'cuda'] as const);
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('LanguageModel.load: path must be a non-empty string');
     const ck = await readCheckpoint(path);
     const model = await LanguageModel.build(ck.config, ck.tokenizer, device, false);

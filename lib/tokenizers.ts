@@ -16,6 +16,7 @@
  * Whitespace only separates tokens and is never a token.
  */
 import { RnnlmError, invalidArgument } from './errors';
+import { DEFAULTS } from './defaults';
 import { Options } from './options';
 
 /** Id of `<pad>`, the padding token (ignored by the loss). */
@@ -156,7 +157,7 @@ abstract class Base implements Tokenizer {
 
   /** Ids -> token strings for decode, specials dropped as asked. */
   protected pieces(ids: ArrayLike<number>, options: DecodeOptions | undefined): string[] {
-    const skip = new Options(`${this.name}.decode`, options, ['skipSpecial']).boolean('skipSpecial', true);
+    const skip = new Options(`${this.name}.decode`, options, ['skipSpecial']).boolean('skipSpecial', DEFAULTS.decode.skipSpecial);
     if (ids === null || typeof ids !== 'object' || typeof ids.length !== 'number') {
       throw invalidArgument(`${this.name}.decode: ids must be an array or typed array of token ids (got ${shown(ids)})`);
     }
@@ -233,9 +234,9 @@ export class WordTokenizer extends Base {
    */
   static fit(text: string | string[], options: WordTokenizerOptions = {}): WordTokenizer {
     const o = new Options('WordTokenizer.fit', options, ['minFreq', 'maxVocab', 'lowercase']);
-    const minFreq = o.integer('minFreq', 1, { min: 1 });
+    const minFreq = o.integer('minFreq', DEFAULTS.wordTokenizer.minFreq, { min: 1 });
     const maxVocab = o.optionalInteger('maxVocab', { min: SPECIAL_TOKENS.length + 1 });
-    const lowercase = o.boolean('lowercase', false);
+    const lowercase = o.boolean('lowercase', DEFAULTS.wordTokenizer.lowercase);
     const texts = typeof text === 'string' ? [text] : text;
     if (!Array.isArray(texts)) {
       throw invalidArgument(`WordTokenizer.fit: text must be a string or an array of strings (got ${shown(text)})`);
@@ -339,9 +340,9 @@ export class CharTokenizer extends Base {
    */
   static fit(text: string, options: CharTokenizerOptions = {}): CharTokenizer {
     const o = new Options('CharTokenizer.fit', options, ['minFreq', 'maxVocab', 'unk']);
-    const minFreq = o.integer('minFreq', 1, { min: 1 });
+    const minFreq = o.integer('minFreq', DEFAULTS.charTokenizer.minFreq, { min: 1 });
     const maxVocab = o.optionalInteger('maxVocab', { min: SPECIAL_TOKENS.length + 1 });
-    const unk = o.boolean('unk', false);
+    const unk = o.boolean('unk', DEFAULTS.charTokenizer.unk);
     if (typeof text !== 'string') throw invalidArgument(`CharTokenizer.fit: text must be a string (got ${shown(text)})`);
     if (text.length === 0) throw new RnnlmError('ERR_VOCAB', 'CharTokenizer.fit: empty vocabulary: the text is empty; pass the training text');
     const counts = new Map<string, number>();

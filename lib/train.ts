@@ -11,6 +11,7 @@
 import { SingleBar } from 'cli-progress';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { SentenceBatches, StreamBatches } from './data';
+import { DEFAULTS } from './defaults';
 import { RnnlmError, invalidArgument } from './errors';
 import { prepareScoring, score } from './evaluate';
 import { fileTarget, moveFileAtomic, removeFile } from './io/atomic';
@@ -145,18 +146,18 @@ function parseSchedule(o: Options): Schedule {
   if (type === 'constant') return base;
   if (type === 'step') {
     const s = o.nested('lrSchedule', ['type', 'factor', 'start', 'every'])!;
-    return { ...base, kind: 'step', factor: s.number('factor', 0.5, { min: 0, max: 1, exclusiveMin: true }), start: s.integer('start', 1, { min: 1 }), every: s.integer('every', 1, { min: 1 }) };
+    return { ...base, kind: 'step', factor: s.number('factor', DEFAULTS.lrSchedule.step.factor, { min: 0, max: 1, exclusiveMin: true }), start: s.integer('start', DEFAULTS.lrSchedule.step.start, { min: 1 }), every: s.integer('every', DEFAULTS.lrSchedule.step.every, { min: 1 }) };
   }
   if (type === 'plateau') {
     const s = o.nested('lrSchedule', ['type', 'factor', 'patience', 'threshold'])!;
-    return { ...base, kind: 'plateau', factor: s.number('factor', 0.25, { min: 0, max: 1, exclusiveMin: true }), patience: s.integer('patience', 0, { min: 0 }), threshold: s.number('threshold', 0, { min: 0 }) };
+    return { ...base, kind: 'plateau', factor: s.number('factor', DEFAULTS.lrSchedule.plateau.factor, { min: 0, max: 1, exclusiveMin: true }), patience: s.integer('patience', DEFAULTS.lrSchedule.plateau.patience, { min: 0 }), threshold: s.number('threshold', DEFAULTS.lrSchedule.plateau.threshold, { min: 0 }) };
   }
   throw invalidArgument(`fit: lrSchedule must be 'constant', { type: 'step', ... } or { type: 'plateau', ... } (got ${JSON.stringify(raw)})`);
 }
 
 function parseOptimizer(o: Options): OptimizerOptions {
   const raw = o.raw('optimizer');
-  const type = raw === undefined ? 'adam' : typeof raw === 'string' ? raw : typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+  const type = raw === undefined ? DEFAULTS.fit.optimizer : typeof raw === 'string' ? raw : typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
   // The string form is the type with its defaults, as for lrSchedule.
   const s = typeof raw === 'string' || raw === undefined ? new Options('fit: optimizer', {}, []) : undefined;
   if (type === 'adam' || type === 'adamw') {
@@ -192,18 +193,18 @@ function parseOptimizer(o: Options): OptimizerOptions {
 export async function fitModel(model: LanguageModel, train: TextInput, options: FitOptions): Promise<EpochLog[]> {
   const o = new Options('fit', options, FIT_KEYS);
   const mode = o.oneOf('mode', model.inputs.inferMode(train), ['stream', 'sentences'] as const);
-  const epochs = o.integer('epochs', 1, { min: 1, max: 1_000_000 });
-  const batchSize = o.integer('batchSize', mode === 'stream' ? 20 : 32, { min: 1, max: 1 << 16 });
-  const seqLength = o.integer('seqLength', 35, { min: 1, max: 1 << 16 });
+  const epochs = o.integer('epochs', DEFAULTS.fit.epochs, { min: 1, max: 1_000_000 });
+  const batchSize = o.integer('batchSize', DEFAULTS.fit.batchSize[mode], { min: 1, max: 1 << 16 });
+  const seqLength = o.integer('seqLength', DEFAULTS.fit.seqLength, { min: 1, max: 1 << 16 });
   const optim = parseOptimizer(o);
   const schedule = parseSchedule(o);
   const clipNorm = o.optionalNumber('clipNorm', { min: 0, exclusiveMin: true });
   const clipValue = o.optionalNumber('clipValue', { min: 0, exclusiveMin: true });
-  const shuffle = o.boolean('shuffle', true);
-  const bucketing = o.boolean('bucketing', false);
+  const shuffle = o.boolean('shuffle', DEFAULTS.fit.shuffle);
+  const bucketing = o.boolean('bucketing', DEFAULTS.fit.bucketing);
   const onEpochEnd = o.func<(log: EpochLog, model: LanguageModel) => void | Promise<void>>('onEpochEnd');
   const ck = o.nested('checkpoint', ['path', 'every', 'keepTrainingState']);
-  const checkpoint = ck && { path: ck.string('path')!, every: ck.raw('every') ?? 'epoch', keepTrainingState: ck.boolean('keepTrainingState', false) };
+  const checkpoint = ck && { path: ck.string('path')!, every: ck.raw('every') ?? DEFAULTS.checkpoint.every, keepTrainingState: ck.boolean('keepTrainingState', DEFAULTS.checkpoint.keepTrainingState) };
   if (ck && !ck.has('path')) throw invalidArgument('fit: checkpoint.path is required');
   if (checkpoint && checkpoint.every !== 'epoch' && !(Number.isSafeInteger(checkpoint.every) && (checkpoint.every as number) >= 1)) {
     throw invalidArgument(`fit: checkpoint.every must be 'epoch' or a number of steps >= 1 (got ${JSON.stringify(checkpoint.every)})`);
@@ -216,9 +217,9 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   if (resumeRaw === true && !resumePath) throw invalidArgument('fit: resume: true needs checkpoint.path (or give resume the checkpoint path)');
   const signal = o.raw('signal') as AbortSignal | undefined;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('fit: signal must be an AbortSignal');
-  const showProgress = o.boolean('progress', true) && Boolean(process.stderr.isTTY);
+  const showProgress = o.boolean('progress', DEFAULTS.fit.progress) && Boolean(process.stderr.isTTY);
   const seed = o.integer('seed', model.config.seed, { min: 0, max: 2 ** 31 - 1 });
-  const nonFinite = o.oneOf('nonFinite', 'stop', ['stop', 'skip'] as const);
+  const nonFinite = o.oneOf('nonFinite', DEFAULTS.fit.nonFinite, ['stop', 'skip'] as const);
   // What is at the checkpoint's paths is checked now (a FIFO, a device, a directory is refused), not after an epoch.
   if (checkpoint) await trainStateFiles(checkpoint.path);
 
@@ -233,7 +234,7 @@ export async function fitModel(model: LanguageModel, train: TextInput, options: 
   }
   // Prepared (and so refused if it cannot be scored) before training, scored after each epoch.
   const validation = o.has('validation')
-    ? prepareScoring(model.inputs, o.raw('validation'), { mode, batchSize: mode === 'stream' ? 10 : batchSize, seqLength }, 'validation data')
+    ? prepareScoring(model.inputs, o.raw('validation'), { mode, batchSize: mode === 'stream' ? DEFAULTS.evaluate.batchSize.stream : batchSize, seqLength }, 'validation data')
     : undefined;
   const batchesPerEpoch = stream ? stream.count : sentences!.count;
   const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed, optimizer: optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens });

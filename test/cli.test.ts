@@ -1,10 +1,11 @@
 // The rnnlm command line, run as a user would (a child process): each command works, and
 // each failure prints one line and exits non-zero.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
+import { DEFAULTS } from '../lib/defaults';
 import { readSafetensorsFile } from '../lib/io/safetensors';
 import { LanguageModel } from '../lib/model';
 import { sidecarPath } from '../lib/train';
@@ -61,6 +62,12 @@ test('train -> eval -> predict -> generate -> summary of a checkpoint', () => {
   expect(p.code).toBe(0);
   expect(p.out.trim().split('\n')).toHaveLength(3);
   expect(p.out).toMatch(/"(sees|likes)"/);
+  // --json: the same predictions, as one JSON array of the API's { token, id, probability }.
+  const pj = rnnlm('predict', model, '--context', 'the cat', '--top-k', '3', '--json');
+  expect(pj.code).toBe(0);
+  const predictions = JSON.parse(pj.out) as { token: string; id: number; probability: number }[];
+  expect(predictions.map((x) => `${x.probability.toFixed(4)}  ${JSON.stringify(x.token)}`)).toEqual(p.out.trim().split('\n'));
+  for (const x of predictions) expect(Number.isInteger(x.id)).toBe(true);
   const g = rnnlm('generate', model, '--prompt', 'the', '--max-tokens', '6', '--seed', '3');
   expect(g.code).toBe(0);
   expect(g.out.startsWith('the ')).toBe(true);
@@ -85,12 +92,76 @@ test.each([
   expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
 });
 
-test('--help of each command lists its options', () => {
-  for (const cmd of ['train', 'eval', 'generate', 'predict', 'summary']) {
-    const r = rnnlm(cmd, '--help');
-    expect(r.code).toBe(0);
-    expect(r.out).toMatch(/Options:/);
+test('--version prints the version of package.json', () => {
+  const r = rnnlm('--version');
+  expect(r.code).toBe(0);
+  expect(r.out.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+});
+
+/** Each flag of a command's --help and the description it shows, its wrapped lines joined. */
+function helpOf(cmd: string): Map<string, string> {
+  const r = rnnlm(cmd, '--help');
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/Options:/);
+  const flags = new Map<string, string>();
+  let last: string | undefined;
+  for (const line of r.out.split('\n')) {
+    const flag = /^ {2}(?:-\w, )?(--[\w-]+)/.exec(line)?.[1];
+    if (flag) flags.set((last = flag), line.trim());
+    else if (last && /^ {3,}\S/.test(line)) flags.set(last, `${flags.get(last)} ${line.trim()}`);
+    else last = undefined;
   }
+  return flags;
+}
+
+/** The default a help description shows: one value, or one per kind ("0.001 for adam/adamw, 1 for sgd"). */
+function shownDefault(description: string): unknown {
+  const text = /(?:\(|, )default: ([^)]*)\)/.exec(description)?.[1];
+  if (text === undefined || !text.includes(' for ')) return text === undefined ? undefined : JSON.parse(text);
+  return Object.fromEntries(text.split(', ').flatMap((part) => {
+    const [value, kinds] = part.split(' for ');
+    return kinds.split('/').map((kind) => [kind, JSON.parse(value)]);
+  }));
+}
+
+test("every default that --help shows is the API's, from its one table (lib/defaults.ts)", () => {
+  const D = DEFAULTS, O = D.optimizer, S = D.lrSchedule;
+  const model = {
+    '--cell': D.create.cell, '--embedding-size': D.create.embeddingSize, '--hidden-size': D.create.hiddenSize, '--layers': D.create.layers,
+    '--dropout': D.create.dropout, '--tie-weights': D.create.tieWeights,
+  };
+  // A default per kind is shown once when all kinds agree.
+  const one = (byKind: Record<string, unknown>) => (new Set(Object.values(byKind).map((v) => JSON.stringify(v))).size === 1 ? Object.values(byKind)[0] : byKind);
+  const expected: Record<string, Record<string, unknown>> = {
+    train: {
+      ...model, '--seed': D.create.seed, '--device': D.create.device,
+      '--lowercase': D.wordTokenizer.lowercase, '--min-freq': one({ word: D.wordTokenizer.minFreq, char: D.charTokenizer.minFreq }),
+      '--epochs': D.fit.epochs, '--batch-size': D.fit.batchSize, '--seq-length': D.fit.seqLength, '--shuffle': D.fit.shuffle, '--bucketing': D.fit.bucketing,
+      '--optimizer': D.fit.optimizer, '--lr': one({ adam: O.adam.lr, adamw: O.adamw.lr, sgd: O.sgd.lr }),
+      '--beta1': one({ adam: O.adam.beta1, adamw: O.adamw.beta1 }), '--beta2': one({ adam: O.adam.beta2, adamw: O.adamw.beta2 }), '--eps': one({ adam: O.adam.eps, adamw: O.adamw.eps }),
+      '--momentum': O.sgd.momentum, '--dampening': O.sgd.dampening, '--nesterov': O.sgd.nesterov,
+      '--weight-decay': one({ adam: O.adam.weightDecay, adamw: O.adamw.weightDecay, sgd: O.sgd.weightDecay }),
+      '--lr-factor': one({ step: S.step.factor, plateau: S.plateau.factor }), '--lr-start': S.step.start, '--lr-every': S.step.every,
+      '--lr-patience': S.plateau.patience, '--lr-threshold': S.plateau.threshold,
+      '--non-finite': D.fit.nonFinite, '--checkpoint-every': D.checkpoint.every, '--keep-training-state': D.checkpoint.keepTrainingState, '--progress': D.fit.progress,
+    },
+    eval: { '--batch-size': D.evaluate.batchSize, '--seq-length': D.evaluate.seqLength, '--device': D.load.device },
+    generate: {
+      '--max-tokens': D.generate.maxTokens, '--temperature': D.generate.temperature, '--top-k': D.generate.topK, '--top-p': D.generate.topP,
+      '--stop-at-eos': D.generate.stopAtEos, '--device': D.load.device,
+    },
+    predict: { '--top-k': D.predictNext.topK, '--device': D.load.device },
+    summary: model,
+  };
+  // The CLI's own defaults, of flags that are no API option.
+  const cliOwn = new Set(['--valid-split', '--out', '--tokenizer', '--mode', '--sample']);
+  for (const [cmd, defaults] of Object.entries(expected)) {
+    const shown = Object.fromEntries([...helpOf(cmd)].filter(([flag]) => !cliOwn.has(flag)).map(([flag, d]) => [flag, shownDefault(d)]).filter(([, v]) => v !== undefined));
+    expect({ cmd, shown }).toEqual({ cmd, shown: defaults });
+  }
+  // And the API applies them (create's, observable without training).
+  const { cfg, device } = LanguageModel.configOf({ vocabSize: 10 });
+  expect({ ...cfg, device }).toMatchObject({ ...D.create });
 });
 
 test('bench --json rewrites the report after every run, so a bench that is killed keeps what it measured', async () => {
@@ -199,7 +270,7 @@ test('SIGTERM (like SIGINT) during training saves the training in progress, and 
 
 test('train --resume takes the model, tokenizer and training flags from the checkpoint, names a flag that disagrees, and says which learning rate it uses', async () => {
   const out = join(dir, 'resume.safetensors');
-  const first = rnnlm('train', '--train', trainFile, '--out', out, '--tokenizer', 'char', '--cell', 'gru', ...tiny, '--lr', '0.01', '--lr-schedule', 'step', '--epochs', '1', '--keep-training-state');
+  const first = rnnlm('train', '--train', trainFile, '--out', out, '--tokenizer', 'char', '--cell', 'gru', ...tiny, '--lr', '0.01', '--lr-schedule', 'step', '--epochs', '1', '--train-seed', '5', '--keep-training-state');
   expect(first.code).toBe(0);
   const resume = (...args: string[]) => rnnlm('train', '--train', trainFile, '--out', out, '--resume', '--device', 'cpu', '--no-progress', '--epochs', '2', '--keep-training-state', ...args);
   for (const [args, message] of [
@@ -207,6 +278,8 @@ test('train --resume takes the model, tokenizer and training flags from the chec
     [['--cell', 'lstm'], /--resume: --cell lstm disagrees with the checkpoint's cell gru; leave it out/],
     [['--tokenizer', 'word'], /--resume: --tokenizer word disagrees with the checkpoint's tokenizer char; leave it out/],
     [['--batch-size', '4'], /--resume: --batch-size 4 disagrees with the checkpoint's batchSize 8; leave it out/],
+    [['--train-seed', '6'], /--resume: --train-seed 6 disagrees with the checkpoint's seed 5; leave it out/],
+    [['--no-unk'], /--resume: --no-unk disagrees with the checkpoint's tokenizer, which has <unk>; leave it out/],
     [['--min-freq', '150'], /--resume: --min-freq gives a vocabulary of \d+ tokens on this text, the checkpoint's has \d+ \(a different one\); leave it out/],
   ] as [string[], RegExp][]) {
     const r = resume(...args);
@@ -214,7 +287,7 @@ test('train --resume takes the model, tokenizer and training flags from the chec
     expect(oneLine(r.err)).toMatch(/^rnnlm: ERR_INVALID_ARGUMENT: /);
     expect(r.err).toMatch(message);
   }
-  // No model, tokenizer or batch flag: all from the checkpoint. A different --lr is not taken
+  // No model, tokenizer, batch or seed flag: all from the checkpoint. A different --lr is not taken
   // silently: one line says the checkpoint's rate is used (0.01 halved by the step schedule after epoch 1).
   const r = resume('--lr', '0.5', '--lr-schedule', 'step');
   expect(r.code).toBe(0);
@@ -242,6 +315,75 @@ test('train --resume takes the model, tokenizer and training flags from the chec
     m.dispose();
   }
 }, 60_000);
+
+test('every training flag reaches create and fit: --dry-run prints the options it would pass, and a run with the same flags trains with them', async () => {
+  const adam = ['--cell', 'gru', '--embedding-size', '8', '--hidden-size', '8', '--layers', '1', '--dropout', '0.1', '--tie-weights', '--seed', '3',
+    '--lowercase', '--min-freq', '2', '--max-vocab', '10', '--epochs', '3', '--batch-size', '4', '--seq-length', '5', '--train-seed', '9',
+    '--optimizer', 'adamw', '--lr', '0.002', '--beta1', '0.8', '--beta2', '0.99', '--eps', '1e-6', '--weight-decay', '0.05',
+    '--lr-schedule', 'step', '--lr-factor', '0.7', '--lr-start', '2', '--lr-every', '3', '--clip-norm', '1', '--clip-value', '0.5',
+    '--non-finite', 'skip', '--checkpoint-every', '7', '--keep-training-state', '--no-progress', '--device', 'cpu'];
+  const sgd = ['--tokenizer', 'char', '--no-unk', '--mode', 'sentences', '--no-shuffle', '--bucketing', '--hidden-size', '8', '--embedding-size', '8',
+    '--layers', '1', '--epochs', '2', '--batch-size', '16', '--optimizer', 'sgd', '--momentum', '0.5', '--dampening', '0.1', '--nesterov',
+    '--lr-schedule', 'plateau', '--lr-factor', '0.3', '--lr-patience', '2', '--lr-threshold', '0.01', '--keep-training-state', '--progress', '--device', 'cpu'];
+  const dry = (out: string, flags: string[]) => {
+    const r = rnnlm('train', '--train', trainFile, '--out', out, ...flags, '--dry-run');
+    expect(r.code).toBe(0);
+    expect(r.err).toContain('nothing was trained or written');
+    return JSON.parse(r.out);
+  };
+  const outA = join(dir, 'flags-adam.safetensors'), outB = join(dir, 'flags-sgd.safetensors');
+  expect(dry(outA, adam)).toEqual({
+    model: { cell: 'gru', vocabSize: 10, embeddingSize: 8, hiddenSize: 8, layers: 1, dropout: 0.1, tieWeights: true, seed: 3 },
+    device: 'cpu',
+    tokenizer: { kind: 'word', vocabSize: 10, unk: true },
+    fit: {
+      mode: 'stream', epochs: 3, batchSize: 4, seqLength: 5, seed: 9, validation: true, resume: undefined,
+      optimizer: { type: 'adamw', lr: 0.002, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.05 },
+      lrSchedule: { type: 'step', factor: 0.7, start: 2, every: 3 },
+      clipNorm: 1, clipValue: 0.5, nonFinite: 'skip', progress: false, checkpoint: { path: outA, every: 7, keepTrainingState: true },
+    },
+  });
+  expect(dry(outB, sgd)).toMatchObject({
+    tokenizer: { kind: 'char', unk: false },
+    fit: {
+      mode: 'sentences', shuffle: false, bucketing: true, progress: true,
+      optimizer: { type: 'sgd', momentum: 0.5, dampening: 0.1, nesterov: true },
+      lrSchedule: { type: 'plateau', factor: 0.3, patience: 2, threshold: 0.01 },
+    },
+  });
+  expect(existsSync(outA) || existsSync(outB)).toBe(false);
+  // The same flags train: fit takes the objects (it refuses unknown keys), and what the run
+  // recorded shows them applied: the seed and batching, and the step schedule's rate per epoch.
+  for (const [out, flags] of [[outA, adam], [outB, sgd]] as const) {
+    const r = rnnlm('train', '--train', trainFile, '--out', out, ...flags);
+    expect(r.err).not.toMatch(/ERR_/);
+    expect(r.code).toBe(0);
+  }
+  const state = async (out: string) => JSON.parse((await readSafetensorsFile(sidecarPath(out))).metadata.state) as { fingerprint: string; history: { lr: number }[] };
+  const a = await state(outA);
+  expect(JSON.parse(a.fingerprint)).toMatchObject({ mode: 'stream', batchSize: 4, seqLength: 5, seed: 9, optimizer: 'adamw' });
+  expect(a.history.map((h) => h.lr)).toEqual([0.002, 0.002, 0.002 * 0.7]);
+  expect(JSON.parse((await state(outB)).fingerprint)).toMatchObject({ mode: 'sentences', batchSize: 16, seed: 1, optimizer: 'sgd' });
+  const m = await LanguageModel.load(outB, { device: 'cpu' });
+  try {
+    expect(m.tokenizer?.hasUnk).toBe(false);
+  } finally {
+    m.dispose();
+  }
+}, 60_000);
+
+test.each([
+  [['--optimizer', 'sgd', '--beta1', '0.8'], '--beta1 is for --optimizer adam or adamw, not sgd'],
+  [['--momentum', '0.9'], '--momentum is for --optimizer sgd, not adam'],
+  [['--lr-factor', '0.5'], '--lr-factor is for --lr-schedule step or plateau'],
+  [['--lr-schedule', 'plateau', '--lr-every', '2'], '--lr-every is for --lr-schedule step'],
+  [['--no-unk'], '--no-unk is for --tokenizer char'],
+])('train %j: a flag of another optimizer, schedule or tokenizer is refused, not dropped', (flags, message) => {
+  const r = rnnlm('train', '--train', trainFile, '--out', join(dir, 'refused.safetensors'), ...flags, '--dry-run');
+  expect(r.code).toBe(1);
+  expect(r.out).toBe('');
+  expect(oneLine(r.err)).toContain(`rnnlm: ERR_INVALID_ARGUMENT: ${message}`);
+});
 
 test('a text that is not UTF-8 is refused with the count of its bad bytes; --lossy-utf8 reads it with a warning', () => {
   // 'café' in Latin-1: each é is one byte (0xE9) that starts no valid UTF-8 sequence.
@@ -293,6 +435,12 @@ test('generate without --prompt: a stream model asks for one in one line; a sent
   expect(g.code).toBe(0);
   expect(g.out.trim().length).toBeGreaterThan(0);
   expect(g.out).not.toMatch(/undefined/);
+  // --no-stop-at-eos: the same draws go on through the sentence's end, up to --max-tokens.
+  const one = rnnlm('generate', sentences, '--max-tokens', '40', '--seed', '2');
+  const on = rnnlm('generate', sentences, '--max-tokens', '40', '--seed', '2', '--no-stop-at-eos');
+  expect([one.code, on.code]).toEqual([0, 0]);
+  expect(on.out.trim().startsWith(one.out.trim())).toBe(true);
+  expect(on.out.trim().split(' ').length).toBeGreaterThan(one.out.trim().split(' ').length);
 }, 60_000);
 
 test('summary of a configuration too large to allocate prints its table, counted from the config', () => {

@@ -1,8 +1,9 @@
 /**
  * Optimizers over the flat parameter and gradient buffers (one fused op per step).
- * Defaults (OPTIMIZER_DEFAULTS, the one place for them, used by fit too) are PyTorch's, except
+ * Defaults (OPTIMIZER_DEFAULTS, from lib/defaults.ts, used by fit too) are PyTorch's, except
  * SGD's learning rate (see there).
  */
+import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import { tensor, type DeviceBuffer, type Stream, type Tensor } from '../backend/types';
 
@@ -10,13 +11,8 @@ export type OptimizerOptions =
   | { type: 'adam' | 'adamw'; lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
   | { type: 'sgd'; lr?: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean };
 
-export const OPTIMIZER_DEFAULTS = {
-  adam: { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
-  adamw: { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
-  // lr 1: the plain-SGD rate of the classic LSTM language models (Zaremba et al. 2014, PTB,
-  // with clipping); PyTorch's 1e-3 (required before 2.2) barely moves such a model.
-  sgd: { lr: 1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false },
-} as const;
+/** Each optimizer's defaults: the table's (lib/defaults.ts). */
+export const OPTIMIZER_DEFAULTS = DEFAULTS.optimizer;
 
 export class Optimizer {
   /** Steps taken so far (Adam's bias correction and SGD's first momentum step depend on it). */

@@ -1,0 +1,81 @@
+/**
+ * What the CLI's commands share: value parsers, the options several commands take, and the
+ * defaults their help shows — the API's, read from lib/defaults.ts. A flag left out is left out
+ * of the API call, so the API applies the same default that the help shows.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULTS } from '../defaults';
+
+export function int(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be an integer`);
+    return n;
+  };
+}
+
+export function num(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
+}
+
+export function fraction(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a number in [0, 1) (got ${v})`);
+    return n;
+  };
+}
+
+export const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+export const lines = (text: string) => text.split(/\r?\n/).filter((l) => l.trim().length > 0);
+
+/** An option key as its flag: hiddenSize -> --hidden-size. */
+export const kebab = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/**
+ * ` (default: …)` for a flag's help, written as commander writes the defaults it holds (JSON).
+ * Given a default per kind (data mode, optimizer, schedule), `0.001 for adam/adamw, 1 for sgd`;
+ * a single value when every kind has the same.
+ */
+export function shown(value: unknown): string {
+  if (typeof value !== 'object' || value === null) return ` (default: ${JSON.stringify(value)})`;
+  const kinds = new Map<string, string[]>();
+  for (const [kind, v] of Object.entries(value)) {
+    const key = JSON.stringify(v);
+    kinds.set(key, [...(kinds.get(key) ?? []), kind]);
+  }
+  const parts = [...kinds].map(([v, ks]) => (kinds.size === 1 ? v : `${v} for ${ks.join('/')}`));
+  return ` (default: ${parts.join(', ')})`;
+}
+
+/** One field of a table of defaults by kind, for the kinds that have it: field(DEFAULTS.optimizer, 'lr'). */
+export function field(table: Record<string, object>, key: string): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(table).filter(([, d]) => key in d).map(([kind, d]) => [kind, (d as Record<string, unknown>)[key]]));
+}
+
+const C = DEFAULTS.create;
+
+/** The model flags, named as ModelConfig's fields (the API's CreateOptions). */
+export const MODEL_KEYS = ['cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'seed'] as const;
+
+export const modelOptions = (cmd: Command) =>
+  cmd
+    .addOption(new Option('--cell <cell>', `recurrent cell${shown(C.cell)}`).choices(['lstm', 'gru', 'rnn_tanh', 'rnn_relu']))
+    .option('--embedding-size <n>', `embedding size${shown(C.embeddingSize)}`, int('--embedding-size'))
+    .option('--hidden-size <n>', `hidden size${shown(C.hiddenSize)}`, int('--hidden-size'))
+    .option('--layers <n>', `stacked recurrent layers${shown(C.layers)}`, int('--layers'))
+    .option('--dropout <p>', `dropout on embeddings, between layers and on the output${shown(C.dropout)}`, num('--dropout'))
+    .option('--tie-weights', `share the embedding matrix with the decoder${shown(C.tieWeights)}`);
+
+/** --device of create (train) or of load (the other commands), with that call's default. */
+export const deviceOption = (device: string) =>
+  new Option('--device <device>', `where to compute (auto: CUDA if it answers, else the CPU)${shown(device)}`).choices(['auto', 'cpu', 'cuda']);
+
+export const lossyOption = () => new Option('--lossy-utf8', 'read bytes that are not UTF-8 as U+FFFD (with a warning) instead of refusing the file');
+
+export const API_DEFAULTS = '\nAn API option\'s flag left out is left out of the call: the API applies the default shown (README.md, "API").';
