@@ -56,7 +56,10 @@ export async function fitModel<Model>(host: TrainHost<Model>, train: TextInput, 
   try {
     if (settings.resumePath) await run.resume(settings.resumePath);
     host.setMode(settings.mode);
-    for (; run.st.epoch <= settings.epochs; Object.assign(run.st, nextEpoch(run.st))) await run.epoch();
+    while (run.st.epoch <= settings.epochs) {
+      await run.epoch();
+      Object.assign(run.st, nextEpoch(run.st));
+    }
     if (settings.checkpoint) await finishTrainState(settings.checkpoint.path, settings.checkpoint.keepTrainingState);
     return run.st.history;
   } finally {
