@@ -5,9 +5,9 @@
  * in a sidecar <name>.train.safetensors. Everything read is validated before use.
  */
 import { RnnlmError, invalidArgument } from './errors';
-import { numel, type Cell } from './backend/types';
+import type { Cell } from './backend/types';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
-import type { ParamEntry } from './nn/network';
+import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
 import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
 
 export interface ModelConfig {
@@ -31,37 +31,22 @@ export const CONFIG_LIMITS = {
   seed: { min: 0, max: 2 ** 31 - 1 },
 } as const;
 
-/** Gates per recurrent cell: the rows of each weight matrix are gates x hiddenSize. */
-export const GATES: Record<Cell, number> = { lstm: 4, gru: 3, rnn_tanh: 1, rnn_relu: 1 };
-
-/** PyTorch's state_dict names and shapes for a config (what a checkpoint file must hold). */
-export function stateDictShapes(c: ModelConfig): Map<string, number[]> {
-  const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L } = c;
-  const G = GATES[c.cell] * H;
-  const m = new Map<string, number[]>([['encoder.weight', [V, E]]]);
-  for (let l = 0; l < L; l++) {
-    m.set(`rnn.weight_ih_l${l}`, [G, l === 0 ? E : H]).set(`rnn.weight_hh_l${l}`, [G, H]);
-    m.set(`rnn.bias_ih_l${l}`, [G]).set(`rnn.bias_hh_l${l}`, [G]);
-  }
-  return m.set('decoder.weight', [V, H]).set('decoder.bias', [V]);
-}
-
 /**
- * A Keras-style table of a config's layers, output shapes and parameter counts, counted from the
- * state_dict shapes (a tied decoder.weight is the encoder's): nothing is allocated, so any
- * valid config can be summarised.
+ * A Keras-style table of a config's layers, output shapes and parameter counts, counted from its
+ * state_dict (nn/layout.ts; a tied decoder.weight is the encoder's): nothing is allocated, so
+ * any valid config can be summarised.
  */
 export function summaryTable(c: ModelConfig): { text: string; total: number } {
   const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, tieWeights } = c;
   const kind = { lstm: 'LSTM', gru: 'GRU', rnn_tanh: 'RNN (tanh)', rnn_relu: 'RNN (relu)' }[cell];
-  const shapes = [...stateDictShapes(c)];
-  const count = (name: RegExp) => shapes.reduce((a, [n, s]) => (name.test(n) && !(tieWeights && n === 'decoder.weight') ? a + numel(s) : a), 0);
-  const rows: [string, string, number][] = [['encoder (Embedding)', `(batch, seq, ${E})`, count(/^encoder\./)]];
+  const specs = parameterSpecs(c);
+  const count = (keep: (p: ParamSpec) => boolean) => countParameters(specs.filter(keep));
+  const rows: [string, string, number][] = [['encoder (Embedding)', `(batch, seq, ${E})`, count((p) => p.name.startsWith('encoder.'))]];
   for (let l = 0; l < L; l++) {
-    rows.push([L === 1 ? `rnn (${kind})` : `rnn_l${l} (${kind})`, `(batch, seq, ${H})`, count(new RegExp(`^rnn\\..*_l${l}$`))]);
+    rows.push([L === 1 ? `rnn (${kind})` : `rnn_l${l} (${kind})`, `(batch, seq, ${H})`, count((p) => p.rnn?.layer === l)]);
   }
-  rows.push([`decoder (Linear${tieWeights ? ', tied' : ''})`, `(batch, seq, ${V})`, count(/^decoder\./)]);
-  const total = rows.reduce((a, r) => a + r[2], 0);
+  rows.push([`decoder (Linear${tieWeights ? ', tied' : ''})`, `(batch, seq, ${V})`, count((p) => p.name.startsWith('decoder.'))]);
+  const total = countParameters(specs);
   const fmt = (n: number) => n.toLocaleString('en-US');
   const w = [Math.max(20, ...rows.map((r) => r[0].length)) + 2, Math.max(18, ...rows.map((r) => r[1].length)) + 2, 14];
   const line = (ch: string) => ch.repeat(w[0] + w[1] + w[2]);
@@ -207,7 +192,7 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   if (mode !== undefined && mode !== 'stream' && mode !== 'sentences') throw bad(path, `metadata mode ${JSON.stringify(mode)} is not 'stream' or 'sentences'`);
   // The tensors must be exactly what the config describes before anything is built from it: a
   // config claiming a huge model over a small file is a bad file, not a memory problem.
-  const expected = stateDictShapes(config);
+  const expected = new Map(parameterSpecs(config).map((p) => [p.name, p.shape]));
   for (const name of tensors.keys()) if (!expected.has(name)) throw bad(path, `unexpected tensor '${name}'`);
   for (const [name, shape] of expected) {
     const t = tensors.get(name);

@@ -12,7 +12,7 @@ import { CONFIGS } from './bench/configs';
 import { readCheckpoint, summaryTable } from './checkpoint';
 import { DEFAULTS } from './defaults';
 import { RnnlmError, invalidArgument } from './errors';
-import { LanguageModel } from './model';
+import { LanguageModel, parseCreateOptions } from './model';
 import { packageRoot } from './util/package-root';
 import { API_DEFAULTS, MODEL_KEYS, deviceOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown } from './cli/flags';
 import { readText } from './cli/input';
@@ -118,7 +118,7 @@ export function program(): Command {
       if (path && flags.length > 0) throw invalidArgument(`summary: a checkpoint's configuration is its own; leave out ${flags.map(kebab).join(', ')}`);
       const config = path
         ? (await readCheckpoint(path)).config
-        : LanguageModel.configOf({
+        : parseCreateOptions({
             vocabSize: o.vocabSize ?? failMissing('--vocab-size (or a checkpoint)'),
             cell: o.cell, embeddingSize: o.embeddingSize, hiddenSize: o.hiddenSize, layers: o.layers, dropout: o.dropout, tieWeights: o.tieWeights,
           }).cfg;

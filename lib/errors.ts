@@ -1,14 +1,22 @@
-/** Stable error codes of every error rnnlm throws (see DESIGN.md, "Errors"). */
-export type RnnlmErrorCode =
-  | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_VOCAB'
-  | 'ERR_CHECKPOINT'
-  | 'ERR_CUDA_UNAVAILABLE'
-  | 'ERR_OUT_OF_MEMORY'
-  | 'ERR_NON_FINITE'
-  | 'ERR_DISPOSED'
-  | 'ERR_BUSY'
-  | 'ERR_NATIVE';
+/**
+ * The stable codes of every error rnnlm throws (docs/ARCHITECTURE.md, "Errors"), in the order
+ * of the native enum rnnlm::Code, whose codeName() gives the same strings
+ * (native/common/status.h; test/error-codes.test.ts checks that the two agree).
+ */
+export const ERROR_CODES = [
+  'ERR_INVALID_ARGUMENT',
+  'ERR_VOCAB',
+  'ERR_CHECKPOINT',
+  'ERR_CUDA_UNAVAILABLE',
+  'ERR_OUT_OF_MEMORY',
+  'ERR_NON_FINITE',
+  'ERR_DISPOSED',
+  'ERR_BUSY',
+  'ERR_NATIVE',
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type RnnlmErrorCode = (typeof ERROR_CODES)[number];
 
 /**
  * The one error class of rnnlm, from TypeScript and from the native backends alike

@@ -11,15 +11,23 @@ import type { Network } from './nn/network';
 import { DEFAULTS } from './defaults';
 import { Options } from './options';
 
+/** Options of LanguageModel.evaluate. */
 export interface EvaluateOptions {
+  /** Default: from the data, as fit's ('stream' for a string or token ids, 'sentences' for an array of them). */
   mode?: DataMode;
+  /** Columns of the text in stream mode (default 10), sentences per batch (default 32); which tokens are scored does not depend on it. */
   batchSize?: number;
+  /** Time steps per window in stream mode (integer >= 1). Default 35. */
   seqLength?: number;
 }
 
+/** What evaluate measures. */
 export interface Evaluation {
+  /** Mean negative log-likelihood per target token, in nats. */
   loss: number;
+  /** exp(loss). */
   perplexity: number;
+  /** Target tokens scored: every token after the first (N - 1 for a text of N tokens; per sentence for sentences). */
   tokens: number;
 }
 

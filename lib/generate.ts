@@ -7,12 +7,63 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { tensor, type DeviceBuffer, type Tensor } from './backend/types';
 import { DEFAULTS } from './defaults';
 import { invalidArgument } from './errors';
-import type { Beam, GenerateOptions, Prediction } from './model';
+import type { TokenIds } from './inputs';
 import type { Network } from './nn/network';
 import { Options } from './options';
 import { sampleToken, topTokens } from './sampling';
 import { EOS_ID, PAD_ID, SOS_ID, type Tokenizer } from './tokenizers';
 import { Random } from './util/random';
+
+/** One of predictNext's tokens. */
+export interface Prediction {
+  token: string;
+  id: number;
+  probability: number;
+}
+
+/** Options of LanguageModel.predictNext. */
+export interface PredictOptions {
+  /** How many of the most likely tokens (integer in [1, vocabSize]). Default 5. */
+  topK?: number;
+}
+
+/** Options of LanguageModel.generate. */
+export interface GenerateOptions {
+  /**
+   * Text (or token ids) to continue. Default: none, which only a model trained on sentences with
+   * a tokenizer accepts (it starts a sentence); the others need at least one token.
+   */
+  prompt?: string | TokenIds;
+  /** Most tokens to generate (integer >= 1). Default 100. */
+  maxTokens?: number;
+  /** Softmax temperature in [0, 100]: 0 is greedy, < 1 sharper, > 1 flatter. Default 1. */
+  temperature?: number;
+  /** Sample among the k most likely tokens; 0 for all. Default 0. */
+  topK?: number;
+  /** Nucleus sampling: the smallest set of tokens holding this much probability, in (0, 1]. Default 1 (all). */
+  topP?: number;
+  /** Seed of the sampler (integer in [0, 2^31 - 1]): the same seed draws the same tokens. Default: a random one. */
+  seed?: number;
+  /** End before the first occurrence of this string (or of any of these), which is left out. Default: none. */
+  stop?: string | string[];
+  /** A tokenizer model ends at a sampled `<eos>` (default true); false: it goes on through sentence ends for maxTokens. */
+  stopAtEos?: boolean;
+}
+
+/** Options of LanguageModel.beamSearch. */
+export interface BeamSearchOptions {
+  /** Hypotheses kept at each step, and at most this many returned (integer in [1, 256]). Default 5. */
+  beamWidth?: number;
+  /** Most tokens per beam (integer >= 1); a tokenizer model's beam also ends at `<eos>`. Default 20. */
+  maxTokens?: number;
+}
+
+/** One of beamSearch's continuations: its text, its ids and the sum of their log-probabilities. */
+export interface Beam {
+  text: string;
+  ids: number[];
+  logProb: number;
+}
 
 export interface InferenceHost {
   readonly network: Network;
@@ -35,7 +86,7 @@ function specials(host: InferenceHost): { exclude: ReadonlySet<number>; eos?: nu
 const PROMPT_WINDOW = 256;
 
 /** The topK most likely next tokens after a context, with their probabilities. */
-export async function predictNext(host: InferenceHost, context: unknown, options: unknown): Promise<Prediction[]> {
+export async function predictNext(host: InferenceHost, context: unknown, options: PredictOptions): Promise<Prediction[]> {
   const net = host.network;
   const topK = new Options('predictNext', options, ['topK']).integer('topK', DEFAULTS.predictNext.topK, { min: 1, max: net.config.vocabSize });
   const row = await read(net, prime(net, host.promptIds(context, 'predictNext context'), true));
@@ -124,7 +175,7 @@ export async function generate(host: InferenceHost, options: GenerateOptions): P
 }
 
 /** The beamWidth most likely continuations of a prompt (log-probabilities summed over tokens). */
-export async function beamSearch(host: InferenceHost, prompt: unknown, options: unknown): Promise<Beam[]> {
+export async function beamSearch(host: InferenceHost, prompt: unknown, options: BeamSearchOptions): Promise<Beam[]> {
   const o = new Options('beamSearch', options, ['beamWidth', 'maxTokens']);
   const W = o.integer('beamWidth', DEFAULTS.beamSearch.beamWidth, { min: 1, max: 256 });
   const maxTokens = o.integer('maxTokens', DEFAULTS.beamSearch.maxTokens, { min: 1, max: 100_000 });

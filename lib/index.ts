@@ -1,29 +1,42 @@
 /**
- * rnnlm — recurrent language models for Node.js.
+ * rnnlm — recurrent language models for Node.js: the documented API (README, "API").
  *
- * Layers (DESIGN.md): this TypeScript layer composes the model and training from the ops
- * of one backend interface (lib/backend/types.ts), implemented natively by the CPU backend
- * (native/cpu) and the CUDA backend (native/cuda).
+ * Layers (docs/ARCHITECTURE.md): this TypeScript layer composes the model and training from the
+ * ops of one backend interface (lib/backend/types.ts), implemented natively by the CPU backend
+ * (native/cpu) and the CUDA backend (native/cuda). Those layers — the backends, Network,
+ * Optimizer — are the advanced entry point, rnnlm/advanced (lib/advanced.ts).
  */
 export { RnnlmError, type RnnlmErrorCode } from './errors';
-export { cpuBackend } from './backend/cpu';
-export { tensor, numel } from './backend/types';
-export type {
-  Backend,
-  Cell,
-  DType,
-  DeviceBuffer,
-  RnnDescriptor,
-  RnnOptions,
-  RnnParamRef,
-  Stream,
-  Tensor,
-  AdamArgs,
-  SgdArgs,
-} from './backend/types';
-export { Network, type NetworkConfig, type Batch, type ParamEntry } from './nn/network';
-export { Optimizer, OPTIMIZER_DEFAULTS, type OptimizerOptions } from './nn/optimizer';
-export { Random } from './util/random';
-export { LanguageModel, type CreateOptions, type GenerateOptions, type Prediction, type Beam, type DataMode, type TextInput, type TokenIds, type ModelConfig, type EvaluateOptions, type Evaluation } from './model';
-export type { FitOptions, EpochLog, LrSchedule } from './train';
-export { WordTokenizer, CharTokenizer, tokenizerFromJSON, type Tokenizer } from './tokenizers';
+export {
+  LanguageModel,
+  type CreateOptions,
+  type LoadOptions,
+  type SummaryOptions,
+  type FitOptions,
+  type EpochLog,
+  type LrSchedule,
+  type OptimizerOptions,
+  type EvaluateOptions,
+  type Evaluation,
+  type PredictOptions,
+  type Prediction,
+  type GenerateOptions,
+  type BeamSearchOptions,
+  type Beam,
+  type DataMode,
+  type TextInput,
+  type TokenIds,
+  type ModelConfig,
+  type Cell,
+  type DeviceOption,
+} from './model';
+export {
+  WordTokenizer,
+  CharTokenizer,
+  tokenizerFromJSON,
+  type Tokenizer,
+  type TokenizerJSON,
+  type WordTokenizerOptions,
+  type CharTokenizerOptions,
+  type DecodeOptions,
+} from './tokenizers';

@@ -6,9 +6,12 @@
 import { RnnlmError, invalidArgument, plural } from './errors';
 import { EOS_ID, SOS_ID, type Tokenizer } from './tokenizers';
 
+/** 'stream': one text, batchified into columns; 'sentences': independent sequences, padded in batches. */
 export type DataMode = 'stream' | 'sentences';
 /** Token ids, as accepted at run time (a Buffer or another typed array is refused with a reason). */
 export type TokenIds = readonly number[] | Int32Array | Uint32Array | Uint16Array;
+/** Text for stream mode, or sentences; token ids are accepted wherever text is. */
+export type TextInput = string | string[] | TokenIds | TokenIds[];
 
 export function isIdArray(v: unknown): v is TokenIds {
   return v instanceof Int32Array || v instanceof Uint32Array || v instanceof Uint16Array || (Array.isArray(v) && (v.length === 0 || typeof v[0] === 'number'));

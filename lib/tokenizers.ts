@@ -313,7 +313,7 @@ export class WordTokenizer extends Base {
 export interface CharTokenizerOptions {
   /** Keep only characters seen at least this many times (integer >= 1; > 1 needs unk: true). Default 1. */
   minFreq?: number;
-  /** At most this many entries in the vocabulary, specials included (integer >= 5; needs unk: true if it drops characters). */
+  /** At most this many entries in the vocabulary, specials included (integer >= 5; needs unk: true if it drops characters). Default: no limit. */
   maxVocab?: number;
   /** Map characters outside the vocabulary to `<unk>` instead of throwing ERR_VOCAB. Default false. */
   unk?: boolean;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { DEFAULTS } from '../lib/defaults';
 import { readSafetensorsFile } from '../lib/io/safetensors';
-import { LanguageModel } from '../lib/model';
+import { LanguageModel, parseCreateOptions } from '../lib/model';
 import { sidecarPath } from '../lib/train';
 
 const root = join(__dirname, '..');
@@ -160,7 +160,7 @@ test("every default that --help shows is the API's, from its one table (lib/defa
     expect({ cmd, shown }).toEqual({ cmd, shown: defaults });
   }
   // And the API applies them (create's, observable without training).
-  const { cfg, device } = LanguageModel.configOf({ vocabSize: 10 });
+  const { cfg, device } = parseCreateOptions({ vocabSize: 10 });
   expect({ ...cfg, device }).toMatchObject({ ...D.create });
 });
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { RnnlmError } from '../lib/errors';
+import { networkOf } from '../lib/advanced';
 import { LanguageModel } from '../lib/model';
 import { CharTokenizer } from '../lib/tokenizers';
 import { Random } from '../lib/util/random';
@@ -24,7 +25,7 @@ function randomIds(n: number, seed: number): number[] {
 
 /** Sum of -log p(ids[t + 1] | ids[0..t]) over a sequence run from a zero state in a batch of one. */
 async function referenceNll(m: LanguageModel, ids: number[]): Promise<number> {
-  const net = m.network;
+  const net = networkOf(m);
   const inputs = Int32Array.from(ids.slice(0, -1));
   net.resetState(1);
   const lp = (await net.stream.read(net.logProbs(inputs, inputs.length, 1))) as Float32Array;
@@ -119,7 +120,7 @@ describe('token ids: no id is special', () => {
   test("id 0 is a token like any other: its embedding row is trained", async () => {
     const m = await idModel();
     try {
-      const net = m.network;
+      const net = networkOf(m);
       const inputs = Int32Array.from([0, 3, 0, 5]), targets = Int32Array.from([3, 0, 5, 0]);
       net.resetState(2);
       net.zeroGrad();
@@ -157,7 +158,7 @@ describe('token ids: no id is special', () => {
     const m = await idModel();
     try {
       await m.fit([[1, 2, 3, 4, 5, 6], [2, 3]], { mode: 'sentences', batchSize: 2, shuffle: false, progress: false, optimizer: { type: 'sgd', lr: 1e-6 } });
-      expect(Array.from((await m.network.readGrad('encoder.weight')).subarray(0, 6))).toEqual(new Array(6).fill(0));
+      expect(Array.from((await networkOf(m).readGrad('encoder.weight')).subarray(0, 6))).toEqual(new Array(6).fill(0));
     } finally {
       m.dispose();
     }
@@ -172,7 +173,7 @@ describe('validation text', () => {
   test('too short to evaluate: refused before training (no step, no callback, no checkpoint)', async () => {
     const m = await make();
     try {
-      const before = await m.network.stream.read(m.network.allParams);
+      const before = await networkOf(m).stream.read(networkOf(m).allParams);
       const path = join(dir, 'short-validation.safetensors');
       let called = false;
       let err: unknown;
@@ -186,7 +187,7 @@ describe('validation text', () => {
       expect((err as RnnlmError).message).toMatch(/^validation data has 1 token: scoring needs at least 2/);
       expect(called).toBe(false);
       expect(existsSync(path)).toBe(false);
-      expect(await m.network.stream.read(m.network.allParams)).toEqual(before);
+      expect(await networkOf(m).stream.read(networkOf(m).allParams)).toEqual(before);
     } finally {
       m.dispose();
     }

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { cpuBackend } from '../lib/backend/cpu';
+import { networkOf } from '../lib/advanced';
 import { LanguageModel, type Beam } from '../lib/model';
 import type { Network } from '../lib/nn/network';
 import { CharTokenizer, EOS_ID, PAD_ID, SOS_ID, WordTokenizer } from '../lib/tokenizers';
@@ -31,7 +32,7 @@ async function cpuCost(times: number, f: () => Promise<unknown>): Promise<number
 /** Makes <eos> (almost) impossible, so that generation and beams run to maxTokens. */
 function withoutEos(m: LanguageModel): LanguageModel {
   const V = m.config.vocabSize;
-  m.network.writeParam('decoder.bias', Float32Array.from({ length: V }, (_, i) => (i === EOS_ID ? -100 : 0)));
+  networkOf(m).writeParam('decoder.bias', Float32Array.from({ length: V }, (_, i) => (i === EOS_ID ? -100 : 0)));
   return m;
 }
 
@@ -164,7 +165,7 @@ describe('beamSearch', () => {
         try {
           const prompt = [4, 5, 6].map((id) => id % V);
           const got: Beam[] = await m.beamSearch(prompt, { beamWidth: W, maxTokens });
-          const want = await referenceBeams(m.network, prompt, W, maxTokens);
+          const want = await referenceBeams(networkOf(m), prompt, W, maxTokens);
           expect(got.map((b) => b.ids)).toEqual(want.map((b) => b.ids));
           got.forEach((b, i) => expect(b.logProb).toBeCloseTo(want[i].logProb, 4));
           expect(got.map((b) => b.text)).toEqual(want.map((b) => tokenizer.decode(b.ids)));
@@ -183,7 +184,7 @@ describe('beamSearch', () => {
       const m = await LanguageModel.create({ vocabSize: V, embeddingSize: 6, hiddenSize: 7, layers: 2, device: 'cpu', seed });
       try {
         const got = await m.beamSearch([4 % V, 5 % V], { beamWidth: W, maxTokens });
-        const want = await referenceBeams(m.network, [4 % V, 5 % V], W, maxTokens, false);
+        const want = await referenceBeams(networkOf(m), [4 % V, 5 % V], W, maxTokens, false);
         expect(got.map((b) => b.ids)).toEqual(want.map((b) => b.ids));
         got.forEach((b) => expect(b.ids).toHaveLength(maxTokens));
         special += got.filter((b) => b.ids.some((id) => id === PAD_ID || id === SOS_ID || id === EOS_ID)).length;
@@ -234,7 +235,7 @@ describe('long prompts', () => {
   test('predictNext gives what the full forward pass (log-probabilities at every position) does, over windows too', async () => {
     const m = await LanguageModel.create({ vocabSize: 200, embeddingSize: 12, hiddenSize: 16, layers: 2, device: 'cpu', seed: 6 });
     try {
-      const V = 200, net = m.network;
+      const V = 200, net = networkOf(m);
       for (const T of [1, 2, 40, 700]) {
         const prompt = Int32Array.from({ length: T }, (_, i) => 4 + ((i * 13) % 196));
         const got = await m.predictNext(prompt, { topK: 20 });

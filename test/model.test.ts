@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { cpuBackend } from '../lib/backend/cpu';
 import { RnnlmError } from '../lib/errors';
+import { networkOf } from '../lib/advanced';
 import { LanguageModel } from '../lib/model';
 import { OPTIMIZER_DEFAULTS, Optimizer } from '../lib/nn/optimizer';
 import { CharTokenizer, EOS_ID, WordTokenizer } from '../lib/tokenizers';
@@ -287,7 +288,7 @@ describe('optimizer defaults', () => {
   test("SGD's learning rate: one default, the same in Optimizer and in fit", async () => {
     const m = await LanguageModel.create({ tokenizer, embeddingSize: 4, hiddenSize: 4, layers: 1, device: 'cpu' });
     try {
-      const opt = new Optimizer(m.network.stream, { type: 'sgd' }, 4, 'f32');
+      const opt = new Optimizer(networkOf(m).stream, { type: 'sgd' }, 4, 'f32');
       opt.dispose();
       const [log] = await m.fit(text, { batchSize: 4, seqLength: 8, progress: false, optimizer: { type: 'sgd' } });
       expect(log.lr).toBe(opt.lr);
@@ -372,16 +373,16 @@ describe('non-finite steps', () => {
   async function poisoned() {
     const m = await LanguageModel.create({ tokenizer, embeddingSize: 8, hiddenSize: 8, layers: 1, device: 'cpu' });
     const V = tokenizer.vocabSize;
-    m.network.writeParam('decoder.bias', Float32Array.from({ length: V }, (_, i) => (i === 0 ? 3e38 : -3e38))); // <pad> is never a target
+    networkOf(m).writeParam('decoder.bias', Float32Array.from({ length: V }, (_, i) => (i === 0 ? 3e38 : -3e38))); // <pad> is never a target
     return m;
   }
 
   test("nonFinite 'stop' (default): ERR_NON_FINITE, and no update reached the weights", async () => {
     const m = await poisoned();
     try {
-      const before = await m.network.stream.read(m.network.allParams);
+      const before = await networkOf(m).stream.read(networkOf(m).allParams);
       await rejects(m.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, progress: false }), 'ERR_NON_FINITE', /training loss became Infinity.*weights are still finite/);
-      expect(await m.network.stream.read(m.network.allParams)).toEqual(before);
+      expect(await networkOf(m).stream.read(networkOf(m).allParams)).toEqual(before);
     } finally {
       m.dispose();
     }
@@ -390,11 +391,11 @@ describe('non-finite steps', () => {
   test("nonFinite 'skip': training goes on, every step is counted as skipped, the weights are unchanged", async () => {
     const m = await poisoned();
     try {
-      const before = await m.network.stream.read(m.network.allParams);
+      const before = await networkOf(m).stream.read(networkOf(m).allParams);
       const [log] = await m.fit(text, { epochs: 1, batchSize: 4, seqLength: 8, progress: false, nonFinite: 'skip' });
       expect(log.skipped).toBeGreaterThan(0);
       expect(log.tokens).toBe(0);
-      expect(await m.network.stream.read(m.network.allParams)).toEqual(before);
+      expect(await networkOf(m).stream.read(networkOf(m).allParams)).toEqual(before);
       await rejects(m.fit(text, { nonFinite: 'ignore' as never }), 'ERR_INVALID_ARGUMENT', /nonFinite must be one of 'stop', 'skip'/);
     } finally {
       m.dispose();

@@ -8,7 +8,7 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { dirname, join } from 'node:path';
-import { GATES } from '../checkpoint';
+import { GATES } from '../nn/layout';
 import { nodeRequire } from '../util/package-root';
 import type { BenchConfig } from './configs';
 import { PeerUnavailable, syntheticTokens, type Peer } from './peer';

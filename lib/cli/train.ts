@@ -8,10 +8,10 @@ import { Command, Option } from 'commander';
 import { readCheckpoint, type ModelConfig } from '../checkpoint';
 import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
-import { LanguageModel, type CreateOptions } from '../model';
+import { LanguageModel, parseCreateOptions, type CreateOptions, type FitOptions } from '../model';
 import type { OptimizerOptions } from '../nn/optimizer';
 import { CharTokenizer, WordTokenizer, type Tokenizer } from '../tokenizers';
-import { readTrainState, type FitOptions, type LrSchedule } from '../train';
+import { readTrainState, type LrSchedule } from '../train';
 import { API_DEFAULTS, MODEL_KEYS, deviceOption, field, fraction, int, kebab, lines, lossyOption, modelOptions, num, shown } from './flags';
 import { checkOut, readText } from './input';
 
@@ -164,7 +164,7 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
  * tokenizer, and fit's options as given (the data and callbacks left out).
  */
 function dryRun(create: CreateOptions, fit: FitOptions): void {
-  const { cfg, device } = LanguageModel.configOf(create);
+  const { cfg, device } = parseCreateOptions(create);
   const { signal, onEpochEnd, validation, ...options } = fit;
   const tokenizer = { kind: create.tokenizer!.kind, vocabSize: create.tokenizer!.vocabSize, unk: create.tokenizer!.hasUnk };
   console.log(JSON.stringify({ model: cfg, device, tokenizer, fit: { ...options, validation: validation !== undefined } }, null, 2));

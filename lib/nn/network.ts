@@ -9,6 +9,7 @@
  */
 import { RnnlmError, invalidArgument } from '../errors';
 import { Random } from '../util/random';
+import { parameterSpecs, weightSpaceOffset, type ParamEntry } from './layout';
 import {
   numel,
   tensor,
@@ -20,6 +21,8 @@ import {
   type Stream,
   type Tensor,
 } from '../backend/types';
+
+export type { ParamEntry } from './layout';
 
 export interface NetworkConfig {
   vocabSize: number;
@@ -36,13 +39,6 @@ export interface NetworkConfig {
   paddingIdx: number;
   /** Targets with this value are not counted in the loss (default: paddingIdx). */
   ignoreIndex?: number;
-}
-
-export interface ParamEntry {
-  /** PyTorch state_dict name. */
-  name: string;
-  offset: number;
-  shape: number[];
 }
 
 /** One batch, time-major: ids and targets have T * B entries, position t * B + b. */
@@ -107,8 +103,8 @@ export class Network {
   readonly params: DeviceBuffer;
   readonly grads: DeviceBuffer;
   readonly parameterCount: number;
-  /** Named tensors in the flat buffers; decoder.weight aliases encoder.weight when tied. */
-  readonly layout: ParamEntry[];
+  /** Named tensors in the flat buffers (nn/layout.ts); decoder.weight aliases encoder.weight when tied. */
+  readonly layout: ParamEntry[] = [];
   private readonly entries = new Map<string, ParamEntry>();
   private readonly rnnOffset: number;
   private arena?: Arena;
@@ -120,7 +116,7 @@ export class Network {
     config: NetworkConfig,
   ) {
     this.config = { ...config };
-    const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell } = config;
+    const { embeddingSize: E, hiddenSize: H, layers: L, cell } = config;
     if (config.tieWeights && E !== H) {
       throw invalidArgument(
         `tieWeights needs embeddingSize == hiddenSize (got ${E} and ${H}); set them equal or tieWeights: false`,
@@ -130,26 +126,24 @@ export class Network {
       throw invalidArgument(`the ${backend.device} backend does not compute in ${config.dtype}`);
     }
     this.rnn = backend.createRnn({ cell, inputSize: E, hiddenSize: H, layers: L, dropout: config.dropout });
-    const layout: ParamEntry[] = [];
-    let offset = 0;
-    const add = (name: string, shape: number[]) => {
-      layout.push({ name, offset, shape });
-      offset += numel(shape);
-    };
-    add('encoder.weight', [V, E]);
-    this.rnnOffset = offset;
-    for (let l = 0; l < L; l++) {
-      (['weight_ih', 'weight_hh', 'bias_ih', 'bias_hh'] as const).forEach((kind, id) => {
-        const p = this.rnn.weightParam(l, id as 0 | 1 | 2 | 3);
-        layout.push({ name: `rnn.${kind}_l${l}`, offset: this.rnnOffset + p.offset, shape: p.shape });
-      });
+    // The state_dict in order, each tensor after the last; the recurrent ones where the backend
+    // puts them in its weight space (cuDNN's on CUDA), which takes their place in the order.
+    let offset = 0, rnnOffset = -1;
+    for (const p of parameterSpecs(config)) {
+      let at = offset;
+      if (p.alias) at = this.entry(p.alias).offset;
+      else if (p.rnn) {
+        if (rnnOffset < 0) {
+          rnnOffset = offset;
+          offset += this.rnn.weightSize;
+        }
+        at = rnnOffset + weightSpaceOffset(this.rnn, p, backend.device);
+      } else offset += numel(p.shape);
+      const e = { name: p.name, offset: at, shape: p.shape };
+      this.layout.push(e);
+      this.entries.set(e.name, e);
     }
-    offset += this.rnn.weightSize;
-    if (config.tieWeights) layout.push({ name: 'decoder.weight', offset: 0, shape: [V, H] });
-    else add('decoder.weight', [V, H]);
-    add('decoder.bias', [V]);
-    this.layout = layout;
-    for (const e of layout) this.entries.set(e.name, e);
+    this.rnnOffset = rnnOffset;
     this.parameterCount = offset;
     // Parameters and gradients, refused as a whole before either is allocated.
     const bytes = 2 * offset * (config.dtype === 'f64' ? 8 : 4);

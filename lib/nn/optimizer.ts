@@ -7,9 +7,34 @@ import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import { tensor, type DeviceBuffer, type Stream, type Tensor } from '../backend/types';
 
+/** An optimizer and its settings, with PyTorch's semantics; left out, a setting takes OPTIMIZER_DEFAULTS'. */
 export type OptimizerOptions =
-  | { type: 'adam' | 'adamw'; lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
-  | { type: 'sgd'; lr?: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean };
+  | {
+      type: 'adam' | 'adamw';
+      /** Learning rate. Default 1e-3. */
+      lr?: number;
+      /** Decay rate of the first moment. Default 0.9. */
+      beta1?: number;
+      /** Decay rate of the second moment. Default 0.999. */
+      beta2?: number;
+      /** Added to the denominator. Default 1e-8. */
+      eps?: number;
+      /** L2 penalty added to the gradient (adam, default 0), or decoupled decay of the weights (adamw, default 0.01). */
+      weightDecay?: number;
+    }
+  | {
+      type: 'sgd';
+      /** Learning rate. Default 1 (see OPTIMIZER_DEFAULTS). */
+      lr?: number;
+      /** Momentum factor; 0 is plain SGD. Default 0. */
+      momentum?: number;
+      /** Dampening of the momentum. Default 0. */
+      dampening?: number;
+      /** L2 penalty added to the gradient. Default 0. */
+      weightDecay?: number;
+      /** Nesterov momentum. Default false. */
+      nesterov?: boolean;
+    };
 
 /** Each optimizer's defaults: the table's (lib/defaults.ts). */
 export const OPTIMIZER_DEFAULTS = DEFAULTS.optimizer;

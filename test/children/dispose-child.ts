@@ -2,6 +2,7 @@
 // runs, at a different moment in each round, and prints each call's outcome. A read left in
 // flight that rejects unhandled ends the process with exit code 1 before it prints "done".
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { networkOf } from '../../lib/advanced';
 import { LanguageModel } from '../../lib/model';
 import { EOS_ID } from '../../lib/tokenizers';
 
@@ -21,7 +22,7 @@ async function main() {
   for (let i = 0; i < rounds; i++) {
     const m = await LanguageModel.create({ vocabSize: 40, embeddingSize: 8, hiddenSize: 8, layers: 2, device: 'cpu', seed: i });
     // <eos> made (almost) impossible: the beams run on too (they would end once W of them finished).
-    m.network.writeParam('decoder.bias', Float32Array.from({ length: 40 }, (_, id) => (id === EOS_ID ? -100 : 0)));
+    networkOf(m).writeParam('decoder.bias', Float32Array.from({ length: 40 }, (_, id) => (id === EOS_ID ? -100 : 0)));
     // Every fifth round a beam search; otherwise far more tokens than can be made before dispose.
     const call = i % 5 === 4 ? m.beamSearch([5, 6], { beamWidth: 4, maxTokens: 100_000 }) : m.generate({ prompt: [5, 6], maxTokens: 1_000_000, stopAtEos: false, seed: i });
     const outcome = call.then(() => 'resolved', (e: { code?: string }) => `rejected ${e.code}`);

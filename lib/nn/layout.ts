@@ -1,0 +1,71 @@
+/**
+ * The parameters of a model, as PyTorch word_language_model's state_dict names and shapes them,
+ * in its order. The one description of them: Network places its flat buffers by it, checkpoints
+ * are checked against it and summaries count it.
+ */
+import { RnnlmError } from '../errors';
+import { numel, type Cell, type RnnDescriptor } from '../backend/types';
+
+/** Gates per recurrent cell: the rows of each weight matrix are gates x hiddenSize. */
+export const GATES: Record<Cell, number> = { lstm: 4, gru: 3, rnn_tanh: 1, rnn_relu: 1 };
+
+/** What the parameters depend on (a ModelConfig or a NetworkConfig). */
+export interface LayoutConfig {
+  cell: Cell;
+  vocabSize: number;
+  embeddingSize: number;
+  hiddenSize: number;
+  layers: number;
+  tieWeights: boolean;
+}
+
+/** One named tensor of the state_dict. */
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  /** A recurrent tensor: its layer and the backend's id for it (0 weight_ih, 1 weight_hh, 2 bias_ih, 3 bias_hh). */
+  rnn?: { layer: number; id: 0 | 1 | 2 | 3 };
+  /** The tensor this one is (a tied decoder.weight is encoder.weight): no parameters of its own. */
+  alias?: string;
+}
+
+/** A named tensor placed in a flat parameter buffer. */
+export interface ParamEntry {
+  /** PyTorch state_dict name. */
+  name: string;
+  offset: number;
+  shape: number[];
+}
+
+const RNN_TENSORS = ['weight_ih', 'weight_hh', 'bias_ih', 'bias_hh'] as const;
+
+/** The state_dict of a config, in order: encoder, each layer's four recurrent tensors, decoder. */
+export function parameterSpecs(c: LayoutConfig): ParamSpec[] {
+  const { vocabSize: V, embeddingSize: E, hiddenSize: H } = c;
+  const G = GATES[c.cell] * H;
+  const specs: ParamSpec[] = [{ name: 'encoder.weight', shape: [V, E] }];
+  for (let layer = 0; layer < c.layers; layer++) {
+    const shapes = [[G, layer === 0 ? E : H], [G, H], [G], [G]];
+    RNN_TENSORS.forEach((kind, id) => specs.push({ name: `rnn.${kind}_l${layer}`, shape: shapes[id], rnn: { layer, id: id as 0 | 1 | 2 | 3 } }));
+  }
+  specs.push({ name: 'decoder.weight', shape: [V, H], ...(c.tieWeights ? { alias: 'encoder.weight' } : {}) });
+  specs.push({ name: 'decoder.bias', shape: [V] });
+  return specs;
+}
+
+/** Parameters of a config (a tied decoder.weight counted once, as the encoder's). */
+export function countParameters(specs: readonly ParamSpec[]): number {
+  return specs.reduce((n, p) => (p.alias ? n : n + numel(p.shape)), 0);
+}
+
+/**
+ * Where a backend keeps a recurrent tensor in its weight space (cuDNN's own order on CUDA). It
+ * must have the state_dict's shape and lie within the space: ERR_NATIVE otherwise.
+ */
+export function weightSpaceOffset(rnn: RnnDescriptor, p: ParamSpec, device: string): number {
+  const r = rnn.weightParam(p.rnn!.layer, p.rnn!.id);
+  if (r.shape.length !== p.shape.length || r.shape.some((d, i) => d !== p.shape[i]) || !(r.offset >= 0 && r.offset + numel(p.shape) <= rnn.weightSize)) {
+    throw new RnnlmError('ERR_NATIVE', `the ${device} backend keeps ${p.name} at ${r.offset} as [${r.shape.join(', ')}]; it must be [${p.shape.join(', ')}] within its ${rnn.weightSize} weights`);
+  }
+  return r.offset;
+}
