@@ -5,7 +5,7 @@
  * in a sidecar <name>.train.safetensors. Everything read is validated before use.
  */
 import { RnnlmError, invalidArgument } from './errors';
-import type { Cell } from './backend/types';
+import { CELLS, isCell, type Cell } from './backend/types';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
 import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
@@ -38,7 +38,7 @@ export const CONFIG_LIMITS = {
  */
 export function summaryTable(c: ModelConfig): { text: string; total: number } {
   const { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, tieWeights } = c;
-  const kind = { lstm: 'LSTM', gru: 'GRU', rnn_tanh: 'RNN (tanh)', rnn_relu: 'RNN (relu)' }[cell];
+  const kind = CELLS[cell].title;
   const specs = parameterSpecs(c);
   const count = (keep: (p: ParamSpec) => boolean) => countParameters(specs.filter(keep));
   const rows: [string, string, number][] = [['encoder (Embedding)', `(batch, seq, ${E})`, count((p) => p.name.startsWith('encoder.'))]];
@@ -153,7 +153,7 @@ export function parseConfig(path: string, text: string | undefined): ModelConfig
     return v;
   };
   const cell = c.cell;
-  if (cell !== 'lstm' && cell !== 'gru' && cell !== 'rnn_tanh' && cell !== 'rnn_relu') throw bad(path, `config.cell ${JSON.stringify(cell)} is not a known cell`);
+  if (!isCell(cell)) throw bad(path, `config.cell ${JSON.stringify(cell)} is not a known cell`);
   const { min: dMin, max: dMax } = CONFIG_LIMITS.dropout;
   if (typeof c.dropout !== 'number' || !(c.dropout >= dMin && c.dropout <= dMax)) throw bad(path, `config.dropout must be a number in [${dMin}, ${dMax}]`);
   if (typeof c.tieWeights !== 'boolean') throw bad(path, 'config.tieWeights must be a boolean');

@@ -9,7 +9,7 @@
  * builds, and advanced users get the network through networkOf (rnnlm/advanced).
  */
 import { selectBackend, type DeviceOption } from './backend/index';
-import { type Cell, type DeviceBuffer } from './backend/types';
+import { CELL_NAMES, type Cell, type DeviceBuffer } from './backend/types';
 import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
@@ -73,7 +73,6 @@ export interface SummaryOptions {
 }
 
 const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'device', 'seed'] as const;
-const CELLS: readonly Cell[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
 /** Capacity of the ring of sampled token ids (chunks of up to half of it are read at once). */
 const RING = 512;
 /** The constructor's key: models are made by create and load only. */
@@ -92,7 +91,7 @@ export function parseCreateOptions(options: CreateOptions): { cfg: ModelConfig; 
   }
   if (vocabSize === undefined) throw invalidArgument('LanguageModel.create: give a tokenizer or a vocabSize');
   const cfg: ModelConfig = {
-    cell: o.oneOf('cell', DEFAULTS.create.cell, CELLS),
+    cell: o.oneOf('cell', DEFAULTS.create.cell, CELL_NAMES),
     vocabSize,
     embeddingSize: o.integer('embeddingSize', DEFAULTS.create.embeddingSize, CONFIG_LIMITS.embeddingSize),
     hiddenSize: o.integer('hiddenSize', DEFAULTS.create.hiddenSize, CONFIG_LIMITS.hiddenSize),

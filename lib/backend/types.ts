@@ -15,7 +15,21 @@
  */
 
 export type DType = 'f32' | 'f64' | 'i32';
-export type Cell = 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu';
+/**
+ * The recurrent cells, with PyTorch's math and gate order: the gates of each (the rows of every
+ * weight matrix are gates x hiddenSize) and the name a summary gives it. The one list of them in
+ * TypeScript; native/common/rnn_layout.h (gateCount, parseCell) is its native twin, and a test
+ * checks that the two agree.
+ */
+export const CELLS = {
+  lstm: { gates: 4, title: 'LSTM' },
+  gru: { gates: 3, title: 'GRU' },
+  rnn_tanh: { gates: 1, title: 'RNN (tanh)' },
+  rnn_relu: { gates: 1, title: 'RNN (relu)' },
+} as const;
+export type Cell = keyof typeof CELLS;
+export const CELL_NAMES = Object.keys(CELLS) as Cell[];
+export const isCell = (v: unknown): v is Cell => typeof v === 'string' && Object.hasOwn(CELLS, v);
 
 export interface DeviceBuffer {
   readonly length: number;

@@ -5,6 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from '../defaults';
+import { CELL_NAMES } from '../backend/types';
 
 export function int(name: string) {
   return (v: string) => {
@@ -65,7 +66,7 @@ export const MODEL_KEYS = ['cell', 'embeddingSize', 'hiddenSize', 'layers', 'dro
 
 export const modelOptions = (cmd: Command) =>
   cmd
-    .addOption(new Option('--cell <cell>', `recurrent cell${shown(C.cell)}`).choices(['lstm', 'gru', 'rnn_tanh', 'rnn_relu']))
+    .addOption(new Option('--cell <cell>', `recurrent cell${shown(C.cell)}`).choices(CELL_NAMES))
     .option('--embedding-size <n>', `embedding size${shown(C.embeddingSize)}`, int('--embedding-size'))
     .option('--hidden-size <n>', `hidden size${shown(C.hiddenSize)}`, int('--hidden-size'))
     .option('--layers <n>', `stacked recurrent layers${shown(C.layers)}`, int('--layers'))

@@ -4,10 +4,10 @@
  * are checked against it and summaries count it.
  */
 import { RnnlmError } from '../errors';
-import { numel, type Cell, type RnnDescriptor } from '../backend/types';
+import { CELLS, CELL_NAMES, numel, type Cell, type RnnDescriptor } from '../backend/types';
 
-/** Gates per recurrent cell: the rows of each weight matrix are gates x hiddenSize. */
-export const GATES: Record<Cell, number> = { lstm: 4, gru: 3, rnn_tanh: 1, rnn_relu: 1 };
+/** Gates per recurrent cell (CELLS'): the rows of each weight matrix are gates x hiddenSize. */
+export const GATES = Object.fromEntries(CELL_NAMES.map((c) => [c, CELLS[c].gates])) as Record<Cell, number>;
 
 /** What the parameters depend on (a ModelConfig or a NetworkConfig). */
 export interface LayoutConfig {
