@@ -333,10 +333,9 @@ struct CudaDevice {
   static void adam(Context& c, T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a, const T* guard, int64_t guardN) {
     floatOnly<T>();
     if constexpr (std::is_same_v<T, float>) {
-      const double bc1 = 1 - std::pow(a.beta1, double(a.step)), bc2 = 1 - std::pow(a.beta2, double(a.step));
-      RNNLM_LAUNCH(kernels::adam(c.stream, p, g, m, v, n, float(a.beta1), float(a.beta2), float(a.decoupled ? 0 : a.weightDecay),
-                    float(a.decoupled ? 1 - a.lr * a.weightDecay : 1), float(a.lr / bc1), float(1 / std::sqrt(bc2)),
-                    float(a.eps), guard, int(guardN)));
+      const AdamScalars s = adamScalars(a);
+      RNNLM_LAUNCH(kernels::adam(c.stream, p, g, m, v, n, float(a.beta1), float(a.beta2), float(s.l2), float(s.shrink),
+                                 float(s.stepSize), float(s.invSqrtBc2), float(a.eps), guard, int(guardN)));
     }
   }
 
