@@ -2,7 +2,7 @@
 // native/cuda/device.h), split by job:
 //   tensor.h             tensor views and the argument checks over them (no Node-API)
 //   binding/handles.h    the buffer and Rnn-descriptor classes, and the per-addon data
-//   binding/stream.h     the stream class: memory, lifecycle, the one enqueue path of every op
+//   binding/stream.h     the stream class: memory, lifecycle, and enqueue(), which queues every op
 //   binding/ops.h        the op entry points (embedding, dropout, linear, losses, sampling, optimizers)
 //   binding/recurrent.h  the recurrent stack's: rnnForward, generate (generate.h), the backward passes
 // Every entry point validates its arguments on the JavaScript thread (types, dtypes, shapes,
