@@ -1,5 +1,7 @@
-// Optimizer hyperparameters, as both backends' fused update ops take them.
+// Optimizer hyperparameters, as both backends' fused update ops take them, and the per-step
+// scalars of the Adam update, computed here once for both.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace rnnlm {
@@ -20,4 +22,21 @@ struct AdamParams {
   bool decoupled;
   int64_t step;
 };
+
+// The same update with the bias corrections folded into scalars (in double, once per step),
+// as the fused kernels compute it (cpu::adamImpl, kernels::adamKernel):
+//   g' = g + l2 p;  m = b1 m + (1-b1) g';  v = b2 v + (1-b2) g'^2;
+//   p = p shrink - stepSize m / (sqrt(v) invSqrtBc2 + eps)
+// with l2 = wd (Adam) or 0, shrink = 1 - lr wd (AdamW) or 1, stepSize = lr / (1-b1^t),
+// invSqrtBc2 = 1 / sqrt(1-b2^t).
+struct AdamScalars {
+  double l2, shrink, stepSize, invSqrtBc2;
+};
+inline AdamScalars adamScalars(const AdamParams& a) {
+  const double bc1 = 1 - std::pow(a.beta1, double(a.step));
+  const double bc2 = 1 - std::pow(a.beta2, double(a.step));
+  return {a.decoupled ? 0 : a.weightDecay, a.decoupled ? 1 - a.lr * a.weightDecay : 1, a.lr / bc1,
+          1 / std::sqrt(bc2)};
+}
+
 }  // namespace rnnlm

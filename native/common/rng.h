@@ -1,7 +1,6 @@
-// Counter-based random numbers for dropout: the mask element at `index` of a
-// draw with `seed` is a pure function of (seed, index), so masks are
-// reproducible, need no state, and come out the same on every backend that
-// uses this header (CPU, and our CUDA kernels).
+// Counter-based random numbers for dropout masks and sampling: the number at `index` of a
+// draw with `seed` is a pure function of (seed, index), so draws are reproducible, need no
+// state, and come out the same on both backends (the CPU ops, and our CUDA kernels).
 #pragma once
 #include <cstdint>
 

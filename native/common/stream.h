@@ -11,7 +11,7 @@
 #include <optional>
 #include <thread>
 
-#include "../common/status.h"
+#include "status.h"
 
 namespace rnnlm {
 

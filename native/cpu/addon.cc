@@ -6,8 +6,6 @@
 
 namespace {
 
-using CpuBinding = rnnlm::binding::Binding<rnnlm::cpu::CpuDevice>;
-
 Napi::Value BlasInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -25,7 +23,7 @@ Napi::Value SetBlasThreads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object InitCpu(Napi::Env env, Napi::Object exports) {
-  CpuBinding::Init(env, exports);
+  rnnlm::binding::init<rnnlm::cpu::CpuDevice>(env, exports);
   exports.Set("blasInfo", Napi::Function::New(env, BlasInfo));
   exports.Set("setBlasThreads", Napi::Function::New(env, SetBlasThreads));
   return exports;

@@ -240,12 +240,11 @@ void sgd(T* p, const T* g, T* buf, int64_t n, const SgdParams& s) {
   }
 }
 
+// PyTorch Adam / AdamW (AdamParams, AdamScalars in common/optim.h).
 template <typename T>
 void adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a) {
-  const double bc1 = 1 - std::pow(a.beta1, double(a.step));
-  const double bc2 = 1 - std::pow(a.beta2, double(a.step));
-  adamKernel(p, g, m, v, n, T(a.beta1), T(a.beta2), T(a.decoupled ? 0 : a.weightDecay),
-             T(a.decoupled ? 1 - a.lr * a.weightDecay : 1), T(a.lr / bc1), T(1 / std::sqrt(bc2)), T(a.eps));
+  const AdamScalars s = adamScalars(a);
+  adamKernel(p, g, m, v, n, T(a.beta1), T(a.beta2), T(s.l2), T(s.shrink), T(s.stepSize), T(s.invSqrtBc2), T(a.eps));
 }
 
 }  // namespace rnnlm::cpu

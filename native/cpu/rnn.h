@@ -8,12 +8,9 @@
 // Layout is time-major: x [T, B, I], y [T, B, H], h/c [L, B, H].
 // Padded batches: lengths[b] in [1, T]; for t >= lengths[b] the state of sequence b is
 // carried unchanged, y[t, b] = 0, and no gradient flows through those steps.
-// Math (PyTorch's nn.LSTM / nn.GRU / nn.RNN):
-//   LSTM  i,f,o = sigma(.), g = tanh(.), of  x W_ih^T + b_ih + h W_hh^T + b_hh
-//         c' = f c + i g,  h' = o tanh(c')
-//   GRU   r, z = sigma(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z})
-//         n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn)),  h' = (1 - z) n + z h
-//   RNN   h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh | relu
+// The cells' elementwise math (PyTorch's nn.LSTM / nn.GRU / nn.RNN) is in lstmCell, gruCell,
+// rnnCell and their backward below, each headed by its equations; this is also the reference
+// for the CUDA backend, where cuDNN computes the cells (native/cuda/rnn.h).
 // Between layers (training only) inverted dropout with a counter-based mask.
 #pragma once
 #include <algorithm>
@@ -95,6 +92,104 @@ inline bool stepValid(const int32_t* lengths, int64_t t, int64_t b) { return t <
 
 inline uint64_t layerSeed(uint64_t seed, int64_t l) { return mix64(seed, 0xD0D0ull + uint64_t(l)); }
 
+// --- cells: one sequence, one step, H units --------------------------------------------------
+// Forward: a holds the gate pre-activations from the GEMMs, gate blocks of H in PyTorch's order,
+// and is left holding the activations that backward reads. Backward: from those, the gradient
+// dy of the step's output and the carried dh (and dc) = dL/dh' (dL/dc') from the step after,
+// writes the pre-activation gradients da and leaves in dh (dc) what carries to the step before;
+// the caller's GEMM adds the part of dh through W_hh.
+
+// LSTM, a = x W_ih^T + b_ih + h W_hh^T + b_hh in blocks (i, f, g, o):
+//   i = sigma(a_i), f = sigma(a_f), g = tanh(a_g), o = sigma(a_o)
+//   c' = f c + i g,  h' = o tanh(c')
+template <typename T>
+inline void lstmCell(int64_t H, T* a, const T* c, T* cNew, T* hNew) {
+  sigmoidInPlace(a, 2 * H);      // i, f
+  tanhInPlace(a + 2 * H, H);     // g
+  sigmoidInPlace(a + 3 * H, H);  // o
+  for (int64_t j = 0; j < H; ++j) cNew[j] = a[H + j] * c[j] + a[j] * a[2 * H + j];
+  std::memcpy(hNew, cNew, sizeof(T) * H);
+  tanhInPlace(hNew, H);
+  for (int64_t j = 0; j < H; ++j) hNew[j] *= a[3 * H + j];
+}
+
+//   dh' = dh + dy,  tc = tanh(c'),  dc' = dc + dh' o (1 - tc^2)
+//   da_i = dc' g i (1 - i),  da_f = dc' c f (1 - f),  da_g = dc' i (1 - g^2),  da_o = dh' tc o (1 - o)
+//   dc = dc' f,  dh = 0.   tc: scratch of H.
+template <typename T>
+inline void lstmCellBackward(int64_t H, const T* a, const T* c, const T* cNew, const T* dy, T* dh, T* dc, T* tc,
+                             T* da) {
+  std::memcpy(tc, cNew, sizeof(T) * H);
+  tanhInPlace(tc, H);
+  for (int64_t j = 0; j < H; ++j) {
+    const T i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j];
+    const T dht = dh[j] + dy[j];
+    const T dct = dc[j] + dht * o * (T(1) - tc[j] * tc[j]);
+    da[j] = dct * gg * i * (T(1) - i);
+    da[H + j] = dct * c[j] * f * (T(1) - f);
+    da[2 * H + j] = dct * i * (T(1) - gg * gg);
+    da[3 * H + j] = dht * tc[j] * o * (T(1) - o);
+    dc[j] = dct * f;
+    dh[j] = T(0);
+  }
+}
+
+// GRU, the reset gate applied after the hidden GEMM: a = x W_ih^T + b_ih and
+// ah = h W_hh^T + b_hh, both in blocks (r, z, n):
+//   r = sigma(a_r + ah_r),  z = sigma(a_z + ah_z),  n = tanh(a_n + r hn) with hn = ah_n (kept)
+//   h' = (1 - z) n + z h
+template <typename T>
+inline void gruCell(int64_t H, T* a, const T* ah, const T* h, T* hn, T* hNew) {
+  for (int64_t j = 0; j < 2 * H; ++j) a[j] += ah[j];
+  sigmoidInPlace(a, 2 * H);  // r, z
+  for (int64_t j = 0; j < H; ++j) {
+    hn[j] = ah[2 * H + j];
+    a[2 * H + j] += a[j] * hn[j];
+  }
+  tanhInPlace(a + 2 * H, H);  // n
+  for (int64_t j = 0; j < H; ++j) hNew[j] = (T(1) - a[H + j]) * a[2 * H + j] + a[H + j] * h[j];
+}
+
+//   dh' = dh + dy,  da_n = dh' (1 - z) (1 - n^2),  da_r = da_n hn r (1 - r),  da_z = dh' (h - n) z (1 - z)
+//   da = (da_r, da_z, da_n) for the input GEMM,  dah = (da_r, da_z, da_n r) for the hidden one
+//   dh = dh' z
+template <typename T>
+inline void gruCellBackward(int64_t H, const T* a, const T* h, const T* hn, const T* dy, T* dh, T* da, T* dah) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T r = a[j], z = a[H + j], n = a[2 * H + j];
+    const T dht = dh[j] + dy[j];
+    const T dnp = dht * (T(1) - z) * (T(1) - n * n);
+    const T drp = dnp * hn[j] * r * (T(1) - r);
+    const T dzp = dht * (h[j] - n) * z * (T(1) - z);
+    da[j] = drp, da[H + j] = dzp, da[2 * H + j] = dnp;
+    dah[j] = drp, dah[H + j] = dzp, dah[2 * H + j] = dnp * r;
+    dh[j] = dht * z;
+  }
+}
+
+// tanh / relu RNN, a = x W_ih^T + b_ih + h W_hh^T + b_hh:   h' = tanh(a) | max(a, 0)
+template <typename T>
+inline void rnnCell(int64_t H, bool relu, const T* a, T* hNew) {
+  if (relu) {
+    for (int64_t j = 0; j < H; ++j) hNew[j] = std::max(a[j], T(0));
+  } else {
+    std::memcpy(hNew, a, sizeof(T) * H);
+    tanhInPlace(hNew, H);
+  }
+}
+
+//   dh' = dh + dy,  da = dh' (1 - h'^2) | dh' [h' > 0],  dh = 0
+template <typename T>
+inline void rnnCellBackward(int64_t H, bool relu, const T* hNew, const T* dy, T* dh, T* da) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T dht = dh[j] + dy[j];
+    da[j] = relu ? (hNew[j] > T(0) ? dht : T(0)) : dht * (T(1) - hNew[j] * hNew[j]);
+    dh[j] = T(0);
+  }
+}
+
+// --- the stack -------------------------------------------------------------------------------
+
 template <typename T>
 void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T* hx, const T* cx,
                 const T* W, T* y, T* hy, T* cy, T* reserve, T* ws, bool training, uint64_t seed) {
@@ -172,33 +267,9 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
           if (lstm) std::memcpy(cs + (t + 1) * B * H + b * H, cs + t * B * H + b * H, sizeof(T) * H);
           continue;
         }
-        if (lstm) {
-          const T* cp = cs + t * B * H + b * H;
-          T* cc = cs + (t + 1) * B * H + b * H;
-          sigmoidInPlace(g, 2 * H);  // i, f
-          tanhInPlace(g + 2 * H, H);  // g
-          sigmoidInPlace(g + 3 * H, H);  // o
-          for (int64_t j = 0; j < H; ++j) cc[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
-          std::memcpy(hcb, cc, sizeof(T) * H);
-          tanhInPlace(hcb, H);
-          for (int64_t j = 0; j < H; ++j) hcb[j] *= g[3 * H + j];
-        } else if (gru) {
-          const T* ghb = gh + b * GH;
-          T* hn = hnAll + (t * B + b) * H;
-          for (int64_t j = 0; j < 2 * H; ++j) g[j] += ghb[j];
-          sigmoidInPlace(g, 2 * H);  // r, z
-          for (int64_t j = 0; j < H; ++j) {
-            hn[j] = ghb[2 * H + j];
-            g[2 * H + j] += g[j] * hn[j];
-          }
-          tanhInPlace(g + 2 * H, H);  // n
-          for (int64_t j = 0; j < H; ++j) hcb[j] = (T(1) - g[H + j]) * g[2 * H + j] + g[H + j] * hpb[j];
-        } else if (c.cell == Cell::RNN_TANH) {
-          std::memcpy(hcb, g, sizeof(T) * H);
-          tanhInPlace(hcb, H);
-        } else {
-          for (int64_t j = 0; j < H; ++j) hcb[j] = std::max(g[j], T(0));
-        }
+        if (lstm) lstmCell(H, g, cs + t * B * H + b * H, cs + (t + 1) * B * H + b * H, hcb);
+        else if (gru) gruCell(H, g, gh + b * GH, hpb, hnAll + (t * B + b) * H, hcb);
+        else rnnCell(H, c.cell == Cell::RNN_RELU, g, hcb);
       }
     }
     if (hy) std::memcpy(hy + l * B * H, hs + Tn * B * H, sizeof(T) * B * H);
@@ -256,47 +327,11 @@ void rnnBackwardData(const RnnSpaces& sp, const int32_t* lengths, const T* W, co
         const T* g = gates + row * GH;
         const T* dyb = dY + row * H;
         T* dhb = dh + b * H;
-        if (lstm) {
-          const T* cp = cs + t * B * H + b * H;
-          const T* cc = cs + (t + 1) * B * H + b * H;
-          T* dcb = dc + b * H;
-          T* tcs = ws + sp.wsTmp;
-          std::memcpy(tcs, cc, sizeof(T) * H);
-          tanhInPlace(tcs, H);
-          for (int64_t j = 0; j < H; ++j) {
-            const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
-            const T dht = dhb[j] + dyb[j];
-            const T tc = tcs[j];
-            const T dct = dcb[j] + dht * o * (T(1) - tc * tc);
-            dg[j] = dct * gg * i * (T(1) - i);
-            dg[H + j] = dct * cp[j] * f * (T(1) - f);
-            dg[2 * H + j] = dct * i * (T(1) - gg * gg);
-            dg[3 * H + j] = dht * tc * o * (T(1) - o);
-            dcb[j] = dct * f;
-            dhb[j] = T(0);
-          }
-        } else if (gru) {
-          const T* hp = hs + t * B * H + b * H;
-          const T* hn = hnAll + row * H;
-          for (int64_t j = 0; j < H; ++j) {
-            const T r = g[j], z = g[H + j], n = g[2 * H + j];
-            const T dht = dhb[j] + dyb[j];
-            const T dnp = dht * (T(1) - z) * (T(1) - n * n);
-            const T drp = dnp * hn[j] * r * (T(1) - r);
-            const T dzp = dht * (hp[j] - n) * z * (T(1) - z);
-            dg[j] = drp, dg[H + j] = dzp, dg[2 * H + j] = dnp;
-            dgh[j] = drp, dgh[H + j] = dzp, dgh[2 * H + j] = dnp * r;
-            dhb[j] = dht * z;
-          }
-        } else {
-          const T* hc = hs + (t + 1) * B * H + b * H;
-          const bool relu = c.cell == Cell::RNN_RELU;
-          for (int64_t j = 0; j < H; ++j) {
-            const T dht = dhb[j] + dyb[j];
-            dg[j] = relu ? (hc[j] > T(0) ? dht : T(0)) : dht * (T(1) - hc[j] * hc[j]);
-            dhb[j] = T(0);
-          }
-        }
+        if (lstm)
+          lstmCellBackward(H, g, cs + t * B * H + b * H, cs + (t + 1) * B * H + b * H, dyb, dhb, dc + b * H,
+                           ws + sp.wsTmp, dg);
+        else if (gru) gruCellBackward(H, g, hs + t * B * H + b * H, hnAll + row * H, dyb, dhb, dg, dgh);
+        else rnnCellBackward(H, c.cell == Cell::RNN_RELU, hs + (t + 1) * B * H + b * H, dyb, dhb, dg);
       }
       // dh_{t-1} += dGh_t W_hh  (rows of finished sequences are zero and add nothing)
       gemm(false, false, B, H, GH, T(1), dGh + t * B * GH, GH, Whh, H, T(1), dh, H);

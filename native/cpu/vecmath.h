@@ -83,7 +83,7 @@ inline double expShiftSum(const double* z, int64_t n, double shift, double* out)
   return sum;
 }
 
-// Adam / AdamW update of n elements (see ops.h for the formula), in the element type.
+// Adam / AdamW update of n elements with the scalars of adamScalars (common/optim.h), in the element type.
 template <typename T>
 RNNLM_INLINE void adamImpl(T* __restrict p, const T* __restrict g, T* __restrict m,
                                                     T* __restrict v, int64_t n, T b1, T b2, T l2, T shrink,

@@ -7,8 +7,6 @@
 
 namespace {
 
-using CudaBinding = rnnlm::binding::Binding<rnnlm::cuda::CudaDevice>;
-
 // load(folders: string[]) -> { device, computeCapability, memoryBytes, driver, runtime, cudnn, cudnnPath, cublasPath }
 Napi::Value Load(const Napi::CallbackInfo& info) {
   return rnnlm::js::guard(info, [&]() -> Napi::Value {
@@ -57,7 +55,7 @@ Napi::Value MemoryInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object InitCuda(Napi::Env env, Napi::Object exports) {
-  CudaBinding::Init(env, exports);
+  rnnlm::binding::init<rnnlm::cuda::CudaDevice>(env, exports);
   exports.Set("load", Napi::Function::New(env, Load));
   exports.Set("memoryInfo", Napi::Function::New(env, MemoryInfo));
   return exports;

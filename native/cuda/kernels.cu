@@ -319,7 +319,7 @@ __global__ void sgdKernel(float* p, const float* g, float* buf, int64_t n, float
   }
 }
 
-// PyTorch Adam / AdamW (cpu::adam via vecmath.h adamImpl, with the same precomputed scalars):
+// PyTorch Adam / AdamW (cpu::adam via vecmath.h adamImpl), with the scalars of adamScalars (common/optim.h):
 //   g' = g + l2 p; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
 //   p = p shrink - stepSize m / (sqrt(v) invSqrtBc2 + eps)
 __global__ void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2,

@@ -1,0 +1,355 @@
+// The op entry points of NativeStream (binding/stream.h) other than the recurrent stack's: each
+// reads and checks its arguments (types, dtypes, shapes, overlaps) on the JavaScript thread,
+// then enqueues the device op. The signatures are those of lib/backend/types.ts.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+
+#include "../optim.h"
+#include "../sample.h"
+#include "stream.h"
+
+namespace rnnlm::binding {
+
+// embeddingForward(table [V, E], ids i32 [N], out [N, E])
+template <class D>
+Napi::Value NativeStream<D>::EmbeddingForward(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "embeddingForward";
+    View table = view(info[0], op, "table"), ids = view(info[1], op, "ids"), out = view(info[2], op, "out");
+    const DType t = floatType(op, {{&table, "table"}, {&out, "out"}});
+    expectInt(ids, op, "ids");
+    expectRank(table, op, "table", 2);
+    expectRank(ids, op, "ids", 1);
+    const int64_t V = table.shape[0], E = table.shape[1], N = ids.shape[0];
+    expectShape(out, op, "out", {N, E});
+    expectDisjoint(op, {{&table, "table"}, {&out, "out"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::embeddingForward(ctx, table.p<T>(), V, E, ids.p<int32_t>(), N, out.p<T>());
+    });
+  });
+}
+
+// embeddingBackward(ids i32 [N], dout [N, E], dtable [V, E], paddingIdx): dtable += scatter(dout)
+template <class D>
+Napi::Value NativeStream<D>::EmbeddingBackward(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "embeddingBackward";
+    View ids = view(info[0], op, "ids"), dout = view(info[1], op, "dout"), dtable = view(info[2], op, "dtable");
+    const int64_t pad = js::integer(info[3], "paddingIdx", -1, INT32_MAX);
+    const DType t = floatType(op, {{&dout, "dout"}, {&dtable, "dtable"}});
+    expectInt(ids, op, "ids");
+    expectRank(ids, op, "ids", 1);
+    expectRank(dtable, op, "dtable", 2);
+    const int64_t N = ids.shape[0], V = dtable.shape[0], E = dtable.shape[1];
+    expectShape(dout, op, "dout", {N, E});
+    expectDisjoint(op, {{&dout, "dout"}, {&dtable, "dtable"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::embeddingBackward(ctx, ids.p<int32_t>(), N, dout.p<T>(), V, E, pad, dtable.p<T>());
+    });
+  });
+}
+
+// dropoutForward(x, mask, y, p, seed): mask = keep/(1-p), y = x * mask (y may alias x)
+template <class D>
+Napi::Value NativeStream<D>::DropoutForward(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "dropoutForward";
+    View x = view(info[0], op, "x"), mask = view(info[1], op, "mask"), y = view(info[2], op, "y");
+    const double p = js::number(info[3], "dropout probability", 0, 0.999999);
+    const uint64_t seed = js::seed(info[4], "seed");
+    const DType t = floatType(op, {{&x, "x"}, {&mask, "mask"}, {&y, "y"}});
+    RNNLM_CHECK(mask.numel == x.numel && y.numel == x.numel, Code::InvalidArgument,
+                "%s: x %s, mask %s and y %s must have the same size", op, x.shapeStr().c_str(),
+                mask.shapeStr().c_str(), y.shapeStr().c_str());
+    expectDisjoint(op, {{&x, "x"}, {&mask, "mask"}});
+    expectDisjoint(op, {{&mask, "mask"}, {&y, "y"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::dropoutForward(ctx, x.p<T>(), x.numel, p, seed, mask.p<T>(), y.p<T>());
+    });
+  });
+}
+
+// multiply(a, b, out): out = a * b (out may alias a or b)
+template <class D>
+Napi::Value NativeStream<D>::Multiply(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "multiply";
+    View a = view(info[0], op, "a"), b = view(info[1], op, "b"), out = view(info[2], op, "out");
+    const DType t = floatType(op, {{&a, "a"}, {&b, "b"}, {&out, "out"}});
+    RNNLM_CHECK(a.numel == b.numel && a.numel == out.numel, Code::InvalidArgument,
+                "%s: a %s, b %s and out %s must have the same size", op, a.shapeStr().c_str(),
+                b.shapeStr().c_str(), out.shapeStr().c_str());
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::multiply(ctx, a.p<T>(), b.p<T>(), a.numel, out.p<T>());
+    });
+  });
+}
+
+// linearForward(x [N, I], W [O, I], b [O] | null, y [N, O])
+template <class D>
+Napi::Value NativeStream<D>::LinearForward(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "linearForward";
+    View x = view(info[0], op, "x"), W = view(info[1], op, "W"), b = optView(info[2], op, "b"),
+         y = view(info[3], op, "y");
+    const DType t = floatType(op, {{&x, "x"}, {&W, "W"}, {&b, "b"}, {&y, "y"}});
+    expectRank(x, op, "x", 2);
+    expectRank(W, op, "W", 2);
+    const int64_t N = x.shape[0], I = x.shape[1], O = W.shape[0];
+    expectShape(W, op, "W", {O, I});
+    if (b) expectShape(b, op, "b", {O});
+    expectShape(y, op, "y", {N, O});
+    expectDisjoint(op, {{&x, "x"}, {&y, "y"}});
+    expectDisjoint(op, {{&W, "W"}, {&y, "y"}});
+    expectDisjoint(op, {{&b, "b"}, {&y, "y"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::linearForward(ctx, x.p<T>(), W.p<T>(), b.p<T>(), N, I, O, y.p<T>());
+    });
+  });
+}
+
+// linearBackward(x [N, I], W [O, I], dy [N, O], dx [N, I] | null, dW [O, I] | null, db [O] | null,
+//                accumulateDx): dx (=|+=) dy W, dW += dy^T x, db += colsum(dy)
+template <class D>
+Napi::Value NativeStream<D>::LinearBackward(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "linearBackward";
+    View x = view(info[0], op, "x"), W = view(info[1], op, "W"), dy = view(info[2], op, "dy"),
+         dx = optView(info[3], op, "dx"), dW = optView(info[4], op, "dW"), db = optView(info[5], op, "db");
+    const bool acc = js::absent(info[6]) ? false : js::boolean(info[6], "accumulateDx");
+    const DType t = floatType(op, {{&x, "x"}, {&W, "W"}, {&dy, "dy"}, {&dx, "dx"}, {&dW, "dW"}, {&db, "db"}});
+    expectRank(x, op, "x", 2);
+    expectRank(W, op, "W", 2);
+    const int64_t N = x.shape[0], I = x.shape[1], O = W.shape[0];
+    expectShape(W, op, "W", {O, I});
+    expectShape(dy, op, "dy", {N, O});
+    if (dx) expectShape(dx, op, "dx", {N, I});
+    if (dW) expectShape(dW, op, "dW", {O, I});
+    if (db) expectShape(db, op, "db", {O});
+    expectDisjoint(op, {{&dx, "dx"}, {&dy, "dy"}, {&W, "W"}, {&dW, "dW"}, {&db, "db"}});
+    expectDisjoint(op, {{&dW, "dW"}, {&x, "x"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::linearBackward(ctx, x.p<T>(), W.p<T>(), dy.p<T>(), N, I, O, dx.p<T>(), acc, dW.p<T>(), db.p<T>());
+    });
+  });
+}
+
+// crossEntropy(logits [N, V], targets i32 [N], ignoreIndex, out [2], dlogits [N, V] | null)
+template <class D>
+Napi::Value NativeStream<D>::CrossEntropy(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "crossEntropy";
+    View z = view(info[0], op, "logits"), tg = view(info[1], op, "targets");
+    const int64_t ignore = js::integer(info[2], "ignoreIndex", -1, INT32_MAX);
+    View out = view(info[3], op, "out"), dz = optView(info[4], op, "dlogits");
+    const DType t = floatType(op, {{&z, "logits"}, {&out, "out"}, {&dz, "dlogits"}});
+    expectInt(tg, op, "targets");
+    expectRank(z, op, "logits", 2);
+    const int64_t N = z.shape[0], V = z.shape[1];
+    expectShape(tg, op, "targets", {N});
+    expectShape(out, op, "out", {2});
+    if (dz) {
+      expectShape(dz, op, "dlogits", {N, V});
+      RNNLM_CHECK(!overlaps(z, dz) || z.offset == dz.offset, Code::InvalidArgument,
+                  "%s: dlogits must be the logits themselves or separate from them", op);
+    }
+    expectDisjoint(op, {{&z, "logits"}, {&out, "out"}});
+    expectDisjoint(op, {{&dz, "dlogits"}, {&out, "out"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::crossEntropy(ctx, z.p<T>(), tg.p<int32_t>(), N, V, ignore, out.p<T>(), dz.p<T>());
+    });
+  });
+}
+
+// logSoftmax(logits [N, V], out [N, V]) (may alias)
+template <class D>
+Napi::Value NativeStream<D>::LogSoftmax(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "logSoftmax";
+    View z = view(info[0], op, "logits"), out = view(info[1], op, "out");
+    const DType t = floatType(op, {{&z, "logits"}, {&out, "out"}});
+    expectRank(z, op, "logits", 2);
+    const int64_t N = z.shape[0], V = z.shape[1];
+    expectShape(out, op, "out", {N, V});
+    RNNLM_CHECK(!overlaps(z, out) || z.offset == out.offset, Code::InvalidArgument,
+                "%s: out must be the logits themselves or separate from them", op);
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::logSoftmax(ctx, z.p<T>(), N, V, out.p<T>());
+    });
+  });
+}
+
+// Temperature, topK, topP and excluded ids (Int32Array or null) of a draw over V tokens.
+template <class D>
+SampleArgs NativeStream<D>::sampleArgs(const char* op, Napi::Value temperature, Napi::Value topK,
+                                       Napi::Value topP, Napi::Value exclude, int64_t V) {
+  SampleArgs a;
+  a.temperature = js::number(temperature, "temperature", 0, 1e6);
+  a.topK = js::integer(topK, "topK", 0, V);
+  a.topP = js::number(topP, "topP", 1e-12, 1);
+  RNNLM_CHECK(D::kSampleFiltered || a.plain(), Code::InvalidArgument,
+              "%s: the %s backend samples from the whole distribution only (topK 0, topP 1); filter on the host", op,
+              D::kName);
+  if (!js::absent(exclude)) {
+    RNNLM_CHECK(exclude.IsTypedArray() && exclude.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
+                Code::InvalidArgument, "%s: exclude must be an Int32Array of token ids (or null)", op);
+    Napi::Int32Array ex = exclude.As<Napi::Int32Array>();
+    RNNLM_CHECK(ex.ElementLength() <= size_t(SampleArgs::kMaxExclude) && int64_t(ex.ElementLength()) < V,
+                Code::InvalidArgument, "%s: at most %d excluded ids, fewer than the vocabulary (got %zu)", op,
+                SampleArgs::kMaxExclude, ex.ElementLength());
+    for (size_t i = 0; i < ex.ElementLength(); ++i) {
+      RNNLM_CHECK(ex[i] >= 0 && ex[i] < V, Code::InvalidArgument, "%s: exclude[%zu] = %d is not a token id in [0, %lld)",
+                  op, i, ex[i], (long long)V);
+      a.exclude[a.nExclude++] = ex[i];
+    }
+  }
+  return a;
+}
+
+// sample(logits [N, V], ids i32 [N], temperature, topK, topP, seed, exclude Int32Array | null):
+// ids[n] drawn from softmax(logits[n] / temperature) (argmax when 0), among the topK most likely
+// (0 = all) and the smallest most-likely set with probability >= topP, never an excluded id.
+template <class D>
+Napi::Value NativeStream<D>::Sample(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "sample";
+    View z = view(info[0], op, "logits"), ids = view(info[1], op, "ids");
+    const DType t = floatType(op, {{&z, "logits"}});
+    expectInt(ids, op, "ids");
+    expectRank(z, op, "logits", 2);
+    const int64_t N = z.shape[0], V = z.shape[1];
+    expectShape(ids, op, "ids", {N});
+    SampleArgs a = sampleArgs(op, info[2], info[3], info[4], info[6], V);
+    a.seed = js::seed(info[5], "seed");
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::sample(ctx, z.p<T>(), N, V, a, ids.p<int32_t>());
+    });
+  });
+}
+
+// clipGradNorm(grads, maxNorm, out [1]): out = norm; scales grads when norm > maxNorm > 0
+template <class D>
+Napi::Value NativeStream<D>::ClipGradNorm(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "clipGradNorm";
+    View g = view(info[0], op, "grads");
+    const double maxNorm = js::number(info[1], "maxNorm", 0, 1e30);
+    View out = view(info[2], op, "out");
+    const DType t = floatType(op, {{&g, "grads"}, {&out, "out"}});
+    expectShape(out, op, "out", {1});
+    expectDisjoint(op, {{&g, "grads"}, {&out, "out"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::clipGradNorm(ctx, g.p<T>(), g.numel, maxNorm, out.p<T>());
+    });
+  });
+}
+
+template <class D>
+Napi::Value NativeStream<D>::ClipValue(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    View g = view(info[0], "clipValue", "grads");
+    const double v = js::number(info[1], "clipValue", 0, 1e30);
+    RNNLM_CHECK(v > 0, Code::InvalidArgument, "clipValue must be > 0 (got %g)", v);
+    const DType t = floatType("clipValue", {{&g, "grads"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::clipValue(ctx, g.p<T>(), g.numel, v);
+    });
+  });
+}
+
+// Optional guard [n <= 8] of an update (e.g. the step's loss and gradient norm): when any of
+// it is not finite the update is skipped on the device, with no host round trip.
+template <class D>
+View NativeStream<D>::guardArg(Napi::Value v, const char* op, DType t) {
+  View g = optView(v, op, "guard");
+  if (g) {
+    RNNLM_CHECK(g.shape.size() == 1 && g.numel <= 8, Code::InvalidArgument, "%s: guard must have shape [n], n <= 8 (got %s)",
+                op, g.shapeStr().c_str());
+    RNNLM_CHECK(g.dtype == t, Code::InvalidArgument, "%s: guard must be %s like the parameters", op, dtypeName(t));
+  }
+  return g;
+}
+
+// sgd(params, grads, momentumBuffer | null, { lr, momentum, dampening, weightDecay, nesterov, step }, guard?)
+template <class D>
+Napi::Value NativeStream<D>::Sgd(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "sgd";
+    View p = view(info[0], op, "params"), g = view(info[1], op, "grads"), buf = optView(info[2], op, "momentum");
+    Napi::Object o = js::asObject(info[3], "sgd options");
+    SgdParams s{};
+    s.lr = js::number(o.Get("lr"), "lr", 0, 1e6);
+    s.momentum = js::number(o.Get("momentum"), "momentum", 0, 1);
+    s.dampening = js::number(o.Get("dampening"), "dampening", 0, 1);
+    s.weightDecay = js::number(o.Get("weightDecay"), "weightDecay", 0, 1e6);
+    s.nesterov = js::boolean(o.Get("nesterov"), "nesterov");
+    s.step = js::integer(o.Get("step"), "step", 1, int64_t(1) << 52);
+    const DType t = floatType(op, {{&p, "params"}, {&g, "grads"}, {&buf, "momentum"}});
+    expectSameSize(op, p, "params", g, "grads");
+    RNNLM_CHECK(s.momentum == 0 || buf, Code::InvalidArgument, "%s: momentum > 0 needs a momentum buffer", op);
+    if (buf) expectSameSize(op, p, "params", buf, "momentum");
+    expectDisjoint(op, {{&p, "params"}, {&g, "grads"}, {&buf, "momentum"}});
+    View guard = guardArg(info[4], op, t);
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::sgd(ctx, p.p<T>(), g.p<T>(), buf.p<T>(), p.numel, s, guard.p<T>(), guard.numel);
+    });
+  });
+}
+
+// adam(params, grads, m, v, { lr, beta1, beta2, eps, weightDecay, decoupled, step }, guard?)
+template <class D>
+Napi::Value NativeStream<D>::Adam(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "adam";
+    View p = view(info[0], op, "params"), g = view(info[1], op, "grads"), m = view(info[2], op, "m"),
+         v = view(info[3], op, "v");
+    Napi::Object o = js::asObject(info[4], "adam options");
+    AdamParams a{};
+    a.lr = js::number(o.Get("lr"), "lr", 0, 1e6);
+    a.beta1 = js::number(o.Get("beta1"), "beta1", 0, 0.999999999);
+    a.beta2 = js::number(o.Get("beta2"), "beta2", 0, 0.999999999);
+    a.eps = js::number(o.Get("eps"), "eps", 0, 1);
+    a.weightDecay = js::number(o.Get("weightDecay"), "weightDecay", 0, 1e6);
+    a.decoupled = js::boolean(o.Get("decoupled"), "decoupled");
+    a.step = js::integer(o.Get("step"), "step", 1, int64_t(1) << 52);
+    const DType t = floatType(op, {{&p, "params"}, {&g, "grads"}, {&m, "m"}, {&v, "v"}});
+    expectSameSize(op, p, "params", g, "grads");
+    expectSameSize(op, p, "params", m, "m");
+    expectSameSize(op, p, "params", v, "v");
+    expectDisjoint(op, {{&p, "params"}, {&g, "grads"}, {&m, "m"}, {&v, "v"}});
+    View guard = guardArg(info[5], op, t);
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::adam(ctx, p.p<T>(), g.p<T>(), m.p<T>(), v.p<T>(), p.numel, a, guard.p<T>(), guard.numel);
+    });
+  });
+}
+
+}  // namespace rnnlm::binding

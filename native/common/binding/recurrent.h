@@ -1,0 +1,245 @@
+// The recurrent stack's entry points of NativeStream (binding/stream.h): rnnForward, generate,
+// rnnBackwardData and rnnBackwardWeights over D::Rnn, with the checks they share (the
+// descriptor, sequence lengths, weight / reserve / workspace sizes, states).
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "../generate.h"
+#include "../rnn_layout.h"
+#include "stream.h"
+
+namespace rnnlm::binding {
+
+template <class D>
+NativeRnn<D>* NativeStream<D>::rnnArg(Napi::Value v, const char* op) {
+  RNNLM_CHECK(v.IsObject() && v.As<Napi::Object>().InstanceOf(addonData(this->Env())->rnnClass.Value()),
+              Code::InvalidArgument, "%s: the first argument must be an Rnn descriptor", op);
+  return NativeRnn<D>::Unwrap(v.As<Napi::Object>());
+}
+
+// lengths: Int32Array [B] with values in [1, T], or null for all T.
+template <class D>
+std::vector<int32_t> NativeStream<D>::lengthsArg(Napi::Value v, const char* op, int64_t T, int64_t B) {
+  std::vector<int32_t> len(B, int32_t(T));
+  if (js::absent(v)) return len;
+  RNNLM_CHECK(v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
+              Code::InvalidArgument, "%s: lengths must be an Int32Array (or null)", op);
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  RNNLM_CHECK(int64_t(a.ElementLength()) == B, Code::InvalidArgument,
+              "%s: lengths has %zu entries but the batch has %lld sequences", op, a.ElementLength(), (long long)B);
+  const int32_t* raw = a.Data();
+  for (int64_t b = 0; b < B; ++b) {
+    RNNLM_CHECK(raw[b] >= 1 && raw[b] <= T, Code::InvalidArgument,
+                "%s: lengths[%lld] = %d must be in [1, %lld] (the sequence length)", op, (long long)b, raw[b],
+                (long long)T);
+    len[b] = raw[b];
+  }
+  return len;
+}
+
+// Shared checks: x-like tensor [T, B, I] fixes T and B; weights, reserve and workspace sizes.
+template <class D>
+RnnArgs NativeStream<D>::rnnCommon(const char* op, NativeRnn<D>* rnn, Napi::Object o, const View& seq,
+                                   const char* seqName, int64_t seqWidth, bool needWorkspace) {
+  RnnArgs a;
+  a.cfg = rnn->cfg;
+  expectRank(seq, op, seqName, 3);
+  a.T = seq.shape[0];
+  a.B = seq.shape[1];
+  expectShape(seq, op, seqName, {a.T, a.B, seqWidth});
+  a.weights = view(o.Get("weights"), op, "weights");
+  expectShape(a.weights, op, "weights", {rnn->impl->weightSize()});
+  const auto sp = rnn->impl->spaces(a.T, a.B);
+  a.reserve = view(o.Get("reserve"), op, "reserve");
+  RNNLM_CHECK(a.reserve.numel >= sp.reserve, Code::InvalidArgument,
+              "%s: reserve has %lld elements; T=%lld, B=%lld needs %lld (rnn.spaces(T, B).reserve)", op,
+              (long long)a.reserve.numel, (long long)a.T, (long long)a.B, (long long)sp.reserve);
+  if (needWorkspace) {
+    a.workspace = view(o.Get("workspace"), op, "workspace");
+    RNNLM_CHECK(a.workspace.numel >= sp.workspace, Code::InvalidArgument,
+                "%s: workspace has %lld elements; T=%lld, B=%lld needs %lld (rnn.spaces(T, B).workspace)", op,
+                (long long)a.workspace.numel, (long long)a.T, (long long)a.B, (long long)sp.workspace);
+  }
+  a.lengths = lengthsArg(o.Get("lengths"), op, a.T, a.B);
+  return a;
+}
+
+template <class D>
+View NativeStream<D>::stateArg(Napi::Object o, const char* key, const char* op, const RnnArgs& a) {
+  View v = optView(o.Get(key), op, key);
+  if (v) expectShape(v, op, key, {a.cfg.layers, a.B, a.cfg.hiddenSize});
+  return v;
+}
+
+// rnnForward(rnn, { x [T,B,I], y [T,B,H], hx?, cx?, hy?, cy? [L,B,H], weights, reserve, workspace,
+//                   lengths?, training, seed })
+template <class D>
+Napi::Value NativeStream<D>::RnnForward(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "rnnForward";
+    NativeRnn<D>* rnn = rnnArg(info[0], op);
+    Napi::Object o = js::asObject(info[1], "rnnForward arguments");
+    View x = view(o.Get("x"), op, "x");
+    RnnArgs a = rnnCommon(op, rnn, o, x, "x", rnn->cfg.inputSize, true);
+    View y = view(o.Get("y"), op, "y");
+    expectShape(y, op, "y", {a.T, a.B, a.cfg.hiddenSize});
+    View hx = stateArg(o, "hx", op, a), cx = stateArg(o, "cx", op, a), hy = stateArg(o, "hy", op, a),
+         cy = stateArg(o, "cy", op, a);
+    const bool training = js::boolean(o.Get("training"), "training");
+    const uint64_t seed = js::absent(o.Get("seed")) ? 0 : js::seed(o.Get("seed"), "seed");
+    const DType t = floatType(op, {{&x, "x"}, {&y, "y"}, {&hx, "hx"}, {&cx, "cx"}, {&hy, "hy"}, {&cy, "cy"},
+                                   {&a.weights, "weights"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
+    expectDisjoint(op, {{&x, "x"}, {&y, "y"}, {&a.weights, "weights"}, {&a.reserve, "reserve"},
+                        {&a.workspace, "workspace"}});
+    expectDisjoint(op, {{&hy, "hy"}, {&cy, "cy"}, {&a.weights, "weights"}, {&a.reserve, "reserve"},
+                        {&a.workspace, "workspace"}, {&y, "y"}});
+    auto impl = rnn->impl;
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      impl->forward(ctx, a.T, a.B, a.lengths.data(), x.p<T>(), hx.p<T>(), cx.p<T>(), a.weights.p<T>(), y.p<T>(),
+                    hy.p<T>(), cy.p<T>(), a.reserve.p<T>(), a.reserve.numel, a.workspace.p<T>(), a.workspace.numel,
+                    training, seed);
+    });
+  });
+}
+
+// generate(rnn, { table [V,E], x [1,1,E], y [1,1,H], hx, cx?, hy, cy? [L,1,H], weights, reserve,
+//                 workspace, decoderWeight [V,H], decoderBias? [V], logits [1,V], ids i32 [n],
+//                 seeds Float64Array [n], temperature, topK, topP, exclude?, last }):
+// n tokens of batch-1 generation in one queued op (generateTokens, common/generate.h).
+template <class D>
+Napi::Value NativeStream<D>::Generate(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "generate";
+    NativeRnn<D>* rnn = rnnArg(info[0], op);
+    Napi::Object o = js::asObject(info[1], "generate arguments");
+    Generation g;
+    g.x = view(o.Get("x"), op, "x");
+    RnnArgs a = rnnCommon(op, rnn, o, g.x, "x", rnn->cfg.inputSize, true);
+    RNNLM_CHECK(a.T == 1 && a.B == 1, Code::InvalidArgument, "%s: x must be [1, 1, %lld] (got %s)", op,
+                (long long)rnn->cfg.inputSize, g.x.shapeStr().c_str());
+    g.weights = a.weights;
+    g.reserve = a.reserve;
+    g.workspace = a.workspace;
+    const int64_t E = a.cfg.inputSize, H = a.cfg.hiddenSize;
+    g.table = view(o.Get("table"), op, "table");
+    g.y = view(o.Get("y"), op, "y");
+    g.W = view(o.Get("decoderWeight"), op, "decoderWeight");
+    g.b = optView(o.Get("decoderBias"), op, "decoderBias");
+    g.logits = view(o.Get("logits"), op, "logits");
+    g.ids = view(o.Get("ids"), op, "ids");
+    g.hx = stateArg(o, "hx", op, a);
+    g.cx = stateArg(o, "cx", op, a);
+    g.hy = stateArg(o, "hy", op, a);
+    g.cy = stateArg(o, "cy", op, a);
+    RNNLM_CHECK(g.hx && g.hy && bool(g.cx) == bool(g.cy) && bool(g.cx) == (a.cfg.cell == Cell::LSTM),
+                Code::InvalidArgument, "%s: needs hx and hy (and cx and cy for an LSTM only)", op);
+    expectRank(g.table, op, "table", 2);
+    const int64_t V = g.table.shape[0];
+    expectShape(g.table, op, "table", {V, E});
+    expectShape(g.y, op, "y", {1, 1, H});
+    expectShape(g.W, op, "decoderWeight", {V, H});
+    if (g.b) expectShape(g.b, op, "decoderBias", {V});
+    expectShape(g.logits, op, "logits", {1, V});
+    expectInt(g.ids, op, "ids");
+    expectRank(g.ids, op, "ids", 1);
+    const int64_t n = g.ids.shape[0];
+    const DType t = floatType(op, {{&g.x, "x"}, {&g.y, "y"}, {&g.hx, "hx"}, {&g.cx, "cx"}, {&g.hy, "hy"},
+                                   {&g.cy, "cy"}, {&g.weights, "weights"}, {&g.reserve, "reserve"},
+                                   {&g.workspace, "workspace"}, {&g.table, "table"}, {&g.W, "decoderWeight"},
+                                   {&g.b, "decoderBias"}, {&g.logits, "logits"}});
+    expectDisjoint(op, {{&g.x, "x"}, {&g.y, "y"}, {&g.hx, "hx"}, {&g.cx, "cx"}, {&g.hy, "hy"}, {&g.cy, "cy"},
+                        {&g.logits, "logits"}, {&g.weights, "weights"}, {&g.reserve, "reserve"},
+                        {&g.workspace, "workspace"}});
+    expectDisjoint(op, {{&g.table, "table"}, {&g.x, "x"}, {&g.logits, "logits"}});
+    expectDisjoint(op, {{&g.W, "decoderWeight"}, {&g.b, "decoderBias"}, {&g.logits, "logits"}, {&g.y, "y"}});
+    Napi::Value sv = o.Get("seeds");
+    RNNLM_CHECK(sv.IsTypedArray() && sv.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array &&
+                    int64_t(sv.As<Napi::TypedArray>().ElementLength()) == n,
+                Code::InvalidArgument, "%s: seeds must be a Float64Array of %lld seeds, one per id", op, (long long)n);
+    Napi::Float64Array sa = sv.As<Napi::Float64Array>();
+    g.seeds.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      char name[32];
+      std::snprintf(name, sizeof name, "seeds[%lld]", (long long)i);
+      g.seeds[size_t(i)] = uint64_t(js::integer(sa[size_t(i)], name, 0, js::kMaxSeed));
+    }
+    g.sample = sampleArgs(op, o.Get("temperature"), o.Get("topK"), o.Get("topP"), o.Get("exclude"), V);
+    g.last = js::boolean(o.Get("last"), "last");
+    auto impl = rnn->impl;
+    return enqueue(t, [g = std::move(g), impl](auto& ctx, auto tag) {
+      generateTokens<D, decltype(tag)>(ctx, *impl, g);
+    });
+  });
+}
+
+// rnnBackwardData(rnn, { dy [T,B,H], dhy?, dcy?, dx? [T,B,I], dhx?, dcx?, weights, reserve, workspace,
+//                         lengths? }) — after a training-mode rnnForward with the same T, B, lengths.
+template <class D>
+Napi::Value NativeStream<D>::RnnBackwardData(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "rnnBackwardData";
+    NativeRnn<D>* rnn = rnnArg(info[0], op);
+    Napi::Object o = js::asObject(info[1], "rnnBackwardData arguments");
+    View dy = view(o.Get("dy"), op, "dy");
+    RnnArgs a = rnnCommon(op, rnn, o, dy, "dy", rnn->cfg.hiddenSize, true);
+    View dx = optView(o.Get("dx"), op, "dx");
+    if (dx) expectShape(dx, op, "dx", {a.T, a.B, a.cfg.inputSize});
+    // The forward pass's output and initial state (cuDNN reads them; the CPU keeps its own copies).
+    View y = optView(o.Get("y"), op, "y");
+    if (y) expectShape(y, op, "y", {a.T, a.B, a.cfg.hiddenSize});
+    View hx = stateArg(o, "hx", op, a), cx = stateArg(o, "cx", op, a);
+    View dhy = stateArg(o, "dhy", op, a), dcy = stateArg(o, "dcy", op, a), dhx = stateArg(o, "dhx", op, a),
+         dcx = stateArg(o, "dcx", op, a);
+    const DType t =
+        floatType(op, {{&dy, "dy"}, {&dx, "dx"}, {&dhy, "dhy"}, {&dcy, "dcy"}, {&dhx, "dhx"}, {&dcx, "dcx"},
+                       {&y, "y"}, {&hx, "hx"}, {&cx, "cx"},
+                       {&a.weights, "weights"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
+    expectDisjoint(op, {{&dx, "dx"}, {&dhx, "dhx"}, {&dcx, "dcx"}, {&a.weights, "weights"},
+                        {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
+    expectDisjoint(op, {{&dy, "dy"}, {&dx, "dx"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
+    auto impl = rnn->impl;
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      impl->backwardData(ctx, a.T, a.B, a.lengths.data(), a.weights.p<T>(), y.p<T>(), dy.p<T>(), dhy.p<T>(),
+                         dcy.p<T>(), hx.p<T>(), cx.p<T>(), dx.p<T>(), dhx.p<T>(), dcx.p<T>(), a.reserve.p<T>(),
+                         a.reserve.numel, a.workspace.p<T>(), a.workspace.numel);
+    });
+  });
+}
+
+// rnnBackwardWeights(rnn, { x [T,B,I], hx?, y?, dweights, weights, reserve, workspace, lengths? }):
+// dweights += dL/dW
+template <class D>
+Napi::Value NativeStream<D>::RnnBackwardWeights(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "rnnBackwardWeights";
+    NativeRnn<D>* rnn = rnnArg(info[0], op);
+    Napi::Object o = js::asObject(info[1], "rnnBackwardWeights arguments");
+    View x = view(o.Get("x"), op, "x");
+    RnnArgs a = rnnCommon(op, rnn, o, x, "x", rnn->cfg.inputSize, true);
+    View dW = view(o.Get("dweights"), op, "dweights");
+    expectShape(dW, op, "dweights", {rnn->impl->weightSize()});
+    View y = optView(o.Get("y"), op, "y");
+    if (y) expectShape(y, op, "y", {a.T, a.B, a.cfg.hiddenSize});
+    View hx = stateArg(o, "hx", op, a);
+    const DType t = floatType(op, {{&x, "x"}, {&dW, "dweights"}, {&a.reserve, "reserve"}, {&y, "y"}, {&hx, "hx"}});
+    expectDisjoint(op, {{&x, "x"}, {&dW, "dweights"}, {&a.reserve, "reserve"}});
+    auto impl = rnn->impl;
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      impl->backwardWeights(ctx, a.T, a.B, a.lengths.data(), x.p<T>(), hx.p<T>(), y.p<T>(), dW.p<T>(),
+                            a.reserve.p<T>(), a.reserve.numel, a.workspace.p<T>(), a.workspace.numel);
+    });
+  });
+}
+
+}  // namespace rnnlm::binding
