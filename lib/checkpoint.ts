@@ -1,5 +1,5 @@
 /**
- * Checkpoint files (DESIGN.md, "Checkpoints"): one .safetensors file with the weights under
+ * Checkpoint files (docs/ARCHITECTURE.md, "Checkpoints"): one .safetensors file with the weights under
  * PyTorch word_language_model's state_dict names (fp32, canonical layout whatever the device)
  * and, in __metadata__, the model config and the tokenizer as JSON strings; training state
  * in a sidecar <name>.train.safetensors. Everything read is validated before use.

@@ -1,7 +1,7 @@
 /**
  * The CUDA backend (native/cuda): loaded only on request or by device 'auto', so a machine
  * without a GPU never touches it. cuDNN 9 and cuBLAS are found at run time, searched in the
- * order of DESIGN.md: RNNLM_CUDA_LIB_PATH, the system loader path, CUDA_HOME / CUDA_PATH,
+ * order of docs/ARCHITECTURE.md ("Devices"): RNNLM_CUDA_LIB_PATH, the system loader path, CUDA_HOME / CUDA_PATH,
  * then the NVIDIA pip wheels of an installed PyTorch.
  */
 import { existsSync, readdirSync } from 'node:fs';

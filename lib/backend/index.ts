@@ -1,5 +1,5 @@
 /**
- * Device selection (DESIGN.md, "Devices"): 'cpu', 'cuda', or 'auto' = CUDA when its
+ * Device selection (docs/ARCHITECTURE.md, "Devices"): 'cpu', 'cuda', or 'auto' = CUDA when its
  * backend loads and a GPU answers, else the CPU, with the reason kept (model.deviceReason)
  * and logged under NODE_DEBUG=rnnlm.
  */

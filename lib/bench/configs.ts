@@ -1,4 +1,4 @@
-/** The benchmark configurations of DESIGN.md, a tiny one for smoke tests, and the scaling sweeps. */
+/** The benchmark configurations (README, "Benchmarks"), a tiny one for smoke tests, and the scaling sweeps. */
 import type { Cell } from '../backend/types';
 import { GATES } from '../nn/layout';
 

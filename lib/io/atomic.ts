@@ -1,5 +1,5 @@
 /**
- * Crash-safe file replacement (DESIGN.md, "Checkpoints": writes are atomic).
+ * Crash-safe file replacement (docs/ARCHITECTURE.md, "Checkpoints": writes are atomic).
  *
  * The data goes to a temporary file in the target's own directory (same file system, so the
  * rename is atomic), is flushed to disk, renamed over the target, and the directory entry is

@@ -1,6 +1,6 @@
 /**
  * The safetensors file format (https://github.com/huggingface/safetensors), read and written
- * with full validation (DESIGN.md, "Checkpoints": reads validate everything before use).
+ * with full validation (docs/ARCHITECTURE.md, "Checkpoints": reads validate everything before use).
  *
  * Layout: u64 little-endian N; N bytes of UTF-8 JSON (padded with trailing spaces); the data
  * region. The JSON maps each tensor name to { dtype, shape, data_offsets: [begin, end] }

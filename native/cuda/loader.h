@@ -1,6 +1,6 @@
 // Run-time loading of cuDNN 9 and cuBLAS (dlopen), so the CUDA backend builds with nvcc
 // alone and a machine without them still loads the CPU backend. The search order is
-// decided in lib/backend/cuda.ts (DESIGN.md, "Devices") and handed over as a list of
+// decided in lib/backend/cuda.ts (docs/ARCHITECTURE.md, "Devices") and handed over as a list of
 // folders; "" stands for the system loader's own path.
 #pragma once
 #include <string>
