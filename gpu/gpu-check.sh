@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one command for the GPU machine (after scripts/gpu-pack.sh here, carrying .gpu):
+# The one command for the GPU machine (after gpu/gpu-pack.sh here, carrying .gpu):
 # unpacks Node and the libraries, checks native/cuda/cudnn_api.h against the real cuDNN /
 # cuBLAS headers of PyTorch's wheels, runs the parity suite, makes the PyTorch fixtures, then
 # the benchmarks (PyTorch's, then ours and tfjs-webgpu through `rnnlm bench`); JSON goes to
@@ -8,12 +8,12 @@
 # for BROWN_MINUTES / SHAKESPEARE_MINUTES (default 20 / 10); REPRODUCE_DEVICE=cpu rehearses it here.
 # Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
 # A GPU session (30 minutes of device time, 10 per call), carrying .gpu: call 1
-#   BENCH_BUDGET=40 bash scripts/gpu-check.sh 2>&1 | tee $OUT/log
+#   BENCH_BUDGET=40 bash gpu/gpu-check.sh 2>&1 | tee $OUT/log
 # call 2 (the runs share the GPU)
-#   GPU_CHECK_ONLY=reproduce BROWN_MINUTES=8 SHAKESPEARE_MINUTES=8 bash scripts/gpu-check.sh
-# then, here, `node --import tsx scripts/gpu-results.ts FILES_AT h100` (h200 on that machine) after
+#   GPU_CHECK_ONLY=reproduce BROWN_MINUTES=8 SHAKESPEARE_MINUTES=8 bash gpu/gpu-check.sh
+# then, here, `node --import tsx gpu/gpu-results.ts FILES_AT h100` (h200 on that machine) after
 # each call: it prints every figure against the issues' targets, copies bench-gpu.json /
-# gpu-check.json / reproduce-*-cuda.json to bench/results/, unpacks fixtures.tar into test/fixtures
+# gpu-check.json / reproduce-*-cuda.json to bench/results/, unpacks fixtures.tar into test/reference/fixtures
 # and re-renders the README.
 # The device returns at most 8 files from $OUT: call 1 leaves log, gpu-check.json, fixtures.tar,
 # pytorch.json, bench-gpu.json (and sync/gpu-check.json if the async path failed); scratch goes
@@ -80,7 +80,7 @@ fi
 
 # 2. Parity (dry mode without a GPU).
 run() { local name=$1 src=$2; shift 2; if [ -f "$G/$name.cjs" ]; then "$NODE" "$G/$name.cjs" "$@"; else "$NODE" --import tsx "$src" "$@"; fi; }
-run gpu-check scripts/gpu-check.ts
+run gpu-check gpu/gpu-check.ts
 status=$?
 # If the pinned-staging uploads fail parity, the same phases again on the synchronous path
 # (into $OUT/sync): when that passes, everything after uses it, so one bad new path does not
@@ -88,19 +88,19 @@ status=$?
 if [ $status -ne 0 ] && [ "$RNNLM_CUDA_ASYNC_UPLOADS" = 1 ] && [[ $ONLY == *parity* || $ONLY == *training* ]]; then
   echo "gpu-check: failed with RNNLM_CUDA_ASYNC_UPLOADS=1; the same phases with synchronous uploads:"
   mkdir -p "$OUT/sync"
-  if OUT=$OUT/sync RNNLM_CUDA_ASYNC_UPLOADS=0 run gpu-check scripts/gpu-check.ts; then
+  if OUT=$OUT/sync RNNLM_CUDA_ASYNC_UPLOADS=0 run gpu-check gpu/gpu-check.ts; then
     echo "gpu-check: synchronous uploads pass: the async path is at fault; the rest runs without it"
     export RNNLM_CUDA_ASYNC_UPLOADS=0
   fi
   rm -rf "$OUT/sync/fixtures"
 fi
 
-# 3. PyTorch: parity fixtures from our checkpoints (`tar -C test -xf fixtures.tar` puts them in
-#    test/fixtures/, where CI checks the CPU backend against them), then PyTorch's benchmark runs.
+# 3. PyTorch: parity fixtures from our checkpoints (`tar -C test/reference -xf fixtures.tar` puts them in
+#    test/reference/fixtures/, where CI checks the CPU backend against them), then PyTorch's benchmark runs.
 WITH=()
 if [ -x "$PY" ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   if [[ $ONLY == *parity* ]] && "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"; then
-    (cd "$OUT" && tar -cf fixtures.tar fixtures/*.fixture.safetensors)  # one file back: untar into test/
+    (cd "$OUT" && tar -cf fixtures.tar fixtures/*.fixture.safetensors)  # one file back: untar into test/reference/
   fi
   [[ $ONLY == *bench* ]] && PYTHONUNBUFFERED=1 "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json" --seconds "${BENCH_SECONDS:-5}" && WITH=(--with "$OUT/pytorch.json")
 fi
@@ -127,9 +127,9 @@ fi
 #    to $OUT as they go.
 if [[ $ONLY == *reproduce* ]]; then
   export RESULTS_DIR=$OUT DEVICE=${REPRODUCE_DEVICE:-cuda}
-  MINUTES=${BROWN_MINUTES:-20} run brown scripts/brown.ts > "$OUT/reproduce-brown.log" 2>&1 &
+  MINUTES=${BROWN_MINUTES:-20} run brown examples/brown.ts > "$OUT/reproduce-brown.log" 2>&1 &
   brown_pid=$!
-  MINUTES=${SHAKESPEARE_MINUTES:-10} run shakespeare scripts/shakespeare.ts > "$OUT/reproduce-shakespeare.log" 2>&1 &
+  MINUTES=${SHAKESPEARE_MINUTES:-10} run shakespeare examples/shakespeare.ts > "$OUT/reproduce-shakespeare.log" 2>&1 &
   wait $! || status=1
   wait $brown_pid || status=1
   for f in "$OUT"/reproduce-*.log; do echo "== $f"; tail -n 30 "$f"; done

@@ -1,5 +1,5 @@
-// The GPU check (bundled into .gpu/gpu-check.cjs by scripts/gpu-pack.sh; run on the GPU
-// machine by scripts/gpu-check.sh). With no GPU it says why and exits 0 (dry mode).
+// The GPU check (bundled into .gpu/gpu-check.cjs by gpu/gpu-pack.sh; run on the GPU
+// machine by gpu/gpu-check.sh). With no GPU it says why and exits 0 (dry mode).
 //  1. parity: the same weights and batch through the CPU (float32) and CUDA backends, all
 //     four cells, 1-3 layers, padded batches: loss, final states and every gradient;
 //     then a 200-step training run on each device, losses side by side;

@@ -6,12 +6,12 @@
 # loads, the Vulkan loader and GL dispatch libraries (.deb) that Dawn needs there, and the two
 # corpora of the reproduce scripts (the GPU machine has no npm and no ../shared). Then, on the
 # GPU machine:
-#   bash scripts/gpu-check.sh
+#   bash gpu/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run prebuilds >/dev/null
 find .gpu -mindepth 1 -maxdepth 1 ! -name gl -exec rm -rf {} + 2>/dev/null; mkdir -p .gpu
-for entry in scripts/gpu-check.ts lib/cli.ts lib/bench/worker.ts scripts/brown.ts scripts/shakespeare.ts; do
+for entry in gpu/gpu-check.ts lib/cli.ts bench/harness/worker.ts examples/brown.ts examples/shakespeare.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=cjs --outfile=".gpu/$(basename "$entry" .ts).cjs" --log-level=warning
 done
 # Exactly the node_modules files the tfjs-webgpu peer loads (listed by loading them here).

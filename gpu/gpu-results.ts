@@ -1,18 +1,18 @@
 // After a GPU session: files what the device returned into the repo and prints the figures that
 // the GPU issues ask for, each against its target, so that a session spends its time on the
 // machine and not on bookkeeping afterwards.
-//   node --import tsx scripts/gpu-results.ts FOLDER KIND [--print-only]
+//   node --import tsx gpu/gpu-results.ts FOLDER KIND [--print-only]
 // FOLDER: where the device's files landed (the run's files_at), holding any of gpu-check.json
 // (sync/gpu-check.json when the async-upload path failed), bench-gpu.json, fixtures.tar,
 // reproduce-*-cuda.json. KIND: the machine, as in the result names (h100, h200). Without
 // --print-only it copies them to bench/results/ (gpu-KIND.json, gpu-check-KIND.json and
-// gpu-check-KIND-sync.json, reproduce-*-cuda.json), unpacks the fixtures into test/fixtures
+// gpu-check-KIND-sync.json, reproduce-*-cuda.json), unpacks the fixtures into test/reference/fixtures
 // and re-renders the README.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { BenchReport } from '../lib/bench/run';
-import type { RunResult } from '../lib/bench/worker';
+import type { BenchReport } from '../bench/harness/run';
+import type { RunResult } from '../bench/harness/worker';
 
 const root = join(__dirname, '..');
 
@@ -120,7 +120,7 @@ export function summarize(folder: string): string[] {
   for (const name of ['gpu-check.json', 'sync/gpu-check.json']) if (f.has(name)) lines.push(...checkLines(name, json<GpuCheck>(f.get(name)!)));
   if (f.has('bench-gpu.json')) lines.push(...benchLines(json<BenchReport>(f.get('bench-gpu.json')!)));
   for (const [name, p] of f) if (isReproduce(name)) lines.push(...reproduceLines(basename(name), json(p)));
-  if (f.has('fixtures.tar')) lines.push('fixtures.tar: PyTorch (cuDNN) fixtures for test/fixtures');
+  if (f.has('fixtures.tar')) lines.push('fixtures.tar: PyTorch (cuDNN) fixtures for test/reference/fixtures');
   if (lines.length === 0) lines.push(`nothing to summarize in ${folder} (expected gpu-check.json, bench-gpu.json, fixtures.tar or reproduce-*-cuda.json)`);
   return lines;
 }
@@ -128,7 +128,7 @@ export function summarize(folder: string): string[] {
 function main() {
   const [folder, kind, flag] = process.argv.slice(2);
   if (!folder || !kind || !/^[a-z0-9-]+$/.test(kind) || (flag && flag !== '--print-only')) {
-    console.error('usage: node --import tsx scripts/gpu-results.ts FOLDER KIND(h100|h200) [--print-only]');
+    console.error('usage: node --import tsx gpu/gpu-results.ts FOLDER KIND(h100|h200) [--print-only]');
     process.exit(2);
   }
   console.log(summarize(folder).join('\n'));
@@ -148,8 +148,8 @@ function main() {
     console.log(`copied ${to}`);
   }
   if (f.has('fixtures.tar')) {
-    execFileSync('tar', ['-C', join(root, 'test'), '-xf', f.get('fixtures.tar')!], { stdio: 'inherit' });
-    console.log('unpacked fixtures into test/fixtures');
+    execFileSync('tar', ['-C', join(root, 'test', 'reference'), '-xf', f.get('fixtures.tar')!], { stdio: 'inherit' });
+    console.log('unpacked fixtures into test/reference/fixtures');
   }
   if (existsSync(join(results, `gpu-${kind}.json`))) execFileSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'render.ts')], { stdio: 'inherit' });
 }

@@ -1,6 +1,6 @@
 /** The benchmark configurations of DESIGN.md, a tiny one for smoke tests, and the scaling sweeps. */
-import type { Cell } from '../backend/types';
-import { GATES } from '../nn/layout';
+import type { Cell } from '../../lib/backend/types';
+import { GATES } from '../../lib/nn/layout';
 
 export interface BenchConfig {
   name: string;

@@ -1,5 +1,5 @@
-/** What every benchmark peer implements (lib/bench/worker.ts drives one peer per process). */
-import { Random } from '../util/random';
+/** What every benchmark peer implements (bench/harness/worker.ts drives one peer per process). */
+import { Random } from '../../lib/util/random';
 import type { BenchConfig } from './configs';
 
 export interface Peer {

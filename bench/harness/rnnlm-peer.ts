@@ -2,12 +2,12 @@
  * rnnlm itself as a benchmark peer, through the public API a user calls: LanguageModel.fit in
  * stream mode (Adam, clipNorm, carried state) and LanguageModel.generate, token by token.
  */
-import { selectBackend } from '../backend';
-import type { Backend } from '../backend/types';
-import { LanguageModel } from '../model';
+import { selectBackend } from '../../lib/backend';
+import type { Backend } from '../../lib/backend/types';
+import { LanguageModel } from '../../lib/model';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../util/package-root';
+import { packageRoot } from '../../lib/util/package-root';
 import type { BenchConfig } from './configs';
 import { PeerUnavailable, syntheticTokens, type Peer } from './peer';
 

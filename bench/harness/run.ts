@@ -7,11 +7,14 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { extname, join } from 'node:path';
-import { nvidiaDriverPresent } from '../backend/cuda';
-import { invalidArgument } from '../errors';
+import { nvidiaDriverPresent } from '../../lib/backend/cuda';
+import { invalidArgument } from '../../lib/errors';
 import { CONFIGS, CPU_DEFAULT, QUICK, findConfig, scalingConfigs, type BenchConfig } from './configs';
 import { implausibleFirstLoss } from './peer';
 import type { RunResult, RunSpec } from './worker';
+
+/** The CLI's entry (lib/cli.ts loads this file only): the configurations' names for its help. */
+export { CONFIGS };
 
 export const ALL_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm', 'tfjs-webgpu'];
 

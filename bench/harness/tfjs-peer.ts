@@ -8,8 +8,8 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { dirname, join } from 'node:path';
-import { GATES } from '../nn/layout';
-import { nodeRequire } from '../util/package-root';
+import { GATES } from '../../lib/nn/layout';
+import { nodeRequire } from '../../lib/util/package-root';
 import type { BenchConfig } from './configs';
 import { PeerUnavailable, syntheticTokens, type Peer } from './peer';
 

@@ -1,9 +1,9 @@
 // The benchmark's peers must train the model they are timed on: a peer that computes something
 // else (a backend bug, a wrong formulation) would make every ratio against it meaningless.
 import { describe, expect, it } from 'vitest';
-import { QUICK } from '../lib/bench/configs';
-import { implausibleFirstLoss } from '../lib/bench/peer';
-import { tfjsPeer } from '../lib/bench/tfjs-peer';
+import { QUICK } from '../../bench/harness/configs';
+import { implausibleFirstLoss } from '../../bench/harness/peer';
+import { tfjsPeer } from '../../bench/harness/tfjs-peer';
 
 describe('benchmark peers', () => {
   it('tfjs on the cpu and wasm backends gives the same first loss from the same seed, near ln(V - 4)', async () => {

@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { render } from '../bench/render';
+import { render } from '../../bench/render';
 
-const root = join(__dirname, '..');
+const root = join(__dirname, '..', '..');
 
 /** Tags nest and close, '<' only opens a tag, '&' only opens an entity. */
 function wellFormed(svg: string): string | undefined {

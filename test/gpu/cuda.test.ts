@@ -1,15 +1,15 @@
 // The CUDA backend where there is no GPU (here, and CI): device selection falls back to the
 // CPU and says why; device 'cuda' throws ERR_CUDA_UNAVAILABLE naming what is missing; the
 // library search order and the loader's error text, with fake library folders. The GPU
-// parity suite itself runs on the GPU machine (scripts/gpu-check.sh).
+// parity suite itself runs on the GPU machine (gpu/gpu-check.sh).
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { selectBackend } from '../lib/backend/index';
-import { cudaAddonPaths, cudaLibraryFolders } from '../lib/backend/cuda';
-import { RnnlmError } from '../lib/errors';
-import { nodeRequire } from '../lib/util/package-root';
+import { selectBackend } from '../../lib/backend/index';
+import { cudaAddonPaths, cudaLibraryFolders } from '../../lib/backend/cuda';
+import { RnnlmError } from '../../lib/errors';
+import { nodeRequire } from '../../lib/util/package-root';
 
 const dir = mkdtempSync(join(tmpdir(), 'rnnlm-cuda-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,13 +1,13 @@
-// scripts/gpu-results.ts summarizes a GPU session's files against the GPU issues' targets; here on
+// gpu/gpu-results.ts summarizes a GPU session's files against the GPU issues' targets; here on
 // the committed H100 report and a copy of it with our training made slower.
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import type { BenchReport } from '../lib/bench/run';
-import { summarize } from '../scripts/gpu-results';
+import type { BenchReport } from '../../bench/harness/run';
+import { summarize } from '../../gpu/gpu-results';
 
-const results = join(__dirname, '..', 'bench', 'results');
+const results = join(__dirname, '..', '..', 'bench', 'results');
 const report = JSON.parse(readFileSync(join(results, 'gpu-h100.json'), 'utf8')) as BenchReport;
 const tps = (config: string, peer: string, what: 'train' | 'generate') =>
   report.runs.find((r) => r.config === config && r.peer === peer)![what]!.tokensPerSecond;

@@ -5,12 +5,12 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { DEFAULTS } from '../lib/defaults';
-import { readSafetensorsFile } from '../lib/io/safetensors';
-import { LanguageModel, parseCreateOptions } from '../lib/model';
-import { sidecarPath } from '../lib/train';
+import { DEFAULTS } from '../../lib/defaults';
+import { readSafetensorsFile } from '../../lib/io/safetensors';
+import { LanguageModel, parseCreateOptions } from '../../lib/model';
+import { sidecarPath } from '../../lib/train';
 
-const root = join(__dirname, '..');
+const root = join(__dirname, '..', '..');
 const cli = join(root, 'lib', 'cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'rnnlm-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

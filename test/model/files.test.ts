@@ -7,12 +7,12 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { CONFIG_LIMITS } from '../lib/checkpoint';
-import { RnnlmError } from '../lib/errors';
-import { writeFileAtomic } from '../lib/io/atomic';
-import { LanguageModel, type CreateOptions } from '../lib/model';
-import { WordTokenizer, type Tokenizer } from '../lib/tokenizers';
-import { previousSidecarPath, sidecarPath, type FitOptions } from '../lib/train';
+import { CONFIG_LIMITS } from '../../lib/checkpoint';
+import { RnnlmError } from '../../lib/errors';
+import { writeFileAtomic } from '../../lib/io/atomic';
+import { LanguageModel, type CreateOptions } from '../../lib/model';
+import { WordTokenizer, type Tokenizer } from '../../lib/tokenizers';
+import { previousSidecarPath, sidecarPath, type FitOptions } from '../../lib/train';
 
 const root = mkdtempSync(join(tmpdir(), 'rnnlm-files-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -5,11 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { cpuBackend } from '../lib/backend/cpu';
-import { networkOf } from '../lib/advanced';
-import { LanguageModel, type Beam } from '../lib/model';
-import type { Network } from '../lib/nn/network';
-import { CharTokenizer, EOS_ID, PAD_ID, SOS_ID, WordTokenizer } from '../lib/tokenizers';
+import { cpuBackend } from '../../lib/backend/cpu';
+import { networkOf } from '../../lib/advanced';
+import { LanguageModel, type Beam } from '../../lib/model';
+import type { Network } from '../../lib/nn/network';
+import { CharTokenizer, EOS_ID, PAD_ID, SOS_ID, WordTokenizer } from '../../lib/tokenizers';
 
 const tiny = (vocabSize: number, more: Parameters<typeof LanguageModel.create>[0] = {}) =>
   LanguageModel.create({ vocabSize, embeddingSize: 8, hiddenSize: 8, layers: 1, device: 'cpu', seed: 1, ...more });
@@ -41,7 +41,7 @@ describe('dispose during inference', () => {
     const rounds = 24;
     const t0 = performance.now();
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, 'children', 'dispose-child.ts'), String(rounds)], {
-      cwd: join(__dirname, '..'), encoding: 'utf8', timeout: 90_000,
+      cwd: join(__dirname, '..', '..'), encoding: 'utf8', timeout: 90_000,
     });
     const seconds = (performance.now() - t0) / 1000;
     expect(r.signal).toBeNull();

@@ -2,9 +2,9 @@
 // steps keep RSS flat (native memory is freed by dispose, or by the finalizer when the
 // JavaScript object is collected); calls after dispose are ERR_DISPOSED.
 import { expect, test } from 'vitest';
-import { LanguageModel } from '../lib/model';
-import { WordTokenizer } from '../lib/tokenizers';
-import { cpuBackend } from '../lib/backend/cpu';
+import { LanguageModel } from '../../lib/model';
+import { WordTokenizer } from '../../lib/tokenizers';
+import { cpuBackend } from '../../lib/backend/cpu';
 
 // Under test:asan, freed memory sits in ASan's quarantine: RSS bounds say nothing there (the
 // same code runs, checked for use-after-free instead).

@@ -6,14 +6,14 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { cpuBackend } from '../lib/backend/cpu';
-import { RnnlmError } from '../lib/errors';
-import { networkOf } from '../lib/advanced';
-import { LanguageModel } from '../lib/model';
-import { OPTIMIZER_DEFAULTS, Optimizer } from '../lib/nn/optimizer';
-import { CharTokenizer, EOS_ID, WordTokenizer } from '../lib/tokenizers';
-import { sidecarPath } from '../lib/train';
-import { Random } from '../lib/util/random';
+import { cpuBackend } from '../../lib/backend/cpu';
+import { RnnlmError } from '../../lib/errors';
+import { networkOf } from '../../lib/advanced';
+import { LanguageModel } from '../../lib/model';
+import { OPTIMIZER_DEFAULTS, Optimizer } from '../../lib/nn/optimizer';
+import { CharTokenizer, EOS_ID, WordTokenizer } from '../../lib/tokenizers';
+import { sidecarPath } from '../../lib/train';
+import { Random } from '../../lib/util/random';
 
 const dir = mkdtempSync(join(tmpdir(), 'rnnlm-model-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,7 +58,7 @@ describe('summary', () => {
 
   test('the CLI prints the same table', () => {
     const out = execFileSync(process.execPath, ['--import', 'tsx', 'lib/cli.ts', 'summary', '--cell', 'gru', '--embedding-size', '256', '--hidden-size', '1024', '--layers', '1', '--vocab-size', '303'], {
-      cwd: join(__dirname, '..'),
+      cwd: join(__dirname, '..', '..'),
       encoding: 'utf8',
     });
     expect(out).toMatch(/77,568/);
@@ -165,7 +165,7 @@ describe('training and inference, stream mode (word level)', () => {
     } finally {
       again.dispose();
     }
-    const info = JSON.parse(execFileSync('python3', [join(__dirname, 'independent_safetensors.py'), path], { encoding: 'utf8' }));
+    const info = JSON.parse(execFileSync('python3', [join(__dirname, '..', 'independent_safetensors.py'), path], { encoding: 'utf8' }));
     const V = tokenizer.vocabSize;
     const expected: Record<string, number[]> = {
       'encoder.weight': [V, 32],

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 
-const root = join(__dirname, '..');
+const root = join(__dirname, '..', '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 /** What leaves the main entry for rnnlm/advanced (the architecture issue's list). */
 const ADVANCED = ['Network', 'Optimizer', 'cpuBackend', 'tensor', 'numel', 'Random'];

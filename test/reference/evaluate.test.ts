@@ -5,11 +5,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { RnnlmError } from '../lib/errors';
-import { networkOf } from '../lib/advanced';
-import { LanguageModel } from '../lib/model';
-import { CharTokenizer } from '../lib/tokenizers';
-import { Random } from '../lib/util/random';
+import { RnnlmError } from '../../lib/errors';
+import { networkOf } from '../../lib/advanced';
+import { LanguageModel } from '../../lib/model';
+import { CharTokenizer } from '../../lib/tokenizers';
+import { Random } from '../../lib/util/random';
 
 const dir = mkdtempSync(join(tmpdir(), 'rnnlm-evaluate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,10 +5,10 @@
 // 1e-6; the float32 run's gradients, on the same weights, must match those differences to a
 // looser 1e-4 (finite differences taken in float32 itself would measure rounding, not the code).
 import { describe, expect, test } from 'vitest';
-import type { Cell, FloatArray } from '../lib/backend/types';
-import { Network } from '../lib/nn/network';
-import { Random } from '../lib/util/random';
-import { backend, numericGrad, randomArray, relError } from './helpers';
+import type { Cell, FloatArray } from '../../lib/backend/types';
+import { Network } from '../../lib/nn/network';
+import { Random } from '../../lib/util/random';
+import { backend, numericGrad, randomArray, relError } from '../helpers';
 
 const cells: Cell[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
 const T = 5, B = 3, V = 11, E = 5, H = 4, L = 2;

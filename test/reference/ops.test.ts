@@ -1,9 +1,9 @@
 // Every CPU op on its own: finite-difference gradients in float64 for the differentiable
 // ops, and plain-JavaScript references (PyTorch's formulas) for the rest.
 import { afterAll, describe, expect, test } from 'vitest';
-import type { Cell, Tensor } from '../lib/backend/types';
-import { Random } from '../lib/util/random';
-import { backend, make, numericGrad, randomArray, relError } from './helpers';
+import type { Cell, Tensor } from '../../lib/backend/types';
+import { Random } from '../../lib/util/random';
+import { backend, make, numericGrad, randomArray, relError } from '../helpers';
 
 const s = backend.createStream();
 afterAll(() => s.dispose());

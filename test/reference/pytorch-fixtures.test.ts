@@ -1,20 +1,20 @@
 // PyTorch parity, checked in CI on the CPU backend: fixtures made on the GPU machine by
 // bench/pytorch_fixtures.py (our checkpoint loaded into nn.Embedding + nn.LSTM / nn.GRU /
-// nn.RNN + nn.Linear with cuDNN; loss and every gradient) under test/fixtures. The same
+// nn.RNN + nn.Linear with cuDNN; loss and every gradient) under test/reference/fixtures. The same
 // weights and batch through our CPU backend must give the same loss and gradients (1e-4).
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { parseConfig } from '../lib/checkpoint';
-import { readSafetensorsFile } from '../lib/io/safetensors';
-import { Network } from '../lib/nn/network';
-import { backend, relError } from './helpers';
+import { parseConfig } from '../../lib/checkpoint';
+import { readSafetensorsFile } from '../../lib/io/safetensors';
+import { Network } from '../../lib/nn/network';
+import { backend, relError } from '../helpers';
 
 const dir = join(__dirname, 'fixtures');
 const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.fixture.safetensors')).sort() : [];
 
 if (files.length === 0) {
-  test.skip('SKIPPED: no PyTorch fixtures yet (they are made on the GPU machine by scripts/gpu-check.sh)', () => {});
+  test.skip('SKIPPED: no PyTorch fixtures yet (they are made on the GPU machine by gpu/gpu-check.sh)', () => {});
 }
 
 describe.runIf(files.length > 0)(

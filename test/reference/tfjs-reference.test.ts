@@ -4,10 +4,10 @@
 // (parameters and initial states) must agree with the native backend to 1e-4 in float32.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
-import type { Cell } from '../lib/backend/types';
-import { Network } from '../lib/nn/network';
-import { Random } from '../lib/util/random';
-import { backend, randomArray, relError } from './helpers';
+import type { Cell } from '../../lib/backend/types';
+import { Network } from '../../lib/nn/network';
+import { Random } from '../../lib/util/random';
+import { backend, randomArray, relError } from '../helpers';
 
 const T = 6, B = 3, V = 13, E = 6, H = 5, L = 2;
 const lengths = [6, 4, 2];

@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { LanguageModel } from '../lib/model';
-import { Random } from '../lib/util/random';
+import { LanguageModel } from '../../lib/model';
+import { Random } from '../../lib/util/random';
 
 const cases = Number(process.env.CRASH_CASES ?? 6);
 const child = join(__dirname, 'children', 'crash-child.ts');

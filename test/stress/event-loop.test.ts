@@ -2,10 +2,10 @@
 // zaremba-medium shape (LSTM 2 x 650, vocabulary 10,000, batch 20 x 35) runs, a 10 ms
 // interval timer on the JavaScript thread is never late by more than 50 ms.
 import { expect, test } from 'vitest';
-import { Network } from '../lib/nn/network';
-import { Optimizer } from '../lib/nn/optimizer';
-import { Random } from '../lib/util/random';
-import { backend } from './helpers';
+import { Network } from '../../lib/nn/network';
+import { Optimizer } from '../../lib/nn/optimizer';
+import { Random } from '../../lib/util/random';
+import { backend } from '../helpers';
 
 test('the event loop stays responsive during a zaremba-medium training step', async () => {
   const V = 10000, T = 35, B = 20;

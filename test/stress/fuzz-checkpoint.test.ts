@@ -6,11 +6,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { RnnlmError } from '../lib/errors';
-import { LanguageModel } from '../lib/model';
-import { WordTokenizer } from '../lib/tokenizers';
-import { previousSidecarPath, sidecarPath } from '../lib/train';
-import { Random } from '../lib/util/random';
+import { RnnlmError } from '../../lib/errors';
+import { LanguageModel } from '../../lib/model';
+import { WordTokenizer } from '../../lib/tokenizers';
+import { previousSidecarPath, sidecarPath } from '../../lib/train';
+import { Random } from '../../lib/util/random';
 
 const cases = Number(process.env.FUZZ_CASES ?? 3000);
 const dir = mkdtempSync(join(tmpdir(), 'rnnlm-fuzz-'));

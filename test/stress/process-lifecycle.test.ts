@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 
-const root = join(__dirname, '..');
+const root = join(__dirname, '..', '..');
 // Under test:asan (sanitized addon, several times slower) the same cases run fewer times with
 // wider time limits: there they are checked for use-after-free at teardown, not for speed.
 const sanitized = Boolean(process.env.RNNLM_SANITIZED);

@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { ERROR_CODES } from '../lib/errors';
+import { ERROR_CODES } from '../../lib/errors';
 
-const header = readFileSync(join(__dirname, '..', 'native', 'common', 'status.h'), 'utf8').replace(/\/\/[^\n]*/g, '');
+const header = readFileSync(join(__dirname, '..', '..', 'native', 'common', 'status.h'), 'utf8').replace(/\/\/[^\n]*/g, '');
 
 /** The members of `enum class Code`, in order. */
 function enumMembers(): string[] {

@@ -2,9 +2,9 @@
 // where it can be known up front and from the next read where it depends on device data,
 // and the process (this test worker) lives on and keeps computing correctly.
 import { afterAll, describe, expect, test } from 'vitest';
-import { RnnlmError } from '../lib/errors';
-import { tensor } from '../lib/backend/types';
-import { backend, make } from './helpers';
+import { RnnlmError } from '../../lib/errors';
+import { tensor } from '../../lib/backend/types';
+import { backend, make } from '../helpers';
 
 const s = backend.createStream();
 afterAll(() => s.dispose());

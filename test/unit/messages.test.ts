@@ -1,9 +1,9 @@
 // Messages of refused input: each says what was wrong and what to do instead; the TypeScript
 // types refuse what the run time refuses (the @ts-expect-error lines fail the typecheck if not).
 import { describe, expect, test } from 'vitest';
-import { RnnlmError } from '../lib/errors';
-import { LanguageModel, type TextInput } from '../lib/model';
-import { CharTokenizer, WordTokenizer } from '../lib/tokenizers';
+import { RnnlmError } from '../../lib/errors';
+import { LanguageModel, type TextInput } from '../../lib/model';
+import { CharTokenizer, WordTokenizer } from '../../lib/tokenizers';
 
 async function message(p: Promise<unknown> | (() => unknown)): Promise<string> {
   try {

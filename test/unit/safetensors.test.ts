@@ -6,15 +6,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { RnnlmError } from '../lib/errors';
-import { moveFileAtomic, removeFile, writeFileAtomic } from '../lib/io/atomic';
+import { RnnlmError } from '../../lib/errors';
+import { moveFileAtomic, removeFile, writeFileAtomic } from '../../lib/io/atomic';
 import {
   parse,
   readSafetensorsFile,
   serialize,
   writeSafetensorsFile,
   type SafeTensor,
-} from '../lib/io/safetensors';
+} from '../../lib/io/safetensors';
 
 let dir = '';
 beforeAll(() => {
@@ -207,7 +207,7 @@ describe('independent Python reader', () => {
     const tensors = sampleTensors();
     const metadata = { config: '{"hiddenSize":200}', 'ключ': 'значение' };
     await writeSafetensorsFile(file, tensors, metadata);
-    const out = JSON.parse(execFileSync('python3', [path.join(__dirname, 'independent_safetensors.py'), file], { encoding: 'utf8' }));
+    const out = JSON.parse(execFileSync('python3', [path.join(__dirname, '..', 'independent_safetensors.py'), file], { encoding: 'utf8' }));
     expect(out.metadata).toEqual(metadata);
     expect(Object.keys(out.tensors).sort()).toEqual([...tensors.keys()].sort());
     for (const [name, t] of tensors) {
@@ -230,7 +230,7 @@ describe('independent Python reader', () => {
   test.skipIf(!python3)(needsPython('refuses a file with a hole, as we do'), () => {
     const bad = path.join(dir, 'gap.safetensors');
     fs.writeFileSync(bad, rawFile({ a: entry('U8', [1], [0, 1]), b: entry('U8', [1], [2, 3]) }, [1, 2, 3]));
-    const r = spawnSync('python3', [path.join(__dirname, 'independent_safetensors.py'), bad], { encoding: 'utf8' });
+    const r = spawnSync('python3', [path.join(__dirname, '..', 'independent_safetensors.py'), bad], { encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/hole/);
   });
@@ -300,7 +300,7 @@ describe('malformed files are refused with ERR_CHECKPOINT', () => {
         const file = path.join(sub, `case${i}.safetensors`);
         fs.writeFileSync(file, make());
         return new Promise<string | null>((resolve) => {
-          const child = spawn('python3', [path.join(__dirname, 'independent_safetensors.py'), file], { stdio: ['ignore', 'ignore', 'pipe'] });
+          const child = spawn('python3', [path.join(__dirname, '..', 'independent_safetensors.py'), file], { stdio: ['ignore', 'ignore', 'pipe'] });
           let stderr = '';
           child.stderr.on('data', (d) => (stderr += d));
           child.on('close', (status) => resolve(status === 1 ? null : `${name}: status ${status} ${stderr}`));

@@ -1,11 +1,11 @@
 // Sampling draws from softmax(logProbs / temperature) restricted by top-k, top-p and the
 // excluded ids: frequencies over many draws must match the probabilities computed here.
 import { afterAll, describe, expect, test } from 'vitest';
-import { tensor } from '../lib/backend/types';
-import { sampleToken, topTokens } from '../lib/sampling';
-import { Random } from '../lib/util/random';
-import { Network } from '../lib/nn/network';
-import { backend, make } from './helpers';
+import { tensor } from '../../lib/backend/types';
+import { sampleToken, topTokens } from '../../lib/sampling';
+import { Random } from '../../lib/util/random';
+import { Network } from '../../lib/nn/network';
+import { backend, make } from '../helpers';
 
 const logits = [2, 1, 0.5, 0, -1, 3, -2, 0.1];
 const lse = Math.log(logits.reduce((a, b) => a + Math.exp(b), 0));

@@ -5,14 +5,14 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { networkOf } from '../lib/advanced';
-import type { Cell } from '../lib/backend/types';
-import { summaryTable } from '../lib/checkpoint';
-import { LanguageModel } from '../lib/model';
-import { countParameters, parameterSpecs } from '../lib/nn/layout';
-import { numel } from '../lib/backend/types';
+import { networkOf } from '../../lib/advanced';
+import type { Cell } from '../../lib/backend/types';
+import { summaryTable } from '../../lib/checkpoint';
+import { LanguageModel } from '../../lib/model';
+import { countParameters, parameterSpecs } from '../../lib/nn/layout';
+import { numel } from '../../lib/backend/types';
 
-const lib = join(__dirname, '..', 'lib');
+const lib = join(__dirname, '..', '..', 'lib');
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

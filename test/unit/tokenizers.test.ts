@@ -2,7 +2,7 @@
 // lowercase, deterministic order), <unk>, round trips, Unicode, JSON for checkpoints (validated
 // as untrusted metadata) and option errors. Expected values are worked out by hand.
 import { describe, expect, test } from 'vitest';
-import { RnnlmError } from '../lib/errors';
+import { RnnlmError } from '../../lib/errors';
 import {
   CharTokenizer,
   EOS_ID,
@@ -13,7 +13,7 @@ import {
   WordTokenizer,
   tokenizerFromJSON,
   type Tokenizer,
-} from '../lib/tokenizers';
+} from '../../lib/tokenizers';
 
 const SPECIALS = ['<pad>', '<unk>', '<sos>', '<eos>'];
 

@@ -1,10 +1,10 @@
-// A child process for test/inference.test.ts: disposes a model while generate() (or beamSearch())
+// A child process for test/model/inference.test.ts: disposes a model while generate() (or beamSearch())
 // runs, at a different moment in each round, and prints each call's outcome. A read left in
 // flight that rejects unhandled ends the process with exit code 1 before it prints "done".
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import { networkOf } from '../../lib/advanced';
-import { LanguageModel } from '../../lib/model';
-import { EOS_ID } from '../../lib/tokenizers';
+import { networkOf } from '../../../lib/advanced';
+import { LanguageModel } from '../../../lib/model';
+import { EOS_ID } from '../../../lib/tokenizers';
 
 const rounds = Number(process.argv[2] ?? 24);
 

@@ -1,12 +1,12 @@
-// A child process for test/crash-safety.test.ts, killed with SIGKILL at random moments.
+// A child process for test/stress/crash-safety.test.ts, killed with SIGKILL at random moments.
 //   save DIR: trains a little and saves DIR/model.safetensors, over and over, printing
 //             "saving" / "saved" around each save.
 //   fit DIR:  fit with a checkpoint every 5 steps (resuming when one exists); prints "ready" when
 //             training starts and, at the end, the per-epoch losses and the final validation loss.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { LanguageModel } from '../../lib/model';
-import { WordTokenizer } from '../../lib/tokenizers';
+import { LanguageModel } from '../../../lib/model';
+import { WordTokenizer } from '../../../lib/tokenizers';
 
 const [mode, dir] = process.argv.slice(2);
 const text = 'the cat sat on the mat . the dog sat on the log . a bird sang in the tree . '.repeat(80);

@@ -1,13 +1,13 @@
-// A child process for test/process-lifecycle.test.ts: ends in a given way with models alive,
+// A child process for test/stress/process-lifecycle.test.ts: ends in a given way with models alive,
 // busy, or in a worker thread. argv: SCENARIO DELAY_MS DIR. It prints "busy" when the work
 // the scenario interrupts has started; the parent checks its exit code, signal and duration.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { tensor } from '../../lib/backend/types';
-import { cpuBackend } from '../../lib/backend/cpu';
-import { LanguageModel } from '../../lib/model';
-import { CharTokenizer } from '../../lib/tokenizers';
+import { tensor } from '../../../lib/backend/types';
+import { cpuBackend } from '../../../lib/backend/cpu';
+import { LanguageModel } from '../../../lib/model';
+import { CharTokenizer } from '../../../lib/tokenizers';
 
 const text = 'the quick brown fox jumps over the lazy dog. '.repeat(200);
 const tokenizer = CharTokenizer.fit(text);
