@@ -1,4 +1,4 @@
-"""PyTorch as a benchmark peer, on the GPU machine (run by scripts/gpu-check.sh) and on the CPU
+"""PyTorch as a benchmark peer, on the GPU machine (run by gpu/gpu-check.sh) and on the CPU
 (scripts/bench-cpu.sh, with `--device cpu`): the same models
 as rnnlm (nn.Embedding + nn.LSTM / nn.GRU + nn.Linear + cross-entropy + Adam + global-norm
 clipping at 5, word_language_model style, time-major), the configurations of lib/bench/configs.ts, TF32 off.

@@ -1,4 +1,4 @@
-"""PyTorch parity fixtures (run by scripts/gpu-check.sh on the GPU machine; on a machine without
+"""PyTorch parity fixtures (run by gpu/gpu-check.sh on the GPU machine; on a machine without
 CUDA it runs PyTorch's CPU kernels instead, to rehearse the script and cross-check the fixtures).
 
 For each checkpoint written by rnnlm (LanguageModel.save) in FOLDER/<cell>.safetensors, with a
@@ -7,7 +7,7 @@ loads the weights into PyTorch's word_language_model-style model (nn.Embedding +
 / nn.RNN + nn.Linear, cuDNN, TF32 off) with load_state_dict(strict=True), runs the batch
 (pack_padded_sequence for the lengths), and writes FOLDER/<cell>.fixture.safetensors: the
 weights, the batch, the loss (mean NLL over targets != 0) and every gradient (grad.<name>,
-grad.h0, grad.c0), which test/pytorch-fixtures.test.ts checks the CPU backend against in CI."""
+grad.h0, grad.c0), which test/reference/pytorch-fixtures.test.ts checks the CPU backend against in CI."""
 import json
 import sys
 

@@ -3,9 +3,9 @@
 // the README's benchmark section comes from those files; nothing is typed in by hand.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFIGS, findConfig } from '../lib/bench/configs';
-import { type BenchReport, oursFor } from '../lib/bench/run';
-import type { RunResult } from '../lib/bench/worker';
+import { CONFIGS, findConfig } from './harness/configs';
+import { type BenchReport, oursFor } from './harness/run';
+import type { RunResult } from './harness/worker';
 
 const dir = join(__dirname, 'results');
 const readme = join(__dirname, '..', 'README.md');

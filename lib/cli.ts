@@ -7,8 +7,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { ALL_PEERS, runBench } from './bench/run';
-import { CONFIGS } from './bench/configs';
 import { readCheckpoint, summaryTable } from './checkpoint';
 import { DEFAULTS } from './defaults';
 import { RnnlmError, invalidArgument } from './errors';
@@ -126,9 +124,9 @@ export function program(): Command {
     });
   prog
     .command('bench')
-    .description('training and generation speed of rnnlm against tfjs (if installed), one run per process')
-    .option('--config <names>', `comma-separated: ${[...CONFIGS.map((c) => c.name), 'all'].join(', ')}`, list)
-    .option('--peers <names>', `comma-separated: ${ALL_PEERS.join(', ')}`, list)
+    .description('training and generation speed of rnnlm against tfjs, one run per process (in a clone of the repository)')
+    .option('--config <names>', 'comma-separated configuration names (listed below), or all', list)
+    .option('--peers <names>', 'comma-separated peers (listed below)', list)
     .option('--steps <n>', 'timed training steps (default: enough for --min-seconds)', int('--steps'))
     .option('--min-seconds <s>', 'least time of timed training per run', num('--min-seconds'))
     .option('--budget <s>', 'seconds one run may take before it is stopped (its figures so far are kept)', num('--budget'))
@@ -136,14 +134,50 @@ export function program(): Command {
     .option('--scaling <peers>', 'also sweep hidden size 200-1600 and batch size 1-128 for these peers', list)
     .option('--json <file>', 'write the full report as JSON')
     .option('--with <file>', "add another program's runs on this machine (bench/pytorch_bench.py --json) to the report")
+    .addHelpText('after', () => {
+      try {
+        const h = benchHarness();
+        return `\nconfigurations: ${h.CONFIGS.map((c) => c.name).join(', ')}\npeers: ${h.ALL_PEERS.join(', ')}`;
+      } catch (e) {
+        return `\n${(e as Error).message}`;
+      }
+    })
     .action(async (o) => {
-      const { ok } = await runBench({
+      const { ok } = await benchHarness().runBench({
         configs: o.config, peers: o.peers, steps: o.steps, minSeconds: o.minSeconds, budget: o.budget, quick: o.quick,
         scaling: o.scaling, json: o.json, withRuns: o.with,
       });
       if (!ok) throw new Error('bench: a peer failed (see the table above)');
     });
   return prog;
+}
+
+/** What the CLI uses of bench/harness/run.ts (a type import would pull the harness into the build). */
+/** @internal */
+export interface BenchHarness {
+  CONFIGS: readonly { name: string }[];
+  ALL_PEERS: readonly string[];
+  runBench(o: {
+    configs?: string[]; peers?: string[]; steps?: number; minSeconds?: number; budget?: number; quick?: boolean;
+    scaling?: string[]; json?: string; withRuns?: string;
+  }): Promise<{ ok: boolean }>;
+}
+
+/**
+ * The benchmark harness (a second model in tfjs, its peer; tfjs is a devDependency) is tooling,
+ * not the library: it lives in bench/harness/ of a clone, outside lib/ and so outside the
+ * published package, and is loaded here only, so no other command and no `import 'rnnlm'`
+ * loads it. The path is a literal so that esbuild bundles it (gpu/gpu-pack.sh); from dist/ it
+ * is absent, and that is said in one line.
+ */
+function benchHarness(): BenchHarness {
+  try {
+    return require('../bench/harness/run') as BenchHarness;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (err.code !== 'MODULE_NOT_FOUND' || !err.message?.includes('bench/harness/run')) throw e;
+    throw new Error('bench needs a clone of the repository (its harness and the tfjs peers are not in the published package): git clone, npm install, then npm run bench -- <options>');
+  }
 }
 
 function failMissing(what: string): never {

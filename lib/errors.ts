@@ -1,7 +1,7 @@
 /**
  * The stable codes of every error rnnlm throws (docs/ARCHITECTURE.md, "Errors"), in the order
  * of the native enum rnnlm::Code, whose codeName() gives the same strings
- * (native/common/status.h; test/error-codes.test.ts checks that the two agree).
+ * (native/common/status.h; test/unit/error-codes.test.ts checks that the two agree).
  */
 export const ERROR_CODES = [
   'ERR_INVALID_ARGUMENT',

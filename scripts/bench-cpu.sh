@@ -9,7 +9,7 @@ out=${1:-bench/results/cpu-2core.json}
 py=${PYTHON:-/usr/bin/python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-configs=$(node --import tsx -p "require('./lib/bench/configs.ts').CPU_DEFAULT.join(',')")
+configs=$(node --import tsx -p "require('./bench/harness/configs.ts').CPU_DEFAULT.join(',')")
 with=()
 if "$py" -c 'import torch' 2>/dev/null; then
   # As long as ours per run: 10 s of training, 5 s of generation.

@@ -25,9 +25,9 @@ export FUZZ_CASES="${FUZZ_CASES:-1000}"
 echo "test:asan: $addon (ASan + UBSan)"
 # Every test file that loads the addon (or those named on the command line).
 if [ $# -eq 0 ]; then
-  set -- test/ops.test.ts test/errors.test.ts test/gradcheck-network.test.ts test/tfjs-reference.test.ts \
-    test/sampling.test.ts test/lifetime.test.ts test/model.test.ts test/event-loop.test.ts test/fuzz-checkpoint.test.ts \
-    test/safetensors.test.ts test/tokenizers.test.ts test/pytorch-fixtures.test.ts test/crash-safety.test.ts \
-    test/process-lifecycle.test.ts
+  set -- test/reference/ops.test.ts test/unit/errors.test.ts test/reference/gradcheck-network.test.ts test/reference/tfjs-reference.test.ts \
+    test/unit/sampling.test.ts test/model/lifetime.test.ts test/model/model.test.ts test/stress/event-loop.test.ts test/stress/fuzz-checkpoint.test.ts \
+    test/unit/safetensors.test.ts test/unit/tokenizers.test.ts test/reference/pytorch-fixtures.test.ts test/stress/crash-safety.test.ts \
+    test/stress/process-lifecycle.test.ts
 fi
 npx vitest run "$@"

@@ -1,0 +1,251 @@
+// The GPU check (bundled into .gpu/gpu-check.cjs by gpu/gpu-pack.sh; run on the GPU
+// machine by gpu/gpu-check.sh). With no GPU it says why and exits 0 (dry mode).
+//  1. parity: the same weights and batch through the CPU (float32) and CUDA backends, all
+//     four cells, 1-3 layers, padded batches: loss, final states and every gradient;
+//     then a 200-step training run on each device, losses side by side;
+//  2. inputs for bench/pytorch_fixtures.py (the benchmarks are `rnnlm bench`, run by gpu-check.sh).
+// Writes gpu-check.json into $OUT (or the current folder).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpuBackend } from '../lib/backend/cpu';
+import { loadCuda, cudaBackend } from '../lib/backend/cuda';
+import { tensor, type Backend, type Cell } from '../lib/backend/types';
+import { writeCheckpoint } from '../lib/checkpoint';
+import { RnnlmError } from '../lib/errors';
+import { writeSafetensorsFile } from '../lib/io/safetensors';
+import { Network, type Batch } from '../lib/nn/network';
+import { Optimizer } from '../lib/nn/optimizer';
+import { Random } from '../lib/util/random';
+import { relError } from '../test/helpers';
+
+const out = process.env.OUT ?? '.';
+const report: Record<string, unknown> = {
+  date: new Date().toISOString(), node: process.version, asyncUploads: process.env.RNNLM_CUDA_ASYNC_UPLOADS === '1',
+};
+
+
+function batch(T: number, B: number, V: number, seed: number, ragged: boolean): Batch {
+  const rng = new Random(seed);
+  const lengths = Int32Array.from({ length: B }, (_, b) => (ragged ? Math.max(1, T - ((b * 3) % T)) : T));
+  const inputs = new Int32Array(T * B), targets = new Int32Array(T * B);
+  for (let t = 0; t < T; t++)
+    for (let b = 0; b < B; b++) {
+      const valid = t < lengths[b];
+      inputs[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
+      targets[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
+    }
+  return { seqLength: T, batchSize: B, inputs, targets, lengths: ragged ? lengths : null };
+}
+
+function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: number, dropout = 0) {
+  return new Network(backend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
+}
+
+/** The same canonical tensors, by name (the CUDA weight space is cuDNN's layout, not the CPU's). */
+async function copyWeights(from: Network, to: Network) {
+  for (const e of from.layout) to.writeParam(e.name, (await from.readParam(e.name)) as Float32Array);
+}
+
+async function parity(cuda: Backend) {
+  const rows = [];
+  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
+    for (const L of [1, 2, 3]) {
+      try {
+        rows.push(await parityOne(cuda, cell, L));
+      } catch (e) {
+        console.error(`parity ${cell} L=${L}: ERROR`, e);
+        rows.push({ cell, layers: L, pass: false, error: String((e as Error)?.stack ?? e) });
+      }
+    }
+  }
+  return rows;
+}
+
+async function parityOne(cuda: Backend, cell: Cell, L: number) {
+  const V = 50, E = 24, H = 32, T = 12, B = 6;
+  const a = net(cpuBackend, cell, V, E, H, L), g = net(cuda, cell, V, E, H, L);
+  a.initialize(7);
+  await copyWeights(a, g);
+  const bt = batch(T, B, V, 3, true);
+  const errors: Record<string, number> = {};
+  for (const n of [a, g]) {
+    const st = n.state(B);
+    const h0 = Float32Array.from({ length: L * B * H }, (_, i) => Math.sin(i) * 0.3);
+    n.stream.write(st.hx, h0);
+    n.stream.write(st.cx, h0);
+    n.zeroGrad();
+    n.forward(bt, { training: true, seed: 1 });
+    n.backward({ stateGrads: true });
+  }
+  const [la, lg] = [await a.readLoss(), await g.readLoss()];
+  errors.loss = Math.abs(la.loss - lg.loss) / Math.abs(la.loss);
+  const sa = a.state(B), sg = g.state(B);
+  errors.hy = relError(await a.stream.read(sa.hy), await g.stream.read(sg.hy));
+  errors.dhx = relError(await a.stream.read(sa.dhx), await g.stream.read(sg.dhx));
+  if (cell === 'lstm') {
+    errors.cy = relError(await a.stream.read(sa.cy), await g.stream.read(sg.cy));
+    errors.dcx = relError(await a.stream.read(sa.dcx), await g.stream.read(sg.dcx));
+  }
+  for (const e of a.layout) errors[`d ${e.name}`] = relError(await a.readGrad(e.name), await g.readGrad(e.name));
+  const worst = Math.max(...Object.values(errors));
+  console.log(`parity ${cell} L=${L}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
+  if (worst > 1e-4) console.log('  ', JSON.stringify(errors));
+  a.dispose();
+  g.dispose();
+  return { cell, layers: L, maxRelError: worst, pass: worst <= 1e-4, errors };
+}
+
+/** kernels::sample against cpu::sample: same logits, same seed; ids may differ only where a
+ *  float rounding moves u W across a boundary (expected: a handful per 100,000 rows). */
+async function sampleParity(cuda: Backend) {
+  const N = 20_000, V = 1_000;
+  const logits = Float32Array.from({ length: N * V }, (_, i) => Math.sin(i * 12.9898) * 4);
+  const out: Record<string, number> = {};
+  for (const [temperature, name] of [[1, 't1'], [0.7, 't0.7'], [0, 'argmax']] as const) {
+    const ids: Int32Array[] = [];
+    for (const b of [cpuBackend, cuda]) {
+      const s = b.createStream();
+      const z = tensor(s.alloc('f32', N * V), 0, [N, V]), id = tensor(s.alloc('i32', N), 0, [N]);
+      s.write(z, logits);
+      s.sample(z, id, temperature, 0, 1, 99, Int32Array.of(0, 1));
+      ids.push((await s.read(id)) as Int32Array);
+      s.dispose();
+    }
+    out[name] = ids[0].filter((v, i) => v !== ids[1][i]).length / N;
+    console.log(`sample parity ${name}: ${(out[name] * 100).toFixed(3)} % of rows differ ${out[name] <= 1e-3 ? 'ok' : 'FAIL'}`);
+  }
+  return out;
+}
+
+/** Generation (n tokens per op, ids fed back on the device): CUDA against the CPU, same weights and seeds. */
+async function generateParity(cuda: Backend) {
+  const rows = [];
+  for (const cell of ['lstm', 'gru'] as Cell[]) {
+    const V = 500, n = 300, prompt = Int32Array.of(7, 3, 11);
+    const ref = net(cpuBackend, cell, V, 32, 48, 2);
+    ref.initialize(9);
+    const seeds = Float64Array.from({ length: n }, (_, i) => 1000 + i);
+    const ids: Record<string, number[]> = {};
+    for (const temperature of [0, 1]) {
+      for (const [name, backend] of [['cpu', cpuBackend], ['cuda', cuda]] as const) {
+        const g = backend === cpuBackend ? ref : net(backend, cell, V, 32, 48, 2);
+        if (g !== ref) await copyWeights(ref, g);
+        g.resetState(1);
+        const first = g.logits(prompt, prompt.length, 1);
+        const out = tensor(g.stream.alloc('i32', n), 0, [n]);
+        g.generateOnDevice(tensor(first.buffer, first.offset + (prompt.length - 1) * V, [1, V]), out, seeds,
+          { temperature, topK: 0, topP: 1 }, Int32Array.of(0), true);
+        ids[`${name}${temperature}`] = Array.from(await g.stream.read(out));
+        if (g !== ref) g.dispose();
+      }
+      // Sampled sequences diverge for good after the first differing draw (a float rounding at a
+      // bucket edge); the agreeing prefix is what the check reports.
+      const a = ids[`cpu${temperature}`], b = ids[`cuda${temperature}`];
+      const prefix = a.findIndex((v, i) => v !== b[i]);
+      const agree = prefix < 0 ? n : prefix;
+      const ok = agree >= (temperature === 0 ? 200 : 50);
+      console.log(`generate parity ${cell} t=${temperature}: first ${agree} of ${n} tokens equal ${ok ? 'ok' : 'FAIL'}`);
+      rows.push({ cell, temperature, agree, n, pass: ok });
+    }
+    ref.dispose();
+  }
+  return rows;
+}
+
+async function trainingRun(cuda: Backend) {
+  const V = 200, T = 20, B = 16, steps = 200;
+  const losses: Record<string, number[]> = {};
+  const ref = net(cpuBackend, 'lstm', V, 64, 64, 2);
+  ref.initialize(5);
+  for (const [name, backend] of [['cpu', cpuBackend], ['cuda', cuda]] as const) {
+    const n = net(backend, 'lstm', V, 64, 64, 2);
+    await copyWeights(ref, n);
+    const opt = new Optimizer(n.stream, { type: 'adam', lr: 3e-3 }, n.parameterCount, 'f32');
+    losses[name] = [];
+    n.resetState(B);
+    for (let s = 0; s < steps; s++) {
+      n.zeroGrad();
+      n.forward(batch(T, B, V, s % 25, false), { training: true, seed: s });
+      n.backward();
+      n.clipGradNorm(1);
+      opt.apply(n.allParams, n.allGrads);
+      n.carryState();
+      losses[name].push((await n.readLoss()).loss);
+    }
+    opt.dispose();
+    n.dispose();
+  }
+  ref.dispose();
+  const diffs = losses.cpu.map((l, i) => Math.abs(l - losses.cuda[i]) / l);
+  console.log(`200-step run: final loss cpu ${losses.cpu[steps - 1].toFixed(5)} cuda ${losses.cuda[steps - 1].toFixed(5)}; max relative difference ${Math.max(...diffs).toExponential(2)}`);
+  return { steps, cpu: losses.cpu, cuda: losses.cuda, maxRelDiff: Math.max(...diffs) };
+}
+
+/** Checkpoints and batches for bench/pytorch_fixtures.py (our checkpoint loaded into PyTorch). */
+async function fixtureInputs(folder: string) {
+  mkdirSync(folder, { recursive: true });
+  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
+    const V = 40, E = 12, H = 16, L = 2, T = 9, B = 4;
+    const n = net(cpuBackend, cell, V, E, H, L);
+    n.initialize(11);
+    const params = (await n.stream.read(n.allParams)) as Float32Array;
+    const config = { cell, vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, dropout: 0, tieWeights: false, seed: 11 };
+    await writeCheckpoint(join(folder, `${cell}.safetensors`), n.layout, params, config, undefined, undefined);
+    n.dispose();
+    const bt = batch(T, B, V, 17, true);
+    const rng = new Random(23);
+    const state = () => Float32Array.from({ length: L * B * H }, () => rng.uniform(-0.5, 0.5));
+    await writeSafetensorsFile(join(folder, `${cell}.batch.safetensors`), {
+      ids: { dtype: 'I32', shape: [T, B], data: bt.inputs },
+      targets: { dtype: 'I32', shape: [T, B], data: bt.targets },
+      lengths: { dtype: 'I32', shape: [B], data: bt.lengths! },
+      h0: { dtype: 'F32', shape: [L, B, H], data: state() },
+      c0: { dtype: 'F32', shape: [L, B, H], data: state() },
+    });
+  }
+}
+
+async function main() {
+  await fixtureInputs(join(out, 'fixtures'));
+  let cuda: Backend;
+  try {
+    cuda = cudaBackend();
+  } catch (e) {
+    if (!(e instanceof RnnlmError) || e.code !== 'ERR_CUDA_UNAVAILABLE') throw e;
+    console.log(`gpu-check: dry mode, CUDA unavailable: ${e.message.split('\n')[0]}`);
+    report.dryRun = true;
+    report.reason = e.message;
+    writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
+    return;
+  }
+  const { info } = loadCuda();
+  report.cuda = info;
+  console.log(`gpu-check: ${info.device} (sm ${info.computeCapability}), driver ${info.driver}, runtime ${info.runtime}, cuDNN ${info.cudnn} from ${info.cudnnPath}`);
+  const only = process.env.GPU_CHECK_ONLY ?? 'parity,training';
+  // Each phase on its own: one failing phase must not hide what the others would show (time
+  // on the GPU machine is scarce).
+  const phase = async (name: string, run: () => Promise<unknown>) => {
+    if (!only.includes(name.split(':')[0])) return;
+    try {
+      report[name] = await run();
+    } catch (e) {
+      console.error(`gpu-check: ${name} failed:`, e);
+      report[name] = { error: String((e as Error)?.stack ?? e) };
+      process.exitCode = 1;
+    }
+    writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
+  };
+  await phase('parity', () => parity(cuda));
+  await phase('parity:sample', () => sampleParity(cuda));
+  await phase('parity:generate', () => generateParity(cuda));
+  await phase('training', () => trainingRun(cuda));
+}
+
+main().catch((e) => {
+  console.error(e);
+  report.error = String(e?.stack ?? e);
+  try {
+    writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
+  } catch {}
+  process.exitCode = 1;
+});

@@ -1,0 +1,157 @@
+// After a GPU session: files what the device returned into the repo and prints the figures that
+// the GPU issues ask for, each against its target, so that a session spends its time on the
+// machine and not on bookkeeping afterwards.
+//   node --import tsx gpu/gpu-results.ts FOLDER KIND [--print-only]
+// FOLDER: where the device's files landed (the run's files_at), holding any of gpu-check.json
+// (sync/gpu-check.json when the async-upload path failed), bench-gpu.json, fixtures.tar,
+// reproduce-*-cuda.json. KIND: the machine, as in the result names (h100, h200). Without
+// --print-only it copies them to bench/results/ (gpu-KIND.json, gpu-check-KIND.json and
+// gpu-check-KIND-sync.json, reproduce-*-cuda.json), unpacks the fixtures into test/reference/fixtures
+// and re-renders the README.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { BenchReport } from '../bench/harness/run';
+import type { RunResult } from '../bench/harness/worker';
+
+const root = join(__dirname, '..');
+
+// The targets of the GPU verification issue (training and generation against PyTorch eager,
+// against tfjs-webgpu) and of the published-quality issue (GPU budgets and figures).
+const TRAIN_VS_EAGER: Record<string, number> = { 'zaremba-small': 1.2, 'zaremba-medium': 1.2, 'zaremba-large': 1.0, 'keras-gru': 1.0 };
+const GEN_VS_EAGER = 2;
+const VS_TFJS_WEBGPU = 20;
+const BROWN = { perplexity: 200, minutes: 20 };
+const SHAKESPEARE = { nats: 1.47, minutes: 10 };
+
+/** Every file under a folder, by base name (the device keeps paths below $OUT). */
+function files(folder: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else found.set(p.slice(folder.length + 1), p);
+    }
+  };
+  walk(folder);
+  return found;
+}
+
+/** A reproduce script's result on the GPU (reproduce-brown-cuda.json, reproduce-shakespeare-cuda.json). */
+const isReproduce = (name: string) => /^reproduce-.*-cuda\.json$/.test(basename(name));
+
+const fmt = (x: number, d = 2) => x.toFixed(d);
+const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+const json = <T>(p: string) => JSON.parse(readFileSync(p, 'utf8')) as T;
+
+interface ParityRow { cell: string; layers: number; maxRelError?: number; pass: boolean; error?: string }
+interface GpuCheck {
+  cuda?: { device: string; cudnn: number };
+  asyncUploads?: boolean;
+  dryRun?: boolean;
+  parity?: ParityRow[] | { error: string };
+  'parity:sample'?: Record<string, number>;
+  'parity:generate'?: { cell: string; temperature: number; agree: number; n: number; pass: boolean }[];
+  training?: { steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number } | { error: string };
+}
+
+function checkLines(name: string, g: GpuCheck): string[] {
+  const out = [`${name}: ${g.dryRun ? 'dry run (no GPU)' : `${g.cuda?.device}, cuDNN ${g.cuda?.cudnn}`}, async uploads ${g.asyncUploads === undefined ? 'not recorded' : g.asyncUploads ? 'on' : 'off'}`];
+  if (Array.isArray(g.parity)) {
+    const worst = Math.max(...g.parity.map((r) => r.maxRelError ?? Infinity));
+    const failed = g.parity.filter((r) => !r.pass).map((r) => `${r.cell} x${r.layers}${r.error ? ` (${r.error.split('\n')[0]})` : ''}`);
+    out.push(`  parity: ${g.parity.length} cases, largest relative error ${worst.toExponential(2)} (target <= 1e-4): ${verdict(failed.length === 0)}${failed.length ? `; failed: ${failed.join(', ')}` : ''}`);
+  } else if (g.parity) out.push(`  parity: FAILED: ${g.parity.error.split('\n')[0]}`);
+  const s = g['parity:sample'];
+  if (s) out.push(`  sampler: rows differing ${Object.entries(s).map(([k, v]) => `${k} ${(v * 100).toFixed(3)} %`).join(', ')}`);
+  const gen = g['parity:generate'];
+  if (gen) out.push(`  n-token generation: ${gen.map((r) => `${r.cell} t=${r.temperature} ${r.agree}/${r.n}`).join(', ')}: ${verdict(gen.every((r) => r.pass))}`);
+  const t = g.training;
+  if (t && 'steps' in t) {
+    out.push(`  ${t.steps}-step training: final loss ${fmt(t.cpu.at(-1)!, 5)} CPU, ${fmt(t.cuda.at(-1)!, 5)} CUDA, largest relative difference ${t.maxRelDiff.toExponential(2)}`);
+  } else if (t) out.push(`  training: FAILED: ${t.error.split('\n')[0]}`);
+  return out;
+}
+
+function benchLines(rep: BenchReport): string[] {
+  const out = [`benchmarks: ${rep.machine.gpu ?? 'no GPU named'}${rep.partial ? ' (PARTIAL: the run was stopped)' : ''}`];
+  const by = (config: string, peer: string): RunResult | undefined => rep.runs.find((r) => r.config === config && r.peer === peer);
+  for (const config of [...new Set(rep.runs.map((r) => r.config))]) {
+    const ours = by(config, 'rnnlm-cuda');
+    if (!ours?.train) {
+      out.push(`  ${config}: ours did not run (${ours?.reason?.split('\n')[0] ?? 'no run'})`);
+      continue;
+    }
+    const parts: string[] = [];
+    const ratio = (peer: string, what: 'train' | 'generate') => {
+      const p = by(config, peer)?.[what]?.tokensPerSecond, o = ours[what]?.tokensPerSecond;
+      return p && o ? o / p : undefined;
+    };
+    const te = ratio('pytorch-eager', 'train'), ge = ratio('pytorch-eager', 'generate');
+    const target = TRAIN_VS_EAGER[config];
+    if (te !== undefined) parts.push(`train ${fmt(te)}x eager${target ? ` (target ${target}: ${verdict(te >= target)})` : ''}`);
+    if (ge !== undefined) parts.push(`generate ${fmt(ge)}x eager (target ${GEN_VS_EAGER}: ${verdict(ge >= GEN_VS_EAGER)})`);
+    const tg = ratio('pytorch-cudagraph', 'train'), gg = ratio('pytorch-cudagraph', 'generate');
+    if (tg !== undefined || gg !== undefined) parts.push(`vs CUDA graphs ${tg ? fmt(tg) : '—'}x / ${gg ? fmt(gg) : '—'}x`);
+    const w = ratio('tfjs-webgpu', 'train');
+    const webgpu = by(config, 'tfjs-webgpu');
+    if (w !== undefined) parts.push(`train ${fmt(w, 0)}x tfjs-webgpu (target ${VS_TFJS_WEBGPU}: ${verdict(w >= VS_TFJS_WEBGPU)})`);
+    else if (webgpu) parts.push(`tfjs-webgpu ${webgpu.status}: ${(webgpu.reason ?? '').split('\n')[0].slice(0, 80)}`);
+    out.push(`  ${config}: ${Math.round(ours.train.tokensPerSecond).toLocaleString('en-US')} training, ${Math.round(ours.generate?.tokensPerSecond ?? 0).toLocaleString('en-US')} generation tokens/s; ${parts.join('; ')}`);
+  }
+  return out;
+}
+
+function reproduceLines(name: string, r: Record<string, unknown>): string[] {
+  const minutes = Number(r.minutes);
+  if (name.includes('brown')) {
+    const ppl = Number(r.testPerplexity);
+    return [`${name}: test perplexity ${fmt(ppl, 1)} in ${minutes} min (target <= ${BROWN.perplexity} in ${BROWN.minutes} min: ${verdict(ppl <= BROWN.perplexity)}${minutes < BROWN.minutes ? ', on a shorter budget' : ''}), best epoch ${r.bestEpoch}`];
+  }
+  const nats = Number(r.finalValidationLoss);
+  return [`${name}: validation ${fmt(nats, 3)} nats/char in ${minutes} min (target <= ${SHAKESPEARE.nats} in ${SHAKESPEARE.minutes} min: ${verdict(nats <= SHAKESPEARE.nats)}${minutes < SHAKESPEARE.minutes ? ', on a shorter budget' : ''}), best epoch ${r.bestEpoch}`];
+}
+
+/** The summary of whatever FOLDER holds, one line per figure. */
+export function summarize(folder: string): string[] {
+  const f = files(folder);
+  const lines: string[] = [];
+  for (const name of ['gpu-check.json', 'sync/gpu-check.json']) if (f.has(name)) lines.push(...checkLines(name, json<GpuCheck>(f.get(name)!)));
+  if (f.has('bench-gpu.json')) lines.push(...benchLines(json<BenchReport>(f.get('bench-gpu.json')!)));
+  for (const [name, p] of f) if (isReproduce(name)) lines.push(...reproduceLines(basename(name), json(p)));
+  if (f.has('fixtures.tar')) lines.push('fixtures.tar: PyTorch (cuDNN) fixtures for test/reference/fixtures');
+  if (lines.length === 0) lines.push(`nothing to summarize in ${folder} (expected gpu-check.json, bench-gpu.json, fixtures.tar or reproduce-*-cuda.json)`);
+  return lines;
+}
+
+function main() {
+  const [folder, kind, flag] = process.argv.slice(2);
+  if (!folder || !kind || !/^[a-z0-9-]+$/.test(kind) || (flag && flag !== '--print-only')) {
+    console.error('usage: node --import tsx gpu/gpu-results.ts FOLDER KIND(h100|h200) [--print-only]');
+    process.exit(2);
+  }
+  console.log(summarize(folder).join('\n'));
+  if (flag === '--print-only') return;
+  const f = files(folder);
+  const results = join(root, 'bench', 'results');
+  // Both checks when the async-upload path failed: that run's failure, and the synchronous rerun.
+  const copies: [string | undefined, string][] = [
+    [f.get('gpu-check.json'), `gpu-check-${kind}.json`],
+    [f.get('sync/gpu-check.json'), `gpu-check-${kind}-sync.json`],
+    [f.get('bench-gpu.json'), `gpu-${kind}.json`],
+    ...[...f].filter(([n]) => isReproduce(n)).map(([, p]) => [p, basename(p)] as [string, string]),
+  ];
+  for (const [from, to] of copies) {
+    if (!from) continue;
+    copyFileSync(from, join(results, to));
+    console.log(`copied ${to}`);
+  }
+  if (f.has('fixtures.tar')) {
+    execFileSync('tar', ['-C', join(root, 'test', 'reference'), '-xf', f.get('fixtures.tar')!], { stdio: 'inherit' });
+    console.log('unpacked fixtures into test/reference/fixtures');
+  }
+  if (existsSync(join(results, `gpu-${kind}.json`))) execFileSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'render.ts')], { stdio: 'inherit' });
+}
+
+if (typeof module !== 'undefined' && require.main === module) main();

@@ -1,0 +1,149 @@
+// Bad inputs, one by one: each gives an RnnlmError with the right code, synchronously
+// where it can be known up front and from the next read where it depends on device data,
+// and the process (this test worker) lives on and keeps computing correctly.
+import { afterAll, describe, expect, test } from 'vitest';
+import { RnnlmError } from '../../lib/errors';
+import { tensor } from '../../lib/backend/types';
+import { backend, make } from '../helpers';
+
+const s = backend.createStream();
+afterAll(() => s.dispose());
+
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(RnnlmError);
+    return (e as RnnlmError).code + ': ' + (e as RnnlmError).message;
+  }
+  throw new Error('expected an RnnlmError, but nothing was thrown');
+}
+
+describe('shapes and arguments', () => {
+  test('linear with mismatched shapes', () => {
+    const x = make(s, 'f32', [4, 5]), W = make(s, 'f32', [3, 6]), y = make(s, 'f32', [4, 3]);
+    expect(code(() => s.linearForward(x, W, null, y))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: W must have shape \[3, 5\] \(got \[3, 6\]\)/);
+    const W2 = make(s, 'f32', [3, 5]);
+    expect(code(() => s.linearForward(x, W2, null, make(s, 'f32', [4, 4])))).toMatch(/y must have shape \[4, 3\]/);
+    expect(code(() => s.linearForward(x, W2, make(s, 'f32', [2]), y))).toMatch(/b must have shape \[3\]/);
+  });
+
+  test('a tensor past the end of its buffer, a bad offset, a non-tensor', () => {
+    const buf = s.alloc('f32', 10);
+    const out = make(s, 'f32', [1]);
+    expect(code(() => s.clipGradNorm(tensor(buf, 5, [6]), 1, out))).toMatch(/^ERR_INVALID_ARGUMENT: .*runs past the end of its buffer/);
+    expect(code(() => s.clipGradNorm(tensor(buf, -1, [2]), 1, out))).toMatch(/^ERR_INVALID_ARGUMENT: tensor offset/);
+    expect(code(() => s.clipGradNorm(tensor(buf, 0.5, [2]), 1, out))).toMatch(/^ERR_INVALID_ARGUMENT/);
+    expect(code(() => s.clipGradNorm(tensor(buf, 0, [0]), 1, out))).toMatch(/^ERR_INVALID_ARGUMENT: tensor dimension/);
+    expect(code(() => s.clipGradNorm({} as never, 1, out))).toMatch(/^ERR_INVALID_ARGUMENT/);
+    expect(code(() => s.clipGradNorm(null as never, 1, out))).toMatch(/^ERR_INVALID_ARGUMENT/);
+  });
+
+  test('dtype mismatches and buffers of another stream', () => {
+    const a = make(s, 'f32', [4]), b = make(s, 'f64', [4]);
+    expect(code(() => s.multiply(a, b, a))).toMatch(/^ERR_INVALID_ARGUMENT: multiply: b is f64 but a is f32/);
+    expect(code(() => s.write(a, new Float64Array(4)))).toMatch(/^ERR_INVALID_ARGUMENT: write: a f32 tensor takes a Float32Array/);
+    expect(code(() => s.write(a, new Float32Array(3)))).toMatch(/has 3 elements but the tensor \[4\] has 4/);
+    const other = backend.createStream();
+    try {
+      const c = make(other, 'f32', [4]);
+      expect(code(() => s.multiply(a, c, a))).toMatch(/belongs to another stream/);
+    } finally {
+      other.dispose();
+    }
+  });
+
+  test('options: NaN, negative or out-of-range hyperparameters', () => {
+    const p = make(s, 'f32', [4]), g = make(s, 'f32', [4]), m = make(s, 'f32', [4]), v = make(s, 'f32', [4]);
+    const ok = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, step: 1 };
+    expect(code(() => s.adam(p, g, m, v, { ...ok, lr: NaN }))).toMatch(/^ERR_INVALID_ARGUMENT: lr must be finite/);
+    expect(code(() => s.adam(p, g, m, v, { ...ok, beta1: 1 }))).toMatch(/beta1 must be in/);
+    expect(code(() => s.adam(p, g, m, v, { ...ok, step: 0 }))).toMatch(/step must be an integer/);
+    expect(code(() => s.adam(p, g, m, v, { ...ok, decoupled: 'yes' as never }))).toMatch(/decoupled must be a boolean/);
+    expect(code(() => s.dropoutForward(p, m, v, 1, 1))).toMatch(/dropout probability must be in/);
+    expect(code(() => s.alloc('f16' as never, 4))).toMatch(/dtype must be 'f32', 'f64' or 'i32'/);
+    expect(code(() => s.alloc('f32', 0))).toMatch(/alloc length/);
+    expect(code(() => s.alloc('f32', 2 ** 40))).toMatch(/^ERR_OUT_OF_MEMORY: cannot allocate .* more than this machine's memory/);
+    expect(code(() => backend.createRnn({ cell: 'lstm2' as never, inputSize: 2, hiddenSize: 2, layers: 1 }))).toMatch(/cell must be one of/);
+    expect(code(() => backend.createRnn({ cell: 'lstm', inputSize: 2, hiddenSize: 0, layers: 1 }))).toMatch(/hiddenSize must be an integer/);
+  });
+});
+
+describe('the recurrent stack', () => {
+  const T = 3, B = 2, I = 2, H = 3;
+  const rnn = backend.createRnn({ cell: 'lstm', inputSize: I, hiddenSize: H, layers: 2 });
+  const sp = rnn.spaces(T, B);
+  const args = () => ({
+    x: make(s, 'f32', [T, B, I]), y: make(s, 'f32', [T, B, H]), weights: make(s, 'f32', [rnn.weightSize]),
+    reserve: make(s, 'f32', [sp.reserve]), workspace: make(s, 'f32', [sp.workspace]), training: true,
+  });
+
+  test('lengths longer than T, zero, or of the wrong count', () => {
+    const a = args();
+    expect(code(() => s.rnnForward(rnn, { ...a, lengths: Int32Array.from([4, 1]) }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: lengths\[0\] = 4 must be in \[1, 3\]/);
+    expect(code(() => s.rnnForward(rnn, { ...a, lengths: Int32Array.from([2, 0]) }))).toMatch(/lengths\[1\] = 0 must be in \[1, 3\]/);
+    expect(code(() => s.rnnForward(rnn, { ...a, lengths: Int32Array.from([2]) }))).toMatch(/lengths has 1 entries but the batch has 2/);
+    expect(code(() => s.rnnForward(rnn, { ...a, lengths: [2, 2] as never }))).toMatch(/lengths must be an Int32Array/);
+  });
+
+  test('wrong input width, state shape, or a reserve that is too small', () => {
+    const a = args();
+    expect(code(() => s.rnnForward(rnn, { ...a, x: make(s, 'f32', [T, B, I + 1]) }))).toMatch(/x must have shape \[3, 2, 2\]/);
+    expect(code(() => s.rnnForward(rnn, { ...a, hx: make(s, 'f32', [1, B, H]) }))).toMatch(/hx must have shape \[2, 2, 3\]/);
+    expect(code(() => s.rnnForward(rnn, { ...a, reserve: make(s, 'f32', [sp.reserve - 1]) }))).toMatch(/reserve has .* needs/);
+    expect(code(() => s.rnnForward(rnn, { ...a, weights: make(s, 'f32', [rnn.weightSize + 1]) }))).toMatch(/weights must have shape/);
+  });
+});
+
+describe('data-dependent errors surface at the next read, and the stream recovers', () => {
+  test('token ids >= vocabulary size or negative', async () => {
+    const table = make(s, 'f32', [5, 2]), out = make(s, 'f32', [3, 2]);
+    for (const bad of [5, -1]) {
+      s.embeddingForward(table, make(s, 'i32', [3], [1, bad, 2]), out);
+      await expect(s.sync()).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(new RegExp(`token id ${bad} at position 1 is outside the vocabulary \\[0, 5\\)`)) });
+    }
+    const tg = make(s, 'i32', [3], [1, 7, 0]);
+    s.crossEntropy(make(s, 'f32', [3, 5]), tg, 0, make(s, 'f32', [2]), null);
+    await expect(s.sync()).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/target id 7/) });
+    // The stream still works afterwards.
+    const x = make(s, 'f32', [2], [3, 4]);
+    s.multiply(x, x, x);
+    expect(Array.from(await s.read(x))).toEqual([9, 16]);
+  });
+
+  test('NaN or Infinity in input data', () => {
+    const x = make(s, 'f32', [3]);
+    expect(code(() => s.write(x, Float32Array.from([1, NaN, 2])))).toMatch(/^ERR_NON_FINITE: write: element 1 of the data is nan/);
+    expect(code(() => s.write(x, Float32Array.from([Infinity, 0, 2])))).toMatch(/^ERR_NON_FINITE: write: element 0/);
+  });
+
+  test('a fill value an i32 tensor cannot hold', async () => {
+    const ids = make(s, 'i32', [2]);
+    for (const bad of [2 ** 31, -(2 ** 31) - 1, 1.5, NaN])
+      expect(code(() => s.fill(ids, bad))).toMatch(/^ERR_INVALID_ARGUMENT: fill value must be/);
+    s.fill(ids, -(2 ** 31));
+    expect(Array.from(await s.read(ids))).toEqual([-(2 ** 31), -(2 ** 31)]);
+  });
+});
+
+describe('released memory and disposed streams', () => {
+  test('a released buffer', async () => {
+    const t = make(s, 'f32', [4], [1, 2, 3, 4]);
+    const before = s.read(t); // queued before the release: still completes
+    t.buffer.free();
+    expect(Array.from(await before)).toEqual([1, 2, 3, 4]);
+    expect(t.buffer.released).toBe(true);
+    expect(code(() => s.fill(t, 0))).toMatch(/^ERR_DISPOSED: fill: destination refers to a buffer that was released/);
+    expect(code(() => s.read(t))).toMatch(/^ERR_DISPOSED/);
+  });
+
+  test('a disposed stream', async () => {
+    const d = backend.createStream();
+    const t = make(d, 'f32', [2]);
+    d.dispose();
+    expect(d.disposed).toBe(true);
+    expect(code(() => d.fill(t, 1))).toMatch(/^ERR_DISPOSED: this stream \(model\) was disposed/);
+    expect(code(() => d.alloc('f32', 1))).toMatch(/^ERR_DISPOSED/);
+    d.dispose(); // idempotent
+  });
+});

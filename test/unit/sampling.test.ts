@@ -1,0 +1,169 @@
+// Sampling draws from softmax(logProbs / temperature) restricted by top-k, top-p and the
+// excluded ids: frequencies over many draws must match the probabilities computed here.
+import { afterAll, describe, expect, test } from 'vitest';
+import { tensor } from '../../lib/backend/types';
+import { sampleToken, topTokens } from '../../lib/sampling';
+import { Random } from '../../lib/util/random';
+import { Network } from '../../lib/nn/network';
+import { backend, make } from '../helpers';
+
+const logits = [2, 1, 0.5, 0, -1, 3, -2, 0.1];
+const lse = Math.log(logits.reduce((a, b) => a + Math.exp(b), 0));
+const logProbs = Float32Array.from(logits, (v) => v - lse);
+
+function expected(temperature: number, topK: number, topP: number, exclude: Set<number>): number[] {
+  let ids = logits.map((_, i) => i).filter((i) => !exclude.has(i));
+  ids.sort((a, b) => logits[b] - logits[a]);
+  if (topK > 0) ids = ids.slice(0, topK);
+  let w = ids.map((i) => Math.exp(logits[i] / temperature));
+  let total = w.reduce((a, b) => a + b, 0);
+  if (topP < 1) {
+    let acc = 0, keep = 0;
+    while (keep < w.length && acc < topP * total) acc += w[keep++];
+    ids = ids.slice(0, keep);
+    w = w.slice(0, keep);
+    total = acc;
+  }
+  const p = logits.map(() => 0);
+  ids.forEach((id, j) => (p[id] = w[j] / total));
+  return p;
+}
+
+describe('sampleToken', () => {
+  const cases: [number, number, number, number[]][] = [
+    [1, 0, 1, []],
+    [0.5, 0, 1, [5]],
+    [2, 0, 1, [0, 1]],
+    [1, 3, 1, []],
+    [1, 0, 0.7, [2]],
+    [0.8, 4, 0.9, []],
+  ];
+  test.each(cases)('temperature %f, topK %i, topP %f, excluding %j: frequencies match', (temperature, topK, topP, ex) => {
+    const exclude = new Set(ex);
+    const rng = new Random(7);
+    const n = 40_000;
+    const counts = logits.map(() => 0);
+    for (let i = 0; i < n; i++) counts[sampleToken(logProbs, { temperature, topK, topP }, rng, exclude)]++;
+    const p = expected(temperature, topK, topP, exclude);
+    for (let i = 0; i < logits.length; i++) {
+      if (p[i] === 0) expect(counts[i], `id ${i} must never be drawn`).toBe(0);
+      else expect(Math.abs(counts[i] / n - p[i]), `id ${i}`).toBeLessThan(5 * Math.sqrt((p[i] * (1 - p[i])) / n) + 1e-3);
+    }
+  });
+
+  test('temperature 0 is argmax (JavaScript), skipping excluded ids; very low temperatures stay finite', () => {
+    const rng = new Random(1);
+    expect(sampleToken(logProbs, { temperature: 0, topK: 0, topP: 1 }, rng, new Set())).toBe(5);
+    expect(sampleToken(logProbs, { temperature: 0, topK: 0, topP: 1 }, rng, new Set([5]))).toBe(0);
+    expect(sampleToken(logProbs, { temperature: 1e-4, topK: 0, topP: 1 }, rng, new Set([5]))).toBe(0);
+    expect(topTokens(logProbs, 3, new Set([0])).map((t) => t.id)).toEqual([5, 1, 2]);
+  });
+});
+
+describe('the native sample op (the CPU reference of the CUDA kernel)', () => {
+  const s = backend.createStream();
+  afterAll(() => s.dispose());
+  const N = 40_000, V = logits.length;
+  const z = tensor(s.alloc('f32', N * V), 0, [N, V]);
+  s.write(z, Float32Array.from({ length: N * V }, (_, i) => logits[i % V]));
+  const ids = tensor(s.alloc('i32', N), 0, [N]);
+  const cases: [number, number, number, number[]][] = [
+    [1, 0, 1, []],
+    [0.5, 0, 1, [5]],
+    [2, 0, 1, [0, 1]],
+    [1, 3, 1, []],
+    [1, 0, 0.7, [2]],
+    [0.8, 4, 0.9, []],
+  ];
+  test.each(cases)('temperature %f, topK %i, topP %f, excluding %j: frequencies over %i rows match', async (temperature, topK, topP, ex) => {
+    s.sample(z, ids, temperature, topK, topP, 11, Int32Array.from(ex));
+    const got = (await s.read(ids)) as Int32Array;
+    const counts = logits.map(() => 0);
+    for (const id of got) counts[id]++;
+    const p = expected(temperature, topK, topP, new Set(ex));
+    for (let i = 0; i < V; i++) {
+      if (p[i] === 0) expect(counts[i], `id ${i} must never be drawn`).toBe(0);
+      else expect(Math.abs(counts[i] / N - p[i]), `id ${i}`).toBeLessThan(5 * Math.sqrt((p[i] * (1 - p[i])) / N) + 1e-3);
+    }
+    // The draw is a function of (seed, row): the same seed gives the same ids, another seed others.
+    s.sample(z, ids, temperature, topK, topP, 11, Int32Array.from(ex));
+    expect(await s.read(ids)).toEqual(got);
+    s.sample(z, ids, temperature, topK, topP, 12, Int32Array.from(ex));
+    if (p.filter((x) => x > 0).length > 1) expect(await s.read(ids)).not.toEqual(got);
+  });
+
+  test('argmax at temperature 0; bad arguments are typed errors', async () => {
+    const one = tensor(z.buffer, 0, [1, V]), id = tensor(ids.buffer, 0, [1]);
+    s.sample(one, id, 0, 0, 1, 1, Int32Array.of(5));
+    expect((await s.read(id))[0]).toBe(0);
+    const bad = (f: () => void, msg: RegExp) => expect(f).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(msg) }));
+    bad(() => s.sample(one, id, -1, 0, 1, 1), /temperature/);
+    bad(() => s.sample(one, id, 1, V + 1, 1, 1), /topK/);
+    bad(() => s.sample(one, id, 1, 0, 0, 1), /topP/);
+    bad(() => s.sample(one, id, 1, 0, 1, 1, Int32Array.of(V)), /exclude\[0\]/);
+    bad(() => s.sample(one, id, 1, 0, 1, 1, Int32Array.from({ length: V }, (_, i) => i)), /excluded ids/);
+    bad(() => s.sample(one, tensor(z.buffer, 0, [1]), 1, 0, 1, 1), /ids/);
+  });
+});
+
+describe('generate: n tokens in one op', () => {
+  // The fused op against a step-by-step loop through the host (sample, read the id, carry the
+  // state, one inference step per token), same weights and seeds: the same ids and final state.
+  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as const) {
+    test(`${cell}: the same ids and final state as one op per step`, async () => {
+      const V = 40;
+      const net = new Network(backend, { cell, vocabSize: V, embeddingSize: 12, hiddenSize: 16, layers: 2, dropout: 0.2, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
+      try {
+        const s = net.stream, rng = new Random(5);
+        for (const e of net.layout) net.writeParam(e.name, Float32Array.from({ length: e.shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.6, 0.6)));
+        const n = 37, seeds = Float64Array.from({ length: n }, () => rng.seed());
+        const exclude = Int32Array.of(0, 2);
+        const prompt = Int32Array.of(5, 9, 4);
+        const run = async (fused: boolean) => {
+          net.resetState(1);
+          const first = net.logits(prompt, prompt.length, 1);
+          let logits = tensor(first.buffer, first.offset + (prompt.length - 1) * V, [1, V]);
+          const ids = make(s, 'i32', [n]);
+          if (fused) {
+            // Two calls, as generate() chunks: the first carries on, the second ends.
+            logits = net.generateOnDevice(logits, tensor(ids.buffer, 0, [20]), seeds.subarray(0, 20), { temperature: 0.9, topK: 0, topP: 1 }, exclude, false);
+            net.generateOnDevice(logits, tensor(ids.buffer, 20, [n - 20]), seeds.subarray(20), { temperature: 0.9, topK: 0, topP: 1 }, exclude, true);
+          } else {
+            for (let i = 0; i < n; i++) {
+              const id = tensor(ids.buffer, i, [1]);
+              s.sample(logits, id, 0.9, 0, 1, seeds[i], exclude);
+              if (i === n - 1) break;
+              net.carryState();
+              logits = net.logits(Int32Array.from(await s.read(id)), 1, 1);
+            }
+          }
+          const st = net.state(1);
+          return { ids: Array.from(await s.read(ids)), h: Array.from(await s.read(st.hy)), c: Array.from(await s.read(st.cy)) };
+        };
+        const loop = await run(false), fused = await run(true);
+        expect(new Set(loop.ids).size).toBeGreaterThan(5); // really sampling, not one token
+        expect(loop.ids.some((id) => exclude.includes(id))).toBe(false);
+        expect(fused.ids).toEqual(loop.ids);
+        expect(fused.h).toEqual(loop.h);
+        if (cell === 'lstm') expect(fused.c).toEqual(loop.c);
+      } finally {
+        net.dispose();
+      }
+    });
+  }
+
+  test('bad arguments are typed errors before anything is queued', () => {
+    const net = new Network(backend, { cell: 'lstm', vocabSize: 10, embeddingSize: 4, hiddenSize: 4, layers: 1, dropout: 0, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
+    try {
+      const s = net.stream, logits = net.logits(Int32Array.of(3), 1, 1), ids = make(s, 'i32', [3]);
+      const go = (seeds: Float64Array, sampling = { temperature: 1, topK: 0, topP: 1 }) => () => net.generateOnDevice(logits, ids, seeds, sampling, Int32Array.of(0), false);
+      const bad = (f: () => void, msg: RegExp) => expect(f).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(msg) }));
+      bad(go(new Float64Array(2)), /seeds must be a Float64Array of 3/);
+      bad(go(Float64Array.of(1, 2.5, 3)), /seeds\[1\] must be an integer/);
+      bad(go(Float64Array.of(1, 2, 3), { temperature: -1, topK: 0, topP: 1 }), /temperature/);
+      bad(() => net.generateOnDevice(logits, make(s, 'f32', [3]), Float64Array.of(1, 2, 3), { temperature: 1, topK: 0, topP: 1 }, Int32Array.of(0), false), /ids/);
+    } finally {
+      net.dispose();
+    }
+  });
+});
