@@ -60,12 +60,27 @@ export class Inputs {
     return ids;
   }
 
+  /** A text's ids (through the tokenizer), or token ids checked against the vocabulary; undefined for anything else. */
+  private idsOf(data: unknown, what: string): Int32Array | undefined {
+    if (typeof data === 'string') return this.encodeText(data, what);
+    return isIdArray(data) ? this.checkIds(data, what) : undefined;
+  }
+
+  /** A prompt or context: a text or token ids (none for undefined or ''). */
+  prompt(data: unknown, what: string): Int32Array {
+    if (data === undefined || data === '') return new Int32Array(0);
+    const ids = this.idsOf(data, what);
+    if (!ids) {
+      const why = refusedIds(data);
+      throw invalidArgument(`${what} must be a string or an array of token ids${why ? ` (${why})` : ''}`);
+    }
+    return ids;
+  }
+
   /** Token ids of a text, or of token ids given directly (stream mode). */
   stream(data: unknown, what: string): Int32Array {
-    let ids: Int32Array;
-    if (typeof data === 'string') ids = this.encodeText(data, what);
-    else if (isIdArray(data)) ids = this.checkIds(data, what);
-    else {
+    const ids = this.idsOf(data, what);
+    if (!ids) {
       const why = refusedIds(data);
       throw invalidArgument(
         `${what} must be a string or an array of token ids in stream mode${why ? ` (${why})` : " (for sentences, pass an array of strings and mode: 'sentences')"}`,
@@ -81,19 +96,18 @@ export class Inputs {
       throw invalidArgument(`${what} must be a non-empty array of sentences (strings or token id arrays) in sentences mode`);
     }
     return data.map((s, i) => {
+      const ids = this.idsOf(s, `${what}[${i}]`);
+      if (!ids) {
+        const why = refusedIds(s);
+        throw invalidArgument(`${what}[${i}] must be a string or an array of token ids${why ? ` (${why})` : ''}`);
+      }
       if (typeof s === 'string') {
-        const ids = this.encodeText(s, `${what}[${i}]`);
         const out = new Int32Array(ids.length + 2);
         out[0] = SOS_ID;
         out.set(ids, 1);
         out[ids.length + 1] = EOS_ID;
         return out;
       }
-      if (!isIdArray(s)) {
-        const why = refusedIds(s);
-        throw invalidArgument(`${what}[${i}] must be a string or an array of token ids${why ? ` (${why})` : ''}`);
-      }
-      const ids = this.checkIds(s, `${what}[${i}]`);
       if (ids.length < 2) {
         throw invalidArgument(
           `${what}[${i}] has ${plural(ids.length, 'token id')}; a sentence of ids is used as it is (no <sos> or <eos> is added) and needs at least 2: the first is context, each later one a target`,

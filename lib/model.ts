@@ -17,7 +17,7 @@ import { prepareScoring, score, type EvaluateOptions, type Evaluation } from './
 import type { EpochLog, FitOptions as FitOptionsOf } from './fit-options';
 import * as inference from './generate';
 import type { Beam, BeamSearchOptions, GenerateOptions, InferenceHost, Prediction, PredictOptions } from './generate';
-import { Inputs, isIdArray, type DataMode, type TextInput } from './inputs';
+import { Inputs, type DataMode, type TextInput } from './inputs';
 import { countParameters, parameterSpecs } from './nn/layout';
 import { Network } from './nn/network';
 import { Options } from './options';
@@ -280,11 +280,7 @@ export class LanguageModel {
 
   /** Ids of a prompt, with <sos> in front for tokenizer models trained on sentences (ids are taken as given). */
   #promptIds(prompt: unknown, what: string): Int32Array {
-    let ids: Int32Array;
-    if (prompt === undefined || prompt === '') ids = new Int32Array(0);
-    else if (typeof prompt === 'string') ids = this.#inputs.requireTokenizer(what).encode(prompt);
-    else if (isIdArray(prompt)) ids = this.#inputs.checkIds(prompt, what);
-    else throw invalidArgument(`${what} must be a string or an array of token ids`);
+    let ids = this.#inputs.prompt(prompt, what);
     if (this.#mode === 'sentences' && this.tokenizer) {
       const withSos = new Int32Array(ids.length + 1);
       withSos[0] = SOS_ID;

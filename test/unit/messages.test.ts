@@ -41,6 +41,9 @@ describe('messages', () => {
       expect(await message(m.evaluate(floats))).toMatch(/got a Float64Array; token ids are a number\[\], Int32Array, Uint32Array or Uint16Array/);
       expect(await message(m.evaluate(bytes))).toMatch(/got a Uint8Array; token ids are/);
       expect(await message(m.evaluate([[1, 2], buffer as never], { mode: 'sentences' }))).toMatch(/evaluate data\[1\] must be .*got a Buffer/);
+      // Prompts and contexts are read by the same check.
+      expect(await message(m.predictNext(buffer as never))).toMatch(/^ERR_INVALID_ARGUMENT: predictNext context must be .*got a Buffer.*decode it/);
+      expect(await message(m.generate({ prompt: floats as never }))).toMatch(/generate prompt must be .*got a Float64Array/);
       // What the types accept, the run time accepts.
       for (const ids of [[1, 2, 3], Int32Array.of(1, 2, 3), Uint32Array.of(1, 2, 3), Uint16Array.of(1, 2, 3)] satisfies TextInput[]) {
         expect((await m.evaluate(ids)).tokens).toBe(2);
