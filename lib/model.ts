@@ -8,7 +8,7 @@
  * (./train) and inference (./generate) get what they need through a host object the model
  * builds, and advanced users get the network through networkOf (rnnlm/advanced).
  */
-import { selectBackend, type DeviceOption } from './backend/index';
+import { DEVICES, selectBackend, type DeviceOption } from './backend/index';
 import { CELL_NAMES, type Cell, type DeviceBuffer } from './backend/types';
 import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
@@ -103,7 +103,7 @@ export function parseCreateOptions(options: CreateOptions): { cfg: ModelConfig; 
   if (cfg.tieWeights && cfg.embeddingSize !== cfg.hiddenSize) {
     throw invalidArgument(`LanguageModel.create: tieWeights needs embeddingSize == hiddenSize (got ${cfg.embeddingSize} and ${cfg.hiddenSize})`);
   }
-  return { cfg, tokenizer, device: o.oneOf('device', DEFAULTS.create.device, ['auto', 'cpu', 'cuda'] as const) };
+  return { cfg, tokenizer, device: o.oneOf('device', DEFAULTS.create.device, DEVICES) };
 }
 
 /** Set in LanguageModel's static block: the only way to its network from outside the class. */
@@ -334,7 +334,7 @@ export class LanguageModel {
 
   /** Reads a checkpoint written by save (validated before use) onto a device. */
   static async load(path: string, options: LoadOptions = {}): Promise<LanguageModel> {
-    const device = new Options('LanguageModel.load', options, ['device']).oneOf('device', DEFAULTS.load.device, ['auto', 'cpu', 'cuda'] as const);
+    const device = new Options('LanguageModel.load', options, ['device']).oneOf('device', DEFAULTS.load.device, DEVICES);
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('LanguageModel.load: path must be a non-empty string');
     const ck = await readCheckpoint(path);
     const model = await LanguageModel.#build(ck.config, ck.tokenizer, device, false);

@@ -9,7 +9,9 @@ import { cpuBackend } from './cpu';
 import { cudaBackend, nvidiaDriverPresent } from './cuda';
 import type { Backend } from './types';
 
-export type DeviceOption = 'auto' | 'cpu' | 'cuda';
+/** Where a model computes; the one list of the choices (create, load, the CLI's --device). */
+export const DEVICES = ['auto', 'cpu', 'cuda'] as const;
+export type DeviceOption = (typeof DEVICES)[number];
 
 const debug = debuglog('rnnlm');
 

@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from '../defaults';
 import { CELL_NAMES } from '../backend/types';
+import { DEVICES } from '../backend/index';
 
 export function int(name: string) {
   return (v: string) => {
@@ -75,7 +76,7 @@ export const modelOptions = (cmd: Command) =>
 
 /** --device of create (train) or of load (the other commands), with that call's default. */
 export const deviceOption = (device: string) =>
-  new Option('--device <device>', `where to compute (auto: CUDA if it answers, else the CPU)${shown(device)}`).choices(['auto', 'cpu', 'cuda']);
+  new Option('--device <device>', `where to compute (auto: CUDA if it answers, else the CPU)${shown(device)}`).choices(DEVICES);
 
 export const lossyOption = () => new Option('--lossy-utf8', 'read bytes that are not UTF-8 as U+FFFD (with a warning) instead of refusing the file');
 
