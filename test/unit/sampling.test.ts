@@ -2,7 +2,7 @@
 // excluded ids: frequencies over many draws must match the probabilities computed here.
 import { afterAll, describe, expect, test } from 'vitest';
 import { tensor, type DType, type Tensor } from '../../lib/backend/types';
-import { sampleToken, topTokens } from '../../lib/sampling';
+import { sampleToken, topTokens } from '../../lib/inference/sampling';
 import { Random } from '../../lib/util/random';
 import { Network } from '../../lib/nn/network';
 import { backend, make } from '../helpers';
