@@ -341,7 +341,9 @@ export class Scheduler {
     distribution();
     const first = this.dec.map((a) => (a.ended || a.job.then === 'dist' ? undefined : (a.draw = a.job.draw!())));
     const allDevice = first.every((d, b) => d?.device === true && !this.dec[b].job.save);
-    const n = allDevice && this.queue.length === 0 && this.pre.length === 0
+    // Nothing could join before these steps end: no request waits, or the rows are full.
+    const closed = this.queue.length === 0 || this.dec.length >= this.options.maxRows;
+    const n = allDevice && closed && this.pre.length === 0
       ? Math.max(1, Math.min(MAX_STEPS, ...this.dec.map((a) => (a.job.limit ?? 1) - a.drawn)))
       : 1;
     const ids = g.i32('ids', n * B), values = g.f('values', n * B);
