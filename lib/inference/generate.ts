@@ -156,8 +156,8 @@ export function startGeneration(
       sink?.(t);
     }
   };
-  const draw = (): Draw => {
-    const first = ids.length === 0;
+  const draw = (index: number): Draw => {
+    const first = index === 0;
     const exclude = deviceFilters ? controls.deviceExclude(first) : null;
     if (exclude) return { device: true, ...sampling, seed: rng.seed(), exclude };
     return { device: false, pick: (row) => sampleToken(controls.adjust(row, first), sampling, rng, controls.exclude) };

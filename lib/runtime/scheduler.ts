@@ -46,7 +46,8 @@ export interface Job {
   save: StateRef | null;
   signal?: AbortSignal;
   onDist?: (logProbs: Float32Array) => void;
-  draw?: () => Draw;
+  /** How to draw the token of this index (0: the first it draws). */
+  draw?: (index: number) => Draw;
   /** 'sample': the most tokens it may draw (it may end before, at <eos> or a stop string). */
   limit?: number;
   /** A drawn token and its log-probability; true ends the generation. */
@@ -66,7 +67,6 @@ interface Active {
   ended: boolean;
   /** Sampling done; the row leaves after one more step (its last token fed, for save). */
   finishing: boolean;
-  draw?: Draw;
 }
 
 export interface SchedulerOptions {
@@ -339,7 +339,7 @@ export class Scheduler {
       s.logSoftmax(logits, logits);
     };
     distribution();
-    const first = this.dec.map((a) => (a.ended || a.job.then === 'dist' ? undefined : (a.draw = a.job.draw!())));
+    const first = this.dec.map((a) => (a.ended || a.job.then === 'dist' ? undefined : a.job.draw!(a.drawn)));
     const allDevice = first.every((d, b) => d?.device === true && !this.dec[b].job.save);
     // Nothing could join before these steps end: no request waits, or the rows are full.
     const closed = this.queue.length === 0 || this.dec.length >= this.options.maxRows;
@@ -354,7 +354,7 @@ export class Scheduler {
       if (j > 0) {
         this.step((j - 1) * B);
         distribution();
-        draws.push(this.dec.map((a) => a.job.draw!()));
+        draws.push(this.dec.map((a) => a.job.draw!(a.drawn + j)));
       }
       draws[j].forEach((d, b) => {
         if (d?.device) s.sample(row(b), tensor(ids.buffer, j * B + b, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, j * B + b, [1]));
