@@ -20,9 +20,9 @@ import {
   predictNext, startFeed, startGeneration, streamGeneration,
   type GenerateOptions, type GeneratedToken, type Generation, type Prediction, type PredictOptions,
 } from './inference/generate';
-import { sentenceModel, type InferenceHost } from './inference/host';
+import { sentenceModel, signalIn, type InferenceHost } from './inference/host';
 import { scoreInputs, scoreModel, type Score, type ScoreOptions } from './inference/score';
-import { Session } from './inference/session';
+import { Session, SessionStates } from './inference/session';
 import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
 import { countParameters, parameterSpecs } from './nn/layout';
 import { Network } from './nn/network';
@@ -161,6 +161,8 @@ export class LanguageModel {
   readonly #runtime: RuntimeOptions;
   /** The batching scheduler of inference requests (made on first use). */
   #scheduler?: Scheduler;
+  /** The sessions' states, freed with the model (weakly held: a dropped session goes with its garbage collection). */
+  readonly #sessions = new SessionStates();
 
   static {
     networkOfModel = (model) => {
@@ -239,6 +241,7 @@ export class LanguageModel {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#scheduler?.dispose();
+    this.#sessions.freeAll();
     this.#net.dispose();
   }
 
@@ -267,21 +270,26 @@ export class LanguageModel {
 
   /** Mean loss (nats per token), perplexity and count of every target token of a text or of sentences. */
   evaluate(data: TextInput, options: EvaluateOptions = {}): Promise<Evaluation> {
-    return this.#access.shared(() => this.#access.network(async () => evaluateSet(this.#net, prepareScoring(this.#inputs, data, options, 'evaluate data'))));
+    return this.#access.shared(() => this.#access.network(async () => evaluateSet(this.#net, prepareScoring(this.#inputs, data, options, 'evaluate data'))), signalIn(options));
   }
 
   // ---- inference ---------------------------------------------------------------------------------
 
   /** What inference (./inference) needs of this model. */
   #host(): InferenceHost {
+    const model = this;
     return {
       network: this.#net,
       tokenizer: this.tokenizer,
       inputs: this.#inputs,
-      mode: this.#mode,
+      // Read when used: a session made before fit starts as the trained model does.
+      get mode() {
+        return model.#mode;
+      },
       scheduler: (this.#scheduler ??= new Scheduler(this.#net, { maxRows: this.#runtime.maxRows })),
       access: this.#access,
       decode: (ids) => (this.tokenizer ? this.tokenizer.decode(ids) : ids.join(' ')),
+      sessions: this.#sessions,
     };
   }
 
@@ -299,7 +307,7 @@ export class LanguageModel {
     return this.#access.shared(async () => {
       const { host, start } = this.#start(context, 'predictNext context');
       return predictNext(host, start, options);
-    });
+    }, signalIn(options));
   }
 
   /** Continues a prompt by sampling; resolves with the generated text (the prompt not included), or with a Generation when `details: true`. */
@@ -309,12 +317,12 @@ export class LanguageModel {
     return this.#access.shared(async () => {
       const g = await this.#generate(options);
       return options?.details === true ? g : g.text;
-    });
+    }, signalIn(options));
   }
 
   /** generate's tokens as they are produced, as an async iterator; leaving the loop early cancels the call. */
   generateStream(options: GenerateOptions = {}): AsyncIterableIterator<GeneratedToken> {
-    return streamGeneration((sink, signal) => this.#access.shared(() => this.#generate({ ...options, signal }, sink)), options?.signal);
+    return streamGeneration('generateStream', options, (o, sink) => this.#access.shared(() => this.#generate(o, sink), o.signal));
   }
 
   #generate(options: GenerateOptions, sink?: (t: GeneratedToken) => void): Promise<Generation> {
@@ -331,7 +339,7 @@ export class LanguageModel {
         throw invalidArgument(`beamSearch prompt is empty; a model ${this.tokenizer ? 'trained in stream mode' : 'of token ids'} needs at least one token of context`);
       }
       return beamSearch(host, start.feed, options);
-    }));
+    }), signalIn(options));
   }
 
   /**
@@ -345,7 +353,7 @@ export class LanguageModel {
       const { many, items } = scoreInputs(input);
       const scores = await scoreModel(this.#host(), items, options);
       return many ? scores : scores[0];
-    });
+    }, signalIn(options));
   }
 
   /** A session: a recurrent state kept between calls (append, predictNext, generate, score, fork). */

@@ -193,26 +193,40 @@ export function startGeneration(
   return d.promise;
 }
 
-/** generateStream: the tokens of a generation as an async iterator; leaving the loop early cancels it. */
-export function streamGeneration(run: (sink: (t: GeneratedToken) => void, signal: AbortSignal) => Promise<Generation>, userSignal?: unknown): AsyncIterableIterator<GeneratedToken> {
+/**
+ * generateStream: the tokens of a generation as an async iterator; leaving the loop early cancels
+ * it. `run` starts the generation with an internal signal (the user's, or the consumer leaving);
+ * the options are checked first, so that a bad one rejects the first next().
+ */
+export function streamGeneration(
+  where: string, options: unknown, run: (options: GenerateOptions, sink: (t: GeneratedToken) => void) => Promise<Generation>,
+): AsyncIterableIterator<GeneratedToken> {
   const ac = new AbortController();
-  const userAbort = () => ac.abort((userSignal as AbortSignal).reason);
-  if (userSignal instanceof AbortSignal) {
-    if (userSignal.aborted) userAbort();
-    else userSignal.addEventListener('abort', userAbort, { once: true });
-  }
   const buffered: GeneratedToken[] = [];
-  let wake: (() => void) | undefined;
+  const waiters: (() => void)[] = [];
+  const wakeAll = () => {
+    for (const w of waiters.splice(0)) w();
+  };
   let finished = false, failure: { e: unknown } | undefined;
-  const done = run((t) => {
-    buffered.push(t);
-    wake?.();
-  }, ac.signal).then(
-    () => void (finished = true),
-    (e) => void (failure = { e }),
-  ).finally(() => {
-    if (userSignal instanceof AbortSignal) userSignal.removeEventListener('abort', userAbort);
-    wake?.();
+  let done: Promise<void>;
+  let userSignal: AbortSignal | undefined;
+  const userAbort = () => ac.abort(userSignal!.reason);
+  try {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgument(`${where}: options must be an object`);
+    userSignal = signalOf(where, (options as GenerateOptions).signal);
+    if (userSignal?.aborted) userAbort();
+    else userSignal?.addEventListener('abort', userAbort, { once: true });
+    done = run({ ...(options as GenerateOptions), signal: ac.signal }, (t) => {
+      buffered.push(t);
+      wakeAll();
+    }).then(() => void (finished = true), (e) => void (failure = { e }));
+  } catch (e) {
+    failure = { e };
+    done = Promise.resolve();
+  }
+  void done.finally(() => {
+    userSignal?.removeEventListener('abort', userAbort);
+    wakeAll();
   });
   const it: AsyncIterableIterator<GeneratedToken> = {
     async next() {
@@ -220,15 +234,15 @@ export function streamGeneration(run: (sink: (t: GeneratedToken) => void, signal
         if (buffered.length > 0) return { value: buffered.shift()!, done: false };
         if (failure) throw failure.e;
         if (finished) return { value: undefined, done: true };
-        await new Promise<void>((r) => (wake = r));
-        wake = undefined;
+        await new Promise<void>((r) => waiters.push(r));
       }
     },
     async return() {
       // The consumer left: cancel the request and wait until its row is freed.
-      if (!finished && !failure) ac.abort(new Error('generateStream: the consumer stopped iterating'));
+      if (!finished && !failure) ac.abort(new Error(`${where}: the consumer stopped iterating`));
       await done;
       finished = true;
+      failure = undefined;
       buffered.length = 0;
       return { value: undefined, done: true };
     },

@@ -2,6 +2,7 @@
  * What inference needs of a model (LanguageModel builds it; nothing here holds a model): the
  * network, the vocabulary and data checks, the batching scheduler and the access rules.
  */
+import type { DeviceBuffer } from '../backend/types';
 import { invalidArgument } from '../errors';
 import type { DataMode, Inputs } from '../inputs';
 import type { Network } from '../nn/network';
@@ -18,6 +19,8 @@ export interface InferenceHost {
   readonly scheduler: Scheduler;
   readonly access: Access;
   decode(ids: number[]): string;
+  /** Where sessions register their state buffers, freed with the model. */
+  readonly sessions: { add(buf: DeviceBuffer): void };
 }
 
 /** A tokenizer model trained on sentences: prompts and sessions start with <sos>, scores end with <eos>. */
@@ -33,6 +36,12 @@ export function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; r
   let resolve!: (v: T) => void, reject!: (e: unknown) => void;
   const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
   return { promise, resolve, reject };
+}
+
+/** The signal among a call's options, if it is one (checked properly where the options are parsed). */
+export function signalIn(options: unknown): AbortSignal | undefined {
+  const v = typeof options === 'object' && options !== null ? (options as { signal?: unknown }).signal : undefined;
+  return v instanceof AbortSignal ? v : undefined;
 }
 
 /** The signal option of every inference call. */

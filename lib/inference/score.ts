@@ -94,9 +94,15 @@ function run(host: InferenceHost, start: Start, targets: Int32Array, pre: number
   const scored: number[] = [];
   if (pre >= 0) scored.push(pre);
   for (const t of targets) if (t >= 0) scored.push(t);
+  // One token scored from the state itself (nothing to feed): its log-probability is read from the
+  // state's next-token distribution.
+  const fromState = start.feed.length === 0 && pre >= 0;
+  let stateScore: number[] = [];
   host.scheduler.submit({
-    feed: start.feed, init: start.init, save: start.save ?? null, targets, pre, then: 'none', signal,
-    resolve: (lps) => {
+    feed: start.feed, init: start.init, save: start.save ?? null, targets, pre,
+    then: fromState ? 'dist' : 'none', onDist: (row) => void (stateScore = [row[pre]]), signal,
+    resolve: (got) => {
+      const lps = fromState ? stateScore : got;
       let logProb = 0;
       for (const lp of lps) logProb += lp;
       const unknown = host.tokenizer ? scored.filter((t) => t === UNK_ID).length : 0;

@@ -11,7 +11,7 @@ import type { TokenIds } from '../inputs';
 import { Options } from '../options';
 import { stateRef, stateSize, type StateRef } from '../runtime/rows';
 import { GENERATE_KEYS, predictNext, startFeed, startGeneration, streamGeneration, type GenerateOptions, type Generation, type PredictOptions, type Prediction, type Start } from './generate';
-import { sentenceModel, signalOf, type InferenceHost } from './host';
+import { sentenceModel, signalIn, signalOf, type InferenceHost } from './host';
 import { scoreFrom, type Score, type ScoreOptions } from './score';
 import type { GeneratedToken } from './text';
 
@@ -30,8 +30,11 @@ export interface SessionScoreOptions extends ScoreOptions {
 export class Session {
   #buf?: DeviceBuffer;
   #length = 0;
+  /** Settles when the calls made so far have (never rejects). */
   #chain: Promise<unknown> = Promise.resolve();
   #disposed = false;
+  /** Why the state could not be made (fork's copy failed): every call rejects with it. */
+  #broken?: { e: unknown };
 
   /** Made by LanguageModel.session(). */
   constructor(readonly host: InferenceHost) {}
@@ -46,7 +49,7 @@ export class Session {
 
   /** Feeds text or token ids after what the session holds. */
   append(input: string | TokenIds, options: { signal?: AbortSignal } = {}): Promise<void> {
-    return this.#run('append', async () => {
+    return this.#run('append', options, async () => {
       const o = new Options('session.append', options, ['signal']);
       const ids = this.host.inputs.prompt(input, 'session.append input');
       const start = this.#start(ids, true);
@@ -58,14 +61,14 @@ export class Session {
 
   /** The most likely next tokens after the session's state (as model.predictNext after its whole text). */
   predictNext(options: PredictOptions = {}): Promise<Prediction[]> {
-    return this.#run('predictNext', () => predictNext(this.host, this.#start(new Int32Array(0), false), options, 'session.predictNext'));
+    return this.#run('predictNext', options, () => predictNext(this.host, this.#start(new Int32Array(0), false), options, 'session.predictNext'));
   }
 
   /** Continues the session by sampling; with append: true the session keeps the generated tokens. */
   generate(options: SessionGenerateOptions & { details: true }): Promise<Generation>;
   generate(options?: SessionGenerateOptions): Promise<string>;
   generate(options: SessionGenerateOptions = {}): Promise<string | Generation> {
-    return this.#run('generate', async () => {
+    return this.#run('generate', options, async () => {
       const g = await this.#generate(options);
       return options?.details ? g : g.text;
     });
@@ -73,7 +76,7 @@ export class Session {
 
   /** generate's tokens as they are produced; leaving the loop early cancels the call. */
   generateStream(options: SessionGenerateOptions = {}): AsyncIterableIterator<GeneratedToken> {
-    return streamGeneration((sink, signal) => this.#run('generateStream', () => this.#generate({ ...options, signal }, sink)), options?.signal);
+    return streamGeneration('session.generateStream', options, (o, sink) => this.#run('generateStream', o, () => this.#generate(o, sink)));
   }
 
   async #generate(options: SessionGenerateOptions, sink?: (t: GeneratedToken) => void): Promise<Generation> {
@@ -86,7 +89,7 @@ export class Session {
 
   /** The log-probability of the input continuing the session (every token scored). */
   score(input: string | TokenIds, options: SessionScoreOptions = {}): Promise<Score> {
-    return this.#run('score', async () => {
+    return this.#run('score', options, async () => {
       const keep = new Options('session.score', options, ['tokenLogProbs', 'signal', 'append']).boolean('append', false);
       const ids = this.host.inputs.prompt(input, 'session.score input');
       const start = this.#start(new Int32Array(0), keep);
@@ -105,41 +108,51 @@ export class Session {
       child.#length = this.#length;
       const s = this.host.network.stream;
       const n = this.#buf.length;
-      child.#buf = s.alloc(this.host.scheduler.stateShape.dtype, n);
+      child.#buf = this.#alloc(n);
       s.copy({ buffer: this.#buf, offset: 0, shape: [n] }, { buffer: child.#buf, offset: 0, shape: [n] });
     });
+    // A failed copy (the model was disposed) is the child's calls' error, never an unhandled rejection.
+    child.#chain = child.#chain.catch((e) => void (child.#broken = { e }));
     return child;
   }
 
   /** Back to no tokens (after the calls made before it). */
   reset(): void {
     this.#check('reset');
-    this.#chain = this.#chain.then(() => (this.#length = 0));
+    this.#chain = this.#chain.then(() => (this.#length = 0), () => {});
   }
 
-  /** Frees the state once the calls made before have ended; later calls reject with ERR_DISPOSED. */
+  /** Frees the state once the calls made before it have ended; later calls reject with ERR_DISPOSED. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#chain.then(() => this.#buf?.free());
+    void this.#chain.finally(() => this.#buf?.free()).catch(() => {});
   }
 
   #check(what: string): void {
     if (this.#disposed) throw new RnnlmError('ERR_DISPOSED', `session.${what}: this session was disposed`);
   }
 
-  /** Runs calls in call order, each as an inference call of the model. */
-  #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs calls in call order, each as an inference call of the model. A call whose signal aborts
+   * while it waits for the calls before it rejects at once (and then leaves the state alone).
+   */
+  #run<T>(what: string, options: unknown, fn: () => Promise<T>): Promise<T> {
     try {
       this.#check(what);
     } catch (e) {
       return Promise.reject(e);
     }
-    const p = this.#chain.then(() => {
-      this.#check(what);
-      return this.host.access.shared(fn);
-    });
-    this.#chain = p.catch(() => {});
+    const signal = signalIn(options);
+    const before = this.#chain;
+    const p = (async () => {
+      await waitForSettled(before, signal);
+      if (this.#broken) throw this.#broken.e;
+      return this.host.access.shared(fn, signal);
+    })();
+    // The next call waits for this one to settle (its own outcome is not theirs), and for the
+    // call before when this one left early on its signal.
+    this.#chain = Promise.all([before, p.catch(() => {})]).then(() => {});
     return p;
   }
 
@@ -152,9 +165,45 @@ export class Session {
 
   #ref(): StateRef {
     const shape = this.host.scheduler.stateShape;
-    this.#buf ??= this.host.network.stream.alloc(shape.dtype, stateSize(shape));
+    this.#buf ??= this.#alloc(stateSize(shape));
     return stateRef(this.#buf, shape);
   }
+
+  #alloc(n: number): DeviceBuffer {
+    const buf = this.host.network.stream.alloc(this.host.scheduler.stateShape.dtype, n);
+    this.host.sessions.add(buf);
+    return buf;
+  }
+}
+
+/**
+ * The state buffers of a model's sessions, freed with the model. Held weakly: a session dropped
+ * without dispose() goes with its garbage collection (its buffer's own finalizer frees it).
+ */
+export class SessionStates {
+  #refs = new Set<WeakRef<DeviceBuffer>>();
+  add(buf: DeviceBuffer): void {
+    if (this.#refs.size >= 1024) for (const r of this.#refs) if (!r.deref() || r.deref()!.released) this.#refs.delete(r);
+    this.#refs.add(new WeakRef(buf));
+  }
+  freeAll(): void {
+    for (const r of this.#refs) r.deref()?.free();
+    this.#refs.clear();
+  }
+}
+
+/** Waits for a promise to settle (either way), or rejects at once when the signal aborts. */
+function waitForSettled(p: Promise<unknown>, signal?: AbortSignal): Promise<void> {
+  if (!signal) return p.then(() => {}, () => {});
+  signal.throwIfAborted();
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    void p.finally(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }).catch(() => {});
+  });
 }
 
 /** Feeds a start and saves its state (an append): a job with nothing after its feed. */

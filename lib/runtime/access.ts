@@ -1,15 +1,19 @@
 /**
  * Who may use a model when. Inference calls run concurrently (any number); `fit` runs alone: it
- * waits for the inference in flight, and inference asked for during fit waits until fit ends —
- * except inside fit's callbacks (onEpochEnd), where it runs at once and fit waits for it before
- * training on. A second fit while one runs is refused (ERR_BUSY). Calls that use the network's
- * own activation memory (evaluate, beamSearch, save's read) also take turns among themselves.
+ * waits for the inference in flight, and inference asked for during fit waits until fit pauses
+ * for one of its callbacks (onEpochEnd) or ends. During a callback inference runs at once, and fit
+ * waits for all of it before training on — also calls made before the callback (so a callback that
+ * awaits a session whose earlier call was waiting for fit does not deadlock). A second fit while
+ * one runs is refused (ERR_BUSY). Calls that use the network's own activation memory (evaluate,
+ * beamSearch) also take turns among themselves. A call waiting its turn rejects as soon as its
+ * signal aborts.
  */
 import { RnnlmError } from '../errors';
 
 export class Access {
   private fitting?: { callbackOpen: boolean };
-  private fitEnded?: Promise<void>;
+  /** Calls waiting for fit to pause or end. */
+  private fitWaiters: (() => void)[] = [];
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private networkTurn: Promise<void> = Promise.resolve();
@@ -17,9 +21,10 @@ export class Access {
   constructor(private readonly checkAlive: () => void) {}
 
   /** Runs an inference call: concurrently with others, never during fit's training. */
-  async shared<T>(fn: () => Promise<T>): Promise<T> {
+  async shared<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     this.checkAlive();
-    while (this.fitting && !this.fitting.callbackOpen) await this.fitEnded;
+    if (signal instanceof AbortSignal) signal.throwIfAborted();
+    while (this.fitting && !this.fitting.callbackOpen) await waitFor(this.fitWaiters, signal);
     this.checkAlive();
     this.inFlight++;
     try {
@@ -48,15 +53,13 @@ export class Access {
     this.checkAlive();
     if (this.fitting) throw new RnnlmError('ERR_BUSY', `${what}: the model is already training; await the running fit first (one fit at a time per model)`);
     const state = (this.fitting = { callbackOpen: false });
-    let ended!: () => void;
-    this.fitEnded = new Promise<void>((r) => (ended = r));
     try {
       await this.idle();
       this.checkAlive();
       return await fn();
     } finally {
       if (this.fitting === state) this.fitting = undefined;
-      ended();
+      for (const w of this.fitWaiters.splice(0)) w();
     }
   }
 
@@ -68,6 +71,7 @@ export class Access {
     const state = this.fitting;
     if (!state) return fn();
     state.callbackOpen = true;
+    for (const w of this.fitWaiters.splice(0)) w();
     try {
       await fn();
     } finally {
@@ -80,4 +84,21 @@ export class Access {
   private async idle(): Promise<void> {
     while (this.inFlight > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
+}
+
+/** Resolves when woken (one of `waiters` is called); rejects with the signal's reason if it aborts first. */
+export function waitFor(waiters: (() => void)[], signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      const i = waiters.indexOf(wake);
+      if (i >= 0) waiters.splice(i, 1);
+      reject(signal!.reason);
+    };
+    const wake = () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    waiters.push(wake);
+    if (signal instanceof AbortSignal) signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
