@@ -41,6 +41,27 @@ describe('ban, logitBias, prefix', () => {
     }
   });
 
+  test('ban with topK / greedy: the filters apply to the tokens left (device and host draws)', async () => {
+    const m = await trained();
+    try {
+      const context = words(6);
+      const ranked = (await m.predictNext(context, every(m))).map((p) => p.id);
+      const top3 = ranked.slice(0, 3);
+      // Few bans (the device sampler), or with 16 of the least likely too (drawn on the host).
+      for (const ban of [top3, [...top3, ...ranked.slice(-16)]]) {
+        const next3 = ranked.filter((id) => !ban.includes(id)).slice(0, 3);
+        for (let seed = 0; seed < 20; seed++) {
+          const g = await m.generate({ prompt: context, seed, maxTokens: 1, topK: 3, ban, details: true, stopAtEos: false });
+          expect(next3).toContain(g.ids[0]);
+        }
+        const greedy = await m.generate({ prompt: context, maxTokens: 1, temperature: 0, ban, details: true, stopAtEos: false });
+        expect(greedy.ids).toEqual(next3.slice(0, 1));
+      }
+    } finally {
+      m.dispose();
+    }
+  });
+
   test('logitBias: a large bias makes greedy pick a token, -Infinity bans it; probabilities stay the model\'s', async () => {
     const m = await trained();
     const idm = await LanguageModel.create({ vocabSize: 40, embeddingSize: 8, hiddenSize: 8, layers: 1, device: 'cpu', seed: 4 });

@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { LanguageModel, type Generation, type Prediction, type Score, type Session, type TokenIds } from '../../lib/model';
 import { EOS_ID } from '../../lib/tokenizers';
 import {
-  CELLS, TOKENIZER, aloneTwin, distribution, expectSameGeneration, expectSamePredictions, expectSameScore, ids,
+  CELLS, TOKENIZER, aloneTwin, sentences, distribution, expectSameGeneration, expectSamePredictions, expectSameScore, ids,
   maxDiff, rejectsWith, rowsSeen, tiny, trained, words,
 } from './runtime-fixtures';
 
@@ -51,7 +51,7 @@ const session: Request = async (m) => {
 };
 
 /**
- * ~14 requests of every kind: prompts of 0 to 100 tokens (more than PREFILL_CHUNK = 32: fed in
+ * 15 requests of every kind: prompts of 0 to 100 tokens (more than PREFILL_CHUNK = 32: fed in
  * chunks), sampling with seeds, greedy, top-k / top-p, host-side draws (bias, a long ban list),
  * ending by length, <eos> and stop strings.
  */
@@ -74,6 +74,7 @@ const WAVE3: Request[] = [
   gen({ prompt: words(36, 120), seed: 107, temperature: 1.3, maxTokens: 25, stop: ['s the', 'xyz'] }),
   pred(words(6, 130), { prefix: 'c', topK: 10 }),
   gen({ prompt: [], seed: 108, maxTokens: 9, topK: 3, temperature: 0.7 }),
+  gen({ prompt: words(12, 140), seed: 109, maxTokens: 10, prefix: 'c', stopAtEos: false }), // first draw on the host, then the device
 ];
 const ALL = [...WAVE1, ...WAVE2, ...WAVE3];
 
@@ -207,12 +208,18 @@ describe('sessions', () => {
         await same(s.predictNext(V), m.predictNext(ctx, V), 'after generate without append');
         // Twice with append, the second time ending at <eos> if a tokenizer model draws it.
         let context = [...ctx];
+        // Ending by length, by <eos> if a tokenizer model draws it, and by a stop string (the ids up to the one completing it).
         const eosBias: Record<string, number> = m.tokenizer ? { '<eos>': 4 } : {};
-        for (const options of [{ seed: 2, maxTokens: 7, stopAtEos: false }, { seed: 3, maxTokens: 30, logitBias: eosBias }]) {
+        const stop = m.tokenizer ? 'the' : '5';
+        const reasons = new Set<string>();
+        for (const options of [{ seed: 2, maxTokens: 7, stopAtEos: false }, { seed: 3, maxTokens: 30, logitBias: eosBias }, { seed: 4, maxTokens: 40, stop, stopAtEos: false }]) {
           const g = await s.generate({ ...options, append: true, details: true });
+          reasons.add(g.finishReason);
           context = [...context, ...g.ids, ...(g.finishReason === 'eos' ? [EOS_ID] : [])];
           await same(s.predictNext(V), m.predictNext(context, V), `after generate with append (${g.finishReason})`);
         }
+        expect(reasons).toContain('stop');
+        expect(reasons).toContain('length');
         const stream = m.mode !== 'sentences';
         // session.score scores every token of its input after the state: the terms model.score has for them.
         const x = ids(12, 500);
@@ -248,6 +255,21 @@ describe('sessions', () => {
       }
     });
   }
+
+  test('a session made before a fit in sentences mode starts after <sos> once the model is trained so', async () => {
+    const m = await tiny();
+    try {
+      const s = m.session();
+      await m.fit(sentences(100), { epochs: 1, progress: false, batchSize: 16 });
+      expect(m.mode).toBe('sentences');
+      await s.append(ids(4));
+      expect(s.length).toBe(5); // <sos> and 4 words
+      await same(s.predictNext(all(m)), m.predictNext(ids(4), all(m)), 'the session made before fit');
+      s.dispose();
+    } finally {
+      m.dispose();
+    }
+  });
 
   test('session.score of one token: scored from the state (fresh stream session: the zero state; after an append: its state)', async () => {
     const m = await trained();
