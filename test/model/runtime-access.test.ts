@@ -275,7 +275,8 @@ describe('access', () => {
       const live = () => cpuBackend.memoryStats().liveBytes;
       const before = live();
       for (let i = 0; i < 3; i++) await round();
-      expect(live()).toBe(before);
+      // At most: the collector may free garbage of earlier tests meanwhile (the count is the process's).
+      expect(live()).toBeLessThanOrEqual(before);
     } finally {
       m.dispose();
     }

@@ -1,6 +1,6 @@
 // The inference runtime (lib/runtime, lib/inference): continuous batching returns what each
 // request returns alone, and sessions hold the state that the model's calls over the whole
-// context have. More in runtime-score, runtime-controls and runtime-access.
+// context have. More in runtime-score, runtime-controls, runtime-access and runtime-input.
 import { describe, expect, test } from 'vitest';
 import { LanguageModel, type Generation, type Prediction, type Score, type Session, type TokenIds } from '../../lib/model';
 import { EOS_ID } from '../../lib/tokenizers';
