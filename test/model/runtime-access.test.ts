@@ -165,13 +165,21 @@ describe('cancellation', () => {
 describe('access', () => {
   const fitOptions = { epochs: 2, progress: false, batchSize: 8, seqLength: 16 } as const;
 
-  test('fit waits for the inference in flight; inference called during fit resolves after fit, with the trained weights', async () => {
+  test('fit waits for the inference in flight; inference called during fit runs when fit pauses for onEpochEnd, with that epoch\'s weights', async () => {
     const m = await tiny();
+    const snapshot = join(tmpdir(), `rnnlm-epoch1-${process.pid}.safetensors`);
     try {
       const order: string[] = [];
       const log = <T>(what: string) => (v: T) => (order.push(what), v);
       const before = m.generate({ prompt: words(40), maxTokens: 20, seed: 1 }).then(log('generate started before fit'));
-      const fit = m.fit(TEXT, { ...fitOptions, onEpochEnd: () => void order.push('epoch') }).then(log('fit'));
+      const fit = m.fit(TEXT, {
+        ...fitOptions,
+        onEpochEnd: async (l, model) => {
+          order.push(`epoch ${l.epoch}`);
+          // The weights the calls made during epoch 1 see (save runs at once inside the callback).
+          if (l.epoch === 1) await model.save(snapshot);
+        },
+      }).then(log('fit'));
       const s = m.session();
       const during = [
         m.predictNext(words(3), { topK: 8 }).then(log('predictNext')),
@@ -182,13 +190,35 @@ describe('access', () => {
         s.append(words(4)).then(log('session.append')),
       ];
       await within(30_000, Promise.all([before, fit, ...during]), 'fit and the calls around it');
-      expect(order.slice(0, 4)).toEqual(['generate started before fit', 'epoch', 'epoch', 'fit']);
-      expect(order.slice(4).sort()).toEqual(['beamSearch', 'evaluate', 'generate', 'predictNext', 'score', 'session.append']);
-      // Their answers are the trained model's.
-      expectSamePredictions((await during[0]) as Prediction[], await m.predictNext(words(3), { topK: 8 }));
-      expect(await during[1]).toBe(await m.generate({ prompt: words(3), maxTokens: 5, seed: 2 }));
-      expectSamePredictions(await s.predictNext(), await m.predictNext(words(4)));
+      // They ran in the pause after epoch 1, and fit waited for them before epoch 2.
+      expect(order.slice(0, 2)).toEqual(['generate started before fit', 'epoch 1']);
+      expect(order.slice(2, 8).sort()).toEqual(['beamSearch', 'evaluate', 'generate', 'predictNext', 'score', 'session.append']);
+      expect(order.slice(8)).toEqual(['epoch 2', 'fit']);
+      // Their answers are those of the weights after epoch 1.
+      const epoch1 = await LanguageModel.load(snapshot, { device: 'cpu' });
+      try {
+        expectSamePredictions((await during[0]) as Prediction[], await epoch1.predictNext(words(3), { topK: 8 }));
+        expect(await during[1]).toBe(await epoch1.generate({ prompt: words(3), maxTokens: 5, seed: 2 }));
+        expect(s.length).toBe(4);
+      } finally {
+        epoch1.dispose();
+      }
       s.dispose();
+    } finally {
+      m.dispose();
+      rmSync(snapshot, { force: true });
+    }
+  });
+
+  test('without onEpochEnd, inference called during fit runs after fit, with the trained weights', async () => {
+    const m = await tiny();
+    try {
+      const order: string[] = [];
+      const fit = m.fit(TEXT, fitOptions).then(() => order.push('fit'));
+      const during = m.predictNext(words(3), { topK: 8 }).then((p) => (order.push('predictNext'), p));
+      await within(30_000, Promise.all([fit, during]), 'fit and predictNext');
+      expect(order).toEqual(['fit', 'predictNext']);
+      expectSamePredictions(await during, await m.predictNext(words(3), { topK: 8 }));
     } finally {
       m.dispose();
     }
