@@ -1,7 +1,9 @@
 // Process lifecycle with native models: a process (or a worker thread) ends cleanly however it
-// ends — naturally with models alive, by process.exit() or an uncaught exception while a model
-// trains, generates or saves, or by worker.terminate() — with its own exit code, no signal, and
-// within 5 s of the end being asked for. Racy cases run 20 times at varied moments.
+// ends — naturally with models alive or with inference calls in flight (it lives until they are
+// answered), by process.exit() or an uncaught exception while a model trains, generates or saves
+// or while many batched calls and sessions run, by SIGTERM, or by worker.terminate() — with its
+// own exit code (or the signal sent), and within 5 s of the end being asked for. Racy cases run
+// many times at varied moments.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,15 +30,20 @@ interface Exit {
   afterBusy: number;
 }
 
-function run(scenario: string, delay = 0): Promise<Exit> {
+/** Runs the child; with `kill`, sends it that signal `delay` ms after its "busy" line. */
+function run(scenario: string, delay = 0, kill?: NodeJS.Signals): Promise<Exit> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', child, scenario, String(delay), dir], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '', busyAt = performance.now();
+    let out = '', err = '', busyAt = performance.now(), sent = false;
     // A hang is a failure with a reason, not a stuck test run.
     const killer = setTimeout(() => p.kill('SIGKILL'), 3 * limitMs + 30_000);
     p.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (/^busy$/m.test(d.toString())) busyAt = performance.now();
+      if (/^busy$/m.test(d.toString())) {
+        busyAt = performance.now();
+        if (kill && !sent) setTimeout(() => p.kill(kill), delay);
+        sent = true;
+      }
     });
     p.stderr.on('data', (d: Buffer) => void (err += d.toString()));
     p.on('exit', (code, signal) => {
@@ -112,5 +119,72 @@ test('a worker terminated, killed by an uncaught exception, or exiting mid-fit o
     clean(r, 3, label);
     expect(r.out, label).toMatch(/worker exit [13]/);
     expect(r.afterBusy, label).toBeLessThan(cases[i].delay + limitMs);
+  });
+}, LONG_MS);
+
+test('a natural end with inference calls in flight (generations, a session, score, predictNext): the process or worker lives until they are answered, then ends with code 0', async () => {
+  const cases = ['pending', 'worker/pending/end', 'pending', 'worker/pending/end'];
+  const runs = await pool(cases.map((c) => () => run(c)));
+  runs.forEach((r, i) => {
+    // The session held 500 appended characters and the 300 it generated (append: true).
+    expect(r.out, cases[i]).toMatch(/^answered \d+ \d+ 800$/m);
+    if (cases[i].startsWith('worker/')) {
+      clean(r, 3, cases[i]);
+      expect(r.out.indexOf('answered'), cases[i]).toBeLessThan(r.out.indexOf('worker exit 0'));
+    } else {
+      clean(r, 0, cases[i]);
+    }
+  });
+}, LONG_MS);
+
+test(`process.exit() while batched generations, a stream and sessions run ends the process within 5 s, ${repeats / 2} times`, async () => {
+  const cases = Array.from({ length: repeats / 2 }, (_, i) => 20 + ((i * 89) % 400));
+  const runs = await pool(cases.map((delay) => () => run('exit:batch', delay)));
+  runs.forEach((r, i) => {
+    clean(r, 3, `exit:batch after ${cases[i]} ms`);
+    expect(r.afterBusy).toBeLessThan(cases[i] + limitMs);
+  });
+}, LONG_MS);
+
+test('SIGTERM mid-generation: by default it ends the process (signal SIGTERM, no crash); a handler that disposes the model lets the process end by itself with its code, within 5 s', async () => {
+  const kinds = ['wait:generate', 'wait:batch', 'graceful:generate', 'graceful:batch'];
+  const cases = Array.from({ length: 2 * kinds.length }, (_, i) => ({ s: kinds[i % kinds.length], delay: 30 + ((i * 113) % 400) }));
+  const runs = await pool(cases.map((c) => () => run(c.s, c.delay, 'SIGTERM')));
+  runs.forEach((r, i) => {
+    const label = `${cases[i].s} after ${cases[i].delay} ms`;
+    const what = `${label}: code ${r.code}, signal ${r.signal}, ${Math.round(r.afterBusy)} ms after busy\n${r.err.slice(-800)}`;
+    if (cases[i].s.startsWith('wait:')) {
+      expect(r.signal, what).toBe('SIGTERM');
+      expect(r.err, what).not.toMatch(/terminate called|Aborted|Segmentation|FATAL ERROR/);
+    } else {
+      clean(r, 3, label);
+    }
+    expect(r.afterBusy, what).toBeLessThan(cases[i].delay + limitMs);
+  });
+}, LONG_MS);
+
+test(`a worker terminated, or calling process.exit(), while batched generations and sessions run: the process lives on, ${repeats / 2} times`, async () => {
+  const kinds = ['run:batch/terminate', 'run:batch/terminate', 'exit:batch/x'];
+  const cases = Array.from({ length: repeats / 2 }, (_, i) => ({ s: `worker/${kinds[i % kinds.length]}`, delay: 10 + ((i * 151) % 500) }));
+  const runs = await pool(cases.map((c) => () => run(c.s, c.delay)));
+  runs.forEach((r, i) => {
+    const label = `${cases[i].s} after ${cases[i].delay} ms`;
+    clean(r, 3, label);
+    expect(r.out, label).toMatch(/worker exit [13]/);
+    expect(r.afterBusy, label).toBeLessThan(cases[i].delay + limitMs);
+  });
+}, LONG_MS);
+
+// Fails today: a C++ Napi::Error escapes the addon when a call into it cannot throw to JavaScript
+// (the worker is being terminated), and std::terminate aborts the whole process. The fit cases
+// of the worker test above hit the same window now and then (fit now starts a few microtasks
+// after "busy", during the first allocations).
+test('a worker terminated while it calls into the addon back to back (allocations) ends; the process lives on, 10 times', async () => {
+  const cases = Array.from({ length: 10 }, (_, i) => 10 + ((i * 53) % 300));
+  const runs = await pool(cases.map((delay) => () => run('worker/alloc-loop/terminate', delay)));
+  runs.forEach((r, i) => {
+    const label = `worker/alloc-loop/terminate after ${cases[i]} ms`;
+    clean(r, 3, label);
+    expect(r.out, label).toContain('worker exit 1');
   });
 }, LONG_MS);

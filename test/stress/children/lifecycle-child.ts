@@ -1,6 +1,8 @@
 // A child process for test/stress/process-lifecycle.test.ts: ends in a given way with models alive,
 // busy, or in a worker thread. argv: SCENARIO DELAY_MS DIR. It prints "busy" when the work
 // the scenario interrupts has started; the parent checks its exit code, signal and duration.
+// SCENARIO is WHAT:KIND, KIND the work (busy()); 'batch' is many concurrent inference calls
+// (generations, a stream, sessions) sharing the batching scheduler's steps.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -21,7 +23,21 @@ const say = (line: string) => (isMainThread ? console.log(line) : parentPort!.po
 /** Starts long work of the given kind on a model (never awaited to its end). */
 function busy(m: LanguageModel, kind: string, dir: string): Promise<unknown> {
   if (kind === 'fit') return m.fit(text, { epochs: 1000, batchSize: 16, seqLength: 64, progress: false });
-  if (kind === 'generate') return m.generate({ prompt: 'the', maxTokens: 1_000_000, seed: 1 });
+  if (kind === 'generate') return m.generate({ prompt: 'the', maxTokens: 1_000_000, seed: 1, stopAtEos: false });
+  if (kind === 'batch') {
+    const [a, b] = [m.session(), m.session()];
+    keep.push(a, b);
+    const forever = { maxTokens: 1_000_000, stopAtEos: false };
+    return Promise.all([
+      ...Array.from({ length: 6 }, (_, i) => m.generate({ prompt: 'the', seed: i, ...forever })),
+      a.append(text.slice(0, 300)).then(() => a.generate({ ...forever, append: true })),
+      b.append('the lazy').then(() => b.fork().generate(forever)),
+      b.score(text),
+      (async () => {
+        for await (const t of m.generateStream(forever)) void t;
+      })(),
+    ]);
+  }
   return (async () => {
     for (;;) await m.save(join(dir, 'm.safetensors'));
   })();
@@ -60,6 +76,34 @@ async function scenario(name: string, delay: number, dir: string): Promise<void>
       setTimeout(() => process.exit(3), delay);
       return;
     }
+    case 'pending': { // a natural end with calls in flight: the process (or worker) lives until they are answered
+      const m = await small();
+      const s = m.session();
+      keep.push(m, s);
+      const calls = Promise.all([
+        m.generate({ prompt: 'the', maxTokens: 2000, seed: 1, stopAtEos: false }),
+        s.append(text.slice(0, 500)).then(() => s.generate({ maxTokens: 300, stopAtEos: false, append: true })),
+        m.score(text),
+        m.predictNext(text),
+      ]);
+      calls.then(([g, sg]) => say(`answered ${g.length} ${sg.length} ${s.length}`));
+      say('busy');
+      return;
+    }
+    case 'wait': // work runs until the process gets a signal (the default action ends it)
+    case 'graceful': { // on SIGTERM the model is disposed: its calls reject and the process ends by itself
+      const m = await large();
+      keep.push(m);
+      busy(m, kind, dir).catch(() => {});
+      if (what === 'graceful') {
+        process.once('SIGTERM', () => {
+          m.dispose();
+          process.exitCode = 3;
+        });
+      }
+      say('busy');
+      return;
+    }
     case 'run': { // (in a worker) work runs until the worker is terminated; small steps, many reads
       const m = await small();
       keep.push(m);
@@ -75,6 +119,14 @@ async function scenario(name: string, delay: number, dir: string): Promise<void>
       setTimeout(() => {
         throw new Error('uncaught on purpose');
       }, delay);
+      return;
+    }
+    case 'alloc-loop': { // (in a worker) allocations back to back until the worker is terminated
+      const s = cpuBackend.createStream();
+      say('busy');
+      setTimeout(() => {
+        for (;;) s.alloc('f32', 4).free();
+      }, 0);
       return;
     }
     case 'idle-two': // (in a worker) two models alive; the worker then ends, is ended, or exits
