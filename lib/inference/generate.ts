@@ -123,7 +123,7 @@ export function predictNext(host: InferenceHost, start: Start, options: PredictO
 
 /** A generation request; resolves with its Generation. Tokens go to `sink` as they become safe to show. */
 export function startGeneration(
-  host: InferenceHost, start: Start, options: GenerateOptions, where: string, sink?: (t: GeneratedToken) => void, extraKeys: string[] = [],
+  host: InferenceHost, start: Start, options: GenerateOptions, where: string, sink?: TokenSink, extraKeys: string[] = [],
 ): Promise<Generation> {
   const net = host.network;
   const o = new Options(where, options, [...GENERATE_KEYS, ...extraKeys]);
@@ -188,10 +188,16 @@ export function startGeneration(
       const all = textOf(host.tokenizer, ids);
       d.resolve({ text: text.cut >= 0 ? all.slice(0, text.cut) : all, ids, logProbs, finishReason });
     },
-    reject: d.reject,
+    reject: (e) => {
+      sink?.fail?.(e);
+      d.reject(e);
+    },
   });
   return d.promise;
 }
+
+/** Where a stream's tokens go as they are produced, and its failure the moment it happens. */
+export type TokenSink = ((t: GeneratedToken) => void) & { fail?: (e: unknown) => void };
 
 /**
  * generateStream: the tokens of a generation as an async iterator; leaving the loop early cancels
@@ -199,7 +205,7 @@ export function startGeneration(
  * the options are checked first, so that a bad one rejects the first next().
  */
 export function streamGeneration(
-  where: string, options: unknown, run: (options: GenerateOptions, sink: (t: GeneratedToken) => void) => Promise<Generation>,
+  where: string, options: unknown, run: (options: GenerateOptions, sink: TokenSink) => Promise<Generation>,
 ): AsyncIterableIterator<GeneratedToken> {
   const ac = new AbortController();
   const buffered: GeneratedToken[] = [];
@@ -216,10 +222,16 @@ export function streamGeneration(
     userSignal = signalOf(where, (options as GenerateOptions).signal);
     if (userSignal?.aborted) userAbort();
     else userSignal?.addEventListener('abort', userAbort, { once: true });
-    done = run({ ...(options as GenerateOptions), signal: ac.signal }, (t) => {
+    const sink: TokenSink = (t) => {
       buffered.push(t);
       wakeAll();
-    }).then(() => void (finished = true), (e) => void (failure = { e }));
+    };
+    // Known at once (not a few promise hops later): the consumer sees no token after a failure.
+    sink.fail = (e) => {
+      failure ??= { e };
+      wakeAll();
+    };
+    done = run({ ...(options as GenerateOptions), signal: ac.signal }, sink).then(() => void (finished = true), (e) => void (failure ??= { e }));
   } catch (e) {
     failure = { e };
     done = Promise.resolve();
@@ -231,8 +243,9 @@ export function streamGeneration(
   const it: AsyncIterableIterator<GeneratedToken> = {
     async next() {
       for (;;) {
-        if (buffered.length > 0) return { value: buffered.shift()!, done: false };
+        // A failure (cancelled, disposed) surfaces at once, before tokens still buffered.
         if (failure) throw failure.e;
+        if (buffered.length > 0) return { value: buffered.shift()!, done: false };
         if (finished) return { value: undefined, done: true };
         await new Promise<void>((r) => waiters.push(r));
       }

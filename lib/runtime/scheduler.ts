@@ -319,11 +319,12 @@ export class Scheduler {
         decNext.push(a);
       }
     }
+    // The jobs are the groups' before the re-layouts: if one throws (memory), the loop ends them all.
+    this.dec = decNext;
+    this.pre = preNext;
     // Decoding first: it copies from the feeding rows' current state, which the next re-layout replaces.
     this.decRows.relayout(decKeep, decSources);
     this.preRows.relayout(preKeep, preSources);
-    this.dec = decNext;
-    this.pre = preNext;
   }
 
   /** Every decoding row feeds its token from the ids scratch at `at` (one step, T = 1). */
