@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "vecmath.h"
+
 namespace rnnlm::cpu {
 
 // C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when t*.
@@ -31,6 +33,16 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                  int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   gemmOrGemv(cblas_dgemm, cblas_dgemv, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// The forward GEMMs, C[M,N] = A[M,K] W[N,K]^T (+ C when accumulate): OpenBLAS, or with
+// batchInvariant the fixed-order kernel of vecmath.h (gemm_nt_simd.inc), whose rows do not
+// depend on M or on their place in the batch (inference).
+template <typename T>
+inline void gemmForward(bool batchInvariant, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W,
+                        int64_t ldw, bool accumulate, T* C, int64_t ldc) {
+  if (batchInvariant) gemmNT(M, N, K, A, lda, W, ldw, accumulate, C, ldc);
+  else gemm(false, true, M, N, K, T(1), A, lda, W, ldw, accumulate ? T(1) : T(0), C, ldc);
 }
 
 }  // namespace rnnlm::cpu
