@@ -1,7 +1,9 @@
 // Batch invariance (RnnForwardArgs.batchInvariant, linearForward's option): one row's results
 // are the same bits whatever the batch around it (its size, the row's place in it, the other
 // rows' lengths), and the same product as OpenBLAS computes, up to rounding. Sizes that are not
-// multiples of the kernel's 8 lanes, 4- and 8-column tiles and 3-row tiles, and K < 8.
+// multiples of the kernel's 8 lanes, 4- and 8-column tiles and 3-row tiles, and K < 8; the
+// largest linear products (B = 64, K = 203, N = 1001) are shared with the helper thread (blas.h)
+// where OpenBLAS may use 2 threads or more.
 import { afterAll, describe, expect, test } from 'vitest';
 import { tensor, type Cell, type FloatArray, type Tensor } from '../../lib/backend/types';
 import { Random } from '../../lib/util/random';
