@@ -87,6 +87,15 @@ export interface RnnForwardArgs {
   training: boolean;
   /** Seed of the dropout masks between layers. */
   seed?: number;
+  /**
+   * For inference: each sequence's results (y, hy, cy) come out bit for bit the same whatever
+   * the batch it runs in (its size, the sequence's place in it), so that a request batched with
+   * others returns what it would alone. On the CPU the forward GEMMs then use a fixed-order
+   * kernel (native/cpu/gemm_nt_simd.inc) instead of OpenBLAS, whose rounding of a row depends on
+   * the batch. The CUDA backend accepts the flag and ignores it: on the GPU (cuBLAS, cuDNN) a
+   * row's rounding may depend on the batch.
+   */
+  batchInvariant?: boolean;
 }
 
 export interface RnnBackwardDataArgs {
@@ -159,8 +168,11 @@ export interface Stream {
   dropoutForward(x: Tensor, mask: Tensor, y: Tensor, p: number, seed: number): void;
   /** out = a * b elementwise. */
   multiply(a: Tensor, b: Tensor, out: Tensor): void;
-  /** y = x W^T + b. x [N, I], W [O, I], b [O], y [N, O]. */
-  linearForward(x: Tensor, W: Tensor, b: Tensor | null, y: Tensor): void;
+  /**
+   * y = x W^T + b. x [N, I], W [O, I], b [O], y [N, O]. batchInvariant: each row of y as it
+   * would be alone, on the CPU (see RnnForwardArgs.batchInvariant).
+   */
+  linearForward(x: Tensor, W: Tensor, b: Tensor | null, y: Tensor, options?: { batchInvariant?: boolean }): void;
   /** dx (= or +=) dy W; dW += dy^T x; db += column sums of dy. */
   linearBackward(
     x: Tensor,

@@ -6,6 +6,9 @@
 
 #include <cstdint>
 
+#include "helper_thread.h"
+#include "vecmath.h"
+
 namespace rnnlm::cpu {
 
 // C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when t*.
@@ -31,6 +34,26 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                  int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   gemmOrGemv(cblas_dgemm, cblas_dgemv, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// The forward GEMMs, C[M,N] = A[M,K] W[N,K]^T (+ C when accumulate): OpenBLAS, or with
+// batchInvariant the fixed-order kernel of vecmath.h (gemm_nt_simd.inc), whose rows do not
+// depend on M or on their place in the batch (inference). A large float product is shared with
+// the helper thread (helper_thread.h) in chunks of columns, when OpenBLAS may use more than one
+// thread; every element is computed the same either way.
+template <typename T>
+inline void gemmForward(bool batchInvariant, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W,
+                        int64_t ldw, bool accumulate, T* C, int64_t ldc) {
+  if (!batchInvariant) return gemm(false, true, M, N, K, T(1), A, lda, W, ldw, accumulate ? T(1) : T(0), C, ldc);
+  constexpr int64_t kShareMacs = int64_t(1) << 23;  // about 0.2 ms on one thread: less gains nothing (measured)
+  constexpr int kChunks = 8;
+  if (sizeof(T) != sizeof(float) || M * N * K < kShareMacs || N < 8 * kChunks || openblas_get_num_threads() < 2)
+    return gemmNT(M, N, K, A, lda, W, ldw, accumulate, C, ldc);
+  const int64_t width = (N + 8 * kChunks - 1) / (8 * kChunks) * 8;  // a multiple of 8 columns
+  HelperThread::get().forEach(int((N + width - 1) / width), [&](int i) {
+    const int64_t n0 = i * width, n = N - n0 < width ? N - n0 : width;
+    gemmNT(M, n, K, A, lda, W + n0 * ldw, ldw, accumulate, C + n0, ldc);
+  });
 }
 
 }  // namespace rnnlm::cpu

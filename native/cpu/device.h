@@ -80,8 +80,9 @@ struct CpuDevice {
     cpu::multiply(a, b, n, out);
   }
   template <typename T>
-  static void linearForward(Context&, const T* x, const T* W, const T* b, int64_t N, int64_t I, int64_t O, T* y) {
-    cpu::linearForward(x, W, b, N, I, O, y);
+  static void linearForward(Context&, const T* x, const T* W, const T* b, int64_t N, int64_t I, int64_t O, T* y,
+                            bool batchInvariant) {
+    cpu::linearForward(x, W, b, N, I, O, y, batchInvariant);
   }
   template <typename T>
   static void linearBackward(Context&, const T* x, const T* W, const T* dy, int64_t N, int64_t I, int64_t O, T* dx,
@@ -144,8 +145,8 @@ struct CpuDevice {
     template <typename T>
     void forward(Context&, int64_t Tn, int64_t B, const int32_t* lengths, const T* x, const T* hx, const T* cx,
                  const T* W, T* y, T* hy, T* cy, T* reserve, int64_t, T* ws, int64_t, bool training,
-                 uint64_t seed) const {
-      rnnForward(RnnSpaces(cfg_, Tn, B), lengths, x, hx, cx, W, y, hy, cy, reserve, ws, training, seed);
+                 uint64_t seed, bool batchInvariant) const {
+      rnnForward(RnnSpaces(cfg_, Tn, B), lengths, x, hx, cx, W, y, hy, cy, reserve, ws, training, seed, batchInvariant);
     }
     template <typename T>
     void backwardData(Context&, int64_t Tn, int64_t B, const int32_t* lengths, const T* W, const T*, const T* dy,

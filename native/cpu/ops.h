@@ -62,13 +62,13 @@ void multiply(const T* a, const T* b, int64_t n, T* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
 }
 
-// y[N, O] = x[N, I] W[O, I]^T + b[O]
+// y[N, O] = x[N, I] W[O, I]^T + b[O]; batchInvariant: see gemmForward (blas.h).
 template <typename T>
-void linearForward(const T* x, const T* W, const T* b, int64_t N, int64_t I, int64_t O, T* y) {
+void linearForward(const T* x, const T* W, const T* b, int64_t N, int64_t I, int64_t O, T* y, bool batchInvariant) {
   if (b) {
     for (int64_t n = 0; n < N; ++n) std::memcpy(y + n * O, b, sizeof(T) * O);
   }
-  gemm(false, true, N, O, I, T(1), x, I, W, I, b ? T(1) : T(0), y, O);
+  gemmForward(batchInvariant, N, O, I, x, I, W, I, b != nullptr, y, O);
 }
 
 // dx[N, I] (=|+=) dy W;  dW[O, I] += dy^T x;  db[O] += sum_n dy[n, :]

@@ -12,6 +12,8 @@
 // rnnCell and their backward below, each headed by its equations; this is also the reference
 // for the CUDA backend, where cuDNN computes the cells (native/cuda/rnn.h).
 // Between layers (training only) inverted dropout with a counter-based mask.
+// batchInvariant (inference): the forward GEMMs use the fixed-order kernel of gemmForward
+// (blas.h), so that a sequence's outputs do not depend on the batch it runs in.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -192,7 +194,8 @@ inline void rnnCellBackward(int64_t H, bool relu, const T* hNew, const T* dy, T*
 
 template <typename T>
 void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T* hx, const T* cx,
-                const T* W, T* y, T* hy, T* cy, T* reserve, T* ws, bool training, uint64_t seed) {
+                const T* W, T* y, T* hy, T* cy, T* reserve, T* ws, bool training, uint64_t seed,
+                bool batchInvariant) {
   const RnnConfig& c = sp.c;
   const int64_t Tn = sp.T, B = sp.B, H = c.hiddenSize, G = c.gates(), GH = G * H;
   const bool lstm = c.cell == Cell::LSTM, gru = c.cell == Cell::GRU;
@@ -244,7 +247,7 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
       T* row = gates + r * GH;
       for (int64_t k = 0; k < GH; ++k) row[k] = gru ? bih[k] : bih[k] + bhh[k];
     }
-    gemm(false, true, Tn * B, GH, in, T(1), X, in, Wih, in, T(1), gates, GH);
+    gemmForward(batchInvariant, Tn * B, GH, in, X, in, Wih, in, true, gates, GH);
 
     T* gh = ws + sp.wsGh;
     T* hnAll = reserve + s.hn;
@@ -254,9 +257,9 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
       T* Gt = gates + t * B * GH;
       if (gru) {
         for (int64_t b = 0; b < B; ++b) std::memcpy(gh + b * GH, bhh, sizeof(T) * GH);
-        gemm(false, true, B, GH, H, T(1), hp, H, Whh, H, T(1), gh, GH);
+        gemmForward(batchInvariant, B, GH, H, hp, H, Whh, H, true, gh, GH);
       } else {
-        gemm(false, true, B, GH, H, T(1), hp, H, Whh, H, T(1), Gt, GH);
+        gemmForward(batchInvariant, B, GH, H, hp, H, Whh, H, true, Gt, GH);
       }
       for (int64_t b = 0; b < B; ++b) {
         const T* hpb = hp + b * H;

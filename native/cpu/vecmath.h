@@ -1,8 +1,9 @@
 // Vectorisable elementwise math for the CPU hot loops. float uses branch-free
 // Cephes-style polynomials (about 1-2 ulp) that the compiler turns into SIMD code; double uses
-// libm, so the float64 gradient checks test the exact math of the same templates.
+// libm, so the float64 gradient checks test the exact math of the same templates. Also the
+// batch-invariant GEMM of inference (gemmNT; gemm_nt_simd.inc says why).
 //
-// The float loops (vecmath_simd.inc) are compiled twice on x86-64 with GCC: for AVX2+FMA and
+// The float loops (vecmath_simd.inc, gemm_nt_simd.inc) are compiled twice on x86-64 with GCC: for AVX2+FMA and
 // for the baseline (SSE2), and the first call picks one by CPUID. Not target_clones: the
 // prebuilds are compiled by GCC 10 (an old-glibc root, scripts/prebuild.cjs), whose clones can
 // only name one exact CPU model ("arch=haswell") or one ISA extension ("avx2" without FMA).
@@ -113,17 +114,43 @@ inline void scaleInPlace(double* v, int64_t n, double s) {
   for (int64_t i = 0; i < n; ++i) v[i] *= s;
 }
 
-// The float kernels, once per instruction set (see the top of this file).
+// C[m, n] = (beta ? C[m, n] : 0) + sum_k A[m, k] W[n, k] in the fixed order of the float
+// kernel (gemm_nt_simd.inc, which says why): 8 lane sums, combined, then the K % 8 tail.
+inline void gemmNT(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* W, int64_t ldw,
+                   bool beta, double* C, int64_t ldc) {
+  const int64_t K8 = K - K % 8;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      const double* a = A + m * lda;
+      const double* w = W + n * ldw;
+      double l[8] = {};
+      for (int64_t k = 0; k < K8; k += 8)
+        for (int j = 0; j < 8; ++j) l[j] += a[k + j] * w[k + j];
+      double s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+      for (int64_t k = K8; k < K; ++k) s += a[k] * w[k];
+      double* o = C + m * ldc + n;
+      *o = beta ? *o + s : s;
+    }
+}
+
+// The float kernels, once per instruction set (see the top of this file); RNNLM_SIMD_FMA says
+// whether the set has fused multiply-add (read by gemm_nt_simd.inc).
+#define RNNLM_SIMD_FMA 0
 namespace simd_base {
 #include "vecmath_simd.inc"
+#include "gemm_nt_simd.inc"
 }
+#undef RNNLM_SIMD_FMA
 #if RNNLM_AVX2_DISPATCH
+#define RNNLM_SIMD_FMA 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace simd_avx2 {
 #include "vecmath_simd.inc"
+#include "gemm_nt_simd.inc"
 }
 #pragma GCC pop_options
+#undef RNNLM_SIMD_FMA
 inline bool hasAvx2Fma() {
   static const bool yes = [] {
     __builtin_cpu_init();
@@ -147,6 +174,10 @@ inline void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, 
 }
 inline float maxOf(const float* z, int64_t n) { return RNNLM_SIMD(maxOf(z, n)); }
 inline void scaleInPlace(float* v, int64_t n, float s) { RNNLM_SIMD(scaleInPlace(v, n, s)); }
+inline void gemmNT(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw,
+                   bool beta, float* C, int64_t ldc) {
+  RNNLM_SIMD(gemmNT(M, N, K, A, lda, W, ldw, beta, C, ldc));
+}
 #undef RNNLM_SIMD
 
 }  // namespace rnnlm::cpu

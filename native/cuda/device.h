@@ -227,8 +227,9 @@ struct CudaDevice {
   }
 
   // Row-major y[N, O] = x[N, I] W[O, I]^T + b is column-major y^T = W x^T: gemm(T, N).
+  // batchInvariant is not honoured: cuBLAS may round a row differently by N (lib/backend/types.ts).
   static void linearForward(Context& c, const float* x, const float* W, const float* b, int64_t N, int64_t I,
-                            int64_t O, float* y) {
+                            int64_t O, float* y, bool /*batchInvariant*/) {
     float beta = 0.f;
     if (b) {
       RNNLM_LAUNCH(kernels::broadcastRows(c.stream, b, N, O, y));
@@ -291,7 +292,7 @@ struct CudaDevice {
     explicit Rnn(const RnnConfig& c) : CudnnRnn(c, allowTf32()) {}
     void forward(Context& c, int64_t Tn, int64_t B, const int32_t* lengths, const float* x, const float* hx,
                  const float* cx, const float* W, float* y, float* hy, float* cy, float* reserve, int64_t reserveN,
-                 float* ws, int64_t wsN, bool training, uint64_t) const {
+                 float* ws, int64_t wsN, bool training, uint64_t, bool /*batchInvariant: not on cuDNN*/) const {
       CudnnRnn::forward(c.cudnn, c.lengthsOnDevice(lengths, B), Tn, B, lengths, x, hx, cx, W, y, hy, cy, reserve,
                         reserveN, ws, wsN, training);
     }

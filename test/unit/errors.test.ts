@@ -28,6 +28,13 @@ describe('shapes and arguments', () => {
     expect(code(() => s.linearForward(x, W2, make(s, 'f32', [2]), y))).toMatch(/b must have shape \[3\]/);
   });
 
+  test('linear options that are not an object, or a batchInvariant that is not a boolean', () => {
+    const x = make(s, 'f32', [4, 5]), W = make(s, 'f32', [3, 5]), y = make(s, 'f32', [4, 3]);
+    expect(code(() => s.linearForward(x, W, null, y, true as never))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward options must be an object/);
+    expect(code(() => s.linearForward(x, W, null, y, { batchInvariant: 1 as never }))).toMatch(/^ERR_INVALID_ARGUMENT: batchInvariant must be a boolean/);
+    s.linearForward(x, W, null, y, {});
+  });
+
   test('a tensor past the end of its buffer, a bad offset, a non-tensor', () => {
     const buf = s.alloc('f32', 10);
     const out = make(s, 'f32', [1]);
@@ -92,6 +99,12 @@ describe('the recurrent stack', () => {
     expect(code(() => s.rnnForward(rnn, { ...a, hx: make(s, 'f32', [1, B, H]) }))).toMatch(/hx must have shape \[2, 2, 3\]/);
     expect(code(() => s.rnnForward(rnn, { ...a, reserve: make(s, 'f32', [sp.reserve - 1]) }))).toMatch(/reserve has .* needs/);
     expect(code(() => s.rnnForward(rnn, { ...a, weights: make(s, 'f32', [rnn.weightSize + 1]) }))).toMatch(/weights must have shape/);
+  });
+
+  test('a batchInvariant that is not a boolean', () => {
+    const a = { ...args(), training: false };
+    expect(code(() => s.rnnForward(rnn, { ...a, batchInvariant: 'yes' as never }))).toMatch(/^ERR_INVALID_ARGUMENT: batchInvariant must be a boolean/);
+    s.rnnForward(rnn, { ...a, batchInvariant: true });
   });
 });
 

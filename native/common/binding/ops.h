@@ -95,7 +95,7 @@ Napi::Value NativeStream<D>::Multiply(const Napi::CallbackInfo& info) {
   });
 }
 
-// linearForward(x [N, I], W [O, I], b [O] | null, y [N, O])
+// linearForward(x [N, I], W [O, I], b [O] | null, y [N, O], { batchInvariant? } | undefined)
 template <class D>
 Napi::Value NativeStream<D>::LinearForward(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -113,9 +113,14 @@ Napi::Value NativeStream<D>::LinearForward(const Napi::CallbackInfo& info) {
     expectDisjoint(op, {{&x, "x"}, {&y, "y"}});
     expectDisjoint(op, {{&W, "W"}, {&y, "y"}});
     expectDisjoint(op, {{&b, "b"}, {&y, "y"}});
+    bool invariant = false;
+    if (!js::absent(info[4])) {
+      const Napi::Value v = js::asObject(info[4], "linearForward options").Get("batchInvariant");
+      invariant = js::absent(v) ? false : js::boolean(v, "batchInvariant");
+    }
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
-      D::linearForward(ctx, x.p<T>(), W.p<T>(), b.p<T>(), N, I, O, y.p<T>());
+      D::linearForward(ctx, x.p<T>(), W.p<T>(), b.p<T>(), N, I, O, y.p<T>(), invariant);
     });
   });
 }

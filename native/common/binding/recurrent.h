@@ -74,7 +74,7 @@ View NativeStream<D>::stateArg(Napi::Object o, const char* key, const char* op, 
 }
 
 // rnnForward(rnn, { x [T,B,I], y [T,B,H], hx?, cx?, hy?, cy? [L,B,H], weights, reserve, workspace,
-//                   lengths?, training, seed })
+//                   lengths?, training, seed, batchInvariant? })
 template <class D>
 Napi::Value NativeStream<D>::RnnForward(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -90,6 +90,8 @@ Napi::Value NativeStream<D>::RnnForward(const Napi::CallbackInfo& info) {
          cy = stateArg(o, "cy", op, a);
     const bool training = js::boolean(o.Get("training"), "training");
     const uint64_t seed = js::absent(o.Get("seed")) ? 0 : js::seed(o.Get("seed"), "seed");
+    const Napi::Value inv = o.Get("batchInvariant");
+    const bool invariant = js::absent(inv) ? false : js::boolean(inv, "batchInvariant");
     const DType t = floatType(op, {{&x, "x"}, {&y, "y"}, {&hx, "hx"}, {&cx, "cx"}, {&hy, "hy"}, {&cy, "cy"},
                                    {&a.weights, "weights"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
     expectDisjoint(op, {{&x, "x"}, {&y, "y"}, {&a.weights, "weights"}, {&a.reserve, "reserve"},
@@ -101,7 +103,7 @@ Napi::Value NativeStream<D>::RnnForward(const Napi::CallbackInfo& info) {
       using T = decltype(tag);
       impl->forward(ctx, a.T, a.B, a.lengths.data(), x.p<T>(), hx.p<T>(), cx.p<T>(), a.weights.p<T>(), y.p<T>(),
                     hy.p<T>(), cy.p<T>(), a.reserve.p<T>(), a.reserve.numel, a.workspace.p<T>(), a.workspace.numel,
-                    training, seed);
+                    training, seed, invariant);
     });
   });
 }
