@@ -23,6 +23,12 @@ import { RowGroup, type StateRef, type StateShape } from './rows';
 
 /** Tokens a feeding row feeds per step. */
 export const PREFILL_CHUNK = 32;
+/**
+ * Every product of the requests' rows in an order that does not depend on the batch (the CPU's
+ * batch-invariant GEMM): a request's numbers are the same bits batched as alone, so a draw never
+ * flips with the load. (cuBLAS and cuDNN do not promise it: on a GPU they agree to rounding.)
+ */
+const INVARIANT = { batchInvariant: true };
 /** Decoding steps queued per round trip to the host, when nothing waits to join. */
 const MAX_STEPS = 8;
 
@@ -244,7 +250,7 @@ export class Scheduler {
       x: tensor(x.buffer, 0, [T, B, E]), y: tensor(yAll.buffer, B * H, [T, B, H]),
       hx: g.current(0), cx: this.shape.cell ? g.current(1) : null, hy: g.next(0), cy: this.shape.cell ? g.next(1) : null,
       weights: net.rnnWeights, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace),
-      lengths: lens, training: false,
+      lengths: lens, training: false, batchInvariant: true,
     });
     g.swap();
     this.pre.forEach((a, b) => (a.fed += lens[b]));
@@ -262,7 +268,7 @@ export class Scheduler {
       s.write(tensor(pick.buffer, 0, [2 * n]), idx);
       s.embeddingForward(tensor(yAll.buffer, 0, [(T + 1) * B, H]), tensor(pick.buffer, 0, [n]), tensor(h.buffer, 0, [n, H]));
       const lg = tensor(logits.buffer, 0, [n, V]);
-      s.linearForward(tensor(h.buffer, 0, [n, H]), net.param('decoder.weight'), net.param('decoder.bias'), lg);
+      s.linearForward(tensor(h.buffer, 0, [n, H]), net.param('decoder.weight'), net.param('decoder.bias'), lg, INVARIANT);
       s.logSoftmax(lg, lg);
       s.embeddingForward(tensor(logits.buffer, 0, [n * V, 1]), tensor(pick.buffer, n, [n]), tensor(out.buffer, 0, [n, 1]));
       const mine = rows.slice(k0, k0 + n);
@@ -340,6 +346,7 @@ export class Scheduler {
       x: tensor(x.buffer, 0, [1, B, E]), y: tensor(y.buffer, 0, [1, B, H]),
       hx: g.current(0), cx: this.shape.cell ? g.current(1) : null, hy: g.next(0), cy: this.shape.cell ? g.next(1) : null,
       weights: net.rnnWeights, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace), training: false,
+      batchInvariant: true,
     });
     g.swap();
   }
@@ -356,7 +363,7 @@ export class Scheduler {
     const B = this.dec.length;
     const logits = tensor(g.f('logits', B * V).buffer, 0, [B, V]);
     const distribution = () => {
-      s.linearForward(g.top(), net.param('decoder.weight'), net.param('decoder.bias'), logits);
+      s.linearForward(g.top(), net.param('decoder.weight'), net.param('decoder.bias'), logits, INVARIANT);
       s.logSoftmax(logits, logits);
     };
     distribution();
