@@ -35,6 +35,10 @@ async function main(): Promise<void> {
   const model = await loadModel();
   const sessions = new Map<string, Session>();
   const app = Fastify();
+  // Aborted on SIGINT / SIGTERM: every request in flight ends, so that close() does not wait for long streams.
+  const shutdown = new AbortController();
+  /** Aborted when the client disconnects or the server shuts down: the request's batch row is freed at the next step. */
+  const cancelled = (reply: { raw: NodeJS.EventEmitter & { writableEnded: boolean } }) => AbortSignal.any([clientGone(reply), shutdown.signal]);
 
   /** Bad input from the client is a 400 with the library's message; anything else a 500. */
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
@@ -44,7 +48,7 @@ async function main(): Promise<void> {
 
   app.post<{ Body: { prompt?: string; maxTokens?: number; temperature?: number; topP?: number; seed?: number; stream?: boolean } }>('/generate', async (req, reply) => {
     const { stream, ...options } = req.body ?? {};
-    const signal = clientGone(reply);
+    const signal = cancelled(reply);
     if (!stream) return { text: await model.generate({ ...options, signal }) };
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     try {
@@ -52,17 +56,18 @@ async function main(): Promise<void> {
       reply.raw.end('data: [DONE]\n\n');
     } catch (e) {
       if (!signal.aborted) reply.raw.end(`data: ${JSON.stringify({ error: (e as Error).message })}\n\n`);
+      else console.log(`generate cancelled: ${(signal.reason as Error).message}`);
     }
     return reply;
   });
 
   app.post<{ Body: { context?: string; topK?: number; prefix?: string } }>('/next', async (req, reply) => {
     const { context = '', ...options } = req.body ?? {};
-    return model.predictNext(context, { ...options, signal: clientGone(reply) });
+    return model.predictNext(context, { ...options, signal: cancelled(reply) });
   });
 
   app.post<{ Body: { texts?: string[] } }>('/score', async (req, reply) => {
-    return model.score(req.body?.texts ?? [], { signal: clientGone(reply) });
+    return model.score(req.body?.texts ?? [], { signal: cancelled(reply) });
   });
 
   app.post('/sessions', async () => {
@@ -90,7 +95,8 @@ async function main(): Promise<void> {
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      // Stop accepting, let requests in flight finish, then free the model.
+      // Stop accepting, end the requests in flight, then free the model.
+      shutdown.abort(new Error('the server is shutting down'));
       void app.close().then(() => {
         model.dispose();
         process.exitCode = 0;
@@ -99,11 +105,12 @@ async function main(): Promise<void> {
   }
 }
 
-/** Aborted when the client disconnects: the request's batch row is freed at the next step. */
-function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: boolean } }): AbortSignal {
+/** Aborted when the client disconnects. */
+function clientGone(reply: { raw: NodeJS.EventEmitter & { writableEnded: boolean } }): AbortSignal {
   const ac = new AbortController();
+  // 'close' also comes after a normal answer; only one we never ended means the client left.
   reply.raw.on('close', () => {
-    if (!reply.raw.writableFinished) ac.abort(new Error('client disconnected'));
+    if (!reply.raw.writableEnded) ac.abort(new Error('client disconnected'));
   });
   return ac.signal;
 }
