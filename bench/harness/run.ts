@@ -3,7 +3,6 @@
  * its own process with a time budget; a table on stdout and, with --json, the whole report.
  * Ratios are only ever taken between runs of the same report (same machine, same session).
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { extname, join } from 'node:path';
@@ -11,6 +10,7 @@ import { nvidiaDriverPresent } from '../../lib/backend/cuda';
 import { invalidArgument } from '../../lib/errors';
 import { CONFIGS, CPU_DEFAULT, QUICK, findConfig, scalingConfigs, type BenchConfig } from './configs';
 import { implausibleFirstLoss } from './peer';
+import { spawnWorker, stderrTail } from './spawn';
 import type { RunResult, RunSpec } from './worker';
 
 /** The CLI's entry (lib/cli.ts loads this file only): the configurations' names for its help. */
@@ -58,47 +58,32 @@ export interface BenchReport {
 const workerFile = join(__dirname, `worker${extname(__filename)}`);
 
 /** Runs one spec in a child process; never rejects. */
-export function runOne(spec: RunSpec, budgetSeconds: number): Promise<RunResult> {
-  return new Promise((resolve) => {
-    let last: RunResult = { peer: spec.peer, config: spec.config.name, status: 'error', reason: 'the run reported nothing', notes: [] };
-    let stderr = '';
-    let timedOut = false;
-    const child = spawn(process.execPath, [...process.execArgv, workerFile, JSON.stringify(spec)], {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
-    child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
-    child.on('message', (m: RunResult) => {
-      last = m.status === 'error' && last.status !== 'error' ? { ...last, status: 'error', reason: m.reason } : { ...m, peer: spec.peer, config: spec.config.name };
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, budgetSeconds * 1000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) {
-        last = { ...last, status: 'timeout', reason: `stopped at the ${budgetSeconds} s budget` };
-        const t = last.train;
-        if ((!t || t.steps === 0) && last.trainStartedAt) {
-          // Not one step finished: the rate is below one step's tokens over the time it had.
-          const tokens = spec.config.batchSize * spec.config.seqLength;
-          const sec = (Date.now() - last.trainStartedAt) / 1000;
-          last.reason += `: no training step finished in ${sec.toFixed(0)} s, so training runs at < ${(tokens / sec).toPrecision(2)} tokens/s`;
-          last.train = undefined;
-          (last as RunResult & { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow = tokens / sec;
-        }
-      } else if (last.status === 'ok' && (code !== 0 || !last.train?.steps)) {
-        last = { ...last, status: 'error', reason: `exited with ${signal ?? `code ${code}`} before finishing: ${stderr.trim().split('\n').slice(-3).join(' | ')}` };
-      } else if (last.status === 'error' && last.reason === 'the run reported nothing') {
-        last.reason = `exited with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
-      } else if (last.status === 'unavailable' && stderr.trim()) {
-        // What the peer's own libraries said (Dawn names the Vulkan feature an adapter lacks).
-        const said = [...new Set(stderr.split('\n').map((l) => l.trim()).filter(Boolean))].slice(-6).join(' | ');
-        last = { ...last, notes: [...(last.notes ?? []), `its stderr: ${said}`] };
-      }
-      resolve(last);
-    });
+export async function runOne(spec: RunSpec, budgetSeconds: number): Promise<RunResult> {
+  let last: RunResult = { peer: spec.peer, config: spec.config.name, status: 'error', reason: 'the run reported nothing', notes: [] };
+  const { code, signal, timedOut, stderr } = await spawnWorker(workerFile, spec, budgetSeconds, (m: RunResult) => {
+    last = m.status === 'error' && last.status !== 'error' ? { ...last, status: 'error', reason: m.reason } : { ...m, peer: spec.peer, config: spec.config.name };
   });
+  if (timedOut) {
+    last = { ...last, status: 'timeout', reason: `stopped at the ${budgetSeconds} s budget` };
+    const t = last.train;
+    if ((!t || t.steps === 0) && last.trainStartedAt) {
+      // Not one step finished: the rate is below one step's tokens over the time it had.
+      const tokens = spec.config.batchSize * spec.config.seqLength;
+      const sec = (Date.now() - last.trainStartedAt) / 1000;
+      last.reason += `: no training step finished in ${sec.toFixed(0)} s, so training runs at < ${(tokens / sec).toPrecision(2)} tokens/s`;
+      last.train = undefined;
+      (last as RunResult & { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow = tokens / sec;
+    }
+  } else if (last.status === 'ok' && (code !== 0 || !last.train?.steps)) {
+    last = { ...last, status: 'error', reason: `exited with ${signal ?? `code ${code}`} before finishing: ${stderrTail(stderr)}` };
+  } else if (last.status === 'error' && last.reason === 'the run reported nothing') {
+    last.reason = `exited with ${signal ?? `code ${code}`}: ${stderrTail(stderr)}`;
+  } else if (last.status === 'unavailable' && stderr.trim()) {
+    // What the peer's own libraries said (Dawn names the Vulkan feature an adapter lacks).
+    const said = [...new Set(stderr.split('\n').map((l) => l.trim()).filter(Boolean))].slice(-6).join(' | ');
+    last = { ...last, notes: [...(last.notes ?? []), `its stderr: ${said}`] };
+  }
+  return last;
 }
 
 function machine(): BenchReport['machine'] {
