@@ -8,6 +8,7 @@ import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { extname, join } from 'node:path';
 import { nvidiaDriverPresent } from '../../lib/backend/cuda';
 import { invalidArgument } from '../../lib/errors';
+import { CONCURRENCY_BUDGET, concurrencyPlan, concurrencyTargets, formatConcurrency, runConcurrency, type ConcurrencyRun } from './concurrency';
 import { CONFIGS, CPU_DEFAULT, QUICK, findConfig, scalingConfigs, type BenchConfig } from './configs';
 import { implausibleFirstLoss } from './peer';
 import { spawnWorker, stderrTail } from './spawn';
@@ -37,6 +38,12 @@ export interface BenchOptions {
   budget?: number;
   /** Also the scaling sweeps (hidden size, batch size) for these peers. */
   scaling?: string[];
+  /** The concurrency scenario for our peers on zaremba-small and char-lstm (bench/harness/concurrency.ts). Default true. */
+  concurrency?: boolean;
+  /** Only the concurrency scenario: no training and generation runs. */
+  concurrencyOnly?: boolean;
+  /** Measured rounds of each concurrency run last about this long (default 3; --quick 0.3). */
+  concurrencySeconds?: number;
   /** Runs measured by another program on this machine in this session (bench/pytorch_bench.py), added to the report. */
   withRuns?: string;
   json?: string;
@@ -47,9 +54,10 @@ export interface BenchReport {
   kind: 'rnnlm-bench';
   date: string;
   machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string; nvidiaDriver?: string };
-  options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number };
+  options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number; concurrencySeconds?: number };
   runs: RunResult[];
   scaling?: (RunResult & { axis: string; value: number })[];
+  concurrency?: ConcurrencyRun[];
   /** Set while runs are still to come: the file is rewritten after every run, so a run that is
    * killed (a time-limited GPU session) still leaves what it measured. */
   partial?: boolean;
@@ -157,6 +165,7 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     minSeconds: o.minSeconds ?? (quick ? 1 : 10),
     genSeconds: o.genSeconds ?? (quick ? 0.5 : 5),
     budget: o.budget ?? (quick ? 60 : 600),
+    concurrencySeconds: o.concurrencySeconds ?? (quick ? 0.3 : 3),
     ...(o.steps !== undefined ? { steps: o.steps } : {}),
   };
   const report: BenchReport = { kind: 'rnnlm-bench', date: new Date().toISOString(), machine: machine(), options: timing, runs: [] };
@@ -167,13 +176,31 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     if (o.json) writeFileSync(o.json, `${JSON.stringify(partial ? { ...report, partial } : report, null, 2)}\n`);
   };
   log(`rnnlm bench: ${configs.map((c) => c.name).join(', ')} x ${peers.join(', ')}; ${report.machine.cpu}, ${report.machine.cores} cores`);
-  for (const c of configs) {
+  for (const c of o.concurrencyOnly ? [] : configs) {
     for (const p of peers) {
       const r = await runOne(spec(p, c), timing.budget);
       if (r.info?.device && p === 'rnnlm-cuda') report.machine.gpu = String(r.info.device);
       report.runs.push(r);
       save(true);
       log(formatRuns([r]).split('\n')[1]);
+    }
+  }
+  if (o.concurrency !== false || o.concurrencyOnly) {
+    const plan = concurrencyPlan(peers, configs, quick, timing.concurrencySeconds);
+    if (plan.length) {
+      report.concurrency = [];
+      log('');
+      log(`concurrency: ${plan.length} runs (${[...new Set(plan.map((s) => `${s.peer} ${s.config.name}`))].join(', ')}), each in its own process`);
+    }
+    const unavailable = new Set<string>();
+    for (const s of plan) {
+      if (unavailable.has(s.peer)) continue; // said once
+      const r = await runConcurrency(s, Math.min(timing.budget, CONCURRENCY_BUDGET));
+      if (r.status === 'unavailable') unavailable.add(s.peer);
+      if (r.device && s.peer === 'rnnlm-cuda') report.machine.gpu = r.device;
+      report.concurrency!.push(r);
+      save(true);
+      log(formatConcurrency([r]).split('\n')[1]);
     }
   }
   if (o.scaling?.length) {
@@ -208,9 +235,15 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     }
   }
   log('');
-  log(formatRuns(report.runs));
+  if (report.runs.length) log(formatRuns(report.runs));
+  if (report.concurrency?.length) {
+    log('');
+    log(formatConcurrency(report.concurrency));
+    for (const line of concurrencyTargets(report.concurrency)) log(`target — ${line}`);
+  }
   save(false);
   // A figure may be missing only with a stated reason; a peer that crashed fails the run.
-  const ok = [...report.runs, ...(report.scaling ?? [])].every((r) => r.status !== 'error' && (r.train || r.reason));
+  const ok = [...report.runs, ...(report.scaling ?? [])].every((r) => r.status !== 'error' && (r.train || r.reason))
+    && (report.concurrency ?? []).every((r) => r.status !== 'error' && (r.status !== 'ok' || r.finished));
   return { report, ok };
 }
