@@ -96,23 +96,29 @@ async function parityOne(cuda: Backend, cell: Cell, L: number) {
 }
 
 /** kernels::sample against cpu::sample: same logits, same seed; ids may differ only where a
- *  float rounding moves u W across a boundary (expected: a handful per 100,000 rows). */
+ *  float rounding moves u W across a boundary (expected: a handful per 100,000 rows). On each
+ *  device, values[n] must be logits[n, ids[n]] exactly. */
 async function sampleParity(cuda: Backend) {
   const N = 20_000, V = 1_000;
   const logits = Float32Array.from({ length: N * V }, (_, i) => Math.sin(i * 12.9898) * 4);
   const out: Record<string, number> = {};
   for (const [temperature, name] of [[1, 't1'], [0.7, 't0.7'], [0, 'argmax']] as const) {
     const ids: Int32Array[] = [];
+    let wrongValues = 0; // rows, on either device, whose values[n] is not logits[n, ids[n]]
     for (const b of [cpuBackend, cuda]) {
       const s = b.createStream();
       const z = tensor(s.alloc('f32', N * V), 0, [N, V]), id = tensor(s.alloc('i32', N), 0, [N]);
+      const values = tensor(s.alloc('f32', N), 0, [N]);
       s.write(z, logits);
-      s.sample(z, id, temperature, 0, 1, 99, Int32Array.of(0, 1));
-      ids.push((await s.read(id)) as Int32Array);
+      s.sample(z, id, temperature, 0, 1, 99, Int32Array.of(0, 1), values);
+      const got = (await s.read(id)) as Int32Array;
+      ids.push(got);
+      wrongValues += ((await s.read(values)) as Float32Array).filter((v, n) => v !== logits[n * V + got[n]]).length;
       s.dispose();
     }
     out[name] = ids[0].filter((v, i) => v !== ids[1][i]).length / N;
-    console.log(`sample parity ${name}: ${(out[name] * 100).toFixed(3)} % of rows differ ${out[name] <= 1e-3 ? 'ok' : 'FAIL'}`);
+    out[`${name} values`] = wrongValues / N;
+    console.log(`sample parity ${name}: ${(out[name] * 100).toFixed(3)} % of rows differ ${out[name] <= 1e-3 ? 'ok' : 'FAIL'}; values ${wrongValues ? `wrong in ${wrongValues} rows FAIL` : 'ok'}`);
   }
   return out;
 }

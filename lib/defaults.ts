@@ -6,12 +6,14 @@
  */
 
 const device = 'auto';
+/** The inference runtime's (create and load): continuous batching, and the rows stepped together at most. */
+const runtime = { batching: true, maxBatchSize: 64 };
 
 export const DEFAULTS = {
   /** LanguageModel.create */
-  create: { cell: 'lstm', embeddingSize: 200, hiddenSize: 200, layers: 2, dropout: 0, tieWeights: false, device, seed: 1 },
+  create: { cell: 'lstm', embeddingSize: 200, hiddenSize: 200, layers: 2, dropout: 0, tieWeights: false, device, seed: 1, ...runtime },
   /** LanguageModel.load */
-  load: { device },
+  load: { device, ...runtime },
   /** model.fit (batchSize by data mode) */
   fit: {
     epochs: 1,
@@ -42,7 +44,8 @@ export const DEFAULTS = {
   evaluate: { batchSize: { stream: 10, sentences: 32 }, seqLength: 35 },
   predictNext: { topK: 5 },
   generate: { maxTokens: 100, temperature: 1, topK: 0, topP: 1, stopAtEos: true },
-  beamSearch: { beamWidth: 5, maxTokens: 20 },
+  beamSearch: { beamWidth: 5, maxTokens: 20, lengthPenalty: 0 },
+  score: { tokenLogProbs: false },
   /** WordTokenizer.fit */
   wordTokenizer: { minFreq: 1, lowercase: false },
   /** CharTokenizer.fit */

@@ -46,7 +46,7 @@ export function prepareScoring(inputs: Inputs, data: unknown, options: unknown, 
   return { mode, columns, tail: columns.tail && new StreamBatches(columns.tail, 1, T, what, 'overlap') };
 }
 
-export async function score(net: Network, set: ScoringSet): Promise<Evaluation> {
+export async function evaluateSet(net: Network, set: ScoringSet): Promise<Evaluation> {
   let nll = 0, count = 0;
   const add = async () => {
     const r = await net.readLoss();

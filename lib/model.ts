@@ -9,19 +9,27 @@
  * builds, and advanced users get the network through networkOf (rnnlm/advanced).
  */
 import { DEVICES, selectBackend, type DeviceOption } from './backend/index';
-import { CELL_NAMES, type Cell, type DeviceBuffer } from './backend/types';
+import { CELL_NAMES, type Cell } from './backend/types';
 import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
-import { prepareScoring, score, type EvaluateOptions, type Evaluation } from './evaluate';
+import { evaluateSet, prepareScoring, type EvaluateOptions, type Evaluation } from './evaluate';
 import type { EpochLog, FitOptions as FitOptionsOf } from './fit-options';
-import * as inference from './generate';
-import type { Beam, BeamSearchOptions, GenerateOptions, InferenceHost, Prediction, PredictOptions } from './generate';
-import { Inputs, type DataMode, type TextInput } from './inputs';
+import { beamSearch, type Beam, type BeamSearchOptions } from './inference/beam';
+import {
+  predictNext, startFeed, startGeneration, streamGeneration,
+  type GenerateOptions, type GeneratedToken, type Generation, type Prediction, type PredictOptions,
+} from './inference/generate';
+import { sentenceModel, type InferenceHost } from './inference/host';
+import { scoreInputs, scoreModel, type Score, type ScoreOptions } from './inference/score';
+import { Session } from './inference/session';
+import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
 import { countParameters, parameterSpecs } from './nn/layout';
 import { Network } from './nn/network';
 import { Options } from './options';
-import { PAD_ID, SOS_ID, type Tokenizer } from './tokenizers';
+import { Access } from './runtime/access';
+import { Scheduler } from './runtime/scheduler';
+import { PAD_ID, type Tokenizer } from './tokenizers';
 import { fitModel, type TrainHost } from './train';
 import { DEFAULTS } from './defaults';
 
@@ -30,7 +38,11 @@ export type { DeviceOption } from './backend/index';
 export type { Cell } from './backend/types';
 export type { DataMode, TextInput, TokenIds } from './inputs';
 export type { EvaluateOptions, Evaluation } from './evaluate';
-export type { Beam, BeamSearchOptions, GenerateOptions, Prediction, PredictOptions } from './generate';
+export type { Beam, BeamSearchOptions } from './inference/beam';
+export type { GenerateOptions, GeneratedToken, Generation, Prediction, PredictOptions } from './inference/generate';
+export type { TokenControls } from './inference/controls';
+export type { Score, ScoreOptions } from './inference/score';
+export type { Session, SessionGenerateOptions, SessionScoreOptions } from './inference/session';
 export type { EpochLog, LrSchedule } from './fit-options';
 export type { OptimizerOptions } from './nn/optimizer';
 /** Options of {@link LanguageModel.fit}; onEpochEnd is given the model being trained. */
@@ -58,12 +70,33 @@ export interface CreateOptions {
   device?: DeviceOption;
   /** Seed of the weight initialisation and, by default, of training (integer in [0, 2^31 - 1]). Default 1. */
   seed?: number;
+  /**
+   * Continuous batching: concurrent predictNext, generate, score and session calls share native
+   * steps. false: they run one at a time, in arrival order. Default true.
+   */
+  batching?: boolean;
+  /** Requests stepped together at most when batching (integer in [1, 4096]). Default 64. */
+  maxBatchSize?: number;
 }
 
 /** Options of {@link LanguageModel.load}. */
 export interface LoadOptions {
   /** As CreateOptions.device: a checkpoint loads on either device. Default 'auto'. */
   device?: DeviceOption;
+  /** As CreateOptions.batching. Default true. */
+  batching?: boolean;
+  /** As CreateOptions.maxBatchSize. Default 64. */
+  maxBatchSize?: number;
+}
+
+/** The runtime options of create and load (not stored in checkpoints). */
+interface RuntimeOptions {
+  maxRows: number;
+}
+function runtimeOptions(o: Options, defaults: { batching: boolean; maxBatchSize: number }): RuntimeOptions {
+  const batching = o.boolean('batching', defaults.batching);
+  const maxBatchSize = o.integer('maxBatchSize', defaults.maxBatchSize, { min: 1, max: 4096 });
+  return { maxRows: batching ? maxBatchSize : 1 };
 }
 
 /** Options of {@link LanguageModel.summary}. */
@@ -72,14 +105,12 @@ export interface SummaryOptions {
   print?: boolean;
 }
 
-const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'device', 'seed'] as const;
-/** Capacity of the ring of sampled token ids (chunks of up to half of it are read at once). */
-const RING = 512;
+const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'device', 'seed', 'batching', 'maxBatchSize'] as const;
 /** The constructor's key: models are made by create and load only. */
 const BUILD = Symbol('LanguageModel.build');
 
 /** create's options validated into a config, allocating nothing (so any size can be summarised). */
-export function parseCreateOptions(options: CreateOptions): { cfg: ModelConfig; tokenizer?: Tokenizer; device: DeviceOption } {
+export function parseCreateOptions(options: CreateOptions): { cfg: ModelConfig; tokenizer?: Tokenizer; device: DeviceOption; runtime: RuntimeOptions } {
   const o = new Options('LanguageModel.create', options, CREATE_KEYS);
   const tokenizer = o.has('tokenizer') ? checkTokenizer('LanguageModel.create', o.raw('tokenizer')) : undefined;
   let vocabSize = o.optionalInteger('vocabSize', CONFIG_LIMITS.vocabSize);
@@ -103,7 +134,7 @@ export function parseCreateOptions(options: CreateOptions): { cfg: ModelConfig; 
   if (cfg.tieWeights && cfg.embeddingSize !== cfg.hiddenSize) {
     throw invalidArgument(`LanguageModel.create: tieWeights needs embeddingSize == hiddenSize (got ${cfg.embeddingSize} and ${cfg.hiddenSize})`);
   }
-  return { cfg, tokenizer, device: o.oneOf('device', DEFAULTS.create.device, DEVICES) };
+  return { cfg, tokenizer, device: o.oneOf('device', DEFAULTS.create.device, DEVICES), runtime: runtimeOptions(o, DEFAULTS.create) };
 }
 
 /** Set in LanguageModel's static block: the only way to its network from outside the class. */
@@ -124,14 +155,12 @@ export class LanguageModel {
   /** The data checks of this model (its tokenizer and vocabulary). */
   readonly #inputs: Inputs;
   #mode?: DataMode;
-  #busy?: string;
-  #nestedBusy?: string;
-  /** Resolves when the nested operation in progress (started in a fit callback) ends. */
-  #nestedDone?: Promise<void>;
-  #callbackOpen = false;
   #disposed = false;
-  /** Token ids sampled on the device during generate (a ring of RING). */
-  #sampled?: DeviceBuffer;
+  /** Who may use the model when: concurrent inference, fit alone (runtime/access.ts). */
+  readonly #access = new Access(() => this.#checkAlive());
+  readonly #runtime: RuntimeOptions;
+  /** The batching scheduler of inference requests (made on first use). */
+  #scheduler?: Scheduler;
 
   static {
     networkOfModel = (model) => {
@@ -140,9 +169,10 @@ export class LanguageModel {
     };
   }
 
-  private constructor(key: symbol, net: Network, cfg: ModelConfig, tokenizer: Tokenizer | undefined, reason: string) {
+  private constructor(key: symbol, net: Network, cfg: ModelConfig, tokenizer: Tokenizer | undefined, reason: string, runtime: RuntimeOptions) {
     if (key !== BUILD) throw invalidArgument('new LanguageModel() is not supported: make a model with LanguageModel.create(options) or LanguageModel.load(path)');
     this.#inputs = new Inputs(tokenizer, cfg.vocabSize);
+    this.#runtime = runtime;
     this.#net = net;
     this.#cfg = cfg;
     this.tokenizer = tokenizer;
@@ -151,11 +181,11 @@ export class LanguageModel {
 
   /** A new model with freshly initialised weights (PyTorch word_language_model's initialisation). */
   static async create(options: CreateOptions = {}): Promise<LanguageModel> {
-    const { cfg, tokenizer, device } = parseCreateOptions(options);
-    return LanguageModel.#build(cfg, tokenizer, device, true);
+    const { cfg, tokenizer, device, runtime } = parseCreateOptions(options);
+    return LanguageModel.#build(cfg, tokenizer, device, true, runtime);
   }
 
-  static async #build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean) {
+  static async #build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean, runtime: RuntimeOptions) {
     const { backend, reason } = selectBackend(device);
     // With token ids no id is padding (-1: no frozen embedding row); the loss skips only IGNORE,
     // the target of padded positions, never a token.
@@ -167,7 +197,7 @@ export class LanguageModel {
       net.dispose();
       throw e;
     }
-    return new LanguageModel(BUILD, net, cfg, tokenizer, reason);
+    return new LanguageModel(BUILD, net, cfg, tokenizer, reason, runtime);
   }
 
   /** The device the model lives on. */
@@ -200,62 +230,26 @@ export class LanguageModel {
 
   // ---- lifetime ---------------------------------------------------------------------------------
 
-  /**
-   * Runs fn exclusively: one operation at a time per model (ERR_BUSY otherwise). Inside a
-   * fit callback (onEpochEnd) inference and save may run, one at a time, between epochs.
-   */
-  async #exclusive<T>(what: string, fn: () => Promise<T>, inCallback = true): Promise<T> {
-    this.#checkAlive();
-    const nested = this.#busy === 'fit' && this.#callbackOpen && inCallback;
-    const holder = nested ? this.#nestedBusy : this.#busy;
-    if (holder) throw new RnnlmError('ERR_BUSY', `${what}: the model is busy with ${holder}; await it first (one operation at a time per model)`);
-    let done: (() => void) | undefined;
-    if (nested) {
-      this.#nestedBusy = what;
-      this.#nestedDone = new Promise<void>((resolve) => (done = resolve));
-    } else this.#busy = what;
-    try {
-      return await fn();
-    } finally {
-      if (nested) {
-        this.#nestedBusy = this.#nestedDone = undefined;
-        done!();
-      } else this.#busy = undefined;
-    }
-  }
-
-  /**
-   * Runs a user callback of fit, during which inference calls are allowed. Training goes on only
-   * once every operation the callback started has ended, awaited or not (they share the stream).
-   */
-  async #fitCallback(fn: () => void | Promise<void>): Promise<void> {
-    this.#callbackOpen = true;
-    try {
-      await fn();
-    } finally {
-      // A loop: an un-awaited operation may start another when it ends (e.g. in its .then).
-      while (this.#nestedDone) await this.#nestedDone;
-      this.#callbackOpen = false;
-    }
-  }
-
   #checkAlive(): void {
     if (this.#disposed) throw new RnnlmError('ERR_DISPOSED', 'this model was disposed; load or create a new one');
   }
 
-  /** Frees all native memory now; later calls throw ERR_DISPOSED. */
+  /** Frees all native memory now; calls in progress reject with ERR_DISPOSED, later calls throw it. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#sampled?.free();
+    this.#scheduler?.dispose();
     this.#net.dispose();
   }
 
   // ---- training and evaluation ----------------------------------------------------------------
 
-  /** Trains; resolves with one log per epoch. See FitOptions. */
+  /**
+   * Trains; resolves with one log per epoch. See FitOptions. It starts once the inference calls in
+   * flight have ended; inference called during fit waits for it (except in its onEpochEnd).
+   */
   fit(train: TextInput, options: FitOptions = {}): Promise<EpochLog[]> {
-    return this.#exclusive('fit', () => fitModel(this.#trainHost(), train, options), false);
+    return this.#access.exclusive('fit', () => fitModel(this.#trainHost(), train, options));
   }
 
   /** What the training loop (./train) needs of this model. */
@@ -267,63 +261,104 @@ export class LanguageModel {
       config: this.config,
       setMode: (mode) => (this.#mode = mode),
       save: (path, extra) => this.#write(path, extra),
-      callback: (fn) => this.#fitCallback(fn),
+      callback: (fn) => this.#access.callback(fn),
     };
   }
 
   /** Mean loss (nats per token), perplexity and count of every target token of a text or of sentences. */
   evaluate(data: TextInput, options: EvaluateOptions = {}): Promise<Evaluation> {
-    return this.#exclusive('evaluate', async () => score(this.#net, prepareScoring(this.#inputs, data, options, 'evaluate data')));
+    return this.#access.shared(() => this.#access.network(async () => evaluateSet(this.#net, prepareScoring(this.#inputs, data, options, 'evaluate data'))));
   }
 
   // ---- inference ---------------------------------------------------------------------------------
 
-  /** Ids of a prompt, with <sos> in front for tokenizer models trained on sentences (ids are taken as given). */
-  #promptIds(prompt: unknown, what: string): Int32Array {
-    let ids = this.#inputs.prompt(prompt, what);
-    if (this.#mode === 'sentences' && this.tokenizer) {
-      const withSos = new Int32Array(ids.length + 1);
-      withSos[0] = SOS_ID;
-      withSos.set(ids, 1);
-      ids = withSos;
-    }
-    if (ids.length === 0) {
-      throw invalidArgument(`${what} is empty; a model ${this.tokenizer ? 'trained in stream mode' : 'of token ids'} needs at least one token of context`);
-    }
-    return ids;
-  }
-
-  /** What the inference functions (./generate) need of this model. */
-  #inferenceHost(): InferenceHost {
+  /** What inference (./inference) needs of this model. */
+  #host(): InferenceHost {
     return {
       network: this.#net,
       tokenizer: this.tokenizer,
-      promptIds: (prompt, what) => this.#promptIds(prompt, what),
+      inputs: this.#inputs,
+      mode: this.#mode,
+      scheduler: (this.#scheduler ??= new Scheduler(this.#net, { maxRows: this.#runtime.maxRows })),
+      access: this.#access,
       decode: (ids) => (this.tokenizer ? this.tokenizer.decode(ids) : ids.join(' ')),
-      ring: () => (this.#sampled ??= this.#net.stream.alloc('i32', RING)),
     };
   }
 
-  /** The topK most likely next tokens after a context, with their probabilities. */
-  predictNext(context: string | ArrayLike<number>, options: PredictOptions = {}): Promise<Prediction[]> {
-    return this.#exclusive('predictNext', () => inference.predictNext(this.#inferenceHost(), context, options));
+  /** A prompt's or context's ids with the model's start (<sos> first for a tokenizer model trained on sentences). */
+  #start(prompt: unknown, what: string) {
+    const host = this.#host();
+    return { host, start: { init: null, feed: startFeed(this.#inputs.prompt(prompt, what), sentenceModel(host)) } };
   }
 
-  /** Continues a prompt by sampling; resolves with the generated text (the prompt not included). */
-  generate(options: GenerateOptions = {}): Promise<string> {
-    return this.#exclusive('generate', () => inference.generate(this.#inferenceHost(), options));
+  /**
+   * The topK most likely next tokens after a context, with their probabilities. An empty context
+   * asks the model's start: after <sos> for a sentence model, else the zero state.
+   */
+  predictNext(context: string | TokenIds, options: PredictOptions = {}): Promise<Prediction[]> {
+    return this.#access.shared(async () => {
+      const { host, start } = this.#start(context, 'predictNext context');
+      return predictNext(host, start, options);
+    });
+  }
+
+  /** Continues a prompt by sampling; resolves with the generated text (the prompt not included), or with a Generation when `details: true`. */
+  generate(options: GenerateOptions & { details: true }): Promise<Generation>;
+  generate(options?: GenerateOptions): Promise<string>;
+  generate(options: GenerateOptions = {}): Promise<string | Generation> {
+    return this.#access.shared(async () => {
+      const g = await this.#generate(options);
+      return options?.details === true ? g : g.text;
+    });
+  }
+
+  /** generate's tokens as they are produced, as an async iterator; leaving the loop early cancels the call. */
+  generateStream(options: GenerateOptions = {}): AsyncIterableIterator<GeneratedToken> {
+    return streamGeneration((sink, signal) => this.#access.shared(() => this.#generate({ ...options, signal }, sink)), options?.signal);
+  }
+
+  #generate(options: GenerateOptions, sink?: (t: GeneratedToken) => void): Promise<Generation> {
+    const prompt = typeof options === 'object' && options !== null ? options.prompt : undefined;
+    const { host, start } = this.#start(prompt, 'generate prompt');
+    return startGeneration(host, start, options, 'generate', sink);
   }
 
   /** The beamWidth most likely continuations of a prompt (log-probabilities summed over tokens). */
-  beamSearch(prompt: string | ArrayLike<number>, options: BeamSearchOptions = {}): Promise<Beam[]> {
-    return this.#exclusive('beamSearch', () => inference.beamSearch(this.#inferenceHost(), prompt, options));
+  beamSearch(prompt: string | TokenIds, options: BeamSearchOptions = {}): Promise<Beam[]> {
+    return this.#access.shared(() => this.#access.network(async () => {
+      const { host, start } = this.#start(prompt, 'beamSearch prompt');
+      if (start.feed.length === 0) {
+        throw invalidArgument(`beamSearch prompt is empty; a model ${this.tokenizer ? 'trained in stream mode' : 'of token ids'} needs at least one token of context`);
+      }
+      return beamSearch(host, start.feed, options);
+    }));
+  }
+
+  /**
+   * The log-probability the model gives to a text or token ids (or to each of an array of them):
+   * total, per token when asked, perplexity and `<unk>` count. Batched with other calls.
+   */
+  score(input: string | TokenIds, options?: ScoreOptions): Promise<Score>;
+  score(inputs: ReadonlyArray<string | TokenIds>, options?: ScoreOptions): Promise<Score[]>;
+  score(input: unknown, options: ScoreOptions = {}): Promise<Score | Score[]> {
+    return this.#access.shared(async () => {
+      const { many, items } = scoreInputs(input);
+      const scores = await scoreModel(this.#host(), items, options);
+      return many ? scores : scores[0];
+    });
+  }
+
+  /** A session: a recurrent state kept between calls (append, predictNext, generate, score, fork). */
+  session(): Session {
+    this.#checkAlive();
+    return new Session(this.#host());
   }
 
   // ---- checkpoints ---------------------------------------------------------------------------------
 
   /** Writes the model (weights with PyTorch names, config and tokenizer) to one .safetensors file, atomically. */
   save(path: string): Promise<void> {
-    return this.#exclusive('save', () => this.#write(path));
+    return this.#access.shared(() => this.#write(path));
   }
 
   async #write(path: string, extra: Record<string, string> = {}): Promise<void> {
@@ -334,10 +369,12 @@ export class LanguageModel {
 
   /** Reads a checkpoint written by save (validated before use) onto a device. */
   static async load(path: string, options: LoadOptions = {}): Promise<LanguageModel> {
-    const device = new Options('LanguageModel.load', options, ['device']).oneOf('device', DEFAULTS.load.device, DEVICES);
+    const o = new Options('LanguageModel.load', options, ['device', 'batching', 'maxBatchSize']);
+    const device = o.oneOf('device', DEFAULTS.load.device, DEVICES);
+    const runtime = runtimeOptions(o, DEFAULTS.load);
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('LanguageModel.load: path must be a non-empty string');
     const ck = await readCheckpoint(path);
-    const model = await LanguageModel.#build(ck.config, ck.tokenizer, device, false);
+    const model = await LanguageModel.#build(ck.config, ck.tokenizer, device, false, runtime);
     try {
       model.#mode = ck.mode;
       model.#net.stream.write(model.#net.allParams, ck.params(model.#net.layout));

@@ -13,7 +13,7 @@
 import { SingleBar } from 'cli-progress';
 import { SentenceBatches, StreamBatches } from './data';
 import { RnnlmError, invalidArgument } from './errors';
-import { prepareScoring, score, type ScoringSet } from './evaluate';
+import { evaluateSet, prepareScoring, type ScoringSet } from './evaluate';
 import { parseFitOptions, type EpochLog, type FitOptions, type FitSettings } from './fit-options';
 import type { DataMode, Inputs, TextInput } from './inputs';
 import { gib, type Batch, type Network } from './nn/network';
@@ -235,7 +235,7 @@ class FitRun<Model> {
       skipped: st.epochSkipped,
     };
     if (this.data.validation !== undefined) {
-      const v = await score(this.net, this.data.validation);
+      const v = await evaluateSet(this.net, this.data.validation);
       log.valLoss = v.loss;
       log.valPerplexity = v.perplexity;
     }

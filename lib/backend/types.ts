@@ -206,8 +206,19 @@ export interface Stream {
    * among the topK most likely ids (0 = all) and the smallest most-likely set with probability
    * >= topP, never one of `exclude` (at most 16 ids). The draw for row n is a pure function of
    * (seed, n). The CUDA backend supports topK 0 and topP 1 only (filtering is on the host there).
+   * `values` (logits' dtype, [N]), when given, receives values[n] = logits[n, ids[n]], the entry
+   * before temperature: with log-probabilities as logits, each drawn id's log-probability.
    */
-  sample(logits: Tensor, ids: Tensor, temperature: number, topK: number, topP: number, seed: number, exclude?: Int32Array | null): void;
+  sample(
+    logits: Tensor,
+    ids: Tensor,
+    temperature: number,
+    topK: number,
+    topP: number,
+    seed: number,
+    exclude?: Int32Array | null,
+    values?: Tensor | null,
+  ): void;
   /** out [1] = ||grads||; grads *= maxNorm / (norm + 1e-6) when that is < 1 (maxNorm 0: measure only). */
   clipGradNorm(grads: Tensor, maxNorm: number, out: Tensor): void;
   clipValue(grads: Tensor, value: number): void;

@@ -37,7 +37,7 @@ void generateTokens(typename D::Context& c, const typename D::Rnn& rnn, const Ge
   for (int64_t i = 0; i < n; ++i) {
     SampleArgs s = g.sample;
     s.seed = g.seeds[size_t(i)];
-    D::sample(c, g.logits.p<T>(), 1, V, s, ids + i);
+    D::sample(c, g.logits.p<T>(), 1, V, s, ids + i, static_cast<T*>(nullptr));
     if (i == n - 1 && g.last) break;
     D::copy(c, g.hx.p<T>(), g.hy.p<T>(), stateBytes);
     if (g.cx) D::copy(c, g.cx.p<T>(), g.cy.p<T>(), stateBytes);

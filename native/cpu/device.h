@@ -99,8 +99,8 @@ struct CpuDevice {
   }
   static constexpr bool kSampleFiltered = true;  // top-k / top-p on this device
   template <typename T>
-  static void sample(Context&, const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids) {
-    cpu::sample(z, N, V, a, ids);
+  static void sample(Context&, const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, T* values) {
+    cpu::sample(z, N, V, a, ids, values);
   }
   template <typename T>
   static void clipGradNorm(Context&, T* g, int64_t n, double maxNorm, T* out) {

@@ -142,9 +142,9 @@ void logSoftmax(const T* z, int64_t N, int64_t V, T* out) {
 // With topK / topP the candidates are instead the allowed ids sorted by z (largest first), cut
 // to the first topK, then to the shortest prefix whose weight reaches topP W, walked in that
 // order. Temperature 0 (or weights that underflow) gives the argmax. Reference for
-// kernels::sample.
+// kernels::sample. When values is given, values[n] = z[n, ids[n]].
 template <typename T>
-void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids) {
+void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, T* values) {
   thread_local std::vector<T> w, scaled;
   thread_local std::vector<int32_t> order;
   for (int64_t n = 0; n < N; ++n) {
@@ -201,6 +201,9 @@ void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids)
       if (r < 0) break;
     }
   }
+  // In one pass after the draws: a row's draw ends in any of several places.
+  if (values)
+    for (int64_t n = 0; n < N; ++n) values[n] = z[n * V + ids[n]];
 }
 
 // Global-norm clipping (PyTorch clip_grad_norm_): norm = ||g||_2;

@@ -261,8 +261,9 @@ struct CudaDevice {
   }
   // Top-k / top-p need a sort: generation does those on the host (one row copied per token).
   static constexpr bool kSampleFiltered = false;
-  static void sample(Context& c, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids) {
-    RNNLM_LAUNCH(kernels::sample(c.stream, z, N, V, a, ids));
+  static void sample(Context& c, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids,
+                     float* values) {
+    RNNLM_LAUNCH(kernels::sample(c.stream, z, N, V, a, ids, values));
   }
   static void clipGradNorm(Context& c, float* g, int64_t n, double maxNorm, float* out) {
     RNNLM_LAUNCH(kernels::clipGradNorm(c.stream, g, n, maxNorm, out, c.normScratch.get(1025)));

@@ -184,10 +184,11 @@ __global__ void logSoftmaxKernel(const float* z, int64_t V, float* out) {
 // Sampling, whole-distribution mode (cpu::sample with topK 0, topP 1), one block per row n:
 //   x_v = z_v / temperature, w_v = exp(x_v - max_all x) for allowed v (0 otherwise), W = sum w,
 //   ids[n] = the first v in id order whose running sum of w exceeds u W, u = uniform01(seed, n);
-//   temperature 0, or W = 0, gives the argmax over allowed ids (the lowest id among equals).
+//   temperature 0, or W = 0, gives the argmax over allowed ids (the lowest id among equals);
+//   values[n] = z[n, ids[n]] when values is not null.
 // Each thread owns a contiguous chunk of the row, so the running sum is the chunk totals
 // scanned in thread order followed by one walk inside the chunk that holds u W.
-__global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* ids) {
+__global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* ids, float* values) {
   __shared__ float sv[kThreads];
   __shared__ int64_t si[kThreads];
   __shared__ int owner;
@@ -213,8 +214,13 @@ __global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* i
   const int64_t best = si[0];
   const float bestValue = sv[0];
   __syncthreads();
+  // The thread that writes ids[n] writes values[n] too.
+  const auto put = [&](int64_t id) {
+    ids[n] = int32_t(id);
+    if (values) values[n] = row[id];
+  };
   if (a.temperature == 0 || !isfinite(bestValue)) {
-    if (tid == 0) ids[n] = int32_t(best);
+    if (tid == 0) put(best);
     return;
   }
   const float inv = float(1.0 / a.temperature);
@@ -241,7 +247,7 @@ __global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* i
       }
       if (owner < 0) owner = last, rest = sv[last];  // rounding left r past the end: the last weight
     }
-    if (owner < 0) ids[n] = int32_t(best);
+    if (owner < 0) put(best);
   }
   __syncthreads();
   if (tid == owner) {
@@ -255,7 +261,7 @@ __global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* i
       r -= w;
       if (r < 0.f) break;
     }
-    ids[n] = int32_t(id);
+    put(id);
   }
 }
 
@@ -369,8 +375,8 @@ void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, i
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out) {
   logSoftmaxKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, out);
 }
-void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids) {
-  sampleKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, a, ids);
+void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, float* values) {
+  sampleKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, a, ids, values);
 }
 void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch) {
   const unsigned blocks = blocksFor(n) < 1024 ? blocksFor(n) : 1024;

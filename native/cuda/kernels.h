@@ -32,8 +32,9 @@ void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db);
 void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* out,
                   float* dz, float* scratch, int* err);
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out);
-// ids [N] drawn from softmax(z / temperature) over allowed ids (whole-distribution mode only).
-void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids);
+// ids [N] drawn from softmax(z / temperature) over allowed ids (whole-distribution mode only);
+// values [N] (may be null) = z[n, ids[n]].
+void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, float* values);
 // sgd / adam skip the update when any of guard[0..guardN) (the step's loss, norm) is not finite.
 // out [1] = ||g||; g *= maxNorm / (norm + 1e-6) when that is < 1. scratch holds 1024 doubles + 1.
 void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch);

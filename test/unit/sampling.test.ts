@@ -1,11 +1,15 @@
 // Sampling draws from softmax(logProbs / temperature) restricted by top-k, top-p and the
 // excluded ids: frequencies over many draws must match the probabilities computed here.
 import { afterAll, describe, expect, test } from 'vitest';
-import { tensor } from '../../lib/backend/types';
+import { tensor, type DType, type Tensor } from '../../lib/backend/types';
 import { sampleToken, topTokens } from '../../lib/sampling';
 import { Random } from '../../lib/util/random';
 import { Network } from '../../lib/nn/network';
 import { backend, make } from '../helpers';
+
+/** f throws a typed error whose message matches msg. */
+const bad = (f: () => void, msg: RegExp, code = 'ERR_INVALID_ARGUMENT') =>
+  expect(f).toThrow(expect.objectContaining({ code, message: expect.stringMatching(msg) }));
 
 const logits = [2, 1, 0.5, 0, -1, 3, -2, 0.1];
 const lse = Math.log(logits.reduce((a, b) => a + Math.exp(b), 0));
@@ -96,13 +100,52 @@ describe('the native sample op (the CPU reference of the CUDA kernel)', () => {
     const one = tensor(z.buffer, 0, [1, V]), id = tensor(ids.buffer, 0, [1]);
     s.sample(one, id, 0, 0, 1, 1, Int32Array.of(5));
     expect((await s.read(id))[0]).toBe(0);
-    const bad = (f: () => void, msg: RegExp) => expect(f).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(msg) }));
     bad(() => s.sample(one, id, -1, 0, 1, 1), /temperature/);
     bad(() => s.sample(one, id, 1, V + 1, 1, 1), /topK/);
     bad(() => s.sample(one, id, 1, 0, 0, 1), /topP/);
     bad(() => s.sample(one, id, 1, 0, 1, 1, Int32Array.of(V)), /exclude\[0\]/);
     bad(() => s.sample(one, id, 1, 0, 1, 1, Int32Array.from({ length: V }, (_, i) => i)), /excluded ids/);
     bad(() => s.sample(one, tensor(z.buffer, 0, [1]), 1, 0, 1, 1), /ids/);
+  });
+
+  // values[n] = logits[n, ids[n]]: with log-probabilities in, each drawn token's log-probability.
+  const valueCases: [DType, number, number, number, number[]][] = [];
+  for (const dtype of ['f32', 'f64'] as const)
+    for (const [temperature, topK, topP] of [[0, 0, 1], [1, 0, 1], [1, 5, 0.9]])
+      for (const ex of [[], [0, 3, 7]]) valueCases.push([dtype, temperature, topK, topP, ex]);
+  test.each(valueCases)('%s, temperature %f, topK %i, topP %f, excluding %j: values holds the drawn entries', async (dtype, temperature, topK, topP, ex) => {
+    const rows = 64, cols = 50, rng = new Random(3);
+    const lp = make(s, dtype, [rows, cols], Array.from({ length: rows * cols }, () => rng.uniform(-3, 3)));
+    s.logSoftmax(lp, lp);
+    const got = make(s, 'i32', [rows]), values = make(s, dtype, [rows], new Array(rows).fill(1)); // 1: no log-probability
+    const exclude = ex.length ? Int32Array.from(ex) : null;
+    s.sample(lp, got, temperature, topK, topP, 21, exclude, values);
+    const [z, id, v] = await Promise.all([s.read(lp), s.read(got), s.read(values)]);
+    for (let n = 0; n < rows; n++) expect(v[n], `row ${n}`).toBe(z[n * cols + id[n]]);
+    // Rows differ and the draws are not all the argmax, so a wrong row or column shows.
+    const row = (n: number) => Array.from(z.subarray(n * cols, (n + 1) * cols)), argmax = (n: number) => row(n).indexOf(Math.max(...row(n)));
+    if (temperature > 0) expect(Array.from(id).some((i, n) => i !== argmax(n))).toBe(true);
+    expect(Array.from(id).some((i) => ex.includes(i))).toBe(false);
+    // The same ids as without values; null leaves it alone.
+    const plain = make(s, 'i32', [rows]);
+    s.sample(lp, plain, temperature, topK, topP, 21, exclude, null);
+    expect(await s.read(plain)).toEqual(id);
+    for (const t of [lp, got, values, plain]) t.buffer.free();
+  });
+
+  test('values: bad arguments are typed errors', () => {
+    const rows = 4, one = tensor(z.buffer, 0, [rows, V]), id = tensor(ids.buffer, 0, [rows]);
+    const values = (dtype: DType, shape: number[]) => tensor(s.alloc(dtype, 8), 0, shape);
+    const call = (v: unknown) => () => s.sample(one, id, 1, 0, 1, 1, null, v as Tensor);
+    bad(call(values('f64', [rows])), /values is f64 but logits is f32/);
+    bad(call(values('i32', [rows])), /values must be a float tensor/);
+    bad(call(values('f32', [rows + 1])), /values must have shape \[4\]/);
+    bad(call(values('f32', [rows, 1])), /values must have shape \[4\]/);
+    bad(call(tensor(z.buffer, 2 * V, [rows])), /logits and values overlap/);
+    bad(call(5), /values must be a tensor/);
+    const freed = values('f32', [rows]);
+    freed.buffer.free();
+    bad(call(freed), /values refers to a buffer that was released/, 'ERR_DISPOSED');
   });
 });
 
@@ -157,7 +200,6 @@ describe('generate: n tokens in one op', () => {
     try {
       const s = net.stream, logits = net.logits(Int32Array.of(3), 1, 1), ids = make(s, 'i32', [3]);
       const go = (seeds: Float64Array, sampling = { temperature: 1, topK: 0, topP: 1 }) => () => net.generateOnDevice(logits, ids, seeds, sampling, Int32Array.of(0), false);
-      const bad = (f: () => void, msg: RegExp) => expect(f).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(msg) }));
       bad(go(new Float64Array(2)), /seeds must be a Float64Array of 3/);
       bad(go(Float64Array.of(1, 2.5, 3)), /seeds\[1\] must be an integer/);
       bad(go(Float64Array.of(1, 2, 3), { temperature: -1, topK: 0, topP: 1 }), /temperature/);

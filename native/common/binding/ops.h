@@ -224,25 +224,28 @@ SampleArgs NativeStream<D>::sampleArgs(const char* op, Napi::Value temperature, 
   return a;
 }
 
-// sample(logits [N, V], ids i32 [N], temperature, topK, topP, seed, exclude Int32Array | null):
-// ids[n] drawn from softmax(logits[n] / temperature) (argmax when 0), among the topK most likely
-// (0 = all) and the smallest most-likely set with probability >= topP, never an excluded id.
+// sample(logits [N, V], ids i32 [N], temperature, topK, topP, seed, exclude Int32Array | null,
+// values [N] | null): ids[n] drawn from softmax(logits[n] / temperature) (argmax when 0), among
+// the topK most likely (0 = all) and the smallest most-likely set with probability >= topP, never
+// an excluded id; values[n] = logits[n, ids[n]] when values is given.
 template <class D>
 Napi::Value NativeStream<D>::Sample(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
     live();
     const char* op = "sample";
-    View z = view(info[0], op, "logits"), ids = view(info[1], op, "ids");
-    const DType t = floatType(op, {{&z, "logits"}});
+    View z = view(info[0], op, "logits"), ids = view(info[1], op, "ids"), values = optView(info[7], op, "values");
+    const DType t = floatType(op, {{&z, "logits"}, {&values, "values"}});
     expectInt(ids, op, "ids");
     expectRank(z, op, "logits", 2);
     const int64_t N = z.shape[0], V = z.shape[1];
     expectShape(ids, op, "ids", {N});
+    if (values) expectShape(values, op, "values", {N});
+    expectDisjoint(op, {{&z, "logits"}, {&values, "values"}});  // ids, being i32, is in another buffer
     SampleArgs a = sampleArgs(op, info[2], info[3], info[4], info[6], V);
     a.seed = js::seed(info[5], "seed");
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
-      D::sample(ctx, z.p<T>(), N, V, a, ids.p<int32_t>());
+      D::sample(ctx, z.p<T>(), N, V, a, ids.p<int32_t>(), values.p<T>());
     });
   });
 }

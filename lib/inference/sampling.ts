@@ -3,7 +3,7 @@
  * from the device): greedy, temperature, top-k and nucleus (top-p) sampling, and the
  * k most likely tokens. Token ids in `exclude` (e.g. <pad>, <sos>) are never chosen.
  */
-import type { Random } from './util/random';
+import type { Random } from '../util/random';
 
 export interface SamplingOptions {
   /** 0 = greedy (argmax); 1 = the model's distribution; < 1 sharper, > 1 flatter. */
@@ -18,8 +18,8 @@ export interface SamplingOptions {
 export function topTokens(logProbs: ArrayLike<number>, k: number, exclude: ReadonlySet<number>): { id: number; logProb: number }[] {
   const best: { id: number; logProb: number }[] = [];
   for (let i = 0; i < logProbs.length; i++) {
-    if (exclude.has(i)) continue;
     const lp = logProbs[i];
+    if (lp === -Infinity || exclude.has(i)) continue;
     if (best.length === k && lp <= best[k - 1].logProb) continue;
     let j = best.length < k ? best.length : k - 1;
     best[j] = { id: i, logProb: lp };

@@ -1,0 +1,110 @@
+/**
+ * score: the log-probability a model gives to texts (or token ids), per input, batched like every
+ * request (runtime/scheduler.ts): each input's tokens are fed and the log-probability of each
+ * target gathered on the device. What is scored follows the model, as evaluate does: a tokenizer
+ * model trained on sentences scores `<sos> text <eos>` (the text's tokens and `<eos>`); any other
+ * model every token after the first. A session scores every token of the input after its state.
+ */
+import { DEFAULTS } from '../defaults';
+import { invalidArgument } from '../errors';
+import type { TokenIds } from '../inputs';
+import { Options } from '../options';
+import { EOS_ID, SOS_ID, UNK_ID } from '../tokenizers';
+import { deferred, sentenceModel, signalOf, type InferenceHost } from './host';
+import type { Start } from './generate';
+
+/** Options of LanguageModel.score. */
+export interface ScoreOptions {
+  /** Also each scored token's log-probability (tokenLogProbs). Default false. */
+  tokenLogProbs?: boolean;
+  /** Cancels the call: it rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** What score measures of one input. */
+export interface Score {
+  /** Sum of the scored tokens' natural-log probabilities. */
+  logProb: number;
+  /** Tokens scored. */
+  tokens: number;
+  /** exp(-logProb / tokens). */
+  perplexity: number;
+  /** How many of the scored tokens are `<unk>` (0 for a model of token ids). */
+  unknown: number;
+  /** Each scored token's log-probability, in order (with tokenLogProbs: true). */
+  tokenLogProbs?: number[];
+}
+
+export const SCORE_KEYS = ['tokenLogProbs', 'signal'];
+
+/** One input, or many (an array whose items are texts or id arrays). */
+export function scoreInputs(input: unknown): { many: boolean; items: unknown[] } {
+  const many = Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string' || typeof x === 'object');
+  return many ? { many, items: input as unknown[] } : { many: false, items: [input] };
+}
+
+/** The model's score of each input (a fresh start each). */
+export function scoreModel(host: InferenceHost, items: unknown[], options: ScoreOptions): Promise<Score[]> {
+  const o = new Options('score', options, SCORE_KEYS);
+  const perToken = o.boolean('tokenLogProbs', DEFAULTS.score.tokenLogProbs);
+  const signal = signalOf('score', o.raw('signal'));
+  const sentences = sentenceModel(host);
+  const jobs = items.map((item, i) => {
+    const what = items.length > 1 ? `score input [${i}]` : 'score input';
+    const ids = host.inputs.prompt(item, what);
+    if (sentences) {
+      const feed = new Int32Array(ids.length + 1), targets = new Int32Array(ids.length + 1);
+      feed[0] = SOS_ID;
+      feed.set(ids, 1);
+      targets.set(ids);
+      targets[ids.length] = EOS_ID;
+      return { feed, targets, pre: -1 };
+    }
+    if (ids.length < 2) throw invalidArgument(`${what} has ${ids.length} token${ids.length === 1 ? '' : 's'}; scoring needs at least 2 (the first is context, each later one is scored)`);
+    return { feed: ids.subarray(0, ids.length - 1), targets: ids.subarray(1), pre: -1 };
+  });
+  return Promise.all(jobs.map((j) => run(host, { init: null, feed: j.feed }, j.targets, j.pre, perToken, signal)));
+}
+
+/**
+ * Scores `ids` continuing from a start (a session's state): every token, the first from the start's
+ * state. With `save`, the state after all of them is written there.
+ */
+export function scoreFrom(host: InferenceHost, start: Start, ids: Int32Array, options: ScoreOptions, where: string, keep: boolean): Promise<Score> {
+  const o = new Options(where, options, [...SCORE_KEYS, 'append']);
+  const perToken = o.boolean('tokenLogProbs', DEFAULTS.score.tokenLogProbs);
+  const signal = signalOf(where, o.raw('signal'));
+  if (ids.length === 0) throw invalidArgument(`${where}: the input has no tokens`);
+  // Fed: the start's own tokens, then the input (all of it when the state is kept); scored: the input.
+  const n0 = start.feed.length;
+  const feed = new Int32Array(n0 + ids.length - (keep ? 0 : 1));
+  feed.set(start.feed);
+  feed.set(ids.subarray(0, feed.length - n0), n0);
+  const targets = new Int32Array(feed.length).fill(-1);
+  // targets[t] is scored after feed[t]: the input's token k comes after feed[n0 + k - 1].
+  for (let k = 1; k < ids.length; k++) targets[n0 + k - 1] = ids[k];
+  let pre = -1;
+  if (n0 > 0) targets[n0 - 1] = ids[0];
+  else pre = ids[0];
+  return run(host, { ...start, feed }, targets, pre, perToken, signal);
+}
+
+function run(host: InferenceHost, start: Start, targets: Int32Array, pre: number, perToken: boolean, signal?: AbortSignal): Promise<Score> {
+  const d = deferred<Score>();
+  const scored: number[] = [];
+  if (pre >= 0) scored.push(pre);
+  for (const t of targets) if (t >= 0) scored.push(t);
+  host.scheduler.submit({
+    feed: start.feed, init: start.init, save: start.save ?? null, targets, pre, then: 'none', signal,
+    resolve: (lps) => {
+      let logProb = 0;
+      for (const lp of lps) logProb += lp;
+      const unknown = host.tokenizer ? scored.filter((t) => t === UNK_ID).length : 0;
+      const score: Score = { logProb, tokens: lps.length, perplexity: Math.exp(-logProb / lps.length), unknown };
+      if (perToken) score.tokenLogProbs = lps;
+      d.resolve(score);
+    },
+    reject: d.reject,
+  });
+  return d.promise;
+}

@@ -1,0 +1,165 @@
+/**
+ * A session: a recurrent state that persists between calls, for autocomplete and chat-like use.
+ * `append` feeds only the new tokens; predictNext, generate, generateStream and score continue
+ * from the state without changing it unless asked (`append: true`); fork copies it. The state is
+ * one sequence's h (and c): 2 x layers x hiddenSize numbers on the model's device. Calls on one
+ * session run in call order; calls on different sessions are batched together.
+ */
+import type { DeviceBuffer } from '../backend/types';
+import { RnnlmError } from '../errors';
+import type { TokenIds } from '../inputs';
+import { Options } from '../options';
+import { stateRef, stateSize, type StateRef } from '../runtime/rows';
+import { GENERATE_KEYS, predictNext, startFeed, startGeneration, streamGeneration, type GenerateOptions, type Generation, type PredictOptions, type Prediction, type Start } from './generate';
+import { sentenceModel, signalOf, type InferenceHost } from './host';
+import { scoreFrom, type Score, type ScoreOptions } from './score';
+import type { GeneratedToken } from './text';
+
+/** Options of Session.generate and generateStream: generate's, and whether the session keeps what was generated. */
+export interface SessionGenerateOptions extends GenerateOptions {
+  /** Append the generated tokens to the session (a drawn `<eos>` included). Default false. */
+  append?: boolean;
+}
+
+/** Options of Session.score. */
+export interface SessionScoreOptions extends ScoreOptions {
+  /** Append the scored tokens to the session. Default false. */
+  append?: boolean;
+}
+
+export class Session {
+  #buf?: DeviceBuffer;
+  #length = 0;
+  #chain: Promise<unknown> = Promise.resolve();
+  #disposed = false;
+
+  /** Made by LanguageModel.session(). */
+  constructor(readonly host: InferenceHost) {}
+
+  /** Tokens in the session's state (a sentence model's starting `<sos>` included). */
+  get length(): number {
+    return this.#length;
+  }
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Feeds text or token ids after what the session holds. */
+  append(input: string | TokenIds, options: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.#run('append', async () => {
+      const o = new Options('session.append', options, ['signal']);
+      const ids = this.host.inputs.prompt(input, 'session.append input');
+      const start = this.#start(ids, true);
+      if (start.feed.length === 0) return;
+      await feedOnly(this.host, start, signalOf('session.append', o.raw('signal')));
+      this.#length += start.feed.length;
+    });
+  }
+
+  /** The most likely next tokens after the session's state (as model.predictNext after its whole text). */
+  predictNext(options: PredictOptions = {}): Promise<Prediction[]> {
+    return this.#run('predictNext', () => predictNext(this.host, this.#start(new Int32Array(0), false), options, 'session.predictNext'));
+  }
+
+  /** Continues the session by sampling; with append: true the session keeps the generated tokens. */
+  generate(options: SessionGenerateOptions & { details: true }): Promise<Generation>;
+  generate(options?: SessionGenerateOptions): Promise<string>;
+  generate(options: SessionGenerateOptions = {}): Promise<string | Generation> {
+    return this.#run('generate', async () => {
+      const g = await this.#generate(options);
+      return options?.details ? g : g.text;
+    });
+  }
+
+  /** generate's tokens as they are produced; leaving the loop early cancels the call. */
+  generateStream(options: SessionGenerateOptions = {}): AsyncIterableIterator<GeneratedToken> {
+    return streamGeneration((sink, signal) => this.#run('generateStream', () => this.#generate({ ...options, signal }, sink)), options?.signal);
+  }
+
+  async #generate(options: SessionGenerateOptions, sink?: (t: GeneratedToken) => void): Promise<Generation> {
+    const keep = new Options('session.generate', options, [...GENERATE_KEYS, 'append']).boolean('append', false);
+    const start = this.#start(new Int32Array(0), keep);
+    const g = await startGeneration(this.host, start, options, 'session.generate', sink, ['append']);
+    if (keep) this.#length += start.feed.length + g.ids.length + (g.finishReason === 'eos' ? 1 : 0);
+    return g;
+  }
+
+  /** The log-probability of the input continuing the session (every token scored). */
+  score(input: string | TokenIds, options: SessionScoreOptions = {}): Promise<Score> {
+    return this.#run('score', async () => {
+      const keep = new Options('session.score', options, ['tokenLogProbs', 'signal', 'append']).boolean('append', false);
+      const ids = this.host.inputs.prompt(input, 'session.score input');
+      const start = this.#start(new Int32Array(0), keep);
+      const s = await scoreFrom(this.host, start, ids, options, 'session.score', keep);
+      if (keep) this.#length += start.feed.length + ids.length;
+      return s;
+    });
+  }
+
+  /** A new session with a copy of this one's state (as it is after the calls made before fork). */
+  fork(): Session {
+    this.#check('fork');
+    const child = new Session(this.host);
+    child.#chain = this.#chain.then(() => {
+      if (this.#length === 0 || !this.#buf) return;
+      child.#length = this.#length;
+      const s = this.host.network.stream;
+      const n = this.#buf.length;
+      child.#buf = s.alloc(this.host.scheduler.stateShape.dtype, n);
+      s.copy({ buffer: this.#buf, offset: 0, shape: [n] }, { buffer: child.#buf, offset: 0, shape: [n] });
+    });
+    return child;
+  }
+
+  /** Back to no tokens (after the calls made before it). */
+  reset(): void {
+    this.#check('reset');
+    this.#chain = this.#chain.then(() => (this.#length = 0));
+  }
+
+  /** Frees the state once the calls made before have ended; later calls reject with ERR_DISPOSED. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#chain.then(() => this.#buf?.free());
+  }
+
+  #check(what: string): void {
+    if (this.#disposed) throw new RnnlmError('ERR_DISPOSED', `session.${what}: this session was disposed`);
+  }
+
+  /** Runs calls in call order, each as an inference call of the model. */
+  #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      this.#check(what);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const p = this.#chain.then(() => {
+      this.#check(what);
+      return this.host.access.shared(fn);
+    });
+    this.#chain = p.catch(() => {});
+    return p;
+  }
+
+  /** A request from the session's state: its tokens after the start (and <sos> first in a fresh sentence session); saving the state when `keep`. */
+  #start(ids: Int32Array, keep: boolean): Start {
+    const fresh = this.#length === 0;
+    const feed = startFeed(ids, fresh && sentenceModel(this.host));
+    return { init: fresh ? null : this.#ref(), feed, save: keep ? this.#ref() : null };
+  }
+
+  #ref(): StateRef {
+    const shape = this.host.scheduler.stateShape;
+    this.#buf ??= this.host.network.stream.alloc(shape.dtype, stateSize(shape));
+    return stateRef(this.#buf, shape);
+  }
+}
+
+/** Feeds a start and saves its state (an append): a job with nothing after its feed. */
+function feedOnly(host: InferenceHost, start: Start, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    host.scheduler.submit({ feed: start.feed, init: start.init, save: start.save ?? null, targets: null, pre: -1, then: 'none', signal, resolve: () => resolve(), reject });
+  });
+}

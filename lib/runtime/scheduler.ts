@@ -1,0 +1,385 @@
+/**
+ * Continuous batching: the inference requests of one model (next-token distributions, sampling,
+ * scoring, session feeds) share native steps. Each request owns a row of the recurrent state
+ * (rows.ts); requests join and leave between steps. A loop of iterations, each:
+ *
+ *   1. decode step: every decoding row feeds the token it drew last iteration (T = 1, B rows)
+ *   2. prefill step: every feeding row feeds its next chunk of at most PREFILL_CHUNK tokens (one
+ *      rnnForward over the rows, padded to the longest chunk), so a long prompt never stalls the
+ *      others; the log-probabilities of scored tokens are gathered on the device
+ *   3. rows leave (done, cancelled) and join (new requests, finished prompts): a re-layout
+ *   4. decode: the distribution of every decoding row from its state (decoder of the top layer),
+ *      then each row's draw (its own options and seed) on the device, or its row read for the host
+ *   5. one round of reads; the host hands the results to their requests
+ *
+ * A request computes the same numbers alone as batched: rows never mix (padding is masked) and
+ * each row's draw depends only on its request's seed. Only the matrix products' rounding may
+ * differ with the batch size.
+ */
+import { tensor, type Tensor } from '../backend/types';
+import { RnnlmError } from '../errors';
+import type { Network } from '../nn/network';
+import { RowGroup, type StateRef, type StateShape } from './rows';
+
+/** Tokens a feeding row feeds per step. */
+export const PREFILL_CHUNK = 32;
+
+/** How a decoding row draws its next token: on the device (native sampler), or on the host from its row of log-probabilities. */
+export type Draw =
+  | { device: true; temperature: number; topK: number; topP: number; seed: number; exclude: Int32Array }
+  | { device: false; pick: (logProbs: Float32Array) => number };
+
+export interface Job {
+  /** Tokens fed through the network first (may be empty). */
+  feed: Int32Array;
+  /** targets[t]: the token scored after feed[t] (-1: none); null: nothing scored. */
+  targets: Int32Array | null;
+  /** A token scored from the initial state, before feed[0] (-1: none). */
+  pre: number;
+  /** The state to start from (a session's); null: zeros. */
+  init: StateRef | null;
+  /** After the feed: nothing, the next-token distribution (onDist), or sampling (draw, onToken). */
+  then: 'none' | 'dist' | 'sample';
+  /** Where the final state is written (after the feed, or after the last drawn token is fed). */
+  save: StateRef | null;
+  signal?: AbortSignal;
+  onDist?: (logProbs: Float32Array) => void;
+  draw?: () => Draw;
+  /** A drawn token and its log-probability; true ends the generation. */
+  onToken?: (id: number, logProb: number) => boolean;
+  /** Log-probabilities of the scored tokens, in order (pre first), when the job ends. */
+  resolve: (scores: number[]) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Active {
+  job: Job;
+  fed: number;
+  scores: number[];
+  /** Over (resolved or rejected); its row leaves at the next re-layout. */
+  ended: boolean;
+  /** Sampling done; the row leaves after one more step (its last token fed, for save). */
+  finishing: boolean;
+  draw?: Draw;
+}
+
+export interface SchedulerOptions {
+  /** Rows stepped together at most (1: requests one at a time, in arrival order). */
+  maxRows: number;
+}
+
+export class Scheduler {
+  private readonly queue: Active[] = [];
+  private dec: Active[] = [];
+  private pre: Active[] = [];
+  private readonly decRows: RowGroup;
+  private readonly preRows: RowGroup;
+  /** Jobs that left their rows this iteration and end once its reads are in (scores, saved states). */
+  private ending: Active[] = [];
+  private running = false;
+  private disposed = false;
+  private readonly shape: StateShape;
+
+  constructor(
+    private readonly net: Network,
+    private readonly options: SchedulerOptions,
+  ) {
+    const c = net.config;
+    this.shape = { layers: c.layers, hiddenSize: c.hiddenSize, cell: c.cell === 'lstm', dtype: c.dtype };
+    this.decRows = new RowGroup(net.stream, this.shape);
+    this.preRows = new RowGroup(net.stream, this.shape);
+  }
+
+  get stateShape(): StateShape {
+    return this.shape;
+  }
+
+  /** Requests queued or running. */
+  get load(): number {
+    return this.queue.length + this.dec.length + this.pre.length;
+  }
+
+  /** Queues a job; its resolve or reject is called exactly once. */
+  submit(job: Job): void {
+    if (this.disposed) return job.reject(new RnnlmError('ERR_DISPOSED', 'this model was disposed; load or create a new one'));
+    if (job.signal?.aborted) return job.reject(job.signal.reason);
+    const a: Active = { job, fed: 0, scores: [], ended: false, finishing: false };
+    if (job.signal) {
+      const onAbort = () => {
+        // Queued: leaves now. Running: its row leaves at the next re-layout.
+        const i = this.queue.indexOf(a);
+        if (i >= 0) this.queue.splice(i, 1);
+        this.end(a, job.signal!.reason);
+      };
+      job.signal.addEventListener('abort', onAbort, { once: true });
+      const { resolve, reject } = job;
+      job.resolve = (s) => (job.signal!.removeEventListener('abort', onAbort), resolve(s));
+      job.reject = (e) => (job.signal!.removeEventListener('abort', onAbort), reject(e));
+    }
+    this.queue.push(a);
+    if (!this.running) {
+      this.running = true;
+      void this.loop();
+    }
+  }
+
+  /** Ends a job now: its callbacks are not called again. */
+  private end(a: Active, error?: unknown, scores?: number[]): void {
+    if (a.ended) return;
+    a.ended = true;
+    if (error !== undefined) a.job.reject(error);
+    else a.job.resolve(scores ?? a.scores);
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.disposed && this.load > 0) {
+        try {
+          await this.iteration();
+        } catch (e) {
+          // A failed op (the stream's sticky error) ends every running job; the rows start over.
+          for (const a of [...this.dec, ...this.pre, ...this.ending.splice(0)]) this.end(a, e);
+          this.dec = [];
+          this.pre = [];
+          this.decRows.dispose();
+          this.preRows.dispose();
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async iteration(): Promise<void> {
+    const net = this.net, s = net.stream;
+    const { embeddingSize: E, hiddenSize: H, vocabSize: V } = net.config;
+    const reads: Promise<void>[] = [];
+    const track = <T>(p: Promise<T>, use: (v: T) => void) => {
+      p.catch(() => {}); // awaited below with the others
+      reads.push(p.then(use));
+    };
+
+    // 1. Decoding rows feed the tokens they drew.
+    if (this.dec.length > 0) {
+      const B = this.dec.length, g = this.decRows;
+      const x = g.f('x', B * E), y = g.f('y', B * H);
+      const sp = net.rnn.spaces(1, B);
+      s.embeddingForward(net.param('encoder.weight'), g.i32('ids', B), tensor(x.buffer, 0, [B, E]));
+      s.rnnForward(net.rnn, {
+        x: tensor(x.buffer, 0, [1, B, E]), y: tensor(y.buffer, 0, [1, B, H]),
+        hx: g.current(0), cx: this.shape.cell ? g.current(1) : null, hy: g.next(0), cy: this.shape.cell ? g.next(1) : null,
+        weights: net.rnnWeights, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace), training: false,
+      });
+      g.swap();
+    }
+
+    // 2. Feeding rows feed their next chunk, and score it.
+    if (this.pre.length > 0) this.prefill(track);
+
+    // 3. Rows leave and join.
+    this.regroup();
+
+    // 4. The next token's distribution of every decoding row, and its draw.
+    if (this.dec.length > 0) this.decode(track);
+    else if (reads.length === 0) reads.push(s.sync());
+
+    await Promise.all(reads);
+    for (const a of this.ending.splice(0)) this.end(a);
+  }
+
+  private prefill(track: <T>(p: Promise<T>, use: (v: T) => void) => void): void {
+    const net = this.net, s = net.stream, g = this.preRows;
+    const { embeddingSize: E, hiddenSize: H } = net.config;
+    const B = this.pre.length;
+    const lens = Int32Array.from(this.pre, (a) => Math.min(PREFILL_CHUNK, a.job.feed.length - a.fed));
+    const T = Math.max(...lens);
+    const ids = new Int32Array(T * B);
+    this.pre.forEach((a, b) => {
+      for (let t = 0; t < lens[b]; t++) ids[t * B + b] = a.job.feed[a.fed + t];
+    });
+    // y' = [T + 1, B, H]: slot 0 the initial state's top layer (for scores before the first token), then the RNN's outputs.
+    const yAll = g.f('y', (T + 1) * B * H);
+    const x = g.f('x', T * B * E);
+    const at = g.i32('ids', T * B);
+    s.write(at, ids);
+    // What is scored: (row, slot in y') pairs and their targets.
+    const rows: Active[] = [], slots: number[] = [], targets: number[] = [];
+    this.pre.forEach((a, b) => {
+      if (a.fed === 0 && a.job.pre >= 0) {
+        rows.push(a);
+        slots.push(b);
+        targets.push(a.job.pre);
+      }
+      const tg = a.job.targets;
+      if (tg) {
+        for (let t = 0; t < lens[b]; t++) {
+          if (tg[a.fed + t] < 0) continue;
+          rows.push(a);
+          slots.push((t + 1) * B + b);
+          targets.push(tg[a.fed + t]);
+        }
+      }
+    });
+    if (slots.some((k) => k < B)) s.copy(g.top(), tensor(yAll.buffer, 0, [B, H]));
+    s.embeddingForward(net.param('encoder.weight'), at, tensor(x.buffer, 0, [T * B, E]));
+    const sp = net.rnn.spaces(T, B);
+    s.rnnForward(net.rnn, {
+      x: tensor(x.buffer, 0, [T, B, E]), y: tensor(yAll.buffer, B * H, [T, B, H]),
+      hx: g.current(0), cx: this.shape.cell ? g.current(1) : null, hy: g.next(0), cy: this.shape.cell ? g.next(1) : null,
+      weights: net.rnnWeights, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace),
+      lengths: lens, training: false,
+    });
+    g.swap();
+    this.pre.forEach((a, b) => (a.fed += lens[b]));
+    // The scored positions through the decoder, in passes that bound the [n, V] scratch.
+    const V = net.config.vocabSize;
+    const P = Math.max(1, Math.min(4096, Math.floor(2 ** 22 / V)));
+    for (let k0 = 0; k0 < slots.length; k0 += P) {
+      const n = Math.min(P, slots.length - k0);
+      const pick = g.i32('pick', 2 * P), h = g.f('h', P * H), logits = g.f('logits', P * V), out = g.f('out', P);
+      const idx = new Int32Array(2 * n);
+      for (let i = 0; i < n; i++) {
+        idx[i] = slots[k0 + i];
+        idx[n + i] = i * V + targets[k0 + i]; // the target's entry in the flattened [n, V] log-probabilities
+      }
+      s.write(tensor(pick.buffer, 0, [2 * n]), idx);
+      s.embeddingForward(tensor(yAll.buffer, 0, [(T + 1) * B, H]), tensor(pick.buffer, 0, [n]), tensor(h.buffer, 0, [n, H]));
+      const lg = tensor(logits.buffer, 0, [n, V]);
+      s.linearForward(tensor(h.buffer, 0, [n, H]), net.param('decoder.weight'), net.param('decoder.bias'), lg);
+      s.logSoftmax(lg, lg);
+      s.embeddingForward(tensor(logits.buffer, 0, [n * V, 1]), tensor(pick.buffer, n, [n]), tensor(out.buffer, 0, [n, 1]));
+      const mine = rows.slice(k0, k0 + n);
+      track(s.read(tensor(out.buffer, 0, [n])), (vals) => {
+        mine.forEach((a, i) => a.scores.push(vals[i]));
+      });
+    }
+  }
+
+  /** Drops rows that are over, moves finished prompts to decoding, admits queued jobs. */
+  private regroup(): void {
+    const job = (a: Active) => a.job;
+    // Decoding rows: those finishing save their state (their last token is fed now) and leave.
+    const decKeep: number[] = [];
+    const decNext: Active[] = [];
+    this.dec.forEach((a, b) => {
+      if (a.finishing && !a.ended) {
+        if (job(a).save) this.copyState(this.decRows.row(b), job(a).save!);
+        this.ending.push(a);
+      }
+      if (a.finishing) return;
+      if (a.ended) return;
+      decKeep.push(b);
+      decNext.push(a);
+    });
+    const decSources: (StateRef | null)[] = [];
+    const preKeep: number[] = [];
+    const preNext: Active[] = [];
+    this.pre.forEach((a, b) => {
+      if (a.ended) return;
+      if (a.fed < job(a).feed.length) {
+        preKeep.push(b);
+        preNext.push(a);
+        return;
+      }
+      if (job(a).then === 'none') {
+        if (job(a).save) this.copyState(this.preRows.row(b), job(a).save!);
+        this.ending.push(a); // its last scores are read in this iteration
+        return;
+      }
+      decSources.push(this.preRows.row(b));
+      decNext.push(a);
+    });
+    const preSources: (StateRef | null)[] = [];
+    while (this.queue.length > 0 && decNext.length + preNext.length < this.options.maxRows) {
+      const a = this.queue.shift()!;
+      if (job(a).feed.length > 0) {
+        preSources.push(job(a).init);
+        preNext.push(a);
+      } else if (job(a).then === 'none') {
+        this.end(a); // nothing to feed or draw
+      } else {
+        decSources.push(job(a).init);
+        decNext.push(a);
+      }
+    }
+    // Decoding first: it copies from the feeding rows' current state, which the next re-layout replaces.
+    this.decRows.relayout(decKeep, decSources);
+    this.preRows.relayout(preKeep, preSources);
+    this.dec = decNext;
+    this.pre = preNext;
+  }
+
+  private decode(track: <T>(p: Promise<T>, use: (v: T) => void) => void): void {
+    const net = this.net, s = net.stream, g = this.decRows;
+    const V = net.config.vocabSize;
+    const B = this.dec.length;
+    const logits = tensor(g.f('logits', B * V).buffer, 0, [B, V]);
+    s.linearForward(g.top(), net.param('decoder.weight'), net.param('decoder.bias'), logits);
+    s.logSoftmax(logits, logits);
+    const ids = g.i32('ids', B), values = g.f('values', B);
+    const row = (b: number) => tensor(logits.buffer, b * V, [1, V]);
+    let device = false;
+    this.dec.forEach((a, b) => {
+      if (a.ended) return;
+      if (a.job.then === 'dist') {
+        track(s.read(tensor(logits.buffer, b * V, [V])), (r) => {
+          if (a.ended) return;
+          a.job.onDist!(r as Float32Array);
+          this.end(a);
+        });
+        return;
+      }
+      const d = (a.draw = a.job.draw!());
+      if (d.device) {
+        device = true;
+        s.sample(row(b), tensor(ids.buffer, b, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, b, [1]));
+      } else {
+        track(s.read(tensor(logits.buffer, b * V, [V])), (r) => {
+          const lp = r as Float32Array;
+          const id = d.pick(lp);
+          s.write(tensor(ids.buffer, b, [1]), Int32Array.of(id));
+          this.token(a, id, lp[id]);
+        });
+      }
+    });
+    if (device) {
+      const rows = [...this.dec];
+      const got = Promise.all([s.read(tensor(ids.buffer, 0, [B])), s.read(tensor(values.buffer, 0, [B]))]);
+      track(got, ([idv, lpv]) => {
+        rows.forEach((a, b) => {
+          if (a.draw?.device) this.token(a, idv[b], lpv[b]);
+        });
+      });
+    }
+  }
+
+  private token(a: Active, id: number, logProb: number): void {
+    if (a.ended || a.finishing) return;
+    let done: boolean;
+    try {
+      done = a.job.onToken!(id, logProb);
+    } catch (e) {
+      return this.end(a, e);
+    }
+    if (!done) return;
+    if (a.job.save) a.finishing = true; // leaves after its last token is fed
+    else this.end(a);
+  }
+
+  private copyState(from: StateRef, to: StateRef): void {
+    const kinds: (0 | 1)[] = this.shape.cell ? [0, 1] : [0];
+    for (const k of kinds) for (let l = 0; l < this.shape.layers; l++) this.net.stream.copy(from(k, l), to(k, l));
+  }
+
+  /** Rejects every job with ERR_DISPOSED; the model's stream frees the memory. */
+  dispose(): void {
+    this.disposed = true;
+    const err = new RnnlmError('ERR_DISPOSED', 'this model was disposed while the call was running');
+    for (const a of [...this.queue, ...this.dec, ...this.pre, ...this.ending.splice(0)]) this.end(a, err);
+    this.queue.length = 0;
+    this.dec = [];
+    this.pre = [];
+    this.decRows.dispose();
+    this.preRows.dispose();
+  }
+}
