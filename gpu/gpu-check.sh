@@ -3,7 +3,8 @@
 # unpacks Node and the libraries, checks native/cuda/cudnn_api.h against the real cuDNN /
 # cuBLAS headers of PyTorch's wheels, runs the parity suite, makes the PyTorch fixtures, then
 # the benchmarks (PyTorch's, then ours and tfjs-webgpu through `rnnlm bench`); JSON goes to
-# $OUT (default: .gpu/out). GPU_CHECK_ONLY picks phases (default parity,training,bench);
+# $OUT (default: .gpu/out). GPU_CHECK_ONLY picks phases (default parity,training,throughput,bench;
+# throughput: generation tokens/s of 64 concurrent requests against 1, batching on and off);
 # `reproduce` (not in the default) runs reproduce:brown and reproduce:shakespeare on the GPU
 # for BROWN_MINUTES / SHAKESPEARE_MINUTES (default 20 / 10); REPRODUCE_DEVICE=cpu rehearses it here.
 # Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
@@ -24,7 +25,7 @@ G=.gpu
 OUT=${OUT:-$G/out}
 mkdir -p "$OUT"
 export OUT
-ONLY=${GPU_CHECK_ONLY:-parity,training,bench}
+ONLY=${GPU_CHECK_ONLY:-parity,training,throughput,bench}
 export GPU_CHECK_ONLY=$ONLY
 # The pinned-staging upload path, verified by this run's parity phases before it benchmarks.
 export RNNLM_CUDA_ASYNC_UPLOADS=${RNNLM_CUDA_ASYNC_UPLOADS:-1}

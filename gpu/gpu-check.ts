@@ -1,11 +1,16 @@
 // The GPU check (bundled into .gpu/gpu-check.cjs by gpu/gpu-pack.sh; run on the GPU
 // machine by gpu/gpu-check.sh). With no GPU it says why and exits 0 (dry mode).
 //  1. parity: the same weights and batch through the CPU (float32) and CUDA backends, all
-//     four cells, 1-3 layers, padded batches: loss, final states and every gradient;
-//     then a 200-step training run on each device, losses side by side;
-//  2. inputs for bench/pytorch_fixtures.py (the benchmarks are `rnnlm bench`, run by gpu-check.sh).
+//     four cells, 1-3 layers, padded batches: loss, final states and every gradient; the
+//     sampler; through the inference runtime (LanguageModel), greedy generation on CUDA against
+//     the CPU, and concurrent (batched) generate calls on CUDA against the same calls alone;
+//  2. training: a 200-step run on each device, losses side by side;
+//  3. throughput: aggregate generation tokens/s of 64 concurrent calls against 1, batching on and off;
+//  4. inputs for bench/pytorch_fixtures.py (the benchmarks are `rnnlm bench`, run by gpu-check.sh).
+// GPU_CHECK_ONLY picks the phases (default parity,training,throughput).
 // Writes gpu-check.json into $OUT (or the current folder).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuBackend } from '../lib/backend/cpu';
 import { loadCuda, cudaBackend } from '../lib/backend/cuda';
@@ -13,6 +18,7 @@ import { tensor, type Backend, type Cell } from '../lib/backend/types';
 import { writeCheckpoint } from '../lib/checkpoint';
 import { RnnlmError } from '../lib/errors';
 import { writeSafetensorsFile } from '../lib/io/safetensors';
+import { LanguageModel, type Generation } from '../lib/model';
 import { Network, type Batch } from '../lib/nn/network';
 import { Optimizer } from '../lib/nn/optimizer';
 import { Random } from '../lib/util/random';
@@ -123,39 +129,119 @@ async function sampleParity(cuda: Backend) {
   return out;
 }
 
-/** Generation (n tokens per op, ids fed back on the device): CUDA against the CPU, same weights and seeds. */
-async function generateParity(cuda: Backend) {
-  const rows = [];
-  for (const cell of ['lstm', 'gru'] as Cell[]) {
-    const V = 500, n = 300, prompt = Int32Array.of(7, 3, 11);
-    const ref = net(cpuBackend, cell, V, 32, 48, 2);
-    ref.initialize(9);
-    const seeds = Float64Array.from({ length: n }, (_, i) => 1000 + i);
-    const ids: Record<string, number[]> = {};
-    for (const temperature of [0, 1]) {
-      for (const [name, backend] of [['cpu', cpuBackend], ['cuda', cuda]] as const) {
-        const g = backend === cpuBackend ? ref : net(backend, cell, V, 32, 48, 2);
-        if (g !== ref) await copyWeights(ref, g);
-        g.resetState(1);
-        const first = g.logits(prompt, prompt.length, 1);
-        const out = tensor(g.stream.alloc('i32', n), 0, [n]);
-        g.generateOnDevice(tensor(first.buffer, first.offset + (prompt.length - 1) * V, [1, V]), out, seeds,
-          { temperature, topK: 0, topP: 1 }, Int32Array.of(0), true);
-        ids[`${name}${temperature}`] = Array.from(await g.stream.read(out));
-        if (g !== ref) g.dispose();
-      }
-      // Sampled sequences diverge for good after the first differing draw (a float rounding at a
-      // bucket edge); the agreeing prefix is what the check reports.
-      const a = ids[`cpu${temperature}`], b = ids[`cuda${temperature}`];
-      const prefix = a.findIndex((v, i) => v !== b[i]);
-      const agree = prefix < 0 ? n : prefix;
-      const ok = agree >= (temperature === 0 ? 200 : 50);
-      console.log(`generate parity ${cell} t=${temperature}: first ${agree} of ${n} tokens equal ${ok ? 'ok' : 'FAIL'}`);
-      rows.push({ cell, temperature, agree, n, pass: ok });
+/** One model's weights on CPU and CUDA (a checkpoint: the devices' weight spaces differ), the CUDA
+ *  copy loaded twice, with batching on and off. */
+async function modelsOf(cell: Cell, folder: string) {
+  const path = join(folder, `${cell}.safetensors`);
+  const cpu = await LanguageModel.create({ vocabSize: 2000, cell, embeddingSize: 128, hiddenSize: 256, layers: 2, seed: 9, device: 'cpu' });
+  await cpu.save(path);
+  const cuda = await LanguageModel.load(path, { device: 'cuda' });
+  const alone = await LanguageModel.load(path, { device: 'cuda', batching: false });
+  return { cpu, cuda, alone, dispose: () => [cpu, cuda, alone].forEach((m) => m.dispose()) };
+}
+type Models = Awaited<ReturnType<typeof modelsOf>>;
+
+const ids = (n: number, seed: number, V: number) => {
+  const rng = new Random(seed);
+  return Array.from({ length: n }, () => Math.floor(rng.next() * V));
+};
+
+/** Greedy generation through the runtime (LanguageModel.generate), CUDA against the CPU. */
+async function generateParity(m: Models, cell: Cell) {
+  const n = 200, options = { prompt: ids(7, 3, 2000), maxTokens: n, temperature: 0, details: true } as const;
+  const [a, b] = [(await m.cpu.generate(options)).ids, (await m.cuda.generate(options)).ids];
+  // A greedy sequence diverges for good after the first differing token (a float rounding
+  // between near-equal logits); the agreeing prefix is what the check reports.
+  const prefix = a.findIndex((v, i) => v !== b[i]);
+  const agree = prefix < 0 ? n : prefix;
+  const ok = agree === n; // the greedy rule of the op-level check this replaces: 200 tokens equal
+  console.log(`generate parity ${cell} t=0: first ${agree} of ${n} tokens equal ${ok ? 'ok' : 'FAIL'}`);
+  return { cell, temperature: 0, agree, n, pass: ok };
+}
+
+/** 32 concurrent generate calls on CUDA (batched rows) against the same calls one at a time
+ *  (batching: false): the same ids, and log-probabilities within 1e-4. */
+async function batchedParity(m: Models, cell: Cell) {
+  const calls = Array.from({ length: 32 }, (_, i) => ({
+    prompt: ids(1 + ((i * 7) % 61), 100 + i, 2000), // 1 to 61 tokens: some over a 32-token prompt chunk
+    maxTokens: 20 + ((i * 13) % 80),
+    temperature: i % 4 === 3 ? 0 : 1,
+    seed: 1000 + i,
+    details: true,
+  } as const));
+  const together = await Promise.all(calls.map((c) => m.cuda.generate(c)));
+  const alone: Generation[] = [];
+  for (const c of calls) alone.push(await m.alone.generate(c));
+  let maxLogProbDiff = 0;
+  // Where a request's ids first differ: late, between neighbouring ids, it is a draw at a bucket
+  // edge moved by the matrix products' rounding; early or far apart, rows are mixed up.
+  const diverged: { request: number; at: number; batched: number; alone: number }[] = [];
+  together.forEach((g, i) => {
+    const a = alone[i];
+    let k = 0;
+    // Log-probabilities compared while the ids agree (after a differing draw they are of other tokens).
+    for (; k < Math.min(g.ids.length, a.ids.length) && g.ids[k] === a.ids[k]; k++) {
+      maxLogProbDiff = Math.max(maxLogProbDiff, Math.abs(g.logProbs[k] - a.logProbs[k]));
     }
-    ref.dispose();
+    if (k < Math.max(g.ids.length, a.ids.length)) diverged.push({ request: i, at: k, batched: g.ids[k] ?? -1, alone: a.ids[k] ?? -1 });
+  });
+  const identical = (calls.length - diverged.length) / calls.length;
+  const pass = diverged.length === 0 && maxLogProbDiff <= 1e-4;
+  console.log(`batched parity ${cell}: ${calls.length - diverged.length} of ${calls.length} requests identical batched and alone, largest log-probability difference ${maxLogProbDiff.toExponential(2)} ${pass ? 'ok' : 'FAIL'}`);
+  if (diverged.length) console.log('  ', JSON.stringify(diverged));
+  return { cell, requests: calls.length, identical, maxLogProbDiff, pass, diverged };
+}
+
+/** check(models, cell) for lstm and gru, each on its own models (one failing cell does not hide the other). */
+async function perCell<R>(check: (m: Models, cell: Cell) => Promise<R>) {
+  const folder = mkdtempSync(join(tmpdir(), 'rnnlm-gpu-check-'));
+  const rows = [];
+  try {
+    for (const cell of ['lstm', 'gru'] as Cell[]) {
+      const m = await modelsOf(cell, folder);
+      try {
+        rows.push(await check(m, cell));
+      } catch (e) {
+        console.error(`${check.name} ${cell}: ERROR`, e);
+        rows.push({ cell, pass: false, error: String((e as Error)?.stack ?? e) });
+      } finally {
+        m.dispose();
+      }
+    }
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
   }
   return rows;
+}
+
+/** Aggregate tokens/s of N concurrent generate calls of 64 tokens, N = 1 and 64, on CUDA with
+ *  batching on and off (zaremba-medium's shape). Figures only; the target is N=64 >= 20x N=1. */
+async function batchingThroughput() {
+  const shape = { vocabSize: 10_000, cell: 'lstm', embeddingSize: 650, hiddenSize: 650, layers: 2, device: 'cuda', seed: 1 } as const;
+  const tokens = 64;
+  const rate = async (model: LanguageModel, n: number) => {
+    const t0 = performance.now();
+    const gs = await Promise.all(Array.from({ length: n }, (_, i) =>
+      model.generate({ prompt: ids(8, 200 + i, shape.vocabSize), maxTokens: tokens, seed: i, details: true })));
+    return gs.reduce((a, g) => a + g.ids.length, 0) / ((performance.now() - t0) / 1000);
+  };
+  const out: Record<string, { n1: number; n64: number; ratio: number }> = {};
+  for (const batching of [true, false]) {
+    const model = await LanguageModel.create({ ...shape, batching });
+    try {
+      await rate(model, 64); // warm-up: buffers for 64 rows, cuDNN plans
+      await rate(model, 1);
+      let n1 = 0;
+      for (let r = 0; r < 3; r++) n1 = Math.max(n1, await rate(model, 1));
+      const n64 = await rate(model, 64);
+      out[batching ? 'on' : 'off'] = { n1, n64, ratio: n64 / n1 };
+      console.log(`batching ${batching ? 'on' : 'off'}: ${Math.round(n1)} tokens/s for 1 request, ${Math.round(n64)} for 64 at once (${(n64 / n1).toFixed(1)}x)`);
+    } finally {
+      model.dispose();
+    }
+  }
+  console.log(`batching: 64 requests at once ${(out.on.n64 / out.on.n1).toFixed(1)}x one alone (target 20x: ${out.on.n64 >= 20 * out.on.n1 ? 'met' : 'MISSED'})`);
+  return { config: shape, tokens, ...out };
 }
 
 async function trainingRun(cuda: Backend) {
@@ -227,7 +313,7 @@ async function main() {
   const { info } = loadCuda();
   report.cuda = info;
   console.log(`gpu-check: ${info.device} (sm ${info.computeCapability}), driver ${info.driver}, runtime ${info.runtime}, cuDNN ${info.cudnn} from ${info.cudnnPath}`);
-  const only = process.env.GPU_CHECK_ONLY ?? 'parity,training';
+  const only = process.env.GPU_CHECK_ONLY ?? 'parity,training,throughput';
   // Each phase on its own: one failing phase must not hide what the others would show (time
   // on the GPU machine is scarce).
   const phase = async (name: string, run: () => Promise<unknown>) => {
@@ -243,8 +329,16 @@ async function main() {
   };
   await phase('parity', () => parity(cuda));
   await phase('parity:sample', () => sampleParity(cuda));
-  await phase('parity:generate', () => generateParity(cuda));
+  await phase('parity:generate', () => perCell(generateParity));
+  await phase('parity:batched', () => perCell(batchedParity));
   await phase('training', () => trainingRun(cuda));
+  await phase('throughput:batching', batchingThroughput);
+  // The verdicts together (the figures are in the log above and in gpu-check.json).
+  const checks = [['parity', 'ops, CUDA vs CPU'], ['parity:generate', 'greedy generation, CUDA vs CPU'], ['parity:batched', 'generation batched vs alone on CUDA']];
+  for (const [name, what] of checks) {
+    const rows = report[name];
+    if (rows !== undefined) console.log(`gpu-check: ${what}: ${Array.isArray(rows) && rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}`);
+  }
 }
 
 main().catch((e) => {

@@ -21,6 +21,7 @@ const root = join(__dirname, '..');
 const TRAIN_VS_EAGER: Record<string, number> = { 'zaremba-small': 1.2, 'zaremba-medium': 1.2, 'zaremba-large': 1.0, 'keras-gru': 1.0 };
 const GEN_VS_EAGER = 2;
 const VS_TFJS_WEBGPU = 20;
+const BATCHED_VS_ALONE = 20; // aggregate generation tokens/s, 64 concurrent requests against 1
 const BROWN = { perplexity: 200, minutes: 20 };
 const SHAKESPEARE = { nats: 1.47, minutes: 10 };
 
@@ -46,13 +47,19 @@ const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const json = <T>(p: string) => JSON.parse(readFileSync(p, 'utf8')) as T;
 
 interface ParityRow { cell: string; layers: number; maxRelError?: number; pass: boolean; error?: string }
+interface Throughput { n1: number; n64: number }
+/** A phase's rows (one per case; a case that threw has its error), or the phase's own error. */
+type Rows<R> = R[] | { error: string };
+const firstLine = (error: string) => error.split('\n')[0];
 interface GpuCheck {
   cuda?: { device: string; cudnn: number };
   asyncUploads?: boolean;
   dryRun?: boolean;
   parity?: ParityRow[] | { error: string };
   'parity:sample'?: Record<string, number>;
-  'parity:generate'?: { cell: string; temperature: number; agree: number; n: number; pass: boolean }[];
+  'parity:generate'?: Rows<{ cell: string; temperature?: number; agree?: number; n?: number; pass: boolean; error?: string }>;
+  'parity:batched'?: Rows<{ cell: string; requests?: number; identical?: number; maxLogProbDiff?: number; pass: boolean; error?: string }>;
+  'throughput:batching'?: { tokens: number; on: Throughput; off: Throughput } | { error: string };
   training?: { steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number } | { error: string };
 }
 
@@ -66,7 +73,22 @@ function checkLines(name: string, g: GpuCheck): string[] {
   const s = g['parity:sample'];
   if (s) out.push(`  sampler: rows differing ${Object.entries(s).map(([k, v]) => `${k} ${(v * 100).toFixed(3)} %`).join(', ')}`);
   const gen = g['parity:generate'];
-  if (gen) out.push(`  n-token generation: ${gen.map((r) => `${r.cell} t=${r.temperature} ${r.agree}/${r.n}`).join(', ')}: ${verdict(gen.every((r) => r.pass))}`);
+  if (Array.isArray(gen)) {
+    const row = (r: (typeof gen)[number]) => (r.error ? `${r.cell} ERROR (${firstLine(r.error)})` : `${r.cell} t=${r.temperature} ${r.agree}/${r.n}`);
+    out.push(`  generation, CUDA vs CPU: ${gen.map(row).join(', ')}: ${verdict(gen.every((r) => r.pass))}`);
+  } else if (gen) out.push(`  generation, CUDA vs CPU: FAILED: ${firstLine(gen.error)}`);
+  const bat = g['parity:batched'];
+  if (Array.isArray(bat)) {
+    const row = (r: (typeof bat)[number]) => (r.error ? `${r.cell} ERROR (${firstLine(r.error)})`
+      : `${r.cell} ${fmt(r.identical! * 100, 1)} % of ${r.requests} requests identical, largest log-probability difference ${r.maxLogProbDiff!.toExponential(2)}`);
+    out.push(`  generation batched vs alone on CUDA (all identical, log-probabilities within 1e-4): ${bat.map(row).join('; ')}: ${bat.every((r) => r.pass) ? 'PASS' : 'FAIL'}`);
+  } else if (bat) out.push(`  generation batched vs alone on CUDA: FAIL: ${firstLine(bat.error)}`);
+  const tp = g['throughput:batching'];
+  if (tp && 'on' in tp) {
+    const tps = (x: number) => Math.round(x).toLocaleString('en-US');
+    const ratio = tp.on.n64 / tp.on.n1;
+    out.push(`  batching: ${tp.tokens}-token generations, 1 request ${tps(tp.on.n1)} tokens/s, 64 at once ${tps(tp.on.n64)} (${fmt(ratio, 1)}x, target ${BATCHED_VS_ALONE}x: ${verdict(ratio >= BATCHED_VS_ALONE)}); batching off: ${tps(tp.off.n1)} and ${tps(tp.off.n64)}`);
+  } else if (tp) out.push(`  batching throughput: FAILED: ${firstLine(tp.error)}`);
   const t = g.training;
   if (t && 'steps' in t) {
     out.push(`  ${t.steps}-step training: final loss ${fmt(t.cpu.at(-1)!, 5)} CPU, ${fmt(t.cuda.at(-1)!, 5)} CUDA, largest relative difference ${t.maxRelDiff.toExponential(2)}`);

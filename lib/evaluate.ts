@@ -9,6 +9,7 @@ import type { FloatArray } from './backend/types';
 import type { DataMode, Inputs } from './inputs';
 import type { Network } from './nn/network';
 import { DEFAULTS } from './defaults';
+import { signalOf } from './inference/host';
 import { Options } from './options';
 
 /** Options of LanguageModel.evaluate. */
@@ -19,6 +20,8 @@ export interface EvaluateOptions {
   batchSize?: number;
   /** Time steps per window in stream mode (integer >= 1). Default 35. */
   seqLength?: number;
+  /** Cancels the call (checked between batches): it rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** What evaluate measures. */
@@ -32,23 +35,25 @@ export interface Evaluation {
 }
 
 /** Data ready to score: encoded, validated and batched (made once, scored as often as needed). */
-export type ScoringSet = { mode: 'stream'; columns: StreamBatches; tail?: StreamBatches } | { mode: 'sentences'; batches: SentenceBatches };
+export type ScoringSet = ({ mode: 'stream'; columns: StreamBatches; tail?: StreamBatches } | { mode: 'sentences'; batches: SentenceBatches }) & { signal?: AbortSignal };
 
 export function prepareScoring(inputs: Inputs, data: unknown, options: unknown, what: string): ScoringSet {
-  const o = new Options('evaluate', options, ['mode', 'batchSize', 'seqLength']);
+  const o = new Options('evaluate', options, ['mode', 'batchSize', 'seqLength', 'signal']);
+  const signal = signalOf('evaluate', o.raw('signal'));
   const mode = o.oneOf('mode', inputs.inferMode(data), ['stream', 'sentences'] as const);
   const B = o.integer('batchSize', DEFAULTS.evaluate.batchSize[mode], { min: 1, max: 1 << 16 });
   const T = o.integer('seqLength', DEFAULTS.evaluate.seqLength, { min: 1, max: 1 << 16 });
   if (mode === 'sentences') {
-    return { mode, batches: new SentenceBatches(inputs.sentences(data, what), B, { shuffle: false, bucketing: true, seed: 0 }) };
+    return { mode, signal, batches: new SentenceBatches(inputs.sentences(data, what), B, { shuffle: false, bucketing: true, seed: 0 }) };
   }
   const columns = new StreamBatches(inputs.stream(data, what), B, T, what, 'overlap');
-  return { mode, columns, tail: columns.tail && new StreamBatches(columns.tail, 1, T, what, 'overlap') };
+  return { mode, signal, columns, tail: columns.tail && new StreamBatches(columns.tail, 1, T, what, 'overlap') };
 }
 
 export async function evaluateSet(net: Network, set: ScoringSet): Promise<Evaluation> {
   let nll = 0, count = 0;
   const add = async () => {
+    set.signal?.throwIfAborted();
     const r = await net.readLoss();
     nll += r.loss * r.count;
     count += r.count;

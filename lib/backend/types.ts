@@ -72,30 +72,6 @@ export interface RnnDescriptor {
   spaces(seqLength: number, batchSize: number): { reserve: number; workspace: number };
 }
 
-export interface GenerateArgs {
-  table: Tensor; // [V, E]
-  x: Tensor; // [1, 1, E]
-  y: Tensor; // [1, 1, H]
-  hx: Tensor; // [layers, 1, H]
-  cx: Tensor | null; // LSTM only
-  hy: Tensor;
-  cy: Tensor | null;
-  weights: Tensor;
-  reserve: Tensor;
-  workspace: Tensor;
-  decoderWeight: Tensor; // [V, H]
-  decoderBias: Tensor | null; // [V]
-  logits: Tensor; // [1, V]: read by each draw, rewritten by each step
-  ids: Tensor; // i32 [n]
-  seeds: Float64Array; // [n]
-  temperature: number;
-  topK: number;
-  topP: number;
-  exclude?: Int32Array | null;
-  /** No step after the last draw (generation ends with this call). */
-  last: boolean;
-}
-
 export interface RnnForwardArgs {
   x: Tensor; // [T, B, inputSize]
   y: Tensor; // [T, B, hiddenSize]; zero at padded steps
@@ -227,13 +203,6 @@ export interface Stream {
   adam(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, args: AdamArgs, guard?: Tensor | null): void;
 
   rnnForward(rnn: RnnDescriptor, args: RnnForwardArgs): void;
-  /**
-   * Batch-1 generation, n = ids.shape[0] tokens in one op: for each i, ids[i] is sampled from
-   * `logits` (as sample(), seed seeds[i]); then, unless i = n-1 and `last`, hx/cx = hy/cy and
-   * logits = decoder(rnn(table[ids[i]])) with x [1,1,E] and y [1,1,H] as scratch. The same ops
-   * as the step-by-step loop, with no JavaScript call per token.
-   */
-  generate(rnn: RnnDescriptor, args: GenerateArgs): void;
   /** After a training-mode rnnForward with the same T, B and lengths. */
   rnnBackwardData(rnn: RnnDescriptor, args: RnnBackwardDataArgs): void;
   /** After rnnBackwardData; dweights += dL/dW. */

@@ -164,7 +164,7 @@ export function startGeneration(
   };
   const d = deferred<Generation>();
   submit(host, {
-    feed: start.feed, init: start.init, save: start.save ?? null, then: 'sample', signal, draw,
+    feed: start.feed, init: start.init, save: start.save ?? null, then: 'sample', limit: maxTokens, signal, draw,
     onToken: (id, logProb) => {
       if (id === eos && stopAtEos) {
         finishReason = 'eos';

@@ -360,30 +360,6 @@ export class Network {
     return this.run({ seqLength, batchSize, inputs, targets: inputs }, { training: false }).logits;
   }
 
-  /**
-   * Batch-1 generation on the device in one queued op (Stream.generate): ids.shape[0] tokens,
-   * each sampled from the current logits and fed back through embedding, RNN and decoder (not
-   * after the last one when `last`). `logits` ([1, V]) holds the first token's distribution; the
-   * returned tensor holds the distribution after the op, for the next call.
-   */
-  generateOnDevice(
-    logits: Tensor, ids: Tensor, seeds: Float64Array,
-    sampling: { temperature: number; topK: number; topP: number }, exclude: Int32Array, last: boolean,
-  ): Tensor {
-    const a = this.step(1, 1);
-    const st = this.statesFor(1);
-    if (logits.buffer !== a.logits.buffer || logits.offset !== a.logits.offset) this.stream.copy(logits, a.logits);
-    const lstm = this.config.cell === 'lstm';
-    this.stream.generate(this.rnn, {
-      table: this.param('encoder.weight'), x: a.embDrop, y: a.y,
-      hx: st.hx, cx: lstm ? st.cx : null, hy: st.hy, cy: lstm ? st.cy : null,
-      weights: this.rnnWeights, reserve: a.reserve, workspace: a.workspace,
-      decoderWeight: this.param('decoder.weight'), decoderBias: this.param('decoder.bias'),
-      logits: a.logits, ids, seeds, ...sampling, exclude, last,
-    });
-    return a.logits;
-  }
-
   /** Embedding -> dropout -> RNN -> dropout -> decoder logits. */
   private run(batch: Batch, opts: { training: boolean; seed?: number }): StepViews {
     const { seqLength: T, batchSize: B } = batch;

@@ -23,6 +23,8 @@ import { RowGroup, type StateRef, type StateShape } from './rows';
 
 /** Tokens a feeding row feeds per step. */
 export const PREFILL_CHUNK = 32;
+/** Decoding steps queued per round trip to the host, when nothing waits to join. */
+const MAX_STEPS = 8;
 
 /** How a decoding row draws its next token: on the device (native sampler), or on the host from its row of log-probabilities. */
 export type Draw =
@@ -45,6 +47,8 @@ export interface Job {
   signal?: AbortSignal;
   onDist?: (logProbs: Float32Array) => void;
   draw?: () => Draw;
+  /** 'sample': the most tokens it may draw (it may end before, at <eos> or a stop string). */
+  limit?: number;
   /** A drawn token and its log-probability; true ends the generation. */
   onToken?: (id: number, logProb: number) => boolean;
   /** Log-probabilities of the scored tokens, in order (pre first), when the job ends. */
@@ -56,6 +60,8 @@ interface Active {
   job: Job;
   fed: number;
   scores: number[];
+  /** Tokens drawn so far (sampling). */
+  drawn: number;
   /** Over (resolved or rejected); its row leaves at the next re-layout. */
   ended: boolean;
   /** Sampling done; the row leaves after one more step (its last token fed, for save). */
@@ -77,6 +83,8 @@ export class Scheduler {
   /** Jobs that left their rows this iteration and end once its reads are in (scores, saved states). */
   private ending: Active[] = [];
   private running = false;
+  /** Where in the decoding rows' ids scratch the tokens to feed next are. */
+  private idsAt = 0;
   private disposed = false;
   private readonly shape: StateShape;
 
@@ -103,7 +111,7 @@ export class Scheduler {
   submit(job: Job): void {
     if (this.disposed) return job.reject(new RnnlmError('ERR_DISPOSED', 'this model was disposed; load or create a new one'));
     if (job.signal?.aborted) return job.reject(job.signal.reason);
-    const a: Active = { job, fed: 0, scores: [], ended: false, finishing: false };
+    const a: Active = { job, fed: 0, scores: [], drawn: 0, ended: false, finishing: false };
     if (job.signal) {
       const onAbort = () => {
         // Queued: leaves now. Running: its row leaves at the next re-layout.
@@ -160,18 +168,7 @@ export class Scheduler {
     };
 
     // 1. Decoding rows feed the tokens they drew.
-    if (this.dec.length > 0) {
-      const B = this.dec.length, g = this.decRows;
-      const x = g.f('x', B * E), y = g.f('y', B * H);
-      const sp = net.rnn.spaces(1, B);
-      s.embeddingForward(net.param('encoder.weight'), g.i32('ids', B), tensor(x.buffer, 0, [B, E]));
-      s.rnnForward(net.rnn, {
-        x: tensor(x.buffer, 0, [1, B, E]), y: tensor(y.buffer, 0, [1, B, H]),
-        hx: g.current(0), cx: this.shape.cell ? g.current(1) : null, hy: g.next(0), cy: this.shape.cell ? g.next(1) : null,
-        weights: net.rnnWeights, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace), training: false,
-      });
-      g.swap();
-    }
+    if (this.dec.length > 0) this.step(this.idsAt);
 
     // 2. Feeding rows feed their next chunk, and score it.
     if (this.pre.length > 0) this.prefill(track);
@@ -309,45 +306,81 @@ export class Scheduler {
     this.pre = preNext;
   }
 
+  /** Every decoding row feeds its token from the ids scratch at `at` (one step, T = 1). */
+  private step(at: number): void {
+    const net = this.net, s = net.stream, g = this.decRows;
+    const { embeddingSize: E, hiddenSize: H } = net.config;
+    const B = this.dec.length;
+    const x = g.f('x', B * E), y = g.f('y', B * H);
+    const sp = net.rnn.spaces(1, B);
+    const ids = g.i32('ids', at + B);
+    s.embeddingForward(net.param('encoder.weight'), tensor(ids.buffer, at, [B]), tensor(x.buffer, 0, [B, E]));
+    s.rnnForward(net.rnn, {
+      x: tensor(x.buffer, 0, [1, B, E]), y: tensor(y.buffer, 0, [1, B, H]),
+      hx: g.current(0), cx: this.shape.cell ? g.current(1) : null, hy: g.next(0), cy: this.shape.cell ? g.next(1) : null,
+      weights: net.rnnWeights, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace), training: false,
+    });
+    g.swap();
+  }
+
+  /**
+   * Each decoding row's next-token distribution and draw. When every row draws on the device and
+   * no request waits to join, several steps are queued at once (each feeding the ids the one before
+   * drew): one round trip to the host per MAX_STEPS tokens instead of per token. A row that ends
+   * early discards what was drawn after its end (its state is not kept).
+   */
   private decode(track: <T>(p: Promise<T>, use: (v: T) => void) => void): void {
     const net = this.net, s = net.stream, g = this.decRows;
     const V = net.config.vocabSize;
     const B = this.dec.length;
     const logits = tensor(g.f('logits', B * V).buffer, 0, [B, V]);
-    s.linearForward(g.top(), net.param('decoder.weight'), net.param('decoder.bias'), logits);
-    s.logSoftmax(logits, logits);
-    const ids = g.i32('ids', B), values = g.f('values', B);
+    const distribution = () => {
+      s.linearForward(g.top(), net.param('decoder.weight'), net.param('decoder.bias'), logits);
+      s.logSoftmax(logits, logits);
+    };
+    distribution();
+    const first = this.dec.map((a) => (a.ended || a.job.then === 'dist' ? undefined : (a.draw = a.job.draw!())));
+    const allDevice = first.every((d, b) => d?.device === true && !this.dec[b].job.save);
+    // Nothing could join before these steps end: no request waits, or the rows are full.
+    const closed = this.queue.length === 0 || this.dec.length >= this.options.maxRows;
+    const n = allDevice && closed && this.pre.length === 0
+      ? Math.max(1, Math.min(MAX_STEPS, ...this.dec.map((a) => (a.job.limit ?? 1) - a.drawn)))
+      : 1;
+    const ids = g.i32('ids', n * B), values = g.f('values', n * B);
     const row = (b: number) => tensor(logits.buffer, b * V, [1, V]);
-    let device = false;
+    this.idsAt = (n - 1) * B;
+    const draws: (Draw | undefined)[][] = [first];
+    for (let j = 0; j < n; j++) {
+      if (j > 0) {
+        this.step((j - 1) * B);
+        distribution();
+        draws.push(this.dec.map((a) => a.job.draw!()));
+      }
+      draws[j].forEach((d, b) => {
+        if (d?.device) s.sample(row(b), tensor(ids.buffer, j * B + b, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, j * B + b, [1]));
+      });
+    }
     this.dec.forEach((a, b) => {
-      if (a.ended) return;
-      if (a.job.then === 'dist') {
-        track(s.read(tensor(logits.buffer, b * V, [V])), (r) => {
+      const d = first[b];
+      if (a.ended || d?.device) return;
+      track(s.read(tensor(logits.buffer, b * V, [V])), (r) => {
+        const lp = r as Float32Array;
+        if (!d) {
           if (a.ended) return;
-          a.job.onDist!(r as Float32Array);
-          this.end(a);
-        });
-        return;
-      }
-      const d = (a.draw = a.job.draw!());
-      if (d.device) {
-        device = true;
-        s.sample(row(b), tensor(ids.buffer, b, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, b, [1]));
-      } else {
-        track(s.read(tensor(logits.buffer, b * V, [V])), (r) => {
-          const lp = r as Float32Array;
-          const id = d.pick(lp);
-          s.write(tensor(ids.buffer, b, [1]), Int32Array.of(id));
-          this.token(a, id, lp[id]);
-        });
-      }
+          a.job.onDist!(lp);
+          return this.end(a);
+        }
+        const id = d.pick(lp);
+        s.write(tensor(ids.buffer, b, [1]), Int32Array.of(id));
+        this.token(a, id, lp[id]);
+      });
     });
-    if (device) {
+    if (first.some((d) => d?.device)) {
       const rows = [...this.dec];
-      const got = Promise.all([s.read(tensor(ids.buffer, 0, [B])), s.read(tensor(values.buffer, 0, [B]))]);
+      const got = Promise.all([s.read(tensor(ids.buffer, 0, [n * B])), s.read(tensor(values.buffer, 0, [n * B]))]);
       track(got, ([idv, lpv]) => {
-        rows.forEach((a, b) => {
-          if (a.draw?.device) this.token(a, idv[b], lpv[b]);
+        for (let j = 0; j < n; j++) rows.forEach((a, b) => {
+          if (draws[j][b]?.device) this.token(a, idv[j * B + b], lpv[j * B + b]);
         });
       });
     }
@@ -355,6 +388,7 @@ export class Scheduler {
 
   private token(a: Active, id: number, logProb: number): void {
     if (a.ended || a.finishing) return;
+    a.drawn++;
     let done: boolean;
     try {
       done = a.job.onToken!(id, logProb);

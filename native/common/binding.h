@@ -4,7 +4,7 @@
 //   binding/handles.h    the buffer and Rnn-descriptor classes, and the per-addon data
 //   binding/stream.h     the stream class: memory, lifecycle, and enqueue(), which queues every op
 //   binding/ops.h        the op entry points (embedding, dropout, linear, losses, sampling, optimizers)
-//   binding/recurrent.h  the recurrent stack's: rnnForward, generate (generate.h), the backward passes
+//   binding/recurrent.h  the recurrent stack's: rnnForward and the backward passes
 // Every entry point validates its arguments on the JavaScript thread (types, dtypes, shapes,
 // bounds, overlaps, released buffers) and throws RnnlmError before anything is queued; the op
 // itself then runs on the model's stream thread through D. Only reads return Promises.

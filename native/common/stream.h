@@ -19,8 +19,8 @@ namespace rnnlm {
 // still be inside OpenBLAS or CUDA when those libraries' own exit handlers shut their threads
 // down; OpenBLAS then waits for ever on a worker it never wakes. An exit handler of ours,
 // registered after those libraries loaded and so run before their teardown, stops streams from
-// starting work and waits for the ops already running (each is bounded: one step, one read,
-// at most a chunk of generated tokens) to end.
+// starting work and waits for the ops already running (each is bounded: one step or one read)
+// to end.
 class ExitGate {
  public:
   static ExitGate& get() {

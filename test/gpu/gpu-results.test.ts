@@ -36,3 +36,35 @@ test('a ratio under its target is reported as missed', () => {
   writeFileSync(join(dir, 'bench-gpu.json'), JSON.stringify(slow));
   expect(summarize(dir).find((l) => l.includes('zaremba-small:'))).toContain('train 1.10x eager (target 1.2: MISSED)');
 });
+
+test('the runtime rows: generation CUDA vs CPU, batched vs alone (PASS only when every cell passes), batching throughput against 20x', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rnnlm-gpu-results-'));
+  const rng = (i: number) => Math.abs(Math.sin(i * 12.9898)); // figures the summary must carry over, not restate
+  const batched = ['lstm', 'gru'].map((cell, i) => ({ cell, requests: 32, identical: 1, maxLogProbDiff: rng(i) * 1e-5, pass: true }));
+  const throughput = (speedup: number) => ({ tokens: 64, on: { n1: 1000 + rng(3) * 500, n64: (1000 + rng(3) * 500) * speedup }, off: { n1: 900 + rng(4) * 100, n64: 800 + rng(5) * 100 } });
+  const check = {
+    cuda: { device: 'NVIDIA H200', cudnn: 91000 },
+    'parity:generate': [{ cell: 'lstm', temperature: 0, agree: 200, n: 200, pass: true }, { cell: 'gru', temperature: 0, agree: 137, n: 200, pass: false }],
+    'parity:batched': batched,
+    'throughput:batching': throughput(20 + rng(6)),
+  };
+  const lines = () => {
+    writeFileSync(join(dir, 'gpu-check.json'), JSON.stringify(check));
+    return summarize(dir);
+  };
+  const line = (what: string) => lines().find((l) => l.includes(what))!;
+  expect(line('CUDA vs CPU')).toMatch(/lstm t=0 200\/200, gru t=0 137\/200: MISSED$/);
+  for (const r of batched) expect(line('batched vs alone')).toContain(`${r.cell} 100.0 % of 32 requests identical, largest log-probability difference ${r.maxLogProbDiff.toExponential(2)}`);
+  expect(line('batched vs alone')).toMatch(/: PASS$/);
+  const tp = check['throughput:batching'];
+  const ratio = tp.on.n64 / tp.on.n1;
+  expect(line('batching:')).toContain(`1 request ${Math.round(tp.on.n1).toLocaleString('en-US')} tokens/s, 64 at once ${Math.round(tp.on.n64).toLocaleString('en-US')} (${ratio.toFixed(1)}x, target 20x: met)`);
+  expect(line('batching:')).toContain(`batching off: ${Math.round(tp.off.n1).toLocaleString('en-US')} and ${Math.round(tp.off.n64).toLocaleString('en-US')}`);
+
+  batched[1] = { ...batched[1], identical: 31 / 32, pass: false };
+  check['throughput:batching'] = throughput(19.9);
+  expect(line('batched vs alone')).toMatch(/gru 96\.9 % of 32 requests identical.*: FAIL$/);
+  expect(line('batching:')).toContain('(19.9x, target 20x: MISSED)');
+  (check as Record<string, unknown>)['parity:batched'] = { error: 'Error: boom\n    at x' };
+  expect(line('batched vs alone')).toBe('  generation batched vs alone on CUDA: FAIL: Error: boom');
+});

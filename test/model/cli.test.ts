@@ -160,8 +160,10 @@ test("every default that --help shows is the API's, from its one table (lib/defa
     expect({ cmd, shown }).toEqual({ cmd, shown: defaults });
   }
   // And the API applies them (create's, observable without training).
-  const { cfg, device } = parseCreateOptions({ vocabSize: 10 });
-  expect({ ...cfg, device }).toMatchObject({ ...D.create });
+  const { cfg, device, runtime } = parseCreateOptions({ vocabSize: 10 });
+  const { batching, maxBatchSize, ...modelDefaults } = D.create;
+  expect({ ...cfg, device }).toMatchObject(modelDefaults);
+  expect(runtime).toEqual({ maxRows: batching ? maxBatchSize : 1 });
 });
 
 test('bench --json rewrites the report after every run, so a bench that is killed keeps what it measured', async () => {

@@ -182,10 +182,21 @@ describe('training and inference, stream mode (word level)', () => {
     expect(JSON.parse(info.metadata.tokenizer).type).toBe('word');
   });
 
-  test('one operation at a time (ERR_BUSY), and nothing after dispose (ERR_DISPOSED)', async () => {
-    const running = model.evaluate(corpus(20).join(' '));
-    await rejects(model.predictNext('the'), 'ERR_BUSY', /busy with evaluate/);
-    await running;
+  test('concurrent calls are all answered, one fit at a time (ERR_BUSY), and nothing after dispose (ERR_DISPOSED)', async () => {
+    const text = corpus(20).join(' ');
+    const alone = await model.evaluate(text);
+    // Every kind of call at once: none is refused, and each answers what it answers alone.
+    const [ev, next, gen, beams] = await Promise.all([
+      model.evaluate(text), model.predictNext('the'), model.generate({ prompt: 'the', maxTokens: 5, seed: 1 }), model.beamSearch('the', { maxTokens: 3 }),
+      model.evaluate(text), model.score('the cat sat'), model.save(join(tmpdir(), `rnnlm-concurrent-${process.pid}.safetensors`)),
+    ]);
+    expect(ev).toEqual(alone);
+    expect(next).toEqual(await model.predictNext('the'));
+    expect(gen).toBe(await model.generate({ prompt: 'the', maxTokens: 5, seed: 1 }));
+    expect(beams).toEqual(await model.beamSearch('the', { maxTokens: 3 }));
+    const training = model.fit(text, { epochs: 1, batchSize: 2, seqLength: 5, progress: false });
+    await rejects(model.fit(text), 'ERR_BUSY', /already training/);
+    await training;
     model.dispose();
     await rejects(model.predictNext('the'), 'ERR_DISPOSED');
     model.dispose(); // idempotent
@@ -436,7 +447,7 @@ describe('validation of options and inputs', () => {
       await rejects(m.fit([1, 2, 999999] as never), 'ERR_VOCAB', /token id 999999/);
       await rejects(m.generate({ temperature: -1 }), 'ERR_INVALID_ARGUMENT', /temperature must be/);
       await rejects(m.generate({ prompt: 'the', topP: 0 }), 'ERR_INVALID_ARGUMENT', /topP must be/);
-      await rejects(m.generate({ prompt: '' }), 'ERR_INVALID_ARGUMENT', /prompt is empty/);
+      await rejects(m.beamSearch(''), 'ERR_INVALID_ARGUMENT', /prompt is empty/);
       await rejects(m.generate({ prompt: 'the', stop: [''] }), 'ERR_INVALID_ARGUMENT', /stop must be/);
       await rejects(m.predictNext('the', { topK: 0 }), 'ERR_INVALID_ARGUMENT', /topK must be/);
       await rejects(m.beamSearch('the', { beamWidth: 0 }), 'ERR_INVALID_ARGUMENT', /beamWidth must be/);

@@ -2,9 +2,8 @@
 // excluded ids: frequencies over many draws must match the probabilities computed here.
 import { afterAll, describe, expect, test } from 'vitest';
 import { tensor, type DType, type Tensor } from '../../lib/backend/types';
-import { sampleToken, topTokens } from '../../lib/sampling';
+import { sampleToken, topTokens } from '../../lib/inference/sampling';
 import { Random } from '../../lib/util/random';
-import { Network } from '../../lib/nn/network';
 import { backend, make } from '../helpers';
 
 /** f throws a typed error whose message matches msg. */
@@ -146,66 +145,5 @@ describe('the native sample op (the CPU reference of the CUDA kernel)', () => {
     const freed = values('f32', [rows]);
     freed.buffer.free();
     bad(call(freed), /values refers to a buffer that was released/, 'ERR_DISPOSED');
-  });
-});
-
-describe('generate: n tokens in one op', () => {
-  // The fused op against a step-by-step loop through the host (sample, read the id, carry the
-  // state, one inference step per token), same weights and seeds: the same ids and final state.
-  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as const) {
-    test(`${cell}: the same ids and final state as one op per step`, async () => {
-      const V = 40;
-      const net = new Network(backend, { cell, vocabSize: V, embeddingSize: 12, hiddenSize: 16, layers: 2, dropout: 0.2, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
-      try {
-        const s = net.stream, rng = new Random(5);
-        for (const e of net.layout) net.writeParam(e.name, Float32Array.from({ length: e.shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.6, 0.6)));
-        const n = 37, seeds = Float64Array.from({ length: n }, () => rng.seed());
-        const exclude = Int32Array.of(0, 2);
-        const prompt = Int32Array.of(5, 9, 4);
-        const run = async (fused: boolean) => {
-          net.resetState(1);
-          const first = net.logits(prompt, prompt.length, 1);
-          let logits = tensor(first.buffer, first.offset + (prompt.length - 1) * V, [1, V]);
-          const ids = make(s, 'i32', [n]);
-          if (fused) {
-            // Two calls, as generate() chunks: the first carries on, the second ends.
-            logits = net.generateOnDevice(logits, tensor(ids.buffer, 0, [20]), seeds.subarray(0, 20), { temperature: 0.9, topK: 0, topP: 1 }, exclude, false);
-            net.generateOnDevice(logits, tensor(ids.buffer, 20, [n - 20]), seeds.subarray(20), { temperature: 0.9, topK: 0, topP: 1 }, exclude, true);
-          } else {
-            for (let i = 0; i < n; i++) {
-              const id = tensor(ids.buffer, i, [1]);
-              s.sample(logits, id, 0.9, 0, 1, seeds[i], exclude);
-              if (i === n - 1) break;
-              net.carryState();
-              logits = net.logits(Int32Array.from(await s.read(id)), 1, 1);
-            }
-          }
-          const st = net.state(1);
-          return { ids: Array.from(await s.read(ids)), h: Array.from(await s.read(st.hy)), c: Array.from(await s.read(st.cy)) };
-        };
-        const loop = await run(false), fused = await run(true);
-        expect(new Set(loop.ids).size).toBeGreaterThan(5); // really sampling, not one token
-        expect(loop.ids.some((id) => exclude.includes(id))).toBe(false);
-        expect(fused.ids).toEqual(loop.ids);
-        expect(fused.h).toEqual(loop.h);
-        if (cell === 'lstm') expect(fused.c).toEqual(loop.c);
-      } finally {
-        net.dispose();
-      }
-    });
-  }
-
-  test('bad arguments are typed errors before anything is queued', () => {
-    const net = new Network(backend, { cell: 'lstm', vocabSize: 10, embeddingSize: 4, hiddenSize: 4, layers: 1, dropout: 0, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
-    try {
-      const s = net.stream, logits = net.logits(Int32Array.of(3), 1, 1), ids = make(s, 'i32', [3]);
-      const go = (seeds: Float64Array, sampling = { temperature: 1, topK: 0, topP: 1 }) => () => net.generateOnDevice(logits, ids, seeds, sampling, Int32Array.of(0), false);
-      bad(go(new Float64Array(2)), /seeds must be a Float64Array of 3/);
-      bad(go(Float64Array.of(1, 2.5, 3)), /seeds\[1\] must be an integer/);
-      bad(go(Float64Array.of(1, 2, 3), { temperature: -1, topK: 0, topP: 1 }), /temperature/);
-      bad(() => net.generateOnDevice(logits, make(s, 'f32', [3]), Float64Array.of(1, 2, 3), { temperature: 1, topK: 0, topP: 1 }, Int32Array.of(0), false), /ids/);
-    } finally {
-      net.dispose();
-    }
   });
 });

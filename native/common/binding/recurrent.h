@@ -1,14 +1,12 @@
-// The recurrent stack's entry points of NativeStream (binding/stream.h): rnnForward, generate,
+// The recurrent stack's entry points of NativeStream (binding/stream.h): rnnForward,
 // rnnBackwardData and rnnBackwardWeights over D::Rnn, with the checks they share (the
 // descriptor, sequence lengths, weight / reserve / workspace sizes, states).
 #pragma once
 #include <napi.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <vector>
 
-#include "../generate.h"
 #include "../rnn_layout.h"
 #include "stream.h"
 
@@ -104,77 +102,6 @@ Napi::Value NativeStream<D>::RnnForward(const Napi::CallbackInfo& info) {
       impl->forward(ctx, a.T, a.B, a.lengths.data(), x.p<T>(), hx.p<T>(), cx.p<T>(), a.weights.p<T>(), y.p<T>(),
                     hy.p<T>(), cy.p<T>(), a.reserve.p<T>(), a.reserve.numel, a.workspace.p<T>(), a.workspace.numel,
                     training, seed);
-    });
-  });
-}
-
-// generate(rnn, { table [V,E], x [1,1,E], y [1,1,H], hx, cx?, hy, cy? [L,1,H], weights, reserve,
-//                 workspace, decoderWeight [V,H], decoderBias? [V], logits [1,V], ids i32 [n],
-//                 seeds Float64Array [n], temperature, topK, topP, exclude?, last }):
-// n tokens of batch-1 generation in one queued op (generateTokens, common/generate.h).
-template <class D>
-Napi::Value NativeStream<D>::Generate(const Napi::CallbackInfo& info) {
-  return js::guard(info, [&]() -> Napi::Value {
-    live();
-    const char* op = "generate";
-    NativeRnn<D>* rnn = rnnArg(info[0], op);
-    Napi::Object o = js::asObject(info[1], "generate arguments");
-    Generation g;
-    g.x = view(o.Get("x"), op, "x");
-    RnnArgs a = rnnCommon(op, rnn, o, g.x, "x", rnn->cfg.inputSize, true);
-    RNNLM_CHECK(a.T == 1 && a.B == 1, Code::InvalidArgument, "%s: x must be [1, 1, %lld] (got %s)", op,
-                (long long)rnn->cfg.inputSize, g.x.shapeStr().c_str());
-    g.weights = a.weights;
-    g.reserve = a.reserve;
-    g.workspace = a.workspace;
-    const int64_t E = a.cfg.inputSize, H = a.cfg.hiddenSize;
-    g.table = view(o.Get("table"), op, "table");
-    g.y = view(o.Get("y"), op, "y");
-    g.W = view(o.Get("decoderWeight"), op, "decoderWeight");
-    g.b = optView(o.Get("decoderBias"), op, "decoderBias");
-    g.logits = view(o.Get("logits"), op, "logits");
-    g.ids = view(o.Get("ids"), op, "ids");
-    g.hx = stateArg(o, "hx", op, a);
-    g.cx = stateArg(o, "cx", op, a);
-    g.hy = stateArg(o, "hy", op, a);
-    g.cy = stateArg(o, "cy", op, a);
-    RNNLM_CHECK(g.hx && g.hy && bool(g.cx) == bool(g.cy) && bool(g.cx) == (a.cfg.cell == Cell::LSTM),
-                Code::InvalidArgument, "%s: needs hx and hy (and cx and cy for an LSTM only)", op);
-    expectRank(g.table, op, "table", 2);
-    const int64_t V = g.table.shape[0];
-    expectShape(g.table, op, "table", {V, E});
-    expectShape(g.y, op, "y", {1, 1, H});
-    expectShape(g.W, op, "decoderWeight", {V, H});
-    if (g.b) expectShape(g.b, op, "decoderBias", {V});
-    expectShape(g.logits, op, "logits", {1, V});
-    expectInt(g.ids, op, "ids");
-    expectRank(g.ids, op, "ids", 1);
-    const int64_t n = g.ids.shape[0];
-    const DType t = floatType(op, {{&g.x, "x"}, {&g.y, "y"}, {&g.hx, "hx"}, {&g.cx, "cx"}, {&g.hy, "hy"},
-                                   {&g.cy, "cy"}, {&g.weights, "weights"}, {&g.reserve, "reserve"},
-                                   {&g.workspace, "workspace"}, {&g.table, "table"}, {&g.W, "decoderWeight"},
-                                   {&g.b, "decoderBias"}, {&g.logits, "logits"}});
-    expectDisjoint(op, {{&g.x, "x"}, {&g.y, "y"}, {&g.hx, "hx"}, {&g.cx, "cx"}, {&g.hy, "hy"}, {&g.cy, "cy"},
-                        {&g.logits, "logits"}, {&g.weights, "weights"}, {&g.reserve, "reserve"},
-                        {&g.workspace, "workspace"}});
-    expectDisjoint(op, {{&g.table, "table"}, {&g.x, "x"}, {&g.logits, "logits"}});
-    expectDisjoint(op, {{&g.W, "decoderWeight"}, {&g.b, "decoderBias"}, {&g.logits, "logits"}, {&g.y, "y"}});
-    Napi::Value sv = o.Get("seeds");
-    RNNLM_CHECK(sv.IsTypedArray() && sv.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array &&
-                    int64_t(sv.As<Napi::TypedArray>().ElementLength()) == n,
-                Code::InvalidArgument, "%s: seeds must be a Float64Array of %lld seeds, one per id", op, (long long)n);
-    Napi::Float64Array sa = sv.As<Napi::Float64Array>();
-    g.seeds.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-      char name[32];
-      std::snprintf(name, sizeof name, "seeds[%lld]", (long long)i);
-      g.seeds[size_t(i)] = uint64_t(js::integer(sa[size_t(i)], name, 0, js::kMaxSeed));
-    }
-    g.sample = sampleArgs(op, o.Get("temperature"), o.Get("topK"), o.Get("topP"), o.Get("exclude"), V);
-    g.last = js::boolean(o.Get("last"), "last");
-    auto impl = rnn->impl;
-    return enqueue(t, [g = std::move(g), impl](auto& ctx, auto tag) {
-      generateTokens<D, decltype(tag)>(ctx, *impl, g);
     });
   });
 }

@@ -71,7 +71,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
          S::template InstanceMethod<&S::ClipValue>("clipValue"), S::template InstanceMethod<&S::Sgd>("sgd"),
          S::template InstanceMethod<&S::Adam>("adam"),
          // recurrent stack (binding/recurrent.h)
-         S::template InstanceMethod<&S::RnnForward>("rnnForward"), S::template InstanceMethod<&S::Generate>("generate"),
+         S::template InstanceMethod<&S::RnnForward>("rnnForward"),
          S::template InstanceMethod<&S::RnnBackwardData>("rnnBackwardData"),
          S::template InstanceMethod<&S::RnnBackwardWeights>("rnnBackwardWeights")});
   }
@@ -351,7 +351,6 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
 
   // --- recurrent stack (binding/recurrent.h) --------------------------------------------------
   Napi::Value RnnForward(const Napi::CallbackInfo& info);
-  Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value RnnBackwardData(const Napi::CallbackInfo& info);
   Napi::Value RnnBackwardWeights(const Napi::CallbackInfo& info);
   NativeRnn<D>* rnnArg(Napi::Value v, const char* op);
