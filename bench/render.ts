@@ -47,7 +47,7 @@ const cudnn = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 1
 /** A report's first line: the machine, the versions, the date and the file. */
 function heading(rep: BenchReport, file: string): string {
   const m = rep.machine;
-  return `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${versions(rep)}, ${rep.date.slice(0, 10)}, \`bench/results/${file}\`${rep.partial ? ' — **partial: the run was stopped before its last configuration**' : ''}`;
+  return `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${versions(rep)}, ${rep.date.slice(0, 10)}${m.loadAverage !== undefined ? `, load average ${m.loadAverage} at its start` : ''}, \`bench/results/${file}\`${rep.partial ? ' — **partial: the run was stopped before its last configuration**' : ''}`;
 }
 
 function table(rep: BenchReport): string {

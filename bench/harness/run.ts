@@ -4,7 +4,7 @@
  * Ratios are only ever taken between runs of the same report (same machine, same session).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { arch, cpus, platform, release, totalmem } from 'node:os';
+import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { extname, join } from 'node:path';
 import { nvidiaDriverPresent } from '../../lib/backend/cuda';
 import { invalidArgument } from '../../lib/errors';
@@ -53,7 +53,7 @@ export interface BenchOptions {
 export interface BenchReport {
   kind: 'rnnlm-bench';
   date: string;
-  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string; nvidiaDriver?: string };
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string; nvidiaDriver?: string; loadAverage?: number };
   options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number; concurrencySeconds?: number };
   runs: RunResult[];
   scaling?: (RunResult & { axis: string; value: number })[];
@@ -102,6 +102,8 @@ function machine(): BenchReport['machine'] {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     os: `${platform()} ${release()} ${arch()}`,
     node: process.version,
+    // The last minute's, at the start: a shared machine's other jobs slow every figure.
+    loadAverage: Math.round(loadavg()[0] * 100) / 100,
     ...nvidiaDriverVersion(),
   };
 }
