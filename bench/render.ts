@@ -3,6 +3,7 @@
 // the README's benchmark section comes from those files; nothing is typed in by hand.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { aggregate, CONTEXT_TOKENS, concurrencyTargets, counterpart, GENERATE_TOKENS, ms, ratio, TOP_K, type ConcurrencyRun } from './harness/concurrency';
 import { CONFIGS, findConfig } from './harness/configs';
 import { type BenchReport, oursFor } from './harness/run';
 import type { RunResult } from './harness/worker';
@@ -43,11 +44,15 @@ function versions(rep: BenchReport): string {
 const blasName = (libs: string) => libs.split(', ').filter((l) => /openblas|mkl|blis/i.test(l)).join(', ') || libs;
 const cudnn = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
 
-function table(rep: BenchReport, file: string): string {
+/** A report's first line: the machine, the versions, the date and the file. */
+function heading(rep: BenchReport, file: string): string {
+  const m = rep.machine;
+  return `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${versions(rep)}, ${rep.date.slice(0, 10)}${m.loadAverage !== undefined ? `, load average ${m.loadAverage} at its start` : ''}, \`bench/results/${file}\`${rep.partial ? ' — **partial: the run was stopped before its last configuration**' : ''}`;
+}
+
+function table(rep: BenchReport): string {
   const m = rep.machine;
   const out = [
-    `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${versions(rep)}, ${rep.date.slice(0, 10)}, \`bench/results/${file}\`${rep.partial ? ' — **partial: the run was stopped before its last configuration**' : ''}`,
-    '',
     `| configuration | peer | training tokens/s | generation tokens/s | peak RSS MiB |${m.gpu ? ' peak GPU MiB |' : ''} ours ÷ peer (train / generate) |`,
     `|---|---|---:|---:|---:|${m.gpu ? '---:|' : ''}---|`,
   ];
@@ -73,6 +78,34 @@ function table(rep: BenchReport, file: string): string {
   const allocs = rep.runs.filter((r) => r.train?.allocationsPerStep !== undefined).map((r) => `${r.config} ${n(r.train!.allocationsPerStep!)}`);
   if (allocs.length) out.push('', `- rnnlm device allocations per training step after warm-up: ${allocs.join(', ')}.`);
   if (rep.scaling?.length) out.push('', scalingTable(rep));
+  return out.join('\n');
+}
+
+/** The concurrency scenario: batching on and off side by side, one row per configuration, call and N. */
+function concurrencyTable(runs: ConcurrencyRun[]): string {
+  const out = [
+    `Concurrent calls on one model (weights as initialised: speed does not depend on their values), each figure measured in its own process: N calls started together, rounds repeated for a few seconds after one warm-up round. generate makes ${GENERATE_TOKENS} tokens per call (temperature 1, through \`<eos>\`), predictNext reads a ${CONTEXT_TOKENS}-token context (top ${TOP_K}). Aggregate: tokens (generate) or calls (predictNext) per second of the rounds' wall time; p50 / p99: one call's latency, from its start to its answer; on ÷ off: aggregate with batching over without, at the same N.`,
+    '',
+    '| configuration | peer | call | N | batching on: aggregate | p50 / p99 ms | peak RSS MiB | batching off: aggregate | p50 / p99 ms | peak RSS MiB | on ÷ off |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const cells = (r?: ConcurrencyRun) => {
+    if (!r) return ['—', '—', '—'];
+    const x = aggregate(r);
+    const figure = x ? `${n(x)} ${r.kind === 'generate' ? 'tokens/s' : 'calls/s'}${r.status === 'ok' ? '' : ` (${r.status})`}` : r.status;
+    return [figure, r.latencyMs ? `${ms(r.latencyMs.p50)} / ${ms(r.latencyMs.p99)}` : '—', r.peakRssMiB ? n(r.peakRssMiB) : '—'];
+  };
+  for (const on of runs.filter((r) => r.batching && r.status !== 'unavailable')) {
+    const off = counterpart(runs, on);
+    const x = ratio(on, off);
+    out.push(`| ${on.config} | ${on.peer} | ${on.kind} | ${on.n} | ${[...cells(on), ...cells(off)].join(' | ')} | ${x ? `${n(x)}×` : '—'} |`);
+  }
+  const failed = runs.filter((r) => r.status === 'error' || r.status === 'timeout');
+  for (const r of failed) out.push('', `- ${r.peer} on ${r.config}, ${r.kind} N = ${r.n}, batching ${r.batching ? 'on' : 'off'}: ${r.status === 'error' ? 'failed: ' : ''}${firstLine(r.reason)}`);
+  const unavailable = new Set(runs.filter((r) => r.status === 'unavailable').map((r) => `${r.peer}: not run — ${firstLine(r.reason)}`));
+  for (const x of unavailable) out.push('', `- ${x}`);
+  const targets = concurrencyTargets(runs);
+  if (targets.length) out.push('', 'Targets (issue 22):', '', ...targets.map((t) => `- ${t}`));
   return out.join('\n');
 }
 
@@ -144,9 +177,14 @@ export function render(readmeText: string): { readme: string; charts: Record<str
   const charts: Record<string, string> = {};
   const sections: string[] = [];
   for (const { file, report } of reports) {
-    const chart = file.replace(/\.json$/, '.svg');
-    charts[chart] = svg(report);
-    sections.push(`${table(report, file)}\n\n![training tokens/s](bench/results/${chart})`);
+    const parts = [heading(report, file)];
+    if (report.runs.length) {
+      const chart = file.replace(/\.json$/, '.svg');
+      charts[chart] = svg(report);
+      parts.push(table(report), `![training tokens/s](bench/results/${chart})`);
+    }
+    if (report.concurrency?.length) parts.push(concurrencyTable(report.concurrency));
+    sections.push(parts.join('\n\n'));
   }
   const i = readmeText.indexOf(begin), j = readmeText.indexOf(end);
   if (i < 0 || j < i) throw new Error(`README.md has no ${begin} ... ${end} section`);

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 npm run prebuilds >/dev/null
 mkdir -p .gpu  # before find: a fresh clone has no .gpu, and set -e would end the script there
 find .gpu -mindepth 1 -maxdepth 1 ! -name gl -exec rm -rf {} +
-for entry in gpu/gpu-check.ts lib/cli.ts bench/harness/worker.ts examples/brown.ts examples/shakespeare.ts; do
+for entry in gpu/gpu-check.ts lib/cli.ts bench/harness/worker.ts bench/harness/concurrency-worker.ts examples/brown.ts examples/shakespeare.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=cjs --outfile=".gpu/$(basename "$entry" .ts).cjs" --log-level=warning
 done
 # Exactly the node_modules files the tfjs-webgpu peer loads (listed by loading them here).

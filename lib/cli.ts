@@ -132,6 +132,8 @@ export function program(): Command {
     .option('--budget <s>', 'seconds one run may take before it is stopped (its figures so far are kept)', num('--budget'))
     .option('--quick', 'a tiny configuration and short timings (a smoke test)', false)
     .option('--scaling <peers>', 'also sweep hidden size 200-1600 and batch size 1-128 for these peers', list)
+    .option('--no-concurrency', 'skip the concurrency scenario (N = 1-64 concurrent calls, batching on and off; our peers, zaremba-small and char-lstm)')
+    .option('--concurrency-only', 'run the concurrency scenario only', false)
     .option('--json <file>', 'write the full report as JSON')
     .option('--with <file>', "add another program's runs on this machine (bench/pytorch_bench.py --json) to the report")
     .addHelpText('after', () => {
@@ -145,7 +147,7 @@ export function program(): Command {
     .action(async (o) => {
       const { ok } = await benchHarness().runBench({
         configs: o.config, peers: o.peers, steps: o.steps, minSeconds: o.minSeconds, budget: o.budget, quick: o.quick,
-        scaling: o.scaling, json: o.json, withRuns: o.with,
+        scaling: o.scaling, json: o.json, withRuns: o.with, concurrency: o.concurrency, concurrencyOnly: o.concurrencyOnly,
       });
       if (!ok) throw new Error('bench: a peer failed (see the table above)');
     });
@@ -159,7 +161,7 @@ export interface BenchHarness {
   ALL_PEERS: readonly string[];
   runBench(o: {
     configs?: string[]; peers?: string[]; steps?: number; minSeconds?: number; budget?: number; quick?: boolean;
-    scaling?: string[]; json?: string; withRuns?: string;
+    scaling?: string[]; json?: string; withRuns?: string; concurrency?: boolean; concurrencyOnly?: boolean;
   }): Promise<{ ok: boolean }>;
 }
 

@@ -3,14 +3,15 @@
  * its own process with a time budget; a table on stdout and, with --json, the whole report.
  * Ratios are only ever taken between runs of the same report (same machine, same session).
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { arch, cpus, platform, release, totalmem } from 'node:os';
+import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { extname, join } from 'node:path';
 import { nvidiaDriverPresent } from '../../lib/backend/cuda';
 import { invalidArgument } from '../../lib/errors';
+import { CONCURRENCY_BUDGET, concurrencyPlan, concurrencyTargets, formatConcurrency, runConcurrency, type ConcurrencyRun } from './concurrency';
 import { CONFIGS, CPU_DEFAULT, QUICK, findConfig, scalingConfigs, type BenchConfig } from './configs';
 import { implausibleFirstLoss } from './peer';
+import { spawnWorker, stderrTail } from './spawn';
 import type { RunResult, RunSpec } from './worker';
 
 /** The CLI's entry (lib/cli.ts loads this file only): the configurations' names for its help. */
@@ -37,6 +38,12 @@ export interface BenchOptions {
   budget?: number;
   /** Also the scaling sweeps (hidden size, batch size) for these peers. */
   scaling?: string[];
+  /** The concurrency scenario for our peers on zaremba-small and char-lstm (bench/harness/concurrency.ts). Default true. */
+  concurrency?: boolean;
+  /** Only the concurrency scenario: no training and generation runs. */
+  concurrencyOnly?: boolean;
+  /** Measured rounds of each concurrency run last about this long (default 3; --quick 0.3). */
+  concurrencySeconds?: number;
   /** Runs measured by another program on this machine in this session (bench/pytorch_bench.py), added to the report. */
   withRuns?: string;
   json?: string;
@@ -46,10 +53,11 @@ export interface BenchOptions {
 export interface BenchReport {
   kind: 'rnnlm-bench';
   date: string;
-  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string; nvidiaDriver?: string };
-  options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number };
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string; nvidiaDriver?: string; loadAverage?: number };
+  options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number; concurrencySeconds?: number };
   runs: RunResult[];
   scaling?: (RunResult & { axis: string; value: number })[];
+  concurrency?: ConcurrencyRun[];
   /** Set while runs are still to come: the file is rewritten after every run, so a run that is
    * killed (a time-limited GPU session) still leaves what it measured. */
   partial?: boolean;
@@ -58,47 +66,32 @@ export interface BenchReport {
 const workerFile = join(__dirname, `worker${extname(__filename)}`);
 
 /** Runs one spec in a child process; never rejects. */
-export function runOne(spec: RunSpec, budgetSeconds: number): Promise<RunResult> {
-  return new Promise((resolve) => {
-    let last: RunResult = { peer: spec.peer, config: spec.config.name, status: 'error', reason: 'the run reported nothing', notes: [] };
-    let stderr = '';
-    let timedOut = false;
-    const child = spawn(process.execPath, [...process.execArgv, workerFile, JSON.stringify(spec)], {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
-    child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
-    child.on('message', (m: RunResult) => {
-      last = m.status === 'error' && last.status !== 'error' ? { ...last, status: 'error', reason: m.reason } : { ...m, peer: spec.peer, config: spec.config.name };
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, budgetSeconds * 1000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) {
-        last = { ...last, status: 'timeout', reason: `stopped at the ${budgetSeconds} s budget` };
-        const t = last.train;
-        if ((!t || t.steps === 0) && last.trainStartedAt) {
-          // Not one step finished: the rate is below one step's tokens over the time it had.
-          const tokens = spec.config.batchSize * spec.config.seqLength;
-          const sec = (Date.now() - last.trainStartedAt) / 1000;
-          last.reason += `: no training step finished in ${sec.toFixed(0)} s, so training runs at < ${(tokens / sec).toPrecision(2)} tokens/s`;
-          last.train = undefined;
-          (last as RunResult & { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow = tokens / sec;
-        }
-      } else if (last.status === 'ok' && (code !== 0 || !last.train?.steps)) {
-        last = { ...last, status: 'error', reason: `exited with ${signal ?? `code ${code}`} before finishing: ${stderr.trim().split('\n').slice(-3).join(' | ')}` };
-      } else if (last.status === 'error' && last.reason === 'the run reported nothing') {
-        last.reason = `exited with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
-      } else if (last.status === 'unavailable' && stderr.trim()) {
-        // What the peer's own libraries said (Dawn names the Vulkan feature an adapter lacks).
-        const said = [...new Set(stderr.split('\n').map((l) => l.trim()).filter(Boolean))].slice(-6).join(' | ');
-        last = { ...last, notes: [...(last.notes ?? []), `its stderr: ${said}`] };
-      }
-      resolve(last);
-    });
+export async function runOne(spec: RunSpec, budgetSeconds: number): Promise<RunResult> {
+  let last: RunResult = { peer: spec.peer, config: spec.config.name, status: 'error', reason: 'the run reported nothing', notes: [] };
+  const { code, signal, timedOut, stderr } = await spawnWorker(workerFile, spec, budgetSeconds, (m: RunResult) => {
+    last = m.status === 'error' && last.status !== 'error' ? { ...last, status: 'error', reason: m.reason } : { ...m, peer: spec.peer, config: spec.config.name };
   });
+  if (timedOut) {
+    last = { ...last, status: 'timeout', reason: `stopped at the ${budgetSeconds} s budget` };
+    const t = last.train;
+    if ((!t || t.steps === 0) && last.trainStartedAt) {
+      // Not one step finished: the rate is below one step's tokens over the time it had.
+      const tokens = spec.config.batchSize * spec.config.seqLength;
+      const sec = (Date.now() - last.trainStartedAt) / 1000;
+      last.reason += `: no training step finished in ${sec.toFixed(0)} s, so training runs at < ${(tokens / sec).toPrecision(2)} tokens/s`;
+      last.train = undefined;
+      (last as RunResult & { trainTokensPerSecondBelow?: number }).trainTokensPerSecondBelow = tokens / sec;
+    }
+  } else if (last.status === 'ok' && (code !== 0 || !last.train?.steps)) {
+    last = { ...last, status: 'error', reason: `exited with ${signal ?? `code ${code}`} before finishing: ${stderrTail(stderr)}` };
+  } else if (last.status === 'error' && last.reason === 'the run reported nothing') {
+    last.reason = `exited with ${signal ?? `code ${code}`}: ${stderrTail(stderr)}`;
+  } else if (last.status === 'unavailable' && stderr.trim()) {
+    // What the peer's own libraries said (Dawn names the Vulkan feature an adapter lacks).
+    const said = [...new Set(stderr.split('\n').map((l) => l.trim()).filter(Boolean))].slice(-6).join(' | ');
+    last = { ...last, notes: [...(last.notes ?? []), `its stderr: ${said}`] };
+  }
+  return last;
 }
 
 function machine(): BenchReport['machine'] {
@@ -109,6 +102,8 @@ function machine(): BenchReport['machine'] {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     os: `${platform()} ${release()} ${arch()}`,
     node: process.version,
+    // The last minute's, at the start: a shared machine's other jobs slow every figure.
+    loadAverage: Math.round(loadavg()[0] * 100) / 100,
     ...nvidiaDriverVersion(),
   };
 }
@@ -172,6 +167,7 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     minSeconds: o.minSeconds ?? (quick ? 1 : 10),
     genSeconds: o.genSeconds ?? (quick ? 0.5 : 5),
     budget: o.budget ?? (quick ? 60 : 600),
+    concurrencySeconds: o.concurrencySeconds ?? (quick ? 0.3 : 3),
     ...(o.steps !== undefined ? { steps: o.steps } : {}),
   };
   const report: BenchReport = { kind: 'rnnlm-bench', date: new Date().toISOString(), machine: machine(), options: timing, runs: [] };
@@ -182,13 +178,31 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     if (o.json) writeFileSync(o.json, `${JSON.stringify(partial ? { ...report, partial } : report, null, 2)}\n`);
   };
   log(`rnnlm bench: ${configs.map((c) => c.name).join(', ')} x ${peers.join(', ')}; ${report.machine.cpu}, ${report.machine.cores} cores`);
-  for (const c of configs) {
+  for (const c of o.concurrencyOnly ? [] : configs) {
     for (const p of peers) {
       const r = await runOne(spec(p, c), timing.budget);
       if (r.info?.device && p === 'rnnlm-cuda') report.machine.gpu = String(r.info.device);
       report.runs.push(r);
       save(true);
       log(formatRuns([r]).split('\n')[1]);
+    }
+  }
+  if (o.concurrency !== false || o.concurrencyOnly) {
+    const plan = concurrencyPlan(peers, configs, quick, timing.concurrencySeconds);
+    if (plan.length) {
+      report.concurrency = [];
+      log('');
+      log(`concurrency: ${plan.length} runs (${[...new Set(plan.map((s) => `${s.peer} ${s.config.name}`))].join(', ')}), each in its own process`);
+    }
+    const unavailable = new Set<string>();
+    for (const s of plan) {
+      if (unavailable.has(s.peer)) continue; // said once
+      const r = await runConcurrency(s, Math.min(timing.budget, CONCURRENCY_BUDGET));
+      if (r.status === 'unavailable') unavailable.add(s.peer);
+      if (r.device && s.peer === 'rnnlm-cuda') report.machine.gpu = r.device;
+      report.concurrency!.push(r);
+      save(true);
+      log(formatConcurrency([r]).split('\n')[1]);
     }
   }
   if (o.scaling?.length) {
@@ -223,9 +237,15 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     }
   }
   log('');
-  log(formatRuns(report.runs));
+  if (report.runs.length) log(formatRuns(report.runs));
+  if (report.concurrency?.length) {
+    log('');
+    log(formatConcurrency(report.concurrency));
+    for (const line of concurrencyTargets(report.concurrency)) log(`target — ${line}`);
+  }
   save(false);
   // A figure may be missing only with a stated reason; a peer that crashed fails the run.
-  const ok = [...report.runs, ...(report.scaling ?? [])].every((r) => r.status !== 'error' && (r.train || r.reason));
+  const ok = [...report.runs, ...(report.scaling ?? [])].every((r) => r.status !== 'error' && (r.train || r.reason))
+    && (report.concurrency ?? []).every((r) => r.status !== 'error' && (r.status !== 'ok' || r.finished));
   return { report, ok };
 }

@@ -194,7 +194,7 @@ test('bench --with fails a merged run whose first loss no fresh model gives, or 
     peer('pytorch-cpu', { firstLoss: 6.95 }), peer('pytorch-eager', { firstLoss: 6.95 }), peer('denormal', { firstLoss: 1.3e-44 }), peer('summed', { firstLoss: 6.9 * 128 }), peer('silent', {}),
   ] }));
   const json = join(dir, 'with-bench.json');
-  const r = rnnlm('bench', '--quick', '--peers', 'rnnlm-cpu', '--with', withFile, '--json', json);
+  const r = rnnlm('bench', '--quick', '--peers', 'rnnlm-cpu', '--no-concurrency', '--with', withFile, '--json', json);
   expect(r.err).toMatch(/a peer failed/);
   expect(r.code).not.toBe(0);
   const runs = (JSON.parse(readFileSync(json, 'utf8')) as { runs: { peer: string; status: string; reason?: string; train?: { firstLoss?: number; tokensPerSecond?: number } }[] }).runs;
