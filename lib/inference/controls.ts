@@ -107,9 +107,12 @@ export class Controls {
 
   /**
    * Log-probabilities adjusted by the controls (a copy): bias added, excluded and (for the first
-   * token) not-allowed ids at -Infinity.
+   * token) not-allowed ids at -Infinity. Without bias and prefix, the row as it is: its readers
+   * (topTokens, sampleToken) skip `exclude` themselves.
    */
-  adjust(logProbs: ArrayLike<number>, first: boolean): Float64Array {
+  adjust(logProbs: ArrayLike<number>, first: boolean): ArrayLike<number> {
+    // Nothing to change: the row itself (the excluded ids are skipped by whoever reads it).
+    if (this.bias.size === 0 && !(first && this.allowed)) return logProbs;
     const out = Float64Array.from(logProbs);
     for (const [id, b] of this.bias) out[id] += b;
     for (const id of this.exclude) out[id] = -Infinity;

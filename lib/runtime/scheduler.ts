@@ -127,7 +127,9 @@ export class Scheduler {
     this.queue.push(a);
     if (!this.running) {
       this.running = true;
-      void this.loop();
+      // Started after this turn of the event loop: requests that arrive together (one tick of
+      // calls, or one poll phase of HTTP requests) are admitted in the same first step.
+      setImmediate(() => void this.loop());
     }
   }
 
@@ -388,21 +390,31 @@ export class Scheduler {
         if (d?.device) s.sample(row(b), tensor(ids.buffer, j * B + b, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, j * B + b, [1]));
       });
     }
-    this.dec.forEach((a, b) => {
-      const d = first[b];
-      if (a.ended || d?.device) return;
-      track(s.read(tensor(logits.buffer, b * V, [V])), (r) => {
-        const lp = r as Float32Array;
-        if (!d) {
-          if (a.ended) return;
-          a.job.onDist!(lp);
-          return this.end(a);
-        }
-        const id = d.pick(lp);
-        s.write(tensor(ids.buffer, b, [1]), Int32Array.of(id));
-        this.token(a, id, lp[id]);
+    // Rows read by the host (a distribution, a draw on the host): one read of all the logits when
+    // several need theirs, else one row each.
+    const hostRows = this.dec.map((a, b) => (a.ended || first[b]?.device ? -1 : b)).filter((b) => b >= 0);
+    const onRow = (a: Active, d: Draw | undefined, b: number, lp: Float32Array) => {
+      if (!d) {
+        if (a.ended) return;
+        a.job.onDist!(lp);
+        return this.end(a);
+      }
+      if (d.device) return;
+      const id = d.pick(lp);
+      s.write(tensor(ids.buffer, b, [1]), Int32Array.of(id));
+      this.token(a, id, lp[id]);
+    };
+    if (hostRows.length > 1) {
+      const rows = [...this.dec];
+      track(s.read(tensor(logits.buffer, 0, [B * V])), (all) => {
+        for (const b of hostRows) onRow(rows[b], first[b], b, (all as Float32Array).subarray(b * V, (b + 1) * V));
       });
-    });
+    } else {
+      for (const b of hostRows) {
+        const a = this.dec[b];
+        track(s.read(tensor(logits.buffer, b * V, [V])), (r) => onRow(a, first[b], b, r as Float32Array));
+      }
+    }
     if (first.some((d) => d?.device)) {
       const rows = [...this.dec];
       const got = Promise.all([s.read(tensor(ids.buffer, 0, [n * B])), s.read(tensor(values.buffer, 0, [n * B]))]);
