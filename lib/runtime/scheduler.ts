@@ -29,8 +29,13 @@ export const PREFILL_CHUNK = 32;
  * flips with the load. (cuBLAS and cuDNN do not promise it: on a GPU they agree to rounding.)
  */
 const INVARIANT = { batchInvariant: true };
-/** Decoding steps queued per round trip to the host, when nothing waits to join. */
-const MAX_STEPS = 8;
+/**
+ * Decoding steps queued per round trip to the host, when nothing waits to join: as many as fit in
+ * STEPS_MS of measured step time (a request arriving meanwhile waits at most about that), at most
+ * MAX_STEPS.
+ */
+const MAX_STEPS = 32;
+const STEPS_MS = 4;
 
 /** How a decoding row draws its next token: on the device (native sampler), or on the host from its row of log-probabilities. */
 export type Draw =
@@ -94,6 +99,10 @@ export class Scheduler {
   private running = false;
   /** Jobs by the signal that cancels them. */
   private readonly watched = new WeakMap<AbortSignal, Set<Active>>();
+  /** Milliseconds per decoding step of the last iterations (a moving average), which sizes multi-step iterations. */
+  private stepMs = 1;
+  /** Decoding steps queued by this iteration. */
+  private steps = 0;
   /** Where in the decoding rows' ids scratch the tokens to feed next are. */
   private idsAt = 0;
   private disposed = false;
@@ -205,10 +214,13 @@ export class Scheduler {
     this.regroup();
 
     // 4. The next token's distribution of every decoding row, and its draw.
+    this.steps = 0;
     if (this.dec.length > 0) this.decode(track);
     else if (reads.length === 0) reads.push(s.sync());
 
+    const t0 = performance.now();
     await Promise.all(reads);
+    if (this.steps > 0) this.stepMs = 0.8 * this.stepMs + 0.2 * ((performance.now() - t0) / this.steps);
     for (const a of this.ending.splice(0)) this.end(a);
   }
 
@@ -374,8 +386,9 @@ export class Scheduler {
     // Nothing could join before these steps end: no request waits, or the rows are full.
     const closed = this.queue.length === 0 || this.dec.length >= this.options.maxRows;
     const n = allDevice && closed && this.pre.length === 0
-      ? Math.max(1, Math.min(MAX_STEPS, ...this.dec.map((a) => (a.job.limit ?? 1) - a.drawn)))
+      ? Math.max(1, Math.min(MAX_STEPS, Math.floor(STEPS_MS / this.stepMs), ...this.dec.map((a) => (a.job.limit ?? 1) - a.drawn)))
       : 1;
+    this.steps = n;
     const ids = g.i32('ids', n * B), values = g.f('values', n * B);
     const row = (b: number) => tensor(logits.buffer, b * V, [1, V]);
     this.idsAt = (n - 1) * B;
