@@ -34,11 +34,21 @@ async function loadModel(): Promise<LanguageModel> {
 async function main(): Promise<void> {
   const model = await loadModel();
   const sessions = new Map<string, Session>();
-  const app = Fastify();
-  // Aborted on SIGINT / SIGTERM: every request in flight ends, so that close() does not wait for long streams.
-  const shutdown = new AbortController();
+  // On close, connections still open (idle keep-alive, or a client holding an ended stream) are closed too.
+  const app = Fastify({ forceCloseConnections: true });
+  /** The requests in flight, each cancelled when its client disconnects or the server shuts down. */
+  const inFlight = new Set<AbortController>();
   /** Aborted when the client disconnects or the server shuts down: the request's batch row is freed at the next step. */
-  const cancelled = (reply: { raw: NodeJS.EventEmitter & { writableEnded: boolean } }) => AbortSignal.any([clientGone(reply), shutdown.signal]);
+  const cancelled = (reply: { raw: NodeJS.EventEmitter }) => {
+    const ac = new AbortController();
+    inFlight.add(ac);
+    // 'close' also comes after a complete answer, when aborting is a no-op (the call is over).
+    reply.raw.once('close', () => {
+      inFlight.delete(ac);
+      ac.abort(new Error('client disconnected'));
+    });
+    return ac.signal;
+  };
 
   /** Bad input from the client is a 400 with the library's message; anything else a 500. */
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
@@ -46,19 +56,21 @@ async function main(): Promise<void> {
     void reply.code(bad ? 400 : (err.statusCode ?? 500)).send({ error: err.message, code: err instanceof RnnlmError ? err.code : undefined });
   });
 
-  app.post<{ Body: { prompt?: string; maxTokens?: number; temperature?: number; topP?: number; seed?: number; stream?: boolean } }>('/generate', async (req, reply) => {
+  app.post<{ Body: { prompt?: string; maxTokens?: number; temperature?: number; topP?: number; seed?: number; stopAtEos?: boolean; stream?: boolean } }>('/generate', async (req, reply) => {
     const { stream, ...options } = req.body ?? {};
     const signal = cancelled(reply);
     if (!stream) return { text: await model.generate({ ...options, signal }) };
+    // Server-sent events on the raw response: Fastify is told it no longer sends this reply.
+    reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     try {
       for await (const token of model.generateStream({ ...options, signal })) reply.raw.write(`data: ${JSON.stringify(token)}\n\n`);
       reply.raw.end('data: [DONE]\n\n');
     } catch (e) {
-      if (!signal.aborted) reply.raw.end(`data: ${JSON.stringify({ error: (e as Error).message })}\n\n`);
-      else console.log(`generate cancelled: ${(signal.reason as Error).message}`);
+      // Ended either way: a shutdown must not leave the connection open (close() would wait for it).
+      if (signal.aborted) console.log(`generate cancelled: ${(signal.reason as Error).message}`);
+      reply.raw.end(signal.aborted ? undefined : `data: ${JSON.stringify({ error: (e as Error).message })}\n\n`);
     }
-    return reply;
   });
 
   app.post<{ Body: { context?: string; topK?: number; prefix?: string } }>('/next', async (req, reply) => {
@@ -96,23 +108,13 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       // Stop accepting, end the requests in flight, then free the model.
-      shutdown.abort(new Error('the server is shutting down'));
+      for (const ac of inFlight) ac.abort(new Error('the server is shutting down'));
       void app.close().then(() => {
         model.dispose();
         process.exitCode = 0;
       });
     });
   }
-}
-
-/** Aborted when the client disconnects. */
-function clientGone(reply: { raw: NodeJS.EventEmitter & { writableEnded: boolean } }): AbortSignal {
-  const ac = new AbortController();
-  // 'close' also comes after a normal answer; only one we never ended means the client left.
-  reply.raw.on('close', () => {
-    if (!reply.raw.writableEnded) ac.abort(new Error('client disconnected'));
-  });
-  return ac.signal;
 }
 
 main().catch((e) => {
