@@ -8,12 +8,12 @@ import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import type { TokenIds } from '../inputs';
 import { Options } from '../options';
-import type { Draw, Job } from '../runtime/scheduler';
+import type { Draw } from '../runtime/scheduler';
 import type { StateRef } from '../runtime/rows';
 import { SOS_ID } from '../tokenizers';
 import { Random } from '../util/random';
 import { CONTROL_KEYS, Controls, specials, vocabulary, type TokenControls } from './controls';
-import { deferred, signalOf, textOf, type InferenceHost } from './host';
+import { deferred, signalOf, submit, textOf, type InferenceHost } from './host';
 import { sampleToken, topTokens } from './sampling';
 import { TokenText, type GeneratedToken } from './text';
 
@@ -264,9 +264,4 @@ export function streamGeneration(
     },
   };
   return it;
-}
-
-/** Hands a job to the scheduler. */
-function submit(host: InferenceHost, job: Omit<Job, 'targets' | 'pre' | 'save'> & Partial<Pick<Job, 'targets' | 'pre' | 'save'>>): void {
-  host.scheduler.submit({ targets: null, pre: -1, save: null, ...job });
 }

@@ -7,7 +7,7 @@ import { invalidArgument } from '../errors';
 import type { DataMode, Inputs } from '../inputs';
 import type { Network } from '../nn/network';
 import type { Access } from '../runtime/access';
-import type { Scheduler } from '../runtime/scheduler';
+import type { Job, Scheduler } from '../runtime/scheduler';
 import type { Tokenizer } from '../tokenizers';
 
 export interface InferenceHost {
@@ -49,4 +49,9 @@ export function signalOf(where: string, v: unknown): AbortSignal | undefined {
   if (v === undefined) return undefined;
   if (!(v instanceof AbortSignal)) throw invalidArgument(`${where}: signal must be an AbortSignal`);
   return v;
+}
+
+/** Hands a job to the model's scheduler: by default it scores nothing and keeps no state. */
+export function submit(host: InferenceHost, job: Omit<Job, 'targets' | 'pre' | 'save'> & Partial<Pick<Job, 'targets' | 'pre' | 'save'>>): void {
+  host.scheduler.submit({ targets: null, pre: -1, save: null, ...job });
 }

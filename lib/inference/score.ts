@@ -10,7 +10,7 @@ import { invalidArgument } from '../errors';
 import type { TokenIds } from '../inputs';
 import { Options } from '../options';
 import { EOS_ID, SOS_ID, UNK_ID } from '../tokenizers';
-import { deferred, sentenceModel, signalOf, type InferenceHost } from './host';
+import { deferred, sentenceModel, signalOf, submit, type InferenceHost } from './host';
 import type { Start } from './generate';
 
 /** Options of LanguageModel.score. */
@@ -98,7 +98,7 @@ function run(host: InferenceHost, start: Start, targets: Int32Array, pre: number
   // state's next-token distribution.
   const fromState = start.feed.length === 0 && pre >= 0;
   let stateScore: number[] = [];
-  host.scheduler.submit({
+  submit(host, {
     feed: start.feed, init: start.init, save: start.save ?? null, targets, pre,
     then: fromState ? 'dist' : 'none', onDist: (row) => void (stateScore = [row[pre]]), signal,
     resolve: (got) => {

@@ -9,9 +9,10 @@ import type { DeviceBuffer } from '../backend/types';
 import { RnnlmError } from '../errors';
 import type { TokenIds } from '../inputs';
 import { Options } from '../options';
+import { untilSettled } from '../runtime/access';
 import { stateRef, stateSize, type StateRef } from '../runtime/rows';
 import { GENERATE_KEYS, predictNext, startFeed, startGeneration, streamGeneration, type GenerateOptions, type Generation, type PredictOptions, type Prediction, type Start } from './generate';
-import { sentenceModel, signalIn, signalOf, type InferenceHost } from './host';
+import { sentenceModel, signalIn, signalOf, submit, type InferenceHost } from './host';
 import { scoreFrom, type Score, type ScoreOptions } from './score';
 import type { GeneratedToken } from './text';
 
@@ -146,7 +147,7 @@ export class Session {
     const signal = signalIn(options);
     const before = this.#chain;
     const p = (async () => {
-      await waitForSettled(before, signal);
+      await untilSettled(before, signal);
       if (this.#broken) throw this.#broken.e;
       return this.host.access.shared(fn, signal);
     })();
@@ -192,23 +193,9 @@ export class SessionStates {
   }
 }
 
-/** Waits for a promise to settle (either way), or rejects at once when the signal aborts. */
-function waitForSettled(p: Promise<unknown>, signal?: AbortSignal): Promise<void> {
-  if (!signal) return p.then(() => {}, () => {});
-  signal.throwIfAborted();
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    void p.finally(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }).catch(() => {});
-  });
-}
-
 /** Feeds a start and saves its state (an append): a job with nothing after its feed. */
 function feedOnly(host: InferenceHost, start: Start, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    host.scheduler.submit({ feed: start.feed, init: start.init, save: start.save ?? null, targets: null, pre: -1, then: 'none', signal, resolve: () => resolve(), reject });
+    submit(host, { feed: start.feed, init: start.init, save: start.save ?? null, then: 'none', signal, resolve: () => resolve(), reject });
   });
 }

@@ -24,7 +24,8 @@ export class Access {
   async shared<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     this.checkAlive();
     if (signal instanceof AbortSignal) signal.throwIfAborted();
-    while (this.fitting && !this.fitting.callbackOpen) await waitFor(this.fitWaiters, signal);
+    // (A waiter left by an aborted call is woken with the others, for nothing.)
+    while (this.fitting && !this.fitting.callbackOpen) await untilSettled(new Promise<void>((r) => this.fitWaiters.push(r)), signal);
     this.checkAlive();
     this.inFlight++;
     try {
@@ -86,19 +87,20 @@ export class Access {
   }
 }
 
-/** Resolves when woken (one of `waiters` is called); rejects with the signal's reason if it aborts first. */
-export function waitFor(waiters: (() => void)[], signal?: AbortSignal): Promise<void> {
+/**
+ * Resolves when `p` settles (either way); rejects at once with the signal's reason if it aborts
+ * first. A call waiting its turn (for fit, for the calls before it on a session) waits with it.
+ */
+export function untilSettled(p: Promise<unknown>, signal?: AbortSignal): Promise<void> {
+  const settled = p.then(() => {}, () => {});
+  if (!signal) return settled;
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      const i = waiters.indexOf(wake);
-      if (i >= 0) waiters.splice(i, 1);
-      reject(signal!.reason);
-    };
-    const wake = () => {
-      signal?.removeEventListener('abort', onAbort);
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    void settled.then(() => {
+      signal.removeEventListener('abort', onAbort);
       resolve();
-    };
-    waiters.push(wake);
-    if (signal instanceof AbortSignal) signal.addEventListener('abort', onAbort, { once: true });
+    });
   });
 }

@@ -29,6 +29,16 @@ export function stateRef(buf: DeviceBuffer, shape: StateShape): StateRef {
 /** Elements of one sequence's state (stateRef's buffer). */
 export const stateSize = (shape: StateShape) => 2 * shape.layers * shape.hiddenSize;
 
+/** Copies a sequence's state (h, and c for an LSTM, layer by layer); a null source writes zeros. */
+export function copyState(s: Stream, shape: StateShape, from: StateRef | null, to: StateRef): void {
+  for (const k of shape.cell ? ([0, 1] as const) : ([0] as const)) {
+    for (let l = 0; l < shape.layers; l++) {
+      if (from) s.copy(from(k, l), to(k, l));
+      else s.fill(to(k, l), 0);
+    }
+  }
+}
+
 export class RowGroup {
   /** Rows in use now. */
   B = 0;
@@ -126,15 +136,7 @@ export class RowGroup {
     fromBuf = undefined;
     this.side = toSide;
     this.B = B1;
-    sources.forEach((src, j) => {
-      const dst = this.row(keep.length + j);
-      for (const k of kinds) {
-        for (let l = 0; l < L; l++) {
-          if (src) this.s.copy(src(k, l), dst(k, l));
-          else this.s.fill(dst(k, l), 0);
-        }
-      }
-    });
+    sources.forEach((src, j) => copyState(this.s, this.shape, src, this.row(keep.length + j)));
   }
 
   /** A scratch tensor of n elements (grown on demand, reused across steps). */

@@ -19,7 +19,7 @@
 import { tensor, type Tensor } from '../backend/types';
 import { RnnlmError } from '../errors';
 import type { Network } from '../nn/network';
-import { RowGroup, type StateRef, type StateShape } from './rows';
+import { RowGroup, copyState, type StateRef, type StateShape } from './rows';
 
 /** Tokens a feeding row feeds per step. */
 export const PREFILL_CHUNK = 32;
@@ -101,8 +101,6 @@ export class Scheduler {
   private readonly watched = new WeakMap<AbortSignal, Set<Active>>();
   /** Milliseconds per decoding step of the last iterations (a moving average), which sizes multi-step iterations. */
   private stepMs = 1;
-  /** Decoding steps queued by this iteration. */
-  private steps = 0;
   /** Where in the decoding rows' ids scratch the tokens to feed next are. */
   private idsAt = 0;
   private disposed = false;
@@ -214,13 +212,12 @@ export class Scheduler {
     this.regroup();
 
     // 4. The next token's distribution of every decoding row, and its draw.
-    this.steps = 0;
-    if (this.dec.length > 0) this.decode(track);
-    else if (reads.length === 0) reads.push(s.sync());
+    const steps = this.dec.length > 0 ? this.decode(track) : 0;
+    if (steps === 0 && reads.length === 0) reads.push(s.sync());
 
     const t0 = performance.now();
     await Promise.all(reads);
-    if (this.steps > 0) this.stepMs = 0.8 * this.stepMs + 0.2 * ((performance.now() - t0) / this.steps);
+    if (steps > 0) this.stepMs = 0.8 * this.stepMs + 0.2 * ((performance.now() - t0) / steps);
     for (const a of this.ending.splice(0)) this.end(a);
   }
 
@@ -369,9 +366,9 @@ export class Scheduler {
    * Each decoding row's next-token distribution and draw. When every row draws on the device and
    * no request waits to join, several steps are queued at once (each feeding the ids the one before
    * drew): one round trip to the host per MAX_STEPS tokens instead of per token. A row that ends
-   * early discards what was drawn after its end (its state is not kept).
+   * early discards what was drawn after its end (its state is not kept). Returns the steps queued.
    */
-  private decode(track: <T>(p: Promise<T>, use: (v: T) => void) => void): void {
+  private decode(track: <T>(p: Promise<T>, use: (v: T) => void) => void): number {
     const net = this.net, s = net.stream, g = this.decRows;
     const V = net.config.vocabSize;
     const B = this.dec.length;
@@ -388,7 +385,6 @@ export class Scheduler {
     const n = allDevice && closed && this.pre.length === 0
       ? Math.max(1, Math.min(MAX_STEPS, Math.floor(STEPS_MS / this.stepMs), ...this.dec.map((a) => (a.job.limit ?? 1) - a.drawn)))
       : 1;
-    this.steps = n;
     const ids = g.i32('ids', n * B), values = g.f('values', n * B);
     const row = (b: number) => tensor(logits.buffer, b * V, [1, V]);
     this.idsAt = (n - 1) * B;
@@ -437,6 +433,7 @@ export class Scheduler {
         });
       });
     }
+    return n;
   }
 
   private token(a: Active, id: number, logProb: number): void {
@@ -455,13 +452,8 @@ export class Scheduler {
 
   /** Writes a job's final state to its session; from then on the job answers (an abort is too late). */
   private commit(a: Active, from: StateRef): void {
-    this.copyState(from, a.job.save!);
+    copyState(this.net.stream, this.shape, from, a.job.save!);
     a.committed = true;
-  }
-
-  private copyState(from: StateRef, to: StateRef): void {
-    const kinds: (0 | 1)[] = this.shape.cell ? [0, 1] : [0];
-    for (const k of kinds) for (let l = 0; l < this.shape.layers; l++) this.net.stream.copy(from(k, l), to(k, l));
   }
 
   /** Rejects every job with ERR_DISPOSED; the model's stream frees the memory. */
