@@ -32,15 +32,17 @@ function expected(temperature: number, topK: number, topP: number, exclude: Set<
   return p;
 }
 
+/** (temperature, topK, topP, excluded ids) cases, for the host sampler and the device sampler alike. */
+const cases: [number, number, number, number[]][] = [
+  [1, 0, 1, []],
+  [0.5, 0, 1, [5]],
+  [2, 0, 1, [0, 1]],
+  [1, 3, 1, []],
+  [1, 0, 0.7, [2]],
+  [0.8, 4, 0.9, []],
+];
+
 describe('sampleToken', () => {
-  const cases: [number, number, number, number[]][] = [
-    [1, 0, 1, []],
-    [0.5, 0, 1, [5]],
-    [2, 0, 1, [0, 1]],
-    [1, 3, 1, []],
-    [1, 0, 0.7, [2]],
-    [0.8, 4, 0.9, []],
-  ];
   test.each(cases)('temperature %f, topK %i, topP %f, excluding %j: frequencies match', (temperature, topK, topP, ex) => {
     const exclude = new Set(ex);
     const rng = new Random(7);
@@ -70,14 +72,6 @@ describe('the native sample op (the CPU reference of the CUDA kernel)', () => {
   const z = tensor(s.alloc('f32', N * V), 0, [N, V]);
   s.write(z, Float32Array.from({ length: N * V }, (_, i) => logits[i % V]));
   const ids = tensor(s.alloc('i32', N), 0, [N]);
-  const cases: [number, number, number, number[]][] = [
-    [1, 0, 1, []],
-    [0.5, 0, 1, [5]],
-    [2, 0, 1, [0, 1]],
-    [1, 3, 1, []],
-    [1, 0, 0.7, [2]],
-    [0.8, 4, 0.9, []],
-  ];
   test.each(cases)('temperature %f, topK %i, topP %f, excluding %j: frequencies over %i rows match', async (temperature, topK, topP, ex) => {
     s.sample(z, ids, temperature, topK, topP, 11, Int32Array.from(ex));
     const got = (await s.read(ids)) as Int32Array;
