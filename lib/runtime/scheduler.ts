@@ -16,6 +16,7 @@
  * each row's draw depends only on its request's seed. Only the matrix products' rounding may
  * differ with the batch size.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { tensor, type Tensor } from '../backend/types';
 import { RnnlmError } from '../errors';
 import type { Network } from '../nn/network';
@@ -187,6 +188,10 @@ export class Scheduler {
           this.decRows.dispose();
           this.preRows.dispose();
         }
+        // A turn of the event loop between iterations: the reads that end one arrive through the
+        // addon's thread-safe function, which runs queued completions back to back, and its
+        // microtasks would start the next iteration at once, starving timers and I/O.
+        await nextTurn();
       }
     } finally {
       this.running = false;
