@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The rnnlm command line: train, eval, generate, predict, summary, bench. Options are the API's
+ * The rnnlm command line: train, eval, generate, predict, summary, serve, bench. Options are the API's
  * options in kebab-case, and --help shows the API's defaults (lib/defaults.ts); every failure
  * prints one line and exits non-zero.
  */
@@ -14,6 +14,7 @@ import { LanguageModel, parseCreateOptions } from './model';
 import { packageRoot } from './util/package-root';
 import { API_DEFAULTS, MODEL_KEYS, deviceOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown } from './cli/flags';
 import { readText } from './cli/input';
+import { serveCommand } from './cli/serve';
 import { Interrupted, trainCommand } from './cli/train';
 
 const version = () => (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -122,6 +123,8 @@ export function program(): Command {
           }).cfg;
       console.log(summaryTable(config).text);
     });
+  serveCommand(prog);
+
   prog
     .command('bench')
     .description('training and generation speed of rnnlm against tfjs, one run per process (in a clone of the repository)')

@@ -52,6 +52,11 @@ export const DEFAULTS = {
   charTokenizer: { minFreq: 1, unk: false },
   /** tokenizer.decode */
   decode: { skipSpecial: true },
+  /** createServer and `rnnlm serve` (seconds for the timeouts) */
+  serve: {
+    host: '127.0.0.1', port: 8080, modelId: 'rnnlm', maxBodyBytes: 1_048_576, maxTokens: 2048, maxConcurrent: 64, maxQueue: 256,
+    timeout: 60, shutdownTimeout: 10, accessLog: false,
+  },
   /** model.summary */
   summary: { print: true },
 } as const;
