@@ -1,22 +1,22 @@
 /**
- * One model shared by every request of a Fastify server: concurrent calls are batched together
- * (continuous batching), autocomplete keeps a session per user, reranking scores candidates, and
- * generation streams tokens as server-sent events, cancelled when the client goes away.
+ * An app that serves a model beside its own routes: rnnlm/server's endpoints (OpenAI-style
+ * /v1/completions with streaming, /v1/next, /v1/score, /v1/models, /health, /metrics) mounted in
+ * the app's Fastify server, plus per-user autocomplete sessions of the app's own. Every request of
+ * both shares one model, batched together. (`npx rnnlm serve model.safetensors` runs the
+ * endpoints alone.)
  *
  *   node --import tsx examples/server.ts [model.safetensors] [--port 8080]
  *
  * Without a model file it trains a small one for a few seconds on a built-in text (for trying it).
- * Routes (JSON in and out):
- *   POST /generate        { prompt, maxTokens, temperature, topP, seed, stream }  -> { text } or text/event-stream
- *   POST /next            { context, topK, prefix }                              -> [{ token, probability }]
- *   POST /score           { texts: [...] }                                      -> [{ logProb, perplexity, ... }]
- *   POST /sessions        {}                                                    -> { id }
- *   POST /sessions/:id    { append, topK, prefix }                              -> [{ token, probability }] (autocomplete)
+ *   POST /sessions          {}                         -> { id }
+ *   POST /sessions/:id      { append, topK, prefix }   -> [{ token, probability }] (autocomplete)
  *   DELETE /sessions/:id
  */
 import Fastify from 'fastify';
 import { randomUUID } from 'node:crypto';
+import { createServer as httpServer } from 'node:http';
 import { LanguageModel, RnnlmError, WordTokenizer, type Session } from '../lib/index';
+import { createServer } from '../lib/server/index'; // in an app: from 'rnnlm/server'
 
 const args = process.argv.slice(2);
 const portAt = args.indexOf('--port');
@@ -33,70 +33,33 @@ async function loadModel(): Promise<LanguageModel> {
 
 async function main(): Promise<void> {
   const model = await loadModel();
-  const sessions = new Map<string, Session>();
-  // On close, connections still open (idle keep-alive, or a client holding an ended stream) are closed too.
-  const app = Fastify({ forceCloseConnections: true });
-  /** The requests in flight, each cancelled when its client disconnects or the server shuts down. */
-  const inFlight = new Set<AbortController>();
-  /** Aborted when the client disconnects or the server shuts down: the request's batch row is freed at the next step. */
-  const cancelled = (reply: { raw: NodeJS.EventEmitter }) => {
-    const ac = new AbortController();
-    inFlight.add(ac);
-    // 'close' also comes after a complete answer, when aborting is a no-op (the call is over).
-    reply.raw.once('close', () => {
-      inFlight.delete(ac);
-      ac.abort(new Error('client disconnected'));
-    });
-    return ac.signal;
-  };
+  const lm = createServer(model, { modelId: 'demo', maxTokens: 512 });
+  // One HTTP server: the model's endpoints go to rnnlm's handler, everything else to the app.
+  const app = Fastify({
+    serverFactory: (appHandler) =>
+      httpServer((req, res) => (/^\/(v1\/|health|metrics)/.test(req.url ?? '') ? lm.handler(req, res) : appHandler(req, res))),
+  });
 
-  /** Bad input from the client is a 400 with the library's message; anything else a 500. */
+  // Bad input to the app's routes is a 400 with the library's message.
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     const bad = err instanceof RnnlmError && (err.code === 'ERR_INVALID_ARGUMENT' || err.code === 'ERR_VOCAB');
-    void reply.code(bad ? 400 : (err.statusCode ?? 500)).send({ error: err.message, code: err instanceof RnnlmError ? err.code : undefined });
+    void reply.code(bad ? 400 : (err.statusCode ?? 500)).send({ error: { code: bad ? 'invalid_value' : 'internal_error', message: err.message } });
   });
 
-  app.post<{ Body: { prompt?: string; maxTokens?: number; temperature?: number; topP?: number; seed?: number; stopAtEos?: boolean; stream?: boolean } }>('/generate', async (req, reply) => {
-    const { stream, ...options } = req.body ?? {};
-    const signal = cancelled(reply);
-    if (!stream) return { text: await model.generate({ ...options, signal }) };
-    // Server-sent events on the raw response: Fastify is told it no longer sends this reply.
-    reply.hijack();
-    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    try {
-      for await (const token of model.generateStream({ ...options, signal })) reply.raw.write(`data: ${JSON.stringify(token)}\n\n`);
-      reply.raw.end('data: [DONE]\n\n');
-    } catch (e) {
-      // Ended either way: a shutdown must not leave the connection open (close() would wait for it).
-      if (signal.aborted) console.log(`generate cancelled: ${(signal.reason as Error).message}`);
-      reply.raw.end(signal.aborted ? undefined : `data: ${JSON.stringify({ error: (e as Error).message })}\n\n`);
-    }
-  });
-
-  app.post<{ Body: { context?: string; topK?: number; prefix?: string } }>('/next', async (req, reply) => {
-    const { context = '', ...options } = req.body ?? {};
-    return model.predictNext(context, { ...options, signal: cancelled(reply) });
-  });
-
-  app.post<{ Body: { texts?: string[] } }>('/score', async (req, reply) => {
-    return model.score(req.body?.texts ?? [], { signal: cancelled(reply) });
-  });
-
+  const sessions = new Map<string, Session>();
   app.post('/sessions', async () => {
     const id = randomUUID();
     sessions.set(id, model.session());
     return { id };
   });
-
   app.post<{ Params: { id: string }; Body: { append?: string; topK?: number; prefix?: string } }>('/sessions/:id', async (req, reply) => {
     const session = sessions.get(req.params.id);
-    if (!session) return reply.code(404).send({ error: 'no such session' });
+    if (!session) return reply.code(404).send({ error: { code: 'not_found', message: 'no such session' } });
     const { append, ...options } = req.body ?? {};
     // Only the new text is fed: each keystroke costs its own tokens, not the whole context again.
     if (append) await session.append(append);
     return session.predictNext(options);
   });
-
   app.delete<{ Params: { id: string } }>('/sessions/:id', async (req) => {
     sessions.get(req.params.id)?.dispose();
     return { deleted: sessions.delete(req.params.id) };
@@ -107,12 +70,11 @@ async function main(): Promise<void> {
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      // Stop accepting, end the requests in flight, then free the model.
-      for (const ac of inFlight) ac.abort(new Error('the server is shutting down'));
-      void app.close().then(() => {
-        model.dispose();
-        process.exitCode = 0;
-      });
+      // Requests in flight finish (within the server's shutdownTimeout), then the app closes and the model is freed.
+      void lm
+        .close()
+        .then(() => app.close())
+        .then(() => model.dispose());
     });
   }
 }
