@@ -43,7 +43,7 @@ export const DEFAULTS = {
   /** model.evaluate (batchSize by data mode; fit's validation takes the stream one in stream mode, fit's own in sentences mode) */
   evaluate: { batchSize: { stream: 10, sentences: 32 }, seqLength: 35 },
   predictNext: { topK: 5 },
-  generate: { maxTokens: 100, temperature: 1, topK: 0, topP: 1, stopAtEos: true },
+  generate: { maxTokens: 100, temperature: 1, topK: 0, topP: 1, stopAtEos: true, topLogProbs: 0 },
   beamSearch: { beamWidth: 5, maxTokens: 20, lengthPenalty: 0 },
   score: { tokenLogProbs: false },
   /** WordTokenizer.fit */

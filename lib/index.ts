@@ -23,6 +23,8 @@ export {
   type GenerateOptions,
   type GeneratedToken,
   type Generation,
+  type TopToken,
+  type RuntimeStats,
   type TokenControls,
   type Score,
   type ScoreOptions,

@@ -28,7 +28,7 @@ import { countParameters, parameterSpecs } from './nn/layout';
 import { Network } from './nn/network';
 import { Options } from './options';
 import { Access } from './runtime/access';
-import { Scheduler } from './runtime/scheduler';
+import { Scheduler, type RuntimeStats } from './runtime/scheduler';
 import { PAD_ID, type Tokenizer } from './tokenizers';
 import { fitModel, type TrainHost } from './train';
 import { DEFAULTS } from './defaults';
@@ -39,7 +39,8 @@ export type { Cell } from './backend/types';
 export type { DataMode, TextInput, TokenIds } from './inputs';
 export type { EvaluateOptions, Evaluation } from './evaluate';
 export type { Beam, BeamSearchOptions } from './inference/beam';
-export type { GenerateOptions, GeneratedToken, Generation, Prediction, PredictOptions } from './inference/generate';
+export type { GenerateOptions, GeneratedToken, Generation, Prediction, PredictOptions, TopToken } from './inference/generate';
+export type { RuntimeStats } from './runtime/scheduler';
 export type { TokenControls } from './inference/controls';
 export type { Score, ScoreOptions } from './inference/score';
 export type { Session, SessionGenerateOptions, SessionScoreOptions } from './inference/session';
@@ -220,6 +221,15 @@ export class LanguageModel {
    */
   get mode(): DataMode | undefined {
     return this.#mode;
+  }
+
+  /**
+   * The inference runtime's load now: requests waiting for a batch row (`queued`) and rows
+   * stepping (`rows`: requests decoding or feeding their prompt). 0/0 before the first inference
+   * call and after dispose.
+   */
+  get runtimeStats(): RuntimeStats {
+    return this.#scheduler?.stats ?? { queued: 0, rows: 0 };
   }
 
   /** A Keras-style table of layers, output shapes and parameter counts (printed unless print: false). */

@@ -15,9 +15,9 @@ import { Random } from '../util/random';
 import { CONTROL_KEYS, Controls, specials, vocabulary, type TokenControls } from './controls';
 import { deferred, signalOf, submit, textOf, type InferenceHost } from './host';
 import { sampleToken, topTokens } from './sampling';
-import { TokenText, type GeneratedToken } from './text';
+import { TokenText, type GeneratedToken, type TopToken } from './text';
 
-export type { GeneratedToken } from './text';
+export type { GeneratedToken, TopToken } from './text';
 
 /** One of predictNext's tokens. */
 export interface Prediction {
@@ -62,6 +62,13 @@ export interface GenerateOptions extends TokenControls {
   signal?: AbortSignal;
   /** Resolve with a Generation (text, ids, log-probabilities, why it ended) instead of the text. */
   details?: boolean;
+  /**
+   * Also give the k most likely tokens of each step (integer in [0, 20]; 0: none), as each token's
+   * `top` and the Generation's `topLogProbs`: ranked by the model's log-probabilities (before
+   * temperature, logitBias and prefix), without the tokens the call never draws (specials, ban).
+   * The tokens drawn are the same as without it. Default 0.
+   */
+  topLogProbs?: number;
 }
 
 /** What generate resolves with when `details: true`. */
@@ -74,9 +81,14 @@ export interface Generation {
   logProbs: number[];
   /** 'length': maxTokens drawn; 'eos': the model ended the sentence; 'stop': a stop string. */
   finishReason: 'length' | 'eos' | 'stop';
+  /** With `topLogProbs: k`: each step's k most likely tokens, aligned with ids. */
+  topLogProbs?: TopToken[][];
 }
 
-export const GENERATE_KEYS = ['prompt', 'maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'stopAtEos', 'onToken', 'signal', 'details', ...CONTROL_KEYS];
+export const GENERATE_KEYS = ['prompt', 'maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'stopAtEos', 'onToken', 'signal', 'details', 'topLogProbs', ...CONTROL_KEYS];
+
+/** A token's text as predictNext and topLogProbs show it (a model of token ids: the id). */
+const tokenName = (host: InferenceHost, id: number) => (host.tokenizer ? host.tokenizer.tokenOf(id) : String(id));
 
 /** Where a request starts: a session's state (and what is fed after it), or the start state. */
 export interface Start {
@@ -109,7 +121,7 @@ export function predictNext(host: InferenceHost, start: Start, options: PredictO
     feed: start.feed, init: start.init, then: 'dist', signal,
     onDist: (row) => {
       out = topTokens(controls.adjust(row, true), topK, controls.exclude).map(({ id }) => ({
-        token: host.tokenizer ? host.tokenizer.tokenOf(id) : String(id),
+        token: tokenName(host, id),
         id,
         // The model's probability (a bias changes the ranking, not the figures).
         probability: Math.exp(row[id]),
@@ -142,13 +154,14 @@ export function startGeneration(
   const stopAtEos = o.boolean('stopAtEos', DEFAULTS.generate.stopAtEos);
   const onToken = o.func<(t: GeneratedToken) => void>('onToken');
   o.boolean('details', false);
+  const nTop = o.integer('topLogProbs', DEFAULTS.generate.topLogProbs, { min: 0, max: 20 });
   const signal = signalOf(where, o.raw('signal'));
   const controls = new Controls(o, vocabulary(host));
   const { eos } = specials(host);
   // The CUDA sampler draws from the whole distribution only: top-k and top-p draw on the host.
   const deviceFilters = net.backend.device === 'cpu' || (sampling.topK === 0 && sampling.topP >= 1);
   const text = new TokenText(stops as string[], (ids) => textOf(host.tokenizer, ids));
-  const ids: number[] = [], logProbs: number[] = [];
+  const ids: number[] = [], logProbs: number[] = [], tops: TopToken[][] = [];
   let finishReason: Generation['finishReason'] = 'length';
   const emit = (tokens: GeneratedToken[]) => {
     for (const t of tokens) {
@@ -159,20 +172,25 @@ export function startGeneration(
   const draw = (index: number): Draw => {
     const first = index === 0;
     const exclude = deviceFilters ? controls.deviceExclude(first) : null;
-    if (exclude) return { device: true, ...sampling, seed: rng.seed(), exclude };
+    // With topLogProbs the device still draws (the host sampler draws other tokens from the same
+    // seed) and the host reads the row as well.
+    if (exclude) return { device: true, ...sampling, seed: rng.seed(), exclude, withRow: nTop > 0 };
     return { device: false, pick: (row) => sampleToken(controls.adjust(row, first), sampling, rng, controls.exclude) };
   };
   const d = deferred<Generation>();
   submit(host, {
     feed: start.feed, init: start.init, save: start.save ?? null, then: 'sample', limit: maxTokens, signal, draw,
-    onToken: (id, logProb) => {
+    onToken: (id, logProb, row) => {
       if (id === eos && stopAtEos) {
         finishReason = 'eos';
         return true;
       }
+      // The model's row as it is (not controls.adjust'ed): a bias or prefix steers the draw only.
+      const top = nTop > 0 ? topTokens(row!, nTop, controls.exclude).map((t) => ({ token: tokenName(host, t.id), ...t })) : undefined;
       ids.push(id);
       logProbs.push(logProb);
-      emit(text.push(id, logProb));
+      if (top) tops.push(top);
+      emit(text.push(id, logProb, top));
       if (text.cut >= 0) {
         finishReason = 'stop';
         return true;
@@ -186,7 +204,8 @@ export function startGeneration(
         return d.reject(e);
       }
       const all = textOf(host.tokenizer, ids);
-      d.resolve({ text: text.cut >= 0 ? all.slice(0, text.cut) : all, ids, logProbs, finishReason });
+      const g: Generation = { text: text.cut >= 0 ? all.slice(0, text.cut) : all, ids, logProbs, finishReason };
+      d.resolve(nTop > 0 ? { ...g, topLogProbs: tops } : g);
     },
     reject: (e) => {
       sink?.fail?.(e);

@@ -10,11 +10,20 @@
  * (specials show nothing).
  */
 
+/** One of the most likely tokens at a step, with its log-probability under the model. */
+export interface TopToken {
+  token: string;
+  id: number;
+  logProb: number;
+}
+
 /** A generated token: its id, its log-probability under the model, and the text it adds. */
 export interface GeneratedToken {
   text: string;
   id: number;
   logProb: number;
+  /** With `topLogProbs: k`: the k most likely tokens at this step, most likely first. */
+  top?: TopToken[];
 }
 
 export class TokenText {
@@ -36,7 +45,7 @@ export class TokenText {
   }
 
   /** Adds a token; returns the tokens now safe to show. `cut` >= 0 once a stop string appears. */
-  push(id: number, logProb: number): GeneratedToken[] {
+  push(id: number, logProb: number, top?: TopToken[]): GeneratedToken[] {
     const alone = this.decode([id]);
     const added = alone === '' ? '' : this.last ? this.decode([this.last.id, id]).slice(this.last.text.length) : alone;
     if (alone !== '') this.last = { id, text: alone };
@@ -48,7 +57,7 @@ export class TokenText {
     }
     const start = this.length;
     this.length += added.length;
-    this.held.push({ token: { text: added, id, logProb }, end: this.length });
+    this.held.push({ token: top ? { text: added, id, logProb, top } : { text: added, id, logProb }, end: this.length });
     if (at < Infinity) {
       this.cut = start - this.tail.length + at;
       return this.flush();

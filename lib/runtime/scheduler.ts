@@ -38,10 +38,20 @@ const INVARIANT = { batchInvariant: true };
 const MAX_STEPS = 32;
 const STEPS_MS = 4;
 
-/** How a decoding row draws its next token: on the device (native sampler), or on the host from its row of log-probabilities. */
+/**
+ * How a decoding row draws its next token: on the device (native sampler), or on the host from its
+ * row of log-probabilities. `withRow`: the device draws, and the host reads the row too (onToken
+ * gets it), so that looking at the distribution never changes what is drawn.
+ */
 export type Draw =
-  | { device: true; temperature: number; topK: number; topP: number; seed: number; exclude: Int32Array }
+  | { device: true; temperature: number; topK: number; topP: number; seed: number; exclude: Int32Array; withRow?: boolean }
   | { device: false; pick: (logProbs: Float32Array) => number };
+
+/** The runtime's load: requests waiting for a row, and rows stepping (decoding and prefilling). */
+export interface RuntimeStats {
+  queued: number;
+  rows: number;
+}
 
 export interface Job {
   /** Tokens fed through the network first (may be empty). */
@@ -62,8 +72,8 @@ export interface Job {
   draw?: (index: number) => Draw;
   /** 'sample': the most tokens it may draw (it may end before, at <eos> or a stop string). */
   limit?: number;
-  /** A drawn token and its log-probability; true ends the generation. */
-  onToken?: (id: number, logProb: number) => boolean;
+  /** A drawn token, its log-probability and, for host draws and `withRow`, its row of log-probabilities; true ends the generation. */
+  onToken?: (id: number, logProb: number, logProbs?: Float32Array) => boolean;
   /** Log-probabilities of the scored tokens, in order (pre first), when the job ends. */
   resolve: (scores: number[]) => void;
   reject: (e: unknown) => void;
@@ -124,6 +134,12 @@ export class Scheduler {
   /** Requests queued or running. */
   get load(): number {
     return this.queue.length + this.dec.length + this.pre.length;
+  }
+
+  /** Requests not yet given a row, and rows of requests not over. */
+  get stats(): RuntimeStats {
+    const live = (rows: Active[]) => rows.reduce((n, a) => n + (a.ended ? 0 : 1), 0);
+    return { queued: this.queue.length, rows: live(this.dec) + live(this.pre) };
   }
 
   /** Queues a job; its resolve or reject is called exactly once. */
@@ -392,8 +408,15 @@ export class Scheduler {
       : 1;
     const ids = g.i32('ids', n * B), values = g.f('values', n * B);
     const row = (b: number) => tensor(logits.buffer, b * V, [1, V]);
+    // Rows of the logits as they are now (a read is queued in order, before a later step overwrites
+    // them): one read of all the logits when several rows are needed, else the one row.
+    const readRows = (bs: number[]): Promise<(b: number) => Float32Array> => bs.length === 1
+      ? s.read(tensor(logits.buffer, bs[0] * V, [V])).then((r) => () => r as Float32Array)
+      : s.read(tensor(logits.buffer, 0, [B * V])).then((all) => (b) => (all as Float32Array).subarray(b * V, (b + 1) * V));
     this.idsAt = (n - 1) * B;
     const draws: (Draw | undefined)[][] = [first];
+    /** Per step, the rows of device draws `withRow`. */
+    const seen: (Promise<(b: number) => Float32Array> | undefined)[] = [];
     for (let j = 0; j < n; j++) {
       if (j > 0) {
         this.step((j - 1) * B);
@@ -403,9 +426,10 @@ export class Scheduler {
       draws[j].forEach((d, b) => {
         if (d?.device) s.sample(row(b), tensor(ids.buffer, j * B + b, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, j * B + b, [1]));
       });
+      const want = draws[j].flatMap((d, b) => (d?.device && d.withRow ? [b] : []));
+      seen.push(want.length > 0 ? readRows(want) : undefined);
     }
-    // Rows read by the host (a distribution, a draw on the host): one read of all the logits when
-    // several need theirs, else one row each.
+    // Rows read by the host (a distribution, a draw on the host).
     const hostRows = this.dec.map((a, b) => (a.ended || first[b]?.device ? -1 : b)).filter((b) => b >= 0);
     const onRow = (a: Active, d: Draw | undefined, b: number, lp: Float32Array) => {
       if (!d) {
@@ -416,37 +440,33 @@ export class Scheduler {
       if (d.device) return;
       const id = d.pick(lp);
       s.write(tensor(ids.buffer, b, [1]), Int32Array.of(id));
-      this.token(a, id, lp[id]);
+      this.token(a, id, lp[id], lp);
     };
-    if (hostRows.length > 1) {
+    if (hostRows.length > 0) {
       const rows = [...this.dec];
-      track(s.read(tensor(logits.buffer, 0, [B * V])), (all) => {
-        for (const b of hostRows) onRow(rows[b], first[b], b, (all as Float32Array).subarray(b * V, (b + 1) * V));
+      track(readRows(hostRows), (rowOf) => {
+        for (const b of hostRows) onRow(rows[b], first[b], b, rowOf(b));
       });
-    } else {
-      for (const b of hostRows) {
-        const a = this.dec[b];
-        track(s.read(tensor(logits.buffer, b * V, [V])), (r) => onRow(a, first[b], b, r as Float32Array));
-      }
     }
     if (first.some((d) => d?.device)) {
       const rows = [...this.dec];
-      const got = Promise.all([s.read(tensor(ids.buffer, 0, [n * B])), s.read(tensor(values.buffer, 0, [n * B]))]);
-      track(got, ([idv, lpv]) => {
+      const got = Promise.all([s.read(tensor(ids.buffer, 0, [n * B])), s.read(tensor(values.buffer, 0, [n * B])), Promise.all(seen)]);
+      track(got, ([idv, lpv, rowsOf]) => {
         for (let j = 0; j < n; j++) rows.forEach((a, b) => {
-          if (draws[j][b]?.device) this.token(a, idv[j * B + b], lpv[j * B + b]);
+          const d = draws[j][b];
+          if (d?.device) this.token(a, idv[j * B + b], lpv[j * B + b], d.withRow ? rowsOf[j]!(b) : undefined);
         });
       });
     }
     return n;
   }
 
-  private token(a: Active, id: number, logProb: number): void {
+  private token(a: Active, id: number, logProb: number, logProbs?: Float32Array): void {
     if (a.ended || a.finishing) return;
     a.drawn++;
     let done: boolean;
     try {
-      done = a.job.onToken!(id, logProb);
+      done = a.job.onToken!(id, logProb, logProbs);
     } catch (e) {
       return this.end(a, { error: e });
     }
