@@ -211,8 +211,8 @@ async function runChoice(
   let shownFrom = lp ? lp.out.tokens.length : 0;
   const g = await model.generate({
     ...p.options, prompt: c.prompt?.ids, maxTokens: p.maxTokens, seed: c.seed, signal: work.signal, details: true,
-    ...(p.logprobs ? { topLogProbs: p.logprobs } : {}),
-    onToken: (t: GeneratedToken & { top?: { token: string; logProb: number }[] }) => {
+    topLogProbs: p.logprobs ?? 0,
+    onToken: (t: GeneratedToken) => {
       let piece = t.text;
       if (piece && sep === null) piece = (sep = joiner(model, c.prompt, t.id)) + piece;
       text += piece;

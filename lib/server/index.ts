@@ -52,9 +52,9 @@ export function createServer(model: LanguageModel | Promise<LanguageModel>, opti
   const admission = new Admission(settings.maxConcurrent, settings.maxQueue, settings.timeoutMs);
   const served = new Served(settings, admission);
   const metrics = new Metrics({
-    queued: () => admission.queued + ((served.loaded as unknown as { runtimeStats?: { queued: number } })?.runtimeStats?.queued ?? 0),
+    queued: () => admission.queued + (served.loaded?.runtimeStats.queued ?? 0),
     active: () => admission.running,
-    rows: () => (served.loaded as unknown as { runtimeStats?: { rows: number } })?.runtimeStats?.rows ?? 0,
+    rows: () => served.loaded?.runtimeStats.rows ?? 0,
   });
 
   let handle!: (req: IncomingMessage, res: ServerResponse) => void;
