@@ -150,7 +150,7 @@ test.each([
 }, 60_000);
 
 describe('in-process (createServer)', () => {
-  test('while its model loads: /health and every computing endpoint answer 503 with Retry-After; then 200', async () => {
+  test('while its model loads, and once closed: /health and every computing endpoint answer 503 with Retry-After; in between, 200', async () => {
     let resolve!: (m: LanguageModel) => void;
     const server = createServer(new Promise<LanguageModel>((r) => (resolve = r)), { modelId: 'm' });
     let loaded: LanguageModel | undefined;
@@ -175,13 +175,22 @@ describe('in-process (createServer)', () => {
       const own = httpServer(server.handler);
       await new Promise<void>((r) => own.listen(0, '127.0.0.1', r));
       const port = (own.address() as { port: number }).port;
-      expect((await get(`http://127.0.0.1:${port}`, '/health')).body).toEqual({ status: 'ok' });
+      const mounted = `http://127.0.0.1:${port}`;
+      expect((await get(mounted, '/health')).body).toEqual({ status: 'ok' });
+      // Once closed, its own listener is gone; the mounted handler answers 503 shutting_down.
+      await server.close();
+      expect(await refused(base)).toBe(true);
+      const h2 = await get(mounted, '/health');
+      expect([h2.status, h2.body]).toEqual([503, { status: 'shutting_down' }]);
+      const c = await post(mounted, '/v1/completions', { prompt: 'the', max_tokens: 2 });
+      expectError(c, 503, 'shutting_down', null);
+      expect(c.headers.get('retry-after')).toBe('1');
+      own.closeAllConnections();
       await new Promise((r) => own.close(r));
     } finally {
       await server.close();
       loaded?.dispose(); // the server does not own it
     }
-    expect(await refused(base)).toBe(true);
   }, 60_000);
 
   test('a model that fails to load: ready rejects, requests are answered 503, nothing crashes', async () => {
