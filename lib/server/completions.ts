@@ -9,7 +9,7 @@ import type { GeneratedToken, LanguageModel } from '../model';
 import { TokenText } from '../inference/text';
 import type { Work } from './admission';
 import type { Served } from './context';
-import { HttpError, badValue, toHttpError } from './errors';
+import { HttpError, badType, badValue, toHttpError } from './errors';
 import { encodeField, type Encoded } from './inputs';
 
 /** Prompts in one request, choices per prompt, and both together at most. */
@@ -129,7 +129,8 @@ function plan(model: LanguageModel, b: CompletionRequest): Plan {
     logitBias = new Map();
     for (const [key, bias] of Object.entries(b.logit_bias)) {
       const id = Number(key);
-      if (id >= vocabSize) throw badValue(`logit_bias.${key}`, `logit_bias: ${key} is not a token id in [0, ${vocabSize})`);
+      // Named as the schema's errors name its keys (errors.ts, fieldOf).
+      if (id >= vocabSize) throw badValue(`logit_bias[${key}]`, `logit_bias[${key}]: ${key} is not a token id in [0, ${vocabSize})`);
       logitBias.set(id, bias);
     }
   }
@@ -150,10 +151,12 @@ function plan(model: LanguageModel, b: CompletionRequest): Plan {
 function stopsOf(stop: unknown): string[] | undefined {
   if (stop === undefined || stop === null) return undefined;
   const list = typeof stop === 'string' ? [stop] : stop;
-  if (!Array.isArray(list)) throw badValue('stop', 'stop must be a string, an array of at most 4 strings, or null');
+  if (!Array.isArray(list)) throw badType('stop', 'stop must be a string, an array of at most 4 strings, or null');
   if (list.length > 4) throw badValue('stop', `stop has ${list.length} strings; at most 4`);
   list.forEach((s, i) => {
-    if (typeof s !== 'string' || s.length === 0) throw badValue(typeof stop === 'string' ? 'stop' : `stop[${i}]`, `${typeof stop === 'string' ? 'stop' : `stop[${i}]`} must be a non-empty string`);
+    const param = typeof stop === 'string' ? 'stop' : `stop[${i}]`;
+    if (typeof s !== 'string') throw badType(param, `${param} must be a string`);
+    if (s.length === 0) throw badValue(param, `${param} must be a non-empty string`);
   });
   return list.length > 0 ? (list as string[]) : undefined;
 }

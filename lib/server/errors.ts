@@ -75,7 +75,8 @@ function fromSchema(e: SchemaError): HttpError {
 
 /** Fastify's own errors (body parsing, routing) by their codes. */
 const FASTIFY: Record<string, (e: Error) => HttpError> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: () => new HttpError(400, 'invalid_json', 'the body is not valid JSON', 'body'),
+  // Fastify's parser also refuses keys that could pollute prototypes, without saying which.
+  FST_ERR_CTP_INVALID_JSON_BODY: () => new HttpError(400, 'invalid_json', 'the body is not valid JSON (or has a key __proto__ or constructor.prototype, refused)', 'body'),
   FST_ERR_CTP_EMPTY_JSON_BODY: () => new HttpError(400, 'invalid_json', 'the body is empty; send a JSON object', 'body'),
   FST_ERR_CTP_BODY_TOO_LARGE: () => new HttpError(413, 'body_too_large', 'the body is larger than the server accepts (--max-body-bytes)', 'body'),
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => new HttpError(400, 'invalid_json', 'the body does not match its content-length', 'body'),

@@ -16,7 +16,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createServer as httpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { invalidArgument } from '../errors';
 import { LanguageModel } from '../model';
-import { Admission } from './admission';
+import { Admission, ClientGone } from './admission';
 import { completions, completionSchema, type CompletionRequest } from './completions';
 import { Served } from './context';
 import { HttpError, toHttpError } from './errors';
@@ -74,14 +74,16 @@ export function createServer(model: LanguageModel | Promise<LanguageModel>, opti
 
   app.addHook('onRequest', async (request, reply) => {
     const t0 = performance.now();
+    const remote = request.ip; // read now: once the socket is gone, so is its address
     reply.raw.once('close', () => {
       const work = served.works.get(request.raw);
-      const status = work?.gone ? 499 : reply.raw.statusCode;
+      // Closed before the answer ended: its client left (this listener runs before the one that marks its Work gone).
+      const status = work?.gone || !reply.raw.writableEnded ? 499 : reply.raw.statusCode;
       const endpoint = request.routeOptions.url ?? 'other';
       const ms = performance.now() - t0;
       metrics.record(endpoint, status, ms / 1000, work?.promptTokens ?? 0, work?.completionTokens ?? 0);
       settings.accessLog?.(JSON.stringify({
-        time: new Date().toISOString(), remote: request.ip, method: request.method, path: request.url, status, ms: Math.round(ms * 10) / 10,
+        time: new Date().toISOString(), remote, method: request.method, path: request.url, status, ms: Math.round(ms * 10) / 10,
         ...(work ? { prompt_tokens: work.promptTokens, completion_tokens: work.completionTokens } : {}),
       }));
     });
@@ -92,6 +94,8 @@ export function createServer(model: LanguageModel | Promise<LanguageModel>, opti
   });
 
   app.setErrorHandler((err, request, reply) => {
+    // Its client left: no one to answer, nothing to log (counted as 499 when the connection closed).
+    if (err instanceof ClientGone) return void reply.code(499).send();
     const e = toHttpError(err);
     if (e.status === 500) console.error(`rnnlm serve: ${request.method} ${request.url}:`, err);
     if (e.retryAfter !== undefined) void reply.header('retry-after', String(e.retryAfter));

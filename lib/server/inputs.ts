@@ -53,9 +53,16 @@ function encodeOne(model: LanguageModel, param: string, value: unknown): Encoded
   const ids = new Int32Array((value as unknown[]).length);
   (value as unknown[]).forEach((v, i) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocabSize) {
-      fail(badValue(`${param}[${i}]`, `${param}[${i}] must be a token id: an integer in [0, ${vocabSize}) (got ${JSON.stringify(v)})`));
+      fail(badValue(`${param}[${i}]`, `${param}[${i}] must be a token id: an integer in [0, ${vocabSize}) (got ${briefly(v)})`));
     }
     ids[i] = v as number;
   });
   return { ids, param };
+}
+
+/** A value from a request, shown in a message: numbers as they are, nothing long or nested (a body may nest 100,000 deep). */
+function briefly(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  if (typeof v === 'string') return v.length > 20 ? `${JSON.stringify(v.slice(0, 20))}...` : JSON.stringify(v);
+  return Array.isArray(v) ? 'an array' : 'an object';
 }
