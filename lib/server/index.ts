@@ -145,9 +145,9 @@ export function createServer(model: LanguageModel | Promise<LanguageModel>, opti
           hurry = () => r(true);
           timer = setTimeout(hurry, timeout * 1000);
         });
-        const drained = await Promise.race([admission.settled().then(() => false), late]);
+        const overdue = await Promise.race([admission.settled().then(() => false), late]);
         clearTimeout(timer);
-        if (drained) {
+        if (overdue) {
           for (const w of admission.inFlight) w.abort(new HttpError(503, 'shutting_down', 'the server shut down before this request finished', null, 1));
           await admission.settled();
         }

@@ -129,9 +129,7 @@ describe('completions (char model, stream mode)', () => {
     expect(e.logprobs.token_logprobs.slice(4)).toEqual(lp.token_logprobs);
   });
 
-  // To enable once the library's `topLogProbs` generate option lands (lib/inference, in progress
-  // on another branch): until then the server answers logprobs > 0 with a 400.
-  test.skip('logprobs: 2: the two most likely tokens at each step, with their log-probabilities', async () => {
+  test('logprobs: 2: the two most likely tokens at each step, with their log-probabilities', async () => {
     const a = await completion(char, { prompt: 'the ', max_tokens: 6, seed: 3, logprobs: 2, ignore_eos: true });
     expect(a.status).toBe(200);
     const lp = a.body.choices[0].logprobs;

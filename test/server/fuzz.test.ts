@@ -9,12 +9,6 @@ import { Random } from '../../lib/util/random';
 import { CHAR_TEXT, charModel, get, kill, rawRequest, serve, tempDir, wordModel, type ServeProcess } from './fixtures';
 
 const cases = Number(process.env.SERVER_FUZZ_CASES ?? 2000);
-/**
- * To set to true once the library's `topLogProbs` generate option lands (lib/inference, in progress
- * on another branch): until then `logprobs` 1-5 are refused by the library only once a stream has
- * begun (an error event after the 200), so the fuzz leaves them out.
- */
-const TOP_LOGPROBS = false;
 const seed = Number(process.env.SERVER_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const dir = tempDir();
 const MAX_BODY = 65_536;
@@ -104,7 +98,7 @@ class Gen {
       case 'stream': case 'echo': case 'ignore_eos': case 'token_logprobs': return this.chance(0.8) ? this.chance(0.5) : this.value(0);
       case 'prefix': case 'user': return this.string();
       case 'suffix': return valid ? null : this.string();
-      case 'logprobs': return this.pick(TOP_LOGPROBS ? [null, 0, 0, 0, 1, 5, 6, -1] : [null, 0, 0, 0, 6, -1]);
+      case 'logprobs': return this.pick([null, 0, 0, 0, 1, 5, 6, -1]);
       case 'max_tokens': return valid ? this.int(0, 8) : this.number();
       case 'temperature': return valid ? this.rng.uniform(0, 2) : this.number();
       case 'top_p': return valid ? this.rng.uniform(0.01, 1) : this.number();
