@@ -3,16 +3,18 @@
  * type } }` (OpenAI's shape) with an HTTP status, whatever raised it — a schema check, Fastify's
  * body parser, the library, or the server's own limits.
  */
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { RnnlmError } from '../errors';
 
 export type ErrorCode =
   | 'invalid_json' | 'missing_field' | 'unknown_field' | 'invalid_type' | 'invalid_value' | 'vocabulary'
-  | 'not_found' | 'model_not_found' | 'body_too_large' | 'unsupported_media_type'
+  | 'not_found' | 'model_not_found' | 'body_too_large' | 'headers_too_large' | 'unsupported_media_type'
   | 'loading' | 'overloaded' | 'shutting_down' | 'timeout' | 'internal_error';
 
 const TYPES: Record<number, string> = {
   400: 'invalid_request_error', 404: 'invalid_request_error', 413: 'invalid_request_error', 415: 'invalid_request_error',
-  503: 'server_unavailable', 504: 'timeout_error', 500: 'server_error',
+  431: 'invalid_request_error', 503: 'server_unavailable', 408: 'timeout_error', 504: 'timeout_error', 500: 'server_error',
 };
 
 export interface ErrorBody {
@@ -97,4 +99,29 @@ export function toHttpError(e: unknown): HttpError {
     return new HttpError(400, 'invalid_value', err.message ?? 'bad request', null);
   }
   return new HttpError(500, 'internal_error', 'the server failed to answer; the error is in its log');
+}
+
+/** What Node's HTTP parser refuses, by its error code (anything else it refuses is malformed HTTP). */
+const PARSER: Record<string, () => HttpError> = {
+  ERR_HTTP_REQUEST_TIMEOUT: () => new HttpError(408, 'timeout', "the request did not arrive within the server's limit (--timeout)"),
+  HPE_HEADER_OVERFLOW: () => new HttpError(431, 'headers_too_large', "the request's headers are larger than Node accepts (--max-http-header-size)"),
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: () => new HttpError(413, 'body_too_large', "the body's chunk extensions are larger than Node accepts"),
+};
+
+/**
+ * Fastify's clientErrorHandler: a request Node refuses before Fastify sees it (malformed, headers
+ * too large, not all arrived in time) is answered in the same JSON shape as every other error
+ * (Fastify's default writes a shape of its own), then its connection is closed.
+ */
+export function clientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const e = PARSER[err.code ?? '']?.() ?? new HttpError(400, 'invalid_value', `the request is not valid HTTP (${err.code ?? err.message})`);
+  // As Node does: no answer in the middle of one already begun on this connection (a stream).
+  const current = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (socket.writable && !current?.headersSent) {
+    const body = JSON.stringify(e.body());
+    socket.write(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/json; charset=utf-8\r\n`
+      + `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

@@ -19,7 +19,7 @@ import { LanguageModel } from '../model';
 import { Admission, ClientGone } from './admission';
 import { completions, completionSchema, type CompletionRequest } from './completions';
 import { Served } from './context';
-import { HttpError, toHttpError } from './errors';
+import { HttpError, clientError, toHttpError } from './errors';
 import { Metrics } from './metrics';
 import { parseServerOptions, type ServerOptions } from './options';
 import { routes } from './routes';
@@ -66,8 +66,12 @@ export function createServer(model: LanguageModel | Promise<LanguageModel>, opti
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
     serverFactory: (h) => {
       handle = h;
-      return httpServer(h);
+      // A request must arrive (headers and body) within its time too: by Node's default (5 minutes)
+      // a body sent a byte at a time holds its connection and buffered bytes that long. Late: 408.
+      const requestTimeout = Math.ceil(settings.timeoutMs);
+      return httpServer({ requestTimeout, connectionsCheckingInterval: Math.min(30_000, requestTimeout) }, h);
     },
+    clientErrorHandler: clientError,
   });
   // JSON only: a text/plain body is a 415 like any other type.
   app.removeContentTypeParser('text/plain');

@@ -14,7 +14,10 @@ export interface ServerOptions {
   maxConcurrent?: number;
   /** Requests waiting for a slot; one more is answered 503 with Retry-After. Default 256. */
   maxQueue?: number;
-  /** Seconds a request may take from its arrival, queue included (then 504; a stream ends with an error event). Default 60. */
+  /**
+   * Seconds a request may take from its arrival, queue included (then 504; a stream ends with an
+   * error event); also the time one may take to arrive (then 408). Default 60.
+   */
   timeout?: number;
   /** Seconds close() (and SIGTERM) lets requests in flight finish before it cancels them. Default 10. */
   shutdownTimeout?: number;
