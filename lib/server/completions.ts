@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GeneratedToken, LanguageModel } from '../model';
 import { TokenText } from '../inference/text';
-import type { Work } from './admission';
+import { ClientGone, type Work } from './admission';
 import type { Served } from './context';
 import { HttpError, badType, badValue, toHttpError } from './errors';
 import { encodeField, type Encoded } from './inputs';
@@ -16,6 +16,12 @@ import { encodeField, type Encoded } from './inputs';
 const MAX_PROMPTS = 64, MAX_N = 16, MAX_CHOICES = 64;
 /** OpenAI's limit of `logprobs` (top alternatives per token). */
 const MAX_LOGPROBS = 5;
+/**
+ * Bytes of a stream that may wait unsent for its client (beyond what the kernel buffers): the
+ * generation does not wait for its reader, so a client that stops reading would otherwise have
+ * all of it held in memory. One that falls further behind is dropped as gone (499).
+ */
+const MAX_UNSENT = 1 << 20;
 
 export interface CompletionRequest {
   model?: string;
@@ -256,7 +262,13 @@ export async function completions(served: Served, request: FastifyRequest<{ Body
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+      const send = (data: unknown) => {
+        res.write(`data: ${JSON.stringify(data)}\n\n`);
+        if (res.writableLength > MAX_UNSENT && !work.signal.aborted) {
+          work.abort(new ClientGone());
+          res.destroy();
+        }
+      };
       try {
         const results = await Promise.all(p.choices.map((c) =>
           runChoice(model, p, c, work, (text, logprobs) => send({ ...head, choices: [{ index: c.index, text, finish_reason: null, logprobs }] }))

@@ -79,10 +79,20 @@ export function createServer(model: LanguageModel | Promise<LanguageModel>, opti
   app.addHook('onRequest', async (request, reply) => {
     const t0 = performance.now();
     const remote = request.ip; // read now: once the socket is gone, so is its address
+    // An answer its client does not read would hold its memory and connection for ever: once it is
+    // all written, the client has `timeout` seconds to take it.
+    let unread = false;
+    reply.raw.once('prefinish', () => {
+      const late = setTimeout(() => {
+        unread = true;
+        reply.raw.destroy();
+      }, settings.timeoutMs).unref();
+      reply.raw.once('close', () => clearTimeout(late));
+    });
     reply.raw.once('close', () => {
       const work = served.works.get(request.raw);
-      // Closed before the answer ended: its client left (this listener runs before the one that marks its Work gone).
-      const status = work?.gone || !reply.raw.writableEnded ? 499 : reply.raw.statusCode;
+      // Closed before the answer ended, or before it was read: its client left (this listener runs before the one that marks its Work gone).
+      const status = work?.gone || unread || !reply.raw.writableEnded ? 499 : reply.raw.statusCode;
       const endpoint = request.routeOptions.url ?? 'other';
       const ms = performance.now() - t0;
       metrics.record(endpoint, status, ms / 1000, work?.promptTokens ?? 0, work?.completionTokens ?? 0);

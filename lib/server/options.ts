@@ -16,7 +16,8 @@ export interface ServerOptions {
   maxQueue?: number;
   /**
    * Seconds a request may take from its arrival, queue included (then 504; a stream ends with an
-   * error event); also the time one may take to arrive (then 408). Default 60.
+   * error event); also the time one may take to arrive (then 408), and the time a client has to
+   * read an answer once it is written. Default 60.
    */
   timeout?: number;
   /** Seconds close() (and SIGTERM) lets requests in flight finish before it cancels them. Default 10. */
