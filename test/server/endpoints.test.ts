@@ -193,6 +193,19 @@ describe('completions (char model, stream mode)', () => {
     expect((bare.slice(0, -1) as any[]).every((c) => c.choices.length === 1 && c.usage === undefined)).toBe(true);
   });
 
+  // What the official `openai` SDK sends and parses (checked by hand with it; this keeps it without the dependency).
+  test('as the OpenAI SDK speaks it: its headers accepted, one `data:` line per event, errors it reads code and param from', async () => {
+    const sdk = { 'content-type': 'application/json', accept: 'application/json', authorization: 'Bearer sk-anything', 'x-stainless-lang': 'js', 'x-stainless-retry-count': '0' };
+    const r = await fetch(`${char.base}/v1/completions`, { method: 'POST', headers: sdk, body: JSON.stringify({ model: 'char', prompt: 'the ', max_tokens: 3, stream: true }) });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    // The SDK's decoder splits events at blank lines and reads `data:` fields; no `event:`, no CR.
+    expect(await r.text()).toMatch(/^(data: \{[^\n\r]*\}\n\n)+data: \[DONE\]\n\n$/);
+    const e = await post(char.base, '/v1/completions', { model: 'char', prompt: 'the ', max_tokens: -1 }, { headers: sdk });
+    expect(e.status).toBe(400);
+    expect(e.body.error).toMatchObject({ code: 'invalid_value', param: 'max_tokens', type: 'invalid_request_error' });
+  });
+
   test('a stream model needs a prompt', async () => {
     const a = await completion(char, { max_tokens: 3 });
     expect(a.status).toBe(400);
