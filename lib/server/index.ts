@@ -80,16 +80,19 @@ export function createServer(model: LanguageModel | Promise<LanguageModel>, opti
     const t0 = performance.now();
     const remote = request.ip; // read now: once the socket is gone, so is its address
     // An answer its client does not read would hold its memory and connection for ever: once it is
-    // all written, the client has `timeout` seconds to take it.
-    let unread = false;
+    // all written, the client has `timeout` seconds to take it. (An answer ended after its
+    // connection closed, its client gone, has nothing to wait for.)
+    let closed = false, unread = false, late: NodeJS.Timeout | undefined;
     reply.raw.once('prefinish', () => {
-      const late = setTimeout(() => {
+      if (closed) return;
+      late = setTimeout(() => {
         unread = true;
         reply.raw.destroy();
       }, settings.timeoutMs).unref();
-      reply.raw.once('close', () => clearTimeout(late));
     });
     reply.raw.once('close', () => {
+      closed = true;
+      clearTimeout(late);
       const work = served.works.get(request.raw);
       // Closed before the answer ended, or before it was read: its client left (this listener runs before the one that marks its Work gone).
       const status = work?.gone || unread || !reply.raw.writableEnded ? 499 : reply.raw.statusCode;

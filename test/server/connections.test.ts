@@ -4,7 +4,8 @@
 // answer left unread is dropped `timeout` seconds after it is written — so none of them holds a
 // connection, a slot or memory for long.
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { DEFAULTS } from '../../lib/defaults';
 import { LanguageModel } from '../../lib/model';
 import { createServer, type RnnlmServer } from '../../lib/server/index';
 import { SENTENCES, charModel, eventually, post, scrape, tempDir } from './fixtures';
@@ -135,6 +136,40 @@ describe('a client that does not read its answer', () => {
     expect(line.ms).toBeGreaterThanOrEqual(TIMEOUT * 1000 - 100);
     c.socket.destroy();
   }, PROMPTLY + 5_000);
+
+  test('requests whose clients left keep no timer (the unread-answer deadline is only for answers still to be read)', async () => {
+    // The server's timers of its timeout (60 s here) still pending, watched from the outside.
+    const ms = DEFAULTS.serve.timeout * 1000;
+    const pending = new Set<unknown>();
+    const set = globalThis.setTimeout, clear = globalThis.clearTimeout;
+    vi.spyOn(globalThis, 'setTimeout').mockImplementation(((f: () => void, delay: number) => {
+      const t = set(() => {
+        pending.delete(t);
+        f();
+      }, delay);
+      if (delay === ms) pending.add(t);
+      return t;
+    }) as typeof setTimeout);
+    vi.spyOn(globalThis, 'clearTimeout').mockImplementation((t) => {
+      pending.delete(t);
+      clear(t);
+    });
+    try {
+      const N = 20;
+      const body = JSON.stringify({ ...BIG, n: 1, prompt: 'the ' });
+      await Promise.all(Array.from({ length: N }, async (_, i) => {
+        const c = open(patientBase);
+        c.socket.write(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+        await new Promise((r) => set(r, 100 + i * 10)); // mid-computation
+        c.socket.destroy();
+        await c.closed;
+      }));
+      await idle(patientBase, 'the requests cancelled');
+      expect(pending.size).toBe(0);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  }, PROMPTLY);
 
   test('a client that reads gets the whole stream', async () => {
     const r = await fetch(`${patientBase}/v1/completions`, {
