@@ -17,11 +17,12 @@ const MAX_PROMPTS = 64, MAX_N = 16, MAX_CHOICES = 64;
 /** OpenAI's limit of `logprobs` (top alternatives per token). */
 const MAX_LOGPROBS = 5;
 /**
- * Bytes of a stream that may wait unsent for its client (beyond what the kernel buffers): the
- * generation does not wait for its reader, so a client that stops reading would otherwise have
- * all of it held in memory. One that falls further behind is dropped as gone (499).
+ * A stream's client that takes nothing for STALL_MS while more than MAX_UNSENT bytes wait for it is
+ * dropped as gone (499): the generation does not wait for its reader, so one that stopped reading
+ * would have all of it held in memory. (Not a cap alone: an iteration of the batch can write ~1 MB
+ * at once, more than a fresh connection's kernel buffers take, to a client that reads at once.)
  */
-const MAX_UNSENT = 1 << 20;
+const MAX_UNSENT = 1 << 20, STALL_MS = 2000;
 
 export interface CompletionRequest {
   model?: string;
@@ -262,9 +263,11 @@ export async function completions(served: Served, request: FastifyRequest<{ Body
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      let taken = performance.now(); // when the client last took a chunk
+      const took = () => void (taken = performance.now());
       const send = (data: unknown) => {
-        res.write(`data: ${JSON.stringify(data)}\n\n`);
-        if (res.writableLength > MAX_UNSENT && !work.signal.aborted) {
+        res.write(`data: ${JSON.stringify(data)}\n\n`, took);
+        if (res.writableLength > MAX_UNSENT && performance.now() - taken > STALL_MS && !work.signal.aborted) {
           work.abort(new ClientGone());
           res.destroy();
         }

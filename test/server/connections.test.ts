@@ -1,8 +1,8 @@
 // Clients that misbehave at the HTTP level: a request that does not arrive in time (a body sent a
 // byte at a time), requests Node's parser refuses (answered in the server's JSON error shape), and
-// clients that never read their answer — a stream is cancelled once it falls 1 MiB behind, and an
-// answer left unread is dropped `timeout` seconds after it is written — so none of them holds a
-// connection, a slot or memory for long.
+// clients that never read their answer — a stream is cancelled once over 1 MiB of it waits and the
+// client takes none for 2 s, and an answer left unread is dropped `timeout` seconds after it is
+// written — so none of them holds a connection, a slot or memory for long.
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { DEFAULTS } from '../../lib/defaults';
@@ -111,7 +111,7 @@ describe(`a request must arrive within the server's timeout (${TIMEOUT} s)`, () 
 
 describe('a client that does not read its answer', () => {
   // On the server with a 60 s timeout: cancelled long before it, and long before all is generated.
-  test('a stream is cancelled once 1 MiB of it waits unsent: 499, its slot and rows freed', async () => {
+  test('a stream is cancelled once over 1 MiB waits unsent and none is taken for 2 s: 499, its slot and rows freed', async () => {
     const mark = log.length;
     const c = open(patientBase);
     c.socket.pause(); // reads nothing: the kernel's buffers fill, then the server's
