@@ -32,8 +32,9 @@ export function serveCommand(prog: Command): void {
     .option('--max-batch-size <n>', `rows stepped together at most${shown(DEFAULTS.load.maxBatchSize)}`, int('--max-batch-size'))
     .action(async (path: string, o) => {
       const loading = LanguageModel.load(path, { device: o.device, batching: o.batching, maxBatchSize: o.maxBatchSize });
+      const modelId: string = o.modelId ?? basename(path).replace(/\.safetensors$/, '');
       const server = createServer(loading, {
-        modelId: o.modelId ?? basename(path).replace(/\.safetensors$/, ''), maxBodyBytes: o.maxBodyBytes, maxTokens: o.maxTokens,
+        modelId, maxBodyBytes: o.maxBodyBytes, maxTokens: o.maxTokens,
         maxConcurrent: o.maxConcurrent, maxQueue: o.maxQueue, timeout: o.timeout, shutdownTimeout: o.shutdownTimeout, accessLog: o.accessLog,
       });
       let stopped!: () => void;
@@ -55,7 +56,7 @@ export function serveCommand(prog: Command): void {
         });
         if (model) {
           const c = model.config;
-          console.log(`rnnlm serve: ready: ${basename(path)} (${c.cell}, ${c.layers} x ${c.hiddenSize}, ${model.parameterCount.toLocaleString('en-US')} parameters, vocabulary ${c.vocabSize}, ${model.device})`);
+          console.log(`rnnlm serve: ready: ${modelId} (${c.cell}, ${c.layers} x ${c.hiddenSize}, ${model.parameterCount.toLocaleString('en-US')} parameters, vocabulary ${c.vocabSize}, ${model.device})`);
           await stop;
         }
       } finally {

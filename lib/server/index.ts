@@ -32,7 +32,7 @@ export interface RnnlmServer {
   readonly ready: Promise<void>;
   /** Listens on its own HTTP server; resolves with its address (`http://127.0.0.1:8080`). Port 0: any free port. */
   listen(options?: { host?: string; port?: number }): Promise<string>;
-  /** The request handler, to mount in an app's own server (node:http, Express, ...). */
+  /** The request handler, to mount in an app's own server (node:http, or routed to from a framework before its body parser: it reads the body itself). */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
   /**
    * Stops: new requests are refused (503, and the listener closes), requests in flight finish
