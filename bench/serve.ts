@@ -4,7 +4,8 @@
 // bench/results/serve-cpu-2core.json; `npm run bench:render` puts it in the README).
 //   --duration S (30), --warmup S (3), --connections 1,16,64,256, --endpoints /v1/next,/v1/completions,
 //   --batching on,off, --device cpu|cuda|auto (cpu), --quick (tiny model, 2 s runs, 1 and 16
-//   connections; writes no JSON unless --json), --json FILE, --server-node-args "--cpu-prof ..."
+//   connections; writes no JSON unless --json), --json FILE, --server-node-args="--cpu-prof ..." (flags for each
+//   server's node)
 // Exits 1 if a run failed (a server crashed, or did not exit 0 on SIGTERM); targets missed are figures, not failures.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';

@@ -18,7 +18,7 @@ import {
   type Endpoint, type ServeReport, type ServeRun,
 } from './serve';
 import { load } from './serve-load';
-import { ServerProcess, type ServerSpec } from './serve-server';
+import { ServerProcess, machineCpuSeconds, type ServerSpec } from './serve-server';
 
 export interface ServeBenchOptions {
   /** The quick configuration, 2-second runs at 1 and 16 connections: a smoke run. */
@@ -122,9 +122,9 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<{ report
         try {
           const w = await load({ ...target, seconds: opt.warmup });
           run.warmup = { seconds: w.seconds, answered: w.answered, errors: w.errors };
-          const start = server.rss(), t0 = server.seconds(), cpu0 = server.cpuSeconds(), own0 = process.cpuUsage();
+          const start = server.rss(), t0 = server.seconds(), cpu0 = server.cpuSeconds(), own0 = process.cpuUsage(), all0 = machineCpuSeconds();
           const m = await load({ ...target, seconds: opt.duration, seed: target.seed + 500 });
-          const end = server.rss(), t1 = server.seconds(), cpu1 = server.cpuSeconds(), own = process.cpuUsage(own0);
+          const end = server.rss(), t1 = server.seconds(), cpu1 = server.cpuSeconds(), own = process.cpuUsage(own0), all1 = machineCpuSeconds();
           Object.assign(run, m);
           if (!server.alive) {
             run.reason = server.death();
@@ -133,7 +133,8 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<{ report
             run.requestsPerSecond = m.answered / m.seconds;
             if (m.tokens !== undefined) run.tokensPerSecond = m.tokens / m.seconds;
             const sampled = server.life.rssMiB!.samples.filter(([t]) => t >= from).map(([, x]) => x);
-            run.cpuCores = { server: round((cpu1! - cpu0!) / (t1 - t0), 2), client: round((own.user + own.system) / 1e6 / (t1 - t0), 2) };
+            const serverCores = (cpu1! - cpu0!) / (t1 - t0), clientCores = (own.user + own.system) / 1e6 / (t1 - t0);
+            run.cpuCores = { server: round(serverCores, 2), client: round(clientCores, 2), others: round(Math.max(0, (all1 - all0) / (t1 - t0) - serverCores - clientCores), 2) };
             run.rssMiB = { start: round(start!), end: round(end!), peak: round(Math.max(start!, end!, ...sampled)), window: [round(t0), round(t1)] };
           }
         } catch (e) {

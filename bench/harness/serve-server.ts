@@ -37,6 +37,13 @@ export function cpuSecondsOf(pid: number): number | undefined {
   }
 }
 
+/** CPU time of the whole machine (every process) in seconds, from /proc/stat's first line. */
+export function machineCpuSeconds(): number {
+  // user nice system idle iowait irq softirq steal ..., in USER_HZ (100) ticks: busy is all but idle and iowait.
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + (steal || 0)) / 100;
+}
+
 export interface ServerSpec {
   checkpoint: string;
   batching: boolean;

@@ -54,6 +54,7 @@ test('bench:serve --quick: each (endpoint, connections, batching) measured again
     }
     const l = run.latencyMs!;
     const figures = [run.seconds, run.requestsPerSecond!, l.p50, l.p99, l.max, l.mean, run.rssMiB!.start, run.rssMiB!.end, run.rssMiB!.peak, run.warmup!.seconds, run.cpuCores!.server, run.cpuCores!.client];
+    expect(run.cpuCores!.others >= 0, at).toBe(true);
     if (run.endpoint === '/v1/completions') figures.push(run.tokensPerSecond!);
     for (const x of figures) expect(Number.isFinite(x) && x > 0, `${at}: ${x}`).toBe(true);
     expect(l.p50 <= l.p99 && l.p99 <= l.max, at).toBe(true);
