@@ -151,7 +151,7 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<{ report
     log('');
     log(formatServe(report.runs));
     for (const s of report.servers) {
-      log(`server, batching ${s.batching ? 'on' : 'off'}: ${s.ok ? `ready in ${s.readySeconds?.toFixed(1)} s; exit code 0 ${s.exit!.seconds} s after SIGTERM` : `FAILED: ${s.reason}`}`);
+      log(`server, batching ${s.batching ? 'on' : 'off'}: ${s.ok ? `ready in ${s.readySeconds?.toFixed(1)} s; exited with code 0, ${s.exit!.seconds} s after SIGTERM` : `FAILED: ${s.reason}`}`);
     }
     for (const t of report.targets) log(`target — ${t.what}: ${t.figure} (${verdict(t)})`);
     const ok = report.runs.every((r) => r.status === 'ok') && report.servers.every((s) => s.ok);
