@@ -1,20 +1,24 @@
 // npm run bench:render — the README's benchmark tables and bench/results/bench.svg, from the
-// JSON reports that `npm run bench -- --json bench/results/<name>.json` wrote. Every figure in
+// JSON reports that `npm run bench -- --json bench/results/<name>.json` and `npm run bench:serve` wrote. Every figure in
 // the README's benchmark section comes from those files; nothing is typed in by hand.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aggregate, CONTEXT_TOKENS, concurrencyTargets, counterpart, GENERATE_TOKENS, ms, ratio, TOP_K, type ConcurrencyRun } from './harness/concurrency';
 import { CONFIGS, findConfig } from './harness/configs';
 import { type BenchReport, oursFor } from './harness/run';
+import {
+  COMPLETION_TOKENS, CONTEXT_WORDS, errorsCell, NEXT_TOP_K, PROMPT_WORDS, runKey, serveTargets, verdict, type ServeReport, type ServeRun,
+} from './harness/serve';
 import type { RunResult } from './harness/worker';
 
 const dir = join(__dirname, 'results');
 const readme = join(__dirname, '..', 'README.md');
 
-const readReports = (): { file: string; report: BenchReport }[] => readdirSync(dir)
+/** The full (not --quick) reports of one kind in bench/results/, oldest first. */
+const readReports = <R extends BenchReport | ServeReport>(kind: R['kind']): { file: string; report: R }[] => readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
-  .map((f) => ({ file: f, report: JSON.parse(readFileSync(join(dir, f), 'utf8')) as BenchReport }))
-  .filter((r) => r.report.kind === 'rnnlm-bench' && !r.report.options.quick)
+  .map((f) => ({ file: f, report: JSON.parse(readFileSync(join(dir, f), 'utf8')) as R }))
+  .filter((r) => r.report.kind === kind && !r.report.options.quick)
   .sort((a, b) => a.report.date.localeCompare(b.report.date));
 
 /** Text for an SVG text node or attribute (a timed-out run's label is "< 1.4"). */
@@ -45,9 +49,9 @@ const blasName = (libs: string) => libs.split(', ').filter((l) => /openblas|mkl|
 const cudnn = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
 
 /** A report's first line: the machine, the versions, the date and the file. */
-function heading(rep: BenchReport, file: string): string {
+function heading(rep: BenchReport | ServeReport, file: string): string {
   const m = rep.machine;
-  return `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${versions(rep)}, ${rep.date.slice(0, 10)}${m.loadAverage !== undefined ? `, load average ${m.loadAverage} at its start` : ''}, \`bench/results/${file}\`${rep.partial ? ' — **partial: the run was stopped before its last configuration**' : ''}`;
+  return `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${rep.kind === 'rnnlm-bench' ? versions(rep) : ''}, ${rep.date.slice(0, 10)}${m.loadAverage !== undefined ? `, load average ${m.loadAverage} at its start` : ''}, \`bench/results/${file}\`${rep.partial ? ` — **partial: the run was stopped before its last ${rep.kind === 'rnnlm-bench' ? 'configuration' : 'run'}**` : ''}`;
 }
 
 function table(rep: BenchReport): string {
@@ -106,6 +110,32 @@ function concurrencyTable(runs: ConcurrencyRun[]): string {
   for (const x of unavailable) out.push('', `- ${x}`);
   const targets = concurrencyTargets(runs);
   if (targets.length) out.push('', 'Targets (issue 22):', '', ...targets.map((t) => `- ${t}`));
+  return out.join('\n');
+}
+
+/** The server benchmark (npm run bench:serve): what was run, one row per run (batching on and off next to each other), the servers' lives, the targets. */
+function serveTable(rep: ServeReport): string {
+  const o = rep.options, m = rep.model, l = o.limits;
+  const out = [
+    `\`npm run bench:serve\`: \`rnnlm serve --device ${o.device}\` in its own process (one per batching mode, serving every run of that mode; in a clone, \`node --import tsx lib/cli.ts serve\`, whose TypeScript loader is part of its RSS) under autocannon on the same machine: ${o.connections.join(', ')} keep-alive connections with one request in flight on each, ${n(o.duration)} s per run after ${n(o.warmup)} s of warm-up (not counted). The model: ${m.config}'s sizes (${m.cell.toUpperCase()} ${m.layers} × ${m.hiddenSize}, embedding ${m.embeddingSize}, vocabulary ${n(m.vocabSize)}: ${n(m.parameters)} parameters), a ${m.tokenizer} tokenizer, weights ${m.weights}. \`/v1/completions\`: a prompt of ${PROMPT_WORDS} words, \`max_tokens\` ${COMPLETION_TOKENS}, \`ignore_eos\`, a seed per request (tokens/s: the answers' \`usage.completion_tokens\` per second); \`/v1/next\`: a context of ${CONTEXT_WORDS} words, \`top_k\` ${NEXT_TOP_K}. Server limits: ${l.maxConcurrent} requests computing at once, ${l.maxQueue} waiting (beyond: 503), ${l.timeout} s per request, batches of ${l.maxBatchSize} rows at most; the client gives up on an answer after ${o.clientTimeout} s. Requests/s: 2xx answers per second. Latency: each 2xx answer, from its request's setup to its last byte. Errors: non-2xx answers by status, timeouts, connection errors, and bodies that fail the check (every completion's, every 16th \`/v1/next\` answer's). RSS: the server's VmRSS when the measured part starts and ends, and the most sampled (once a second) in the run; CPU cores: CPU time per second of the measured part, of the server's process, of the load generator's (both on the same cores) and of every other process on the machine (its other users' work); on ÷ off: tokens/s (completions) or requests/s (next) with batching over without.`,
+    '',
+    '| endpoint | connections | batching | requests/s | tokens/s | p50 / p99 ms | errors | RSS MiB: start → end (peak) | CPU cores: server + load generator + others | on ÷ off |',
+    '|---|---:|---|---:|---:|---:|---|---:|---:|---:|',
+  ];
+  const rate = (r?: ServeRun) => (r?.status !== 'ok' ? undefined : r.endpoint === '/v1/completions' ? r.tokensPerSecond : r.requestsPerSecond);
+  const rows = [...rep.runs].sort((a, b) => o.endpoints.indexOf(a.endpoint) - o.endpoints.indexOf(b.endpoint) || a.connections - b.connections || Number(b.batching) - Number(a.batching));
+  for (const r of rows) {
+    const other = rep.runs.find((x) => x.endpoint === r.endpoint && x.connections === r.connections && x.batching === !r.batching);
+    const x = r.batching ? rate(r) : undefined, y = rate(other);
+    const status = r.status === 'ok' ? '' : ` (${r.status})`;
+    out.push(`| ${r.endpoint} | ${r.connections} | ${r.batching ? 'on' : 'off'} | ${r.requestsPerSecond ? n(r.requestsPerSecond) : '—'}${status} | ${r.tokensPerSecond ? n(r.tokensPerSecond) : '—'} | ${r.latencyMs ? `${ms(r.latencyMs.p50)} / ${ms(r.latencyMs.p99)}` : '—'} | ${errorsCell(r.errors)} | ${r.rssMiB ? `${n(r.rssMiB.start)} → ${n(r.rssMiB.end)} (${n(r.rssMiB.peak)})` : '—'} | ${r.cpuCores ? `${n(r.cpuCores.server)} + ${n(r.cpuCores.client)} + ${n(r.cpuCores.others)}` : '—'} | ${x && y ? `${n(x / y)}×` : ''} |`);
+  }
+  for (const s of rep.servers) {
+    const rss = s.rssMiB ? `; RSS ${n(s.rssMiB.afterLoad)} MiB once loaded${s.rssMiB.end !== undefined ? `, ${n(s.rssMiB.end)} at its end, ${n(s.rssMiB.peak!)} at most (VmHWM)` : ''}` : '';
+    out.push('', `- server, batching ${s.batching ? 'on' : 'off'}: ${s.ok ? `ready in ${n(s.readySeconds!)} s${rss}; exited with code 0, ${n(s.exit!.seconds)} s after SIGTERM` : `failed: ${firstLine(s.reason)}${rss}`}`);
+  }
+  for (const r of rep.runs.filter((x) => x.status !== 'ok')) out.push('', `- ${runKey(r)}: failed: ${firstLine(r.reason)}`);
+  out.push('', 'Targets (issue 23):', '', ...serveTargets(rep).map((t) => `- ${t.what}: ${t.figure} — ${verdict(t)}`));
   return out.join('\n');
 }
 
@@ -172,7 +202,7 @@ const begin = '<!-- bench:begin (npm run bench:render) -->', end = '<!-- bench:e
 
 /** The README with its benchmark section rendered from bench/results/*.json, and the charts. */
 export function render(readmeText: string): { readme: string; charts: Record<string, string> } {
-  const reports = readReports();
+  const reports = readReports<BenchReport>('rnnlm-bench');
   if (reports.length === 0) throw new Error(`no benchmark reports in ${dir} (run: npm run bench -- --json bench/results/cpu.json)`);
   const charts: Record<string, string> = {};
   const sections: string[] = [];
@@ -186,6 +216,7 @@ export function render(readmeText: string): { readme: string; charts: Record<str
     if (report.concurrency?.length) parts.push(concurrencyTable(report.concurrency));
     sections.push(parts.join('\n\n'));
   }
+  for (const { file, report } of readReports<ServeReport>('rnnlm-serve-bench')) sections.push(`${heading(report, file)}\n\n${serveTable(report)}`);
   const i = readmeText.indexOf(begin), j = readmeText.indexOf(end);
   if (i < 0 || j < i) throw new Error(`README.md has no ${begin} ... ${end} section`);
   return { readme: `${readmeText.slice(0, i + begin.length)}\n${sections.join('\n\n')}\n${readmeText.slice(j)}`, charts };

@@ -3,8 +3,9 @@
 # unpacks Node and the libraries, checks native/cuda/cudnn_api.h against the real cuDNN /
 # cuBLAS headers of PyTorch's wheels, runs the parity suite, makes the PyTorch fixtures, then
 # the benchmarks (PyTorch's, then ours and tfjs-webgpu through `rnnlm bench`); JSON goes to
-# $OUT (default: .gpu/out). GPU_CHECK_ONLY picks phases (default parity,training,throughput,bench;
-# throughput: generation tokens/s of 64 concurrent requests against 1, batching on and off);
+# $OUT (default: .gpu/out). GPU_CHECK_ONLY picks phases (default parity,training,throughput,serve,bench;
+# throughput: generation tokens/s of 64 concurrent requests against 1, batching on and off; serve:
+# `rnnlm serve --device cuda` under autocannon, 64 connections, 5 s per run, into gpu-check.json);
 # `reproduce` (not in the default) runs reproduce:brown and reproduce:shakespeare on the GPU
 # for BROWN_MINUTES / SHAKESPEARE_MINUTES (default 20 / 10); REPRODUCE_DEVICE=cpu rehearses it here.
 # Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
@@ -14,8 +15,8 @@
 #   GPU_CHECK_ONLY=reproduce BROWN_MINUTES=8 SHAKESPEARE_MINUTES=8 bash gpu/gpu-check.sh
 # then, here, `node --import tsx gpu/gpu-results.ts FILES_AT h100` (h200 on that machine) after
 # each call: it prints every figure against the issues' targets, copies bench-gpu.json /
-# gpu-check.json / reproduce-*-cuda.json to bench/results/, unpacks fixtures.tar into test/reference/fixtures
-# and re-renders the README.
+# gpu-check.json (its serve phase as serve-KIND.json) / reproduce-*-cuda.json to bench/results/, unpacks
+# fixtures.tar into test/reference/fixtures and re-renders the README.
 # The device returns at most 8 files from $OUT: call 1 leaves log, gpu-check.json, fixtures.tar,
 # pytorch.json, bench-gpu.json (and sync/gpu-check.json if the async path failed); scratch goes
 # to a temporary folder.
@@ -25,7 +26,7 @@ G=.gpu
 OUT=${OUT:-$G/out}
 mkdir -p "$OUT"
 export OUT
-ONLY=${GPU_CHECK_ONLY:-parity,training,throughput,bench}
+ONLY=${GPU_CHECK_ONLY:-parity,training,throughput,serve,bench}
 export GPU_CHECK_ONLY=$ONLY
 # The pinned-staging upload path, verified by this run's parity phases before it benchmarks.
 export RNNLM_CUDA_ASYNC_UPLOADS=${RNNLM_CUDA_ASYNC_UPLOADS:-1}

@@ -6,8 +6,10 @@
 //     the CPU, and concurrent (batched) generate calls on CUDA against the same calls alone;
 //  2. training: a 200-step run on each device, losses side by side;
 //  3. throughput: aggregate generation tokens/s of 64 concurrent calls against 1, batching on and off;
-//  4. inputs for bench/pytorch_fixtures.py (the benchmarks are `rnnlm bench`, run by gpu-check.sh).
-// GPU_CHECK_ONLY picks the phases (default parity,training,throughput).
+//  4. serve: the server benchmark (bench/harness/serve.ts) short, with --device cuda: 64 connections,
+//     5-second runs on /v1/next and /v1/completions, batching on and off (its report in gpu-check.json);
+//  5. inputs for bench/pytorch_fixtures.py (the benchmarks are `rnnlm bench`, run by gpu-check.sh).
+// GPU_CHECK_ONLY picks the phases (default parity,training,throughput,serve).
 // Writes gpu-check.json into $OUT (or the current folder).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,7 @@ import { writeCheckpoint } from '../lib/checkpoint';
 import { RnnlmError } from '../lib/errors';
 import { writeSafetensorsFile } from '../lib/io/safetensors';
 import { LanguageModel, type Generation } from '../lib/model';
+import { runServeBench } from '../bench/harness/serve-run';
 import { Network, type Batch } from '../lib/nn/network';
 import { Optimizer } from '../lib/nn/optimizer';
 import { Random } from '../lib/util/random';
@@ -244,6 +247,13 @@ async function batchingThroughput() {
   return { config: shape, tokens, ...out };
 }
 
+/** `rnnlm serve --device cuda` under load, short (its servers are child processes: cli.cjs beside the bundle). */
+async function serveBench(gpu: string) {
+  const { report } = await runServeBench({ device: 'cuda', duration: 5, warmup: 1, connections: [64] });
+  report.machine.gpu = gpu;
+  return report;
+}
+
 async function trainingRun(cuda: Backend) {
   const V = 200, T = 20, B = 16, steps = 200;
   const losses: Record<string, number[]> = {};
@@ -313,7 +323,7 @@ async function main() {
   const { info } = loadCuda();
   report.cuda = info;
   console.log(`gpu-check: ${info.device} (sm ${info.computeCapability}), driver ${info.driver}, runtime ${info.runtime}, cuDNN ${info.cudnn} from ${info.cudnnPath}`);
-  const only = process.env.GPU_CHECK_ONLY ?? 'parity,training,throughput';
+  const only = process.env.GPU_CHECK_ONLY ?? 'parity,training,throughput,serve';
   // Each phase on its own: one failing phase must not hide what the others would show (time
   // on the GPU machine is scarce).
   const phase = async (name: string, run: () => Promise<unknown>) => {
@@ -333,6 +343,7 @@ async function main() {
   await phase('parity:batched', () => perCell(batchedParity));
   await phase('training', () => trainingRun(cuda));
   await phase('throughput:batching', batchingThroughput);
+  await phase('serve', () => serveBench(info.device));
   // The verdicts together (the figures are in the log above and in gpu-check.json).
   const checks = [['parity', 'ops, CUDA vs CPU'], ['parity:generate', 'greedy generation, CUDA vs CPU'], ['parity:batched', 'generation batched vs alone on CUDA']];
   for (const [name, what] of checks) {

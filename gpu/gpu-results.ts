@@ -6,13 +6,14 @@
 // (sync/gpu-check.json when the async-upload path failed), bench-gpu.json, fixtures.tar,
 // reproduce-*-cuda.json. KIND: the machine, as in the result names (h100, h200). Without
 // --print-only it copies them to bench/results/ (gpu-KIND.json, gpu-check-KIND.json and
-// gpu-check-KIND-sync.json, reproduce-*-cuda.json), unpacks the fixtures into test/reference/fixtures
-// and re-renders the README.
+// gpu-check-KIND-sync.json, reproduce-*-cuda.json; gpu-check.json's serve phase as serve-KIND.json),
+// unpacks the fixtures into test/reference/fixtures and re-renders the README.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { BenchReport } from '../bench/harness/run';
 import type { RunResult } from '../bench/harness/worker';
+import { serveTargets, verdict as serveVerdict, type ServeReport } from '../bench/harness/serve';
 
 const root = join(__dirname, '..');
 
@@ -61,6 +62,7 @@ interface GpuCheck {
   'parity:batched'?: Rows<{ cell: string; requests?: number; identical?: number; maxLogProbDiff?: number; pass: boolean; error?: string }>;
   'throughput:batching'?: { tokens: number; on: Throughput; off: Throughput } | { error: string };
   training?: { steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number } | { error: string };
+  serve?: ServeReport | { error: string };
 }
 
 function checkLines(name: string, g: GpuCheck): string[] {
@@ -93,6 +95,9 @@ function checkLines(name: string, g: GpuCheck): string[] {
   if (t && 'steps' in t) {
     out.push(`  ${t.steps}-step training: final loss ${fmt(t.cpu.at(-1)!, 5)} CPU, ${fmt(t.cuda.at(-1)!, 5)} CUDA, largest relative difference ${t.maxRelDiff.toExponential(2)}`);
   } else if (t) out.push(`  training: FAILED: ${t.error.split('\n')[0]}`);
+  const sv = g.serve;
+  if (sv && 'runs' in sv) out.push(...serveTargets(sv).map((x) => `  serve: ${x.what}: ${x.figure} (${serveVerdict(x)})`));
+  else if (sv) out.push(`  serve: FAILED: ${firstLine(sv.error)}`);
   return out;
 }
 
@@ -169,11 +174,17 @@ function main() {
     copyFileSync(from, join(results, to));
     console.log(`copied ${to}`);
   }
+  const check = f.get('gpu-check.json') && json<GpuCheck>(f.get('gpu-check.json')!);
+  const serve = check && check.serve && 'runs' in check.serve ? check.serve : undefined;
+  if (serve) {
+    writeFileSync(join(results, `serve-${kind}.json`), `${JSON.stringify(serve, null, 2)}\n`);
+    console.log(`wrote serve-${kind}.json (gpu-check.json's serve phase)`);
+  }
   if (f.has('fixtures.tar')) {
     execFileSync('tar', ['-C', join(root, 'test', 'reference'), '-xf', f.get('fixtures.tar')!], { stdio: 'inherit' });
     console.log('unpacked fixtures into test/reference/fixtures');
   }
-  if (existsSync(join(results, `gpu-${kind}.json`))) execFileSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'render.ts')], { stdio: 'inherit' });
+  if (serve || existsSync(join(results, `gpu-${kind}.json`))) execFileSync(process.execPath, ['--import', 'tsx', join(root, 'bench', 'render.ts')], { stdio: 'inherit' });
 }
 
 if (typeof module !== 'undefined' && require.main === module) main();

@@ -94,7 +94,8 @@ export async function runOne(spec: RunSpec, budgetSeconds: number): Promise<RunR
   return last;
 }
 
-function machine(): BenchReport['machine'] {
+/** The machine a report was measured on. */
+export function machine(): BenchReport['machine'] {
   const cpu = cpus();
   return {
     cpu: cpu[0]?.model.trim() ?? 'unknown',

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import type { BenchReport } from '../../bench/harness/run';
+import { serveTargets, type ServeReport } from '../../bench/harness/serve';
 import { summarize } from '../../gpu/gpu-results';
 
 const results = join(__dirname, '..', '..', 'bench', 'results');
@@ -67,4 +68,21 @@ test('the runtime rows: generation CUDA vs CPU, batched vs alone (PASS only when
   expect(line('batching:')).toContain('(19.9x, target 20x: MISSED)');
   (check as Record<string, unknown>)['parity:batched'] = { error: 'Error: boom\n    at x' };
   expect(line('batched vs alone')).toBe('  generation batched vs alone on CUDA: FAIL: Error: boom');
+});
+
+test("the serve phase: its targets from gpu-check.json's serve report (the speed targets are the CPU's: figures only on a GPU), or its error", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rnnlm-gpu-results-'));
+  const serve = JSON.parse(readFileSync(join(results, 'serve-cpu-2core.json'), 'utf8')) as ServeReport;
+  serve.options.device = 'cuda';
+  const check: Record<string, unknown> = { cuda: { device: 'NVIDIA H200', cudnn: 91000 }, serve };
+  const lines = () => {
+    writeFileSync(join(dir, 'gpu-check.json'), JSON.stringify(check));
+    return summarize(dir).filter((l) => l.startsWith('  serve: '));
+  };
+  expect(lines()).toEqual(serveTargets(serve).map((t) => `  serve: ${t.what}: ${t.figure} (${t.held === null ? 'figure only' : t.held ? 'met' : 'not met'})`));
+  expect(lines().filter((l) => l.endsWith('(figure only)')).length).toBe(2);
+  serve.servers[0] = { ...serve.servers[0], ok: false, reason: 'exited with SIGSEGV after SIGTERM: ...' };
+  expect(lines().find((l) => l.includes('no crash'))).toMatch(/server \(batching on\): exited with SIGSEGV after SIGTERM: \.\.\. \(not met\)$/);
+  check.serve = { error: 'Error: no server\n    at x' };
+  expect(lines()).toEqual(['  serve: FAILED: Error: no server']);
 });
