@@ -114,6 +114,10 @@ export class Scheduler {
   private stepMs = 1;
   /** Where in the decoding rows' ids scratch the tokens to feed next are. */
   private idsAt = 0;
+  /** The next iteration's decode step is already queued (see iteration). */
+  private stepped = false;
+  /** Every row of the last decode drew on the device or drew nothing (no host draw writes an id later). */
+  private drawnOnDevice = false;
   private disposed = false;
   private readonly shape: StateShape;
 
@@ -224,7 +228,8 @@ export class Scheduler {
     };
 
     // 1. Decoding rows feed the tokens they drew.
-    if (this.dec.length > 0) this.step(this.idsAt);
+    if (this.dec.length > 0 && !this.stepped) this.step(this.idsAt);
+    this.stepped = false;
 
     // 2. Feeding rows feed their next chunk, and score it.
     if (this.pre.length > 0) this.prefill(track);
@@ -235,6 +240,14 @@ export class Scheduler {
     // 4. The next token's distribution of every decoding row, and its draw.
     const steps = this.dec.length > 0 ? this.decode(track) : 0;
     if (steps === 0 && reads.length === 0) reads.push(s.sync());
+    // When every token to feed next is already on the device (no host draw writes one later), the
+    // next iteration's decode step is queued now: the device runs it while the host hands out this
+    // iteration's results and answers its I/O, instead of after. A row that ends meanwhile is fed
+    // once more, as it is anyway (step 1 runs before the rows leave).
+    if (steps > 0 && this.drawnOnDevice) {
+      this.step(this.idsAt);
+      this.stepped = true;
+    }
 
     const t0 = performance.now();
     await Promise.all(reads);
@@ -401,6 +414,7 @@ export class Scheduler {
     distribution();
     const first = this.dec.map((a) => (a.ended || a.job.then === 'dist' ? undefined : a.job.draw!(a.drawn)));
     const allDevice = first.every((d, b) => d?.device === true && !this.dec[b].job.save);
+    this.drawnOnDevice = first.every((d) => d === undefined || d.device);
     // Nothing could join before these steps end: no request waits, or the rows are full.
     const closed = this.queue.length === 0 || this.dec.length >= this.options.maxRows;
     const n = allDevice && closed && this.pre.length === 0
