@@ -13,10 +13,10 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 /** What leaves the main entry for rnnlm/advanced (the architecture issue's list). */
 const ADVANCED = ['Network', 'Optimizer', 'cpuBackend', 'tensor', 'numel', 'Random'];
 
-test('package.json declares ESM and CommonJS entry points with types for rnnlm and rnnlm/advanced, and Node >= 20', () => {
+test('package.json declares ESM and CommonJS entry points with types for rnnlm, rnnlm/advanced and rnnlm/server, and Node >= 20', () => {
   expect(pkg.name).toBe('rnnlm');
   expect(pkg.engines.node).toBe('>=20');
-  for (const entry of ['.', './advanced']) {
+  for (const entry of ['.', './advanced', './server']) {
     const e = pkg.exports[entry];
     for (const file of [e.import.default, e.import.types, e.require.default, e.require.types]) {
       expect(existsSync(join(root, file)), `${file} (run npm run build:ts)`).toBe(true);
@@ -37,6 +37,9 @@ const script = (mod: 'esm' | 'cjs', other: 'esm' | 'cjs') => `
     const other = ${other === 'esm' ? "await import('rnnlm')" : "(await import('node:module')).createRequire(process.cwd() + '/')('rnnlm')"};
     const m = await other.LanguageModel.create({ vocabSize: 10, embeddingSize: 4, hiddenSize: 4, layers: 1, device: 'cpu' });
     const same = other.LanguageModel === LanguageModel && networkOf(m).parameterCount === m.parameterCount;
+    // rnnlm/server takes that model too (one LanguageModel class), and closes.
+    const { createServer } = ${mod === 'esm' ? "await import('rnnlm/server')" : "require('rnnlm/server')"};
+    await createServer(m).close();
     m.dispose();
     console.log(!ok ? 'wrong error' : moved.length ? 'not moved: ' + moved : !same ? 'two copies' : 'ok');
   })();
@@ -60,7 +63,11 @@ test("a user's TypeScript (ESM and CommonJS) sees the documented API, and no int
       const model = await ${main}.LanguageModel.create({ vocabSize: 10 });
       const fit: ${main}.FitOptions = { epochs: 2, onEpochEnd: async (log, m) => { await m.generate({ prompt: [1], maxTokens: log.epoch }); } };
       const network: ${advanced}.Network = ${advanced}.networkOf(model);
-      export const used = [fit, network.parameterCount, model.mode, new ${advanced}.Random(1).next(), ${advanced}.cpuBackend.device];
+      const options: ServerOptions = { maxTokens: 8, timeout: 5 };
+      const server: RnnlmServer = createServer(model, options);
+      export const used = [fit, network.parameterCount, model.mode, new ${advanced}.Random(1).next(), ${advanced}.cpuBackend.device, server.handler];
+      // @ts-expect-error an option createServer does not have
+      createServer(model, { maxTokenz: 8 });
       // @ts-expect-error the network is reached through rnnlm/advanced only
       model.network;
       // @ts-expect-error mode is read-only
@@ -68,8 +75,9 @@ test("a user's TypeScript (ESM and CommonJS) sees the documented API, and no int
       // @ts-expect-error the lower layers are not in the main entry
       ${main}.Network;
     `;
-    writeFileSync(join(dir, 'esm.mts'), `import * as main from 'rnnlm';\nimport * as advanced from 'rnnlm/advanced';\n${use('main', 'advanced')}`);
-    writeFileSync(join(dir, 'cjs.cts'), `import main = require('rnnlm');\nimport advanced = require('rnnlm/advanced');\nexport async function f() {\n${use('main', 'advanced').replace('export const', 'const')}\n}`);
+    const server = "import { createServer, type RnnlmServer, type ServerOptions } from 'rnnlm/server';";
+    writeFileSync(join(dir, 'esm.mts'), `import * as main from 'rnnlm';\nimport * as advanced from 'rnnlm/advanced';\n${server}\n${use('main', 'advanced')}`);
+    writeFileSync(join(dir, 'cjs.cts'), `import main = require('rnnlm');\nimport advanced = require('rnnlm/advanced');\n${server}\nexport async function f() {\n${use('main', 'advanced').replace('export const', 'const')}\n}`);
     const compilerOptions = { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, types: ['node'], typeRoots: [join(root, 'node_modules', '@types')] };
     writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['esm.mts', 'cjs.cts'] }));
     try {
