@@ -24,7 +24,7 @@ export interface InferenceHost {
 }
 
 /** A tokenizer model trained on sentences: prompts and sessions start with <sos>, scores end with <eos>. */
-export const sentenceModel = (host: InferenceHost) => host.mode === 'sentences' && host.tokenizer !== undefined;
+export const sentenceModel = (host: Pick<InferenceHost, 'mode' | 'tokenizer'>) => host.mode === 'sentences' && host.tokenizer !== undefined;
 
 /** Text of token ids: the tokenizer's decode, or the ids joined by spaces. */
 export function textOf(tokenizer: Tokenizer | undefined, ids: number[]): string {

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GeneratedToken, LanguageModel } from '../model';
+import { sentenceModel, textOf } from '../inference/host';
 import { TokenText } from '../inference/text';
 import { ClientGone, type Work } from './admission';
 import type { Served } from './context';
@@ -121,7 +122,7 @@ function plan(model: LanguageModel, b: CompletionRequest): Plan {
   }
   let prompts: (Encoded | null)[];
   if (b.prompt === undefined) {
-    if (model.mode !== 'sentences' || !model.tokenizer) {
+    if (!sentenceModel(model)) {
       throw new HttpError(400, 'missing_field', "missing field 'prompt': this model was trained on a stream of text and continues a prompt", 'prompt');
     }
     prompts = [null]; // a sentence model starts a sentence
@@ -171,18 +172,17 @@ function stopsOf(stop: unknown): string[] | undefined {
 /** The text a tokenizer puts between the prompt and the first generated token (a space between words, none before punctuation). */
 function joiner(model: LanguageModel, prompt: Encoded | null, first: number): string {
   if (!prompt || prompt.ids.length === 0) return '';
-  const decode = (ids: number[]) => (model.tokenizer ? model.tokenizer.decode(ids) : ids.join(' '));
+  const decode = (ids: number[]) => textOf(model.tokenizer, ids);
   const a = decode([prompt.ids[prompt.ids.length - 1]]), b = decode([first]), ab = decode([prompt.ids[prompt.ids.length - 1], first]);
   return ab.startsWith(a) && ab.endsWith(b) ? ab.slice(a.length, ab.length - b.length) : '';
 }
 
-/** Logprobs of tokens as shown: their text, log-probabilities, alternatives and offsets from `at`. */
+/** Logprobs of tokens as shown: their text, log-probabilities, alternatives and offsets in the choice's text. */
 class LogprobsBuilder {
   readonly out: Logprobs;
-  private at: number;
-  constructor(private readonly top: boolean, offset: number) {
+  private at = 0;
+  constructor(private readonly top: boolean) {
     this.out = { tokens: [], token_logprobs: [], top_logprobs: top ? [] : null, text_offset: [] };
-    this.at = offset;
   }
 
   add(text: string, logProb: number | null, top?: { token: string; logProb: number }[] | null): void {
@@ -195,15 +195,15 @@ class LogprobsBuilder {
 }
 
 /** The echoed prompt: its text as the model reads it, and (with logprobs) each token's log-probability. */
-async function echoOf(model: LanguageModel, prompt: Encoded | null, withLogprobs: boolean, work: Work, lp: LogprobsBuilder | null): Promise<string> {
+async function echoOf(model: LanguageModel, prompt: Encoded | null, work: Work, lp: LogprobsBuilder | null): Promise<string> {
   if (!prompt) return '';
-  const text = new TokenText([], (ids) => (model.tokenizer ? model.tokenizer.decode(ids) : ids.join(' ')));
+  const text = new TokenText([], (ids) => textOf(model.tokenizer, ids));
   const pieces = Array.from(prompt.ids, (id) => text.push(id, 0)[0]?.text ?? '');
-  if (withLogprobs && lp) {
+  if (lp) {
     const s = await model.score(prompt.ids, { tokenLogProbs: true, signal: work.signal });
     const scored = s.tokenLogProbs!;
     // A sentence model scores every token after <sos> (and <eos>, left out); any other model every token after the first.
-    const sentence = model.mode === 'sentences' && model.tokenizer !== undefined;
+    const sentence = sentenceModel(model);
     pieces.forEach((piece, i) => lp.add(piece, sentence ? scored[i] : i === 0 ? null : scored[i - 1], null));
   }
   return pieces.join('');
@@ -213,8 +213,8 @@ async function echoOf(model: LanguageModel, prompt: Encoded | null, withLogprobs
 async function runChoice(
   model: LanguageModel, p: Plan, c: Choice, work: Work, onText?: (text: string, lp: Logprobs | null) => void,
 ): Promise<ChoiceResult> {
-  const lp = p.logprobs === null ? null : new LogprobsBuilder(p.logprobs > 0, 0);
-  let text = p.echo ? await echoOf(model, c.prompt, lp !== null, work, lp) : '';
+  const lp = p.logprobs === null ? null : new LogprobsBuilder(p.logprobs > 0);
+  let text = p.echo ? await echoOf(model, c.prompt, work, lp) : '';
   if (text && onText) onText(text, lp && { ...lp.out });
   if (p.maxTokens === 0) return { index: c.index, text, finish_reason: 'length', logprobs: lp?.out ?? null, tokens: 0 };
   let sep: string | null = null;
