@@ -116,8 +116,6 @@ export class Scheduler {
   private idsAt = 0;
   /** The next iteration's decode step is already queued (see iteration). */
   private stepped = false;
-  /** Every row of the last decode drew on the device or drew nothing (no host draw writes an id later). */
-  private drawnOnDevice = false;
   private disposed = false;
   private readonly shape: StateShape;
 
@@ -238,13 +236,13 @@ export class Scheduler {
     this.regroup();
 
     // 4. The next token's distribution of every decoding row, and its draw.
-    const steps = this.dec.length > 0 ? this.decode(track) : 0;
+    const { steps, deviceFed } = this.dec.length > 0 ? this.decode(track) : { steps: 0, deviceFed: false };
     if (steps === 0 && reads.length === 0) reads.push(s.sync());
     // When every token to feed next is already on the device (no host draw writes one later), the
     // next iteration's decode step is queued now: the device runs it while the host hands out this
     // iteration's results and answers its I/O, instead of after. A row that ends meanwhile is fed
     // once more, as it is anyway (step 1 runs before the rows leave).
-    if (steps > 0 && this.drawnOnDevice) {
+    if (steps > 0 && deviceFed) {
       this.step(this.idsAt);
       this.stepped = true;
     }
@@ -400,9 +398,10 @@ export class Scheduler {
    * Each decoding row's next-token distribution and draw. When every row draws on the device and
    * no request waits to join, several steps are queued at once (each feeding the ids the one before
    * drew): one round trip to the host per MAX_STEPS tokens instead of per token. A row that ends
-   * early discards what was drawn after its end (its state is not kept). Returns the steps queued.
+   * early discards what was drawn after its end (its state is not kept). Returns the steps queued,
+   * and whether every token to feed next is on the device.
    */
-  private decode(track: <T>(p: Promise<T>, use: (v: T) => void) => void): number {
+  private decode(track: <T>(p: Promise<T>, use: (v: T) => void) => void): { steps: number; deviceFed: boolean } {
     const net = this.net, s = net.stream, g = this.decRows;
     const V = net.config.vocabSize;
     const B = this.dec.length;
@@ -414,7 +413,6 @@ export class Scheduler {
     distribution();
     const first = this.dec.map((a) => (a.ended || a.job.then === 'dist' ? undefined : a.job.draw!(a.drawn)));
     const allDevice = first.every((d, b) => d?.device === true && !this.dec[b].job.save);
-    this.drawnOnDevice = first.every((d) => d === undefined || d.device);
     // Nothing could join before these steps end: no request waits, or the rows are full.
     const closed = this.queue.length === 0 || this.dec.length >= this.options.maxRows;
     const n = allDevice && closed && this.pre.length === 0
@@ -472,7 +470,8 @@ export class Scheduler {
         });
       });
     }
-    return n;
+    // Every row drew on the device or drew nothing: no host draw writes an id to feed later.
+    return { steps: n, deviceFed: first.every((d) => d === undefined || d.device) };
   }
 
   private token(a: Active, id: number, logProb: number, logProbs?: Float32Array): void {

@@ -33,9 +33,8 @@ export function routes(app: FastifyInstance, served: Served, metrics: Metrics): 
     served.checkModelName(b.model);
     // An empty context asks for the model's first token (after <sos> for a sentence model).
     const empty = b.context === '' || (Array.isArray(b.context) && b.context.length === 0);
-    const ids = empty ? new Int32Array(0) : encodeField(model, 'context', b.context, 1).items;
-    if (Array.isArray(ids) && ids.length > 1) throw badValue('context', 'context must be one text or one array of token ids');
-    const context = Array.isArray(ids) ? ids[0].ids : ids;
+    // At most one item: a list of texts is refused by encodeField.
+    const context = empty ? new Int32Array(0) : encodeField(model, 'context', b.context, 1).items[0].ids;
     if (b.top_k !== undefined && b.top_k > model.config.vocabSize) throw badValue('top_k', `top_k must be <= the vocabulary size, ${model.config.vocabSize}`);
     return served.compute(request, reply, async (work) => {
       work.promptTokens = context.length;
