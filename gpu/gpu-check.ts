@@ -291,7 +291,7 @@ async function fixtureInputs(folder: string) {
     const n = net(cpuBackend, cell, V, E, H, L);
     n.initialize(11);
     const params = (await n.stream.read(n.allParams)) as Float32Array;
-    const config = { cell, vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, dropout: 0, tieWeights: false, seed: 11 };
+    const config = { cell, vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, dropout: 0, tieWeights: false, softmax: { type: 'full' as const }, seed: 11 };
     await writeCheckpoint(join(folder, `${cell}.safetensors`), n.layout, params, config, undefined, undefined);
     n.dispose();
     const bt = batch(T, B, V, 17, true);

@@ -7,6 +7,7 @@
 import { RnnlmError, invalidArgument } from './errors';
 import { CELLS, isCell, type Cell } from './backend/types';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
+import { parseSoftmax, type SoftmaxConfig } from './nn/decoder';
 import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
 import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
 
@@ -18,6 +19,8 @@ export interface ModelConfig {
   layers: number;
   dropout: number;
   tieWeights: boolean;
+  /** The output layer (nn/decoder.ts); checkpoints without it have the full softmax. */
+  softmax: SoftmaxConfig;
   seed: number;
 }
 
@@ -45,7 +48,9 @@ export function summaryTable(c: ModelConfig): { text: string; total: number } {
   for (let l = 0; l < L; l++) {
     rows.push([L === 1 ? `rnn (${kind})` : `rnn_l${l} (${kind})`, `(batch, seq, ${H})`, count((p) => p.rnn?.layer === l)]);
   }
-  rows.push([`decoder (Linear${tieWeights ? ', tied' : ''})`, `(batch, seq, ${V})`, count((p) => p.name.startsWith('decoder.'))]);
+  const sm = c.softmax;
+  const decoder = sm.type === 'adaptive' ? `AdaptiveLogSoftmax, cutoffs ${sm.cutoffs.join(', ')}` : `Linear${tieWeights ? ', tied' : ''}`;
+  rows.push([`decoder (${decoder})`, `(batch, seq, ${V})`, count((p) => p.name.startsWith('decoder.'))]);
   const total = countParameters(specs);
   const fmt = (n: number) => n.toLocaleString('en-US');
   const w = [Math.max(20, ...rows.map((r) => r[0].length)) + 2, Math.max(18, ...rows.map((r) => r[1].length)) + 2, 14];
@@ -157,7 +162,7 @@ export function parseConfig(path: string, text: string | undefined): ModelConfig
   const { min: dMin, max: dMax } = CONFIG_LIMITS.dropout;
   if (typeof c.dropout !== 'number' || !(c.dropout >= dMin && c.dropout <= dMax)) throw bad(path, `config.dropout must be a number in [${dMin}, ${dMax}]`);
   if (typeof c.tieWeights !== 'boolean') throw bad(path, 'config.tieWeights must be a boolean');
-  const known = ['cell', 'vocabSize', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'seed'];
+  const known = ['cell', 'vocabSize', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'softmax', 'seed'];
   for (const k of Object.keys(c)) if (!known.includes(k)) throw bad(path, `config has an unknown field '${k}'`);
   const config: ModelConfig = {
     cell,
@@ -167,9 +172,11 @@ export function parseConfig(path: string, text: string | undefined): ModelConfig
     layers: int('layers'),
     dropout: c.dropout,
     tieWeights: c.tieWeights,
+    softmax: { type: 'full' },
     seed: int('seed'),
   };
   if (config.tieWeights && config.embeddingSize !== config.hiddenSize) throw bad(path, 'config.tieWeights needs embeddingSize == hiddenSize');
+  config.softmax = parseSoftmax(c.softmax, config, (m) => bad(path, `config.${m}`));
   return config;
 }
 

@@ -37,6 +37,8 @@ export {
   type TextInput,
   type TokenIds,
   type ModelConfig,
+  type SoftmaxOptions,
+  type SoftmaxConfig,
   type Cell,
   type DeviceOption,
 } from './model';

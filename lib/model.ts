@@ -24,6 +24,7 @@ import { sentenceModel, signalIn, type InferenceHost } from './inference/host';
 import { scoreInputs, scoreModel, type Score, type ScoreOptions } from './inference/score';
 import { Session, SessionStates } from './inference/session';
 import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
+import { parseSoftmax, type SoftmaxOptions } from './nn/decoder';
 import { countParameters, parameterSpecs } from './nn/layout';
 import { Network } from './nn/network';
 import { Options } from './options';
@@ -44,6 +45,7 @@ export type { RuntimeStats } from './runtime/scheduler';
 export type { TokenControls } from './inference/controls';
 export type { Score, ScoreOptions } from './inference/score';
 export type { Session, SessionGenerateOptions, SessionScoreOptions } from './inference/session';
+export type { SoftmaxConfig, SoftmaxOptions } from './nn/decoder';
 export type { EpochLog, LrSchedule } from './fit-options';
 export type { OptimizerOptions } from './nn/optimizer';
 /** Options of {@link LanguageModel.fit}; onEpochEnd is given the model being trained. */
@@ -67,6 +69,17 @@ export interface CreateOptions {
   dropout?: number;
   /** Share the embedding matrix with the decoder (needs embeddingSize == hiddenSize). Default false. */
   tieWeights?: boolean;
+  /**
+   * The output layer. `{ type: 'full' }` (default): a linear layer and a softmax over the whole
+   * vocabulary. `{ type: 'adaptive', cutoffs, divValue?, headBias? }`: PyTorch's
+   * nn.AdaptiveLogSoftmaxWithLoss (Grave et al. 2017), much faster on large vocabularies. The head
+   * scores ids below cutoffs[0] and one entry per cluster; cluster i holds ids [cutoffs[i],
+   * cutoffs[i + 1]) (the last ends at the vocabulary size) behind a projection to
+   * floor(hiddenSize / divValue^(i + 1)) dimensions (divValue > 1, default 4); headBias (default
+   * false) gives the head a bias. Ids must run from frequent to rare, as the tokenizers number them.
+   * Not with tieWeights.
+   */
+  softmax?: SoftmaxOptions;
   /** 'cpu', 'cuda', or 'auto': CUDA if its backend loads and a GPU answers, else the CPU (deviceReason says why). Default 'auto'. */
   device?: DeviceOption;
   /** Seed of the weight initialisation and, by default, of training (integer in [0, 2^31 - 1]). Default 1. */
@@ -106,7 +119,7 @@ export interface SummaryOptions {
   print?: boolean;
 }
 
-const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'device', 'seed', 'batching', 'maxBatchSize'] as const;
+const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'softmax', 'device', 'seed', 'batching', 'maxBatchSize'] as const;
 /** The constructor's key: models are made by create and load only. */
 const BUILD = Symbol('LanguageModel.build');
 
@@ -130,11 +143,13 @@ export function parseCreateOptions(options: CreateOptions): { cfg: ModelConfig; 
     layers: o.integer('layers', DEFAULTS.create.layers, CONFIG_LIMITS.layers),
     dropout: o.number('dropout', DEFAULTS.create.dropout, CONFIG_LIMITS.dropout),
     tieWeights: o.boolean('tieWeights', DEFAULTS.create.tieWeights),
+    softmax: { type: 'full' },
     seed: o.integer('seed', DEFAULTS.create.seed, CONFIG_LIMITS.seed),
   };
   if (cfg.tieWeights && cfg.embeddingSize !== cfg.hiddenSize) {
     throw invalidArgument(`LanguageModel.create: tieWeights needs embeddingSize == hiddenSize (got ${cfg.embeddingSize} and ${cfg.hiddenSize})`);
   }
+  cfg.softmax = parseSoftmax(o.raw('softmax'), cfg, (m) => invalidArgument(`LanguageModel.create: ${m}`));
   return { cfg, tokenizer, device: o.oneOf('device', DEFAULTS.create.device, DEVICES), runtime: runtimeOptions(o, DEFAULTS.create) };
 }
 

@@ -186,9 +186,24 @@ export interface Stream {
   /**
    * Fused log-softmax + mean negative log-likelihood over targets != ignoreIndex.
    * out [2] = (loss, counted targets). dlogits (may be the logits tensor itself) = d loss / d logits.
+   * options.divisor (> 0): the sum is divided by it instead of the counted targets (loss and
+   * dlogits); options.accumulate: out[0] += loss, out[1] is left as is. Together they let several
+   * calls make one mean (the adaptive softmax's head and clusters).
    */
-  crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex: number, out: Tensor, dlogits: Tensor | null): void;
+  crossEntropy(
+    logits: Tensor,
+    targets: Tensor,
+    ignoreIndex: number,
+    out: Tensor,
+    dlogits: Tensor | null,
+    options?: { divisor?: number; accumulate?: boolean },
+  ): void;
   logSoftmax(logits: Tensor, out: Tensor): void;
+  /**
+   * out[n, column + j] = logSoftmax(x[n])_j + shift[n, shiftColumn] (0 without shift) for j < count:
+   * a block of columns of a wider log-probability matrix. x [N, K], out [N, W], shift [N, S]; separate.
+   */
+  logSoftmaxInto(x: Tensor, out: Tensor, column: number, count: number, shift: Tensor | null, shiftColumn: number): void;
   /**
    * ids[n] (i32 [N]) drawn from softmax(logits[n] / temperature) — argmax when temperature is 0 —
    * among the topK most likely ids (0 = all) and the smallest most-likely set with probability

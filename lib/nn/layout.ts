@@ -5,6 +5,7 @@
  */
 import { RnnlmError } from '../errors';
 import { CELLS, CELL_NAMES, numel, type Cell, type RnnDescriptor } from '../backend/types';
+import { decoderSpecs, type SoftmaxConfig } from './decoder';
 
 /** Gates per recurrent cell (CELLS'): the rows of each weight matrix are gates x hiddenSize. */
 export const GATES = Object.fromEntries(CELL_NAMES.map((c) => [c, CELLS[c].gates])) as Record<Cell, number>;
@@ -17,6 +18,8 @@ export interface LayoutConfig {
   hiddenSize: number;
   layers: number;
   tieWeights: boolean;
+  /** The output layer (nn/decoder.ts); absent: the full softmax. */
+  softmax?: SoftmaxConfig;
 }
 
 /** One named tensor of the state_dict. */
@@ -39,7 +42,7 @@ export interface ParamEntry {
 
 const RNN_TENSORS = ['weight_ih', 'weight_hh', 'bias_ih', 'bias_hh'] as const;
 
-/** The state_dict of a config, in order: encoder, each layer's four recurrent tensors, decoder. */
+/** The state_dict of a config, in order: encoder, each layer's four recurrent tensors, decoder (nn/decoder.ts). */
 export function parameterSpecs(c: LayoutConfig): ParamSpec[] {
   const { vocabSize: V, embeddingSize: E, hiddenSize: H } = c;
   const G = GATES[c.cell] * H;
@@ -48,8 +51,7 @@ export function parameterSpecs(c: LayoutConfig): ParamSpec[] {
     const shapes = [[G, layer === 0 ? E : H], [G, H], [G], [G]];
     RNN_TENSORS.forEach((kind, id) => specs.push({ name: `rnn.${kind}_l${layer}`, shape: shapes[id], rnn: { layer, id: id as 0 | 1 | 2 | 3 } }));
   }
-  specs.push({ name: 'decoder.weight', shape: [V, H], ...(c.tieWeights ? { alias: 'encoder.weight' } : {}) });
-  specs.push({ name: 'decoder.bias', shape: [V] });
+  specs.push(...decoderSpecs(c.softmax ?? { type: 'full' }, V, H, c.tieWeights));
   return specs;
 }
 

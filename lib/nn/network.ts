@@ -1,15 +1,18 @@
 /**
  * The network of PyTorch's word_language_model RNNModel on a backend stream:
- * embedding -> dropout -> stacked RNN (dropout between layers) -> dropout -> linear decoder
- * -> log-softmax + NLL (padding ignored).
+ * embedding -> dropout -> stacked RNN (dropout between layers) -> dropout -> decoder (a linear
+ * layer and log-softmax, or the adaptive softmax: nn/decoder.ts) -> NLL (padding ignored).
  *
  * Memory (as in llm.c): one flat parameter buffer and one flat gradient buffer, laid out
  * as the checkpoint's named tensors; one activation arena per (T, B) shape, made on first
- * use and reused. Every method only enqueues work; reads are the only awaits.
+ * use and reused; the decoder's varying memory in a Scratch. Every method only enqueues work;
+ * reads are the only awaits.
  */
 import { RnnlmError, invalidArgument } from '../errors';
 import { Random } from '../util/random';
+import { createDecoder, parseSoftmax, type Decoder, type SoftmaxConfig } from './decoder';
 import { parameterSpecs, weightSpaceOffset, type ParamEntry } from './layout';
+import { Scratch } from './scratch';
 import {
   numel,
   tensor,
@@ -39,6 +42,8 @@ export interface NetworkConfig {
   paddingIdx: number;
   /** Targets with this value are not counted in the loss (default: paddingIdx). */
   ignoreIndex?: number;
+  /** The output layer (nn/decoder.ts). Default: the full softmax. */
+  softmax?: SoftmaxConfig;
 }
 
 /** One batch, time-major: ids and targets have T * B entries, position t * B + b. */
@@ -56,14 +61,12 @@ interface StepViews {
   T: number;
   B: number;
   ids: Tensor;
-  targets: Tensor;
   emb: Tensor;
   embMask: Tensor;
   embDrop: Tensor;
   y: Tensor;
   yMask: Tensor;
   yDrop: Tensor;
-  logits: Tensor;
   dyDrop: Tensor;
   dy: Tensor;
   dEmbDrop: Tensor;
@@ -78,7 +81,7 @@ interface StepViews {
 interface Arena {
   f: DeviceBuffer;
   i: DeviceBuffer;
-  /** Start and capacity of each slot in f, and the capacity of ids (and of targets) in i. */
+  /** Start and capacity of each slot in f, and the capacity of ids in i. */
   at: Record<string, number>;
   cap: Record<string, number>;
   ids: number;
@@ -103,11 +106,15 @@ export class Network {
   readonly params: DeviceBuffer;
   readonly grads: DeviceBuffer;
   readonly parameterCount: number;
+  /** The output layer: log-probabilities and the loss (nn/decoder.ts). */
+  readonly decoder: Decoder;
   /** Named tensors in the flat buffers (nn/layout.ts); decoder.weight aliases encoder.weight when tied. */
   readonly layout: ParamEntry[] = [];
   private readonly entries = new Map<string, ParamEntry>();
   private readonly rnnOffset: number;
   private arena?: Arena;
+  /** Memory whose size varies by call: the decoder's, and logProbs' output. */
+  private readonly scratch: Scratch;
   private states?: States;
   private last?: { views: StepViews; training: boolean; lengths: Int32Array | null };
 
@@ -115,13 +122,13 @@ export class Network {
     readonly backend: Backend,
     config: NetworkConfig,
   ) {
-    this.config = { ...config };
     const { embeddingSize: E, hiddenSize: H, layers: L, cell } = config;
     if (config.tieWeights && E !== H) {
       throw invalidArgument(
         `tieWeights needs embeddingSize == hiddenSize (got ${E} and ${H}); set them equal or tieWeights: false`,
       );
     }
+    this.config = { ...config, softmax: parseSoftmax(config.softmax, config, invalidArgument) };
     if (!backend.dtypes.includes(config.dtype)) {
       throw invalidArgument(`the ${backend.device} backend does not compute in ${config.dtype}`);
     }
@@ -129,7 +136,7 @@ export class Network {
     // The state_dict in order, each tensor after the last; the recurrent ones where the backend
     // puts them in its weight space (cuDNN's on CUDA), which takes their place in the order.
     let offset = 0, rnnOffset = -1;
-    for (const p of parameterSpecs(config)) {
+    for (const p of parameterSpecs(this.config)) {
       let at = offset;
       if (p.alias) at = this.entry(p.alias).offset;
       else if (p.rnn) {
@@ -154,6 +161,8 @@ export class Network {
     try {
       this.params = this.stream.alloc(config.dtype, offset);
       this.grads = this.stream.alloc(config.dtype, offset);
+      this.scratch = new Scratch(this.stream, config.dtype);
+      this.decoder = createDecoder(this.config.softmax!, this, this.scratch, config.vocabSize, H);
     } catch (e) {
       this.stream.dispose(); // its thread and memory now, not at some later collection
       throw e;
@@ -188,14 +197,16 @@ export class Network {
   }
 
   /** PyTorch word_language_model init: U(-0.1, 0.1) for encoder and decoder, decoder bias 0,
-   *  U(-1/sqrt(H), 1/sqrt(H)) for the recurrent weights (nn.LSTM's default). */
+   *  U(-1/sqrt(H), 1/sqrt(H)) for the recurrent weights (nn.LSTM's default); the adaptive
+   *  softmax's layers as nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
   initialize(seed: number): void {
     const rng = new Random(seed);
     const data = this.config.dtype === 'f64' ? new Float64Array(this.parameterCount) : new Float32Array(this.parameterCount);
     const k = 1 / Math.sqrt(this.config.hiddenSize);
+    const adaptive = this.config.softmax?.type === 'adaptive';
     for (const e of this.layout) {
       if (e.name === 'decoder.bias' || (e.name === 'decoder.weight' && this.config.tieWeights)) continue;
-      const r = e.name.startsWith('rnn.') ? k : 0.1;
+      const r = e.name.startsWith('rnn.') ? k : adaptive && e.name.startsWith('decoder.') ? 1 / Math.sqrt(e.name.endsWith('.bias') ? this.config.hiddenSize : e.shape[1]) : 0.1;
       for (let i = e.offset; i < e.offset + numel(e.shape); i++) data[i] = rng.uniform(-r, r);
     }
     this.stream.write(this.allParams, data);
@@ -220,7 +231,7 @@ export class Network {
       this.freeArena();
       a = this.arena = this.allocArena(need, Math.max(T * B, old?.ids ?? 0));
     }
-    const { embeddingSize: E, hiddenSize: H, vocabSize: V, dropout } = this.config;
+    const { embeddingSize: E, hiddenSize: H, dropout } = this.config;
     const N = T * B;
     const f = (slot: string, shape: number[]) => tensor(a.f, a.at[slot], shape);
     const drop = dropout > 0;
@@ -232,14 +243,12 @@ export class Network {
     return {
       T, B,
       ids: tensor(a.i, 0, [N]),
-      targets: tensor(a.i, a.ids, [N]),
       emb,
       embMask: drop ? f('embMask', [T, B, E]) : emb,
       embDrop: drop ? f('embDrop', [T, B, E]) : emb,
       y,
       yMask: drop ? f('yMask', [T, B, H]) : y,
       yDrop: drop ? f('yDrop', [T, B, H]) : y,
-      logits: f('logits', [N, V]),
       dyDrop,
       dy: drop ? f('dy', [T, B, H]) : dyDrop,
       dEmbDrop,
@@ -251,15 +260,15 @@ export class Network {
     };
   }
 
-  /** Bytes that training or inference at T x B adds (activations, token ids, recurrent states). */
+  /** Bytes that training or inference at T x B adds (activations, the decoder's scratch, token ids, recurrent states). */
   activationBytes(T: number, B: number): number {
-    const f = Object.values(this.slotSizes(T, B)).reduce((a, b) => a + b, 0) + 6 * this.config.layers * B * this.config.hiddenSize;
+    const f = Object.values(this.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize;
     return f * (this.config.dtype === 'f64' ? 8 : 4) + 2 * T * B * 4;
   }
 
   /** Elements each arena slot needs for a T x B step. */
   private slotSizes(T: number, B: number): Record<string, number> {
-    const { vocabSize: V, embeddingSize: E, hiddenSize: H, dropout } = this.config;
+    const { embeddingSize: E, hiddenSize: H, dropout } = this.config;
     const sp = this.rnn.spaces(T, B);
     const N = T * B;
     const drop = dropout > 0;
@@ -270,7 +279,6 @@ export class Network {
       y: N * H,
       yMask: drop ? N * H : 0,
       yDrop: drop ? N * H : 0,
-      logits: N * V,
       dyDrop: N * H,
       dy: drop ? N * H : 0,
       dEmbDrop: N * E,
@@ -289,7 +297,7 @@ export class Network {
       at[slot] = total;
       total += size;
     }
-    return { at, cap, ids, f: this.stream.alloc(this.config.dtype, total), i: this.stream.alloc('i32', 2 * ids) };
+    return { at, cap, ids, f: this.stream.alloc(this.config.dtype, total), i: this.stream.alloc('i32', ids) };
   }
 
   private freeArena(): void {
@@ -337,12 +345,14 @@ export class Network {
 
   /**
    * Forward pass and loss. `training` enables dropout, with masks drawn from `seed`
-   * (the same seed gives the same masks). The initial state is whatever the arena's hx/cx hold.
+   * (the same seed gives the same masks), and computes the decoder's gradients as well (its
+   * scratch does not outlive the pass): zero the gradients before a training forward. The
+   * initial state is whatever the arena's hx/cx hold.
    */
   forward(batch: Batch, opts: { training: boolean; seed?: number }): void {
     const a = this.run(batch, opts);
-    this.stream.write(a.targets, batch.targets);
-    this.stream.crossEntropy(a.logits, a.targets, this.config.ignoreIndex ?? this.config.paddingIdx, a.loss, a.logits);
+    const N = a.T * a.B, H = this.config.hiddenSize;
+    this.decoder.loss(flat(a.yDrop, N, H), batch.targets, this.config.ignoreIndex ?? this.config.paddingIdx, a.loss, opts.training ? flat(a.dyDrop, N, H) : null);
   }
 
   /**
@@ -351,16 +361,13 @@ export class Network {
    */
   logProbs(inputs: Int32Array, seqLength: number, batchSize: number, lengths?: Int32Array | null): Tensor {
     const a = this.run({ seqLength, batchSize, inputs, targets: inputs, lengths }, { training: false });
-    this.stream.logSoftmax(a.logits, a.logits);
-    return a.logits;
+    const N = a.T * a.B, V = this.config.vocabSize;
+    const out = this.scratch.f('logProbs', N * V, [N, V]);
+    this.decoder.logProbs(flat(a.yDrop, N, this.config.hiddenSize), out);
+    return out;
   }
 
-  /** Inference: decoder logits [T * B, V] (row t * B + b); valid until the next call. */
-  logits(inputs: Int32Array, seqLength: number, batchSize: number): Tensor {
-    return this.run({ seqLength, batchSize, inputs, targets: inputs }, { training: false }).logits;
-  }
-
-  /** Embedding -> dropout -> RNN -> dropout -> decoder logits. */
+  /** Embedding -> dropout -> RNN -> dropout (the decoder's input, yDrop). */
   private run(batch: Batch, opts: { training: boolean; seed?: number }): StepViews {
     const { seqLength: T, batchSize: B } = batch;
     const N = T * B;
@@ -385,23 +392,18 @@ export class Network {
     });
     if (drop) s.dropoutForward(a.y, a.yMask, a.yDrop, dropout, rng.seed());
     else if (a.yDrop !== a.y) s.copy(a.y, a.yDrop);
-    s.linearForward(flat(a.yDrop, N, H), this.param('decoder.weight'), this.param('decoder.bias'), a.logits);
     return a;
   }
 
-  /** Gradients of the last forward's loss, accumulated into the gradient buffer. */
+  /** Gradients of the last forward's loss (from the decoder's input down), accumulated into the gradient buffer. */
   backward(opts: { stateGrads?: boolean } = {}): void {
     if (!this.last?.training) throw invalidArgument('backward needs a forward pass with training: true first');
     const { views: a, lengths } = this.last;
     const st = this.requireStates('backward');
-    const { dropout, paddingIdx, embeddingSize: E, hiddenSize: H } = this.config;
+    const { dropout, paddingIdx, embeddingSize: E } = this.config;
     const N = a.T * a.B;
     const s = this.stream;
     const drop = dropout > 0;
-    s.linearBackward(
-      flat(a.yDrop, N, H), this.param('decoder.weight'), a.logits,
-      flat(a.dyDrop, N, H), this.grad('decoder.weight'), this.grad('decoder.bias'),
-    );
     if (drop) s.multiply(a.dyDrop, a.yMask, a.dy);
     s.rnnBackwardData(this.rnn, {
       y: a.y, hx: st.hx, cx: st.cx, dy: a.dy, dx: a.dEmbDrop,
@@ -462,6 +464,7 @@ export class Network {
 
   dispose(): void {
     this.freeArena();
+    this.scratch.free();
     this.states?.buf.free();
     this.params.free();
     this.grads.free();

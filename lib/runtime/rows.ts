@@ -8,6 +8,7 @@
  * re-layout gathers the current set into the other; either way the sets then swap.
  */
 import { tensor, type DeviceBuffer, type Stream, type Tensor } from '../backend/types';
+import { Scratch } from '../nn/scratch';
 
 export interface StateShape {
   layers: number;
@@ -46,12 +47,14 @@ export class RowGroup {
   private buf?: DeviceBuffer;
   /** Which of the two sets is current. */
   private side = 0;
-  private scratch = new Map<string, DeviceBuffer>();
+  private readonly scratch: Scratch;
 
   constructor(
     private readonly s: Stream,
     private readonly shape: StateShape,
-  ) {}
+  ) {
+    this.scratch = new Scratch(s, shape.dtype);
+  }
 
   /** Elements of one set: h and c, [L, cap, H] each. */
   private get setSize() {
@@ -141,27 +144,15 @@ export class RowGroup {
 
   /** A scratch tensor of n elements (grown on demand, reused across steps). */
   f(name: string, n: number): Tensor {
-    return this.scratchOf(name, this.shape.dtype, n);
+    return this.scratch.f(name, n);
   }
   i32(name: string, n: number): Tensor {
-    return this.scratchOf(name, 'i32', n);
-  }
-  private scratchOf(name: string, dtype: 'f32' | 'f64' | 'i32', n: number): Tensor {
-    let b = this.scratch.get(name);
-    if (!b || b.length < n) {
-      b?.free();
-      b = this.s.alloc(dtype, Math.max(n, 2 * (b?.length ?? 0)));
-      // Zeros: a decoding row that drew nothing (a distribution read) feeds id 0, never garbage.
-      this.s.fill(tensor(b, 0, [b.length]), 0);
-      this.scratch.set(name, b);
-    }
-    return tensor(b, 0, [n]);
+    return this.scratch.i32(name, n);
   }
 
   dispose(): void {
     this.buf?.free();
-    for (const b of this.scratch.values()) b.free();
-    this.scratch.clear();
+    this.scratch.free();
     this.buf = undefined;
     this.B = this.cap = 0;
   }

@@ -311,8 +311,7 @@ export class Scheduler {
       s.write(tensor(pick.buffer, 0, [2 * n]), idx);
       s.embeddingForward(tensor(yAll.buffer, 0, [(T + 1) * B, H]), tensor(pick.buffer, 0, [n]), tensor(h.buffer, 0, [n, H]));
       const lg = tensor(logits.buffer, 0, [n, V]);
-      s.linearForward(tensor(h.buffer, 0, [n, H]), net.param('decoder.weight'), net.param('decoder.bias'), lg, INVARIANT);
-      s.logSoftmax(lg, lg);
+      net.decoder.logProbs(tensor(h.buffer, 0, [n, H]), lg, INVARIANT);
       s.embeddingForward(tensor(logits.buffer, 0, [n * V, 1]), tensor(pick.buffer, n, [n]), tensor(out.buffer, 0, [n, 1]));
       const mine = rows.slice(k0, k0 + n);
       track(s.read(tensor(out.buffer, 0, [n])), (vals) => {
@@ -407,8 +406,7 @@ export class Scheduler {
     const B = this.dec.length;
     const logits = tensor(g.f('logits', B * V).buffer, 0, [B, V]);
     const distribution = () => {
-      s.linearForward(g.top(), net.param('decoder.weight'), net.param('decoder.bias'), logits, INVARIANT);
-      s.logSoftmax(logits, logits);
+      net.decoder.logProbs(g.top(), logits, INVARIANT);
     };
     distribution();
     const first = this.dec.map((a) => (a.ended || a.job.then === 'dist' ? undefined : a.job.draw!(a.drawn)));

@@ -91,12 +91,17 @@ struct CpuDevice {
   }
   template <typename T>
   static void crossEntropy(Context&, const T* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, T* out,
-                           T* dz) {
-    cpu::crossEntropy(z, targets, N, V, ignore, out, dz);
+                           T* dz, double divisor, bool accumulate) {
+    cpu::crossEntropy(z, targets, N, V, ignore, out, dz, divisor, accumulate);
   }
   template <typename T>
   static void logSoftmax(Context&, const T* z, int64_t N, int64_t V, T* out) {
     cpu::logSoftmax(z, N, V, out);
+  }
+  template <typename T>
+  static void logSoftmaxInto(Context&, const T* x, int64_t N, int64_t K, T* out, int64_t W, int64_t col, int64_t count,
+                             const T* shift, int64_t S, int64_t shiftCol) {
+    cpu::logSoftmaxInto(x, N, K, out, W, col, count, shift, S, shiftCol);
   }
   static constexpr bool kSampleFiltered = true;  // top-k / top-p on this device
   template <typename T>

@@ -86,12 +86,14 @@ void linearBackward(const T* x, const T* W, const T* dy, int64_t N, int64_t I, i
 }
 
 // Fused log-softmax + negative log-likelihood with an ignore index.
-//   loss = (1/C) sum_{n: t_n != ignore} -(z[n, t_n] - logsumexp_v z[n, v]),  C = counted rows
+//   loss = (1/C) sum_{n: t_n != ignore} -(z[n, t_n] - logsumexp_v z[n, v]),  C = divisor, or the counted rows
 //   dz[n, v] = (softmax(z[n])_v - [v == t_n]) / C  for counted rows, 0 for ignored ones.
-// out[0] = loss, out[1] = C. dz may alias z (the logits are overwritten).
+// out[0] = loss (accumulate: out[0] += loss), out[1] = counted rows (accumulate: left as is).
+// dz may alias z (the logits are overwritten). A divisor lets several of these make one mean: the
+// adaptive softmax's head and clusters (lib/nn/decoder.ts) over the same counted targets.
 template <typename T>
 void crossEntropy(const T* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignoreIndex,
-                  T* out, T* dz) {
+                  T* out, T* dz, double divisor, bool accumulate) {
   int64_t count = 0;
   for (int64_t n = 0; n < N; ++n) {
     const int32_t t = targets[n];
@@ -101,7 +103,8 @@ void crossEntropy(const T* z, const int32_t* targets, int64_t N, int64_t V, int6
                 (long long)V);
     ++count;
   }
-  const double inv = count > 0 ? 1.0 / double(count) : 0.0;
+  const double c = divisor > 0 ? divisor : double(count);
+  const double inv = c > 0 ? 1.0 / c : 0.0;
   double total = 0;
   for (int64_t n = 0; n < N; ++n) {
     const T* row = z + n * V;
@@ -120,8 +123,12 @@ void crossEntropy(const T* z, const int32_t* targets, int64_t N, int64_t V, int6
       drow[t] -= T(inv);
     }
   }
-  out[0] = T(total * inv);
-  out[1] = T(count);
+  if (accumulate) {
+    out[0] += T(total * inv);
+  } else {
+    out[0] = T(total * inv);
+    out[1] = T(count);
+  }
 }
 
 // out[n, :] = z[n, :] - logsumexp(z[n, :]) (may alias).
@@ -133,6 +140,22 @@ void logSoftmax(const T* z, int64_t N, int64_t V, T* out) {
     const T mx = maxOf(row, V);
     const T lse = T(double(mx) + std::log(expShiftSum(row, V, mx, nullptr)));
     for (int64_t v = 0; v < V; ++v) o[v] = row[v] - lse;
+  }
+}
+
+// A block of columns of a wider log-probability matrix (the adaptive softmax's full distribution):
+//   out[n, col + j] = x[n, j] - logsumexp(x[n, :]) + (shift ? shift[n * S + shiftCol] : 0),  j < count
+// x [N, K], out [N, W], shift [N, S]. x, out and shift are separate.
+template <typename T>
+void logSoftmaxInto(const T* x, int64_t N, int64_t K, T* out, int64_t W, int64_t col, int64_t count, const T* shift,
+                    int64_t S, int64_t shiftCol) {
+  for (int64_t n = 0; n < N; ++n) {
+    const T* row = x + n * K;
+    const T mx = maxOf(row, K);
+    const T lse = T(double(mx) + std::log(expShiftSum(row, K, mx, nullptr)));
+    const T add = (shift ? shift[n * S + shiftCol] : T(0)) - lse;
+    T* o = out + n * W + col;
+    for (int64_t j = 0; j < count; ++j) o[j] = row[j] + add;
   }
 }
 

@@ -254,11 +254,16 @@ struct CudaDevice {
     if (db) RNNLM_LAUNCH(kernels::columnSumAdd(c.stream, dy, N, O, db));
   }
   static void crossEntropy(Context& c, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore,
-                           float* out, float* dz) {
-    RNNLM_LAUNCH(kernels::crossEntropy(c.stream, z, targets, N, V, ignore, out, dz, c.ceScratch.get(size_t(N) + 2), c.errFlag));
+                           float* out, float* dz, double divisor, bool accumulate) {
+    RNNLM_LAUNCH(kernels::crossEntropy(c.stream, z, targets, N, V, ignore, out, dz, c.ceScratch.get(size_t(N) + 2), c.errFlag,
+                                       divisor, accumulate));
   }
   static void logSoftmax(Context& c, const float* z, int64_t N, int64_t V, float* out) {
     RNNLM_LAUNCH(kernels::logSoftmax(c.stream, z, N, V, out));
+  }
+  static void logSoftmaxInto(Context& c, const float* x, int64_t N, int64_t K, float* out, int64_t W, int64_t col,
+                             int64_t count, const float* shift, int64_t S, int64_t shiftCol) {
+    RNNLM_LAUNCH(kernels::logSoftmaxInto(c.stream, x, N, K, out, W, col, count, shift, S, shiftCol));
   }
   // Top-k / top-p need a sort: generation does those on the host (one row copied per token).
   static constexpr bool kSampleFiltered = false;

@@ -137,9 +137,10 @@ __global__ void countTargetsKernel(const int32_t* targets, int64_t N, int64_t V,
 
 // One block per row n (cpu::crossEntropy):
 //   lse = max + log sum_v exp(z[n, v] - max);  rowLoss[n] = lse - z[n, t_n]
-//   dz[n, v] = (exp(z[n, v] - lse) - [v == t_n]) / count;  ignored rows: dz = 0, rowLoss = 0.
+//   dz[n, v] = (exp(z[n, v] - lse) - [v == t_n]) / C;  ignored rows: dz = 0, rowLoss = 0.
+//   C = divisor when > 0, else count.
 __global__ void crossEntropyRowsKernel(const float* z, const int32_t* targets, int64_t V, int64_t ignore,
-                                       float* dz, float* scratch, int64_t N) {
+                                       float* dz, float* scratch, int64_t N, double divisor) {
   const int64_t n = blockIdx.x;
   const float* row = z + n * V;
   float* drow = dz ? dz + n * V : nullptr;
@@ -155,21 +156,28 @@ __global__ void crossEntropyRowsKernel(const float* z, const int32_t* targets, i
   const float zt = row[t];  // before drow (possibly row itself) is written
   __syncthreads();
   if (drow) {
-    const float inv = 1.f / fmaxf(scratch[N + 1], 1.f);
+    const float inv = divisor > 0 ? float(1.0 / divisor) : 1.f / fmaxf(scratch[N + 1], 1.f);
     for (int64_t v = threadIdx.x; v < V; v += blockDim.x) drow[v] = (expf(row[v] - lse) - (v == t ? 1.f : 0.f)) * inv;
   }
   if (threadIdx.x == 0) scratch[n] = lse - zt;
 }
 
-// out[0] = sum_n rowLoss[n] / count, out[1] = count (0 when nothing is counted).
-__global__ void crossEntropyMeanKernel(const float* scratch, int64_t N, float* out) {
+// out[0] = sum_n rowLoss[n] / C, out[1] = count (0 when nothing is counted); C as above.
+// accumulate: out[0] += the loss, out[1] is left as is.
+__global__ void crossEntropyMeanKernel(const float* scratch, int64_t N, float* out, double divisor, bool accumulate) {
   double s = 0;
   for (int64_t n = threadIdx.x; n < N; n += blockDim.x) s += scratch[n];
   const float total = blockReduce(float(s), SumOp{}, 0.f);
   if (threadIdx.x == 0) {
     const float count = scratch[N + 1];
-    out[0] = count > 0 ? total / count : 0.f;
-    out[1] = count;
+    const float c = divisor > 0 ? float(divisor) : count;
+    const float loss = c > 0 ? total / c : 0.f;
+    if (accumulate) {
+      out[0] += loss;
+    } else {
+      out[0] = loss;
+      out[1] = count;
+    }
   }
 }
 
@@ -179,6 +187,16 @@ __global__ void logSoftmaxKernel(const float* z, int64_t V, float* out) {
   const float* row = z + n * V;
   const float lse = blockLogSumExp(row, V);
   for (int64_t v = threadIdx.x; v < V; v += blockDim.x) out[n * V + v] = row[v] - lse;
+}
+
+// out[n, col + j] = x[n, j] - logsumexp(x[n, :]) + (shift ? shift[n * S + shiftCol] : 0), j < count
+// (cpu::logSoftmaxInto), one block per row.
+__global__ void logSoftmaxIntoKernel(const float* x, int64_t K, float* out, int64_t W, int64_t col, int64_t count,
+                                     const float* shift, int64_t S, int64_t shiftCol) {
+  const int64_t n = blockIdx.x;
+  const float* row = x + n * K;
+  const float add = (shift ? shift[n * S + shiftCol] : 0.f) - blockLogSumExp(row, K);
+  for (int64_t j = threadIdx.x; j < count; j += blockDim.x) out[n * W + col + j] = row[j] + add;
 }
 
 // Sampling, whole-distribution mode (cpu::sample with topK 0, topP 1), one block per row n:
@@ -367,10 +385,16 @@ void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db) {
   columnSumKernel<<<blocksFor(O), kThreads, 0, s>>>(dy, N, O, db);
 }
 void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* out,
-                  float* dz, float* scratch, int* err) {
+                  float* dz, float* scratch, int* err, double divisor, bool accumulate) {
   countTargetsKernel<<<1, 1024, 0, s>>>(targets, N, V, ignore, scratch, err);
-  crossEntropyRowsKernel<<<unsigned(N), kThreads, 0, s>>>(z, targets, V, ignore, dz, scratch, N);
-  crossEntropyMeanKernel<<<1, 1024, 0, s>>>(scratch, N, out);
+  crossEntropyRowsKernel<<<unsigned(N), kThreads, 0, s>>>(z, targets, V, ignore, dz, scratch, N, divisor);
+  crossEntropyMeanKernel<<<1, 1024, 0, s>>>(scratch, N, out, divisor, accumulate);
+}
+
+void logSoftmaxInto(Stream s, const float* x, int64_t N, int64_t K, float* out, int64_t W, int64_t col, int64_t count,
+                    const float* shift, int64_t S, int64_t shiftCol) {
+  if (N == 0) return;
+  logSoftmaxIntoKernel<<<unsigned(N), kThreads, 0, s>>>(x, K, out, W, col, count, shift, S, shiftCol);
 }
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out) {
   logSoftmaxKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, out);

@@ -28,9 +28,13 @@ void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed
 void multiply(Stream s, const float* a, const float* b, int64_t n, float* out);
 void broadcastRows(Stream s, const float* b, int64_t N, int64_t O, float* y);
 void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db);
-// out [2] = (mean NLL, count); dz may be z. scratch holds N + 2 floats.
+// out [2] = (mean NLL, count); dz may be z. scratch holds N + 2 floats. divisor > 0 replaces the
+// count as the mean's divisor; accumulate adds the loss to out[0] and leaves out[1].
 void crossEntropy(Stream s, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore, float* out,
-                  float* dz, float* scratch, int* err);
+                  float* dz, float* scratch, int* err, double divisor, bool accumulate);
+// out[n, col + j] = logSoftmax(x[n])_j + shift[n, shiftCol] (shift may be null), j < count.
+void logSoftmaxInto(Stream s, const float* x, int64_t N, int64_t K, float* out, int64_t W, int64_t col, int64_t count,
+                    const float* shift, int64_t S, int64_t shiftCol);
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out);
 // ids [N] drawn from softmax(z / temperature) over allowed ids (whole-distribution mode only);
 // values [N] (may be null) = z[n, ids[n]].

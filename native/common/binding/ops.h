@@ -153,7 +153,8 @@ Napi::Value NativeStream<D>::LinearBackward(const Napi::CallbackInfo& info) {
   });
 }
 
-// crossEntropy(logits [N, V], targets i32 [N], ignoreIndex, out [2], dlogits [N, V] | null)
+// crossEntropy(logits [N, V], targets i32 [N], ignoreIndex, out [2], dlogits [N, V] | null,
+//              { divisor?, accumulate? } | undefined)
 template <class D>
 Napi::Value NativeStream<D>::CrossEntropy(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -162,6 +163,13 @@ Napi::Value NativeStream<D>::CrossEntropy(const Napi::CallbackInfo& info) {
     View z = view(info[0], op, "logits"), tg = view(info[1], op, "targets");
     const int64_t ignore = js::integer(info[2], "ignoreIndex", -1, INT32_MAX);
     View out = view(info[3], op, "out"), dz = optView(info[4], op, "dlogits");
+    double divisor = 0;
+    bool accumulate = false;
+    if (!js::absent(info[5])) {
+      Napi::Object o = js::asObject(info[5], "options");
+      if (!js::absent(o.Get("divisor"))) divisor = js::number(o.Get("divisor"), "divisor", 1e-30, 1e300);
+      if (!js::absent(o.Get("accumulate"))) accumulate = js::boolean(o.Get("accumulate"), "accumulate");
+    }
     const DType t = floatType(op, {{&z, "logits"}, {&out, "out"}, {&dz, "dlogits"}});
     expectInt(tg, op, "targets");
     expectRank(z, op, "logits", 2);
@@ -177,7 +185,7 @@ Napi::Value NativeStream<D>::CrossEntropy(const Napi::CallbackInfo& info) {
     expectDisjoint(op, {{&dz, "dlogits"}, {&out, "out"}});
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
-      D::crossEntropy(ctx, z.p<T>(), tg.p<int32_t>(), N, V, ignore, out.p<T>(), dz.p<T>());
+      D::crossEntropy(ctx, z.p<T>(), tg.p<int32_t>(), N, V, ignore, out.p<T>(), dz.p<T>(), divisor, accumulate);
     });
   });
 }
@@ -198,6 +206,40 @@ Napi::Value NativeStream<D>::LogSoftmax(const Napi::CallbackInfo& info) {
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
       D::logSoftmax(ctx, z.p<T>(), N, V, out.p<T>());
+    });
+  });
+}
+
+// logSoftmaxInto(x [N, K], out [N, W], column, count, shift [N, S] | null, shiftColumn):
+// out[n, column + j] = logSoftmax(x[n])_j + shift[n, shiftColumn] for j < count.
+template <class D>
+Napi::Value NativeStream<D>::LogSoftmaxInto(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "logSoftmaxInto";
+    View x = view(info[0], op, "x"), out = view(info[1], op, "out"), sh = optView(info[4], op, "shift");
+    const DType t = floatType(op, {{&x, "x"}, {&out, "out"}, {&sh, "shift"}});
+    expectRank(x, op, "x", 2);
+    expectRank(out, op, "out", 2);
+    const int64_t N = x.shape[0], K = x.shape[1], W = out.shape[1];
+    RNNLM_CHECK(out.shape[0] == N, Code::InvalidArgument, "%s: out has %lld rows, x has %lld", op,
+                (long long)out.shape[0], (long long)N);
+    const int64_t col = js::integer(info[2], "column", 0, W - 1);
+    const int64_t count = js::integer(info[3], "count", 1, K);
+    RNNLM_CHECK(col + count <= W, Code::InvalidArgument, "%s: columns [%lld, %lld) are outside out's %lld", op,
+                (long long)col, (long long)(col + count), (long long)W);
+    int64_t S = 0, shiftCol = 0;
+    if (sh) {
+      expectRank(sh, op, "shift", 2);
+      RNNLM_CHECK(sh.shape[0] == N, Code::InvalidArgument, "%s: shift has %lld rows, x has %lld", op,
+                  (long long)sh.shape[0], (long long)N);
+      S = sh.shape[1];
+      shiftCol = js::integer(info[5], "shiftColumn", 0, S - 1);
+    }
+    expectDisjoint(op, {{&x, "x"}, {&out, "out"}, {&sh, "shift"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::logSoftmaxInto(ctx, x.p<T>(), N, K, out.p<T>(), W, col, count, sh.p<T>(), S, shiftCol);
     });
   });
 }

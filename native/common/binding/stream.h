@@ -66,7 +66,8 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
          S::template InstanceMethod<&S::LinearForward>("linearForward"),
          S::template InstanceMethod<&S::LinearBackward>("linearBackward"),
          S::template InstanceMethod<&S::CrossEntropy>("crossEntropy"),
-         S::template InstanceMethod<&S::LogSoftmax>("logSoftmax"), S::template InstanceMethod<&S::Sample>("sample"),
+         S::template InstanceMethod<&S::LogSoftmax>("logSoftmax"),
+         S::template InstanceMethod<&S::LogSoftmaxInto>("logSoftmaxInto"), S::template InstanceMethod<&S::Sample>("sample"),
          S::template InstanceMethod<&S::ClipGradNorm>("clipGradNorm"),
          S::template InstanceMethod<&S::ClipValue>("clipValue"), S::template InstanceMethod<&S::Sgd>("sgd"),
          S::template InstanceMethod<&S::Adam>("adam"),
@@ -340,6 +341,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
   Napi::Value LinearBackward(const Napi::CallbackInfo& info);
   Napi::Value CrossEntropy(const Napi::CallbackInfo& info);
   Napi::Value LogSoftmax(const Napi::CallbackInfo& info);
+  Napi::Value LogSoftmaxInto(const Napi::CallbackInfo& info);
   Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value ClipGradNorm(const Napi::CallbackInfo& info);
   Napi::Value ClipValue(const Napi::CallbackInfo& info);
