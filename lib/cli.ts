@@ -12,7 +12,7 @@ import { DEFAULTS } from './defaults';
 import { RnnlmError, invalidArgument } from './errors';
 import { LanguageModel, parseCreateOptions } from './model';
 import { packageRoot } from './util/package-root';
-import { API_DEFAULTS, MODEL_KEYS, deviceOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown } from './cli/flags';
+import { API_DEFAULTS, MODEL_KEYS, deviceOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown, softmaxOf } from './cli/flags';
 import { readText } from './cli/input';
 import { serveCommand } from './cli/serve';
 import { Interrupted, trainCommand } from './cli/train';
@@ -113,13 +113,14 @@ export function program(): Command {
   )
     .addHelpText('after', API_DEFAULTS)
     .action(async (path, o, cmd: Command) => {
-      const flags = ['vocabSize', ...MODEL_KEYS.filter((k) => k !== 'seed')].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      const flags = ['vocabSize', ...MODEL_KEYS.filter((k) => k !== 'seed'), 'adaptiveSoftmax', 'divValue', 'headBias'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
       if (path && flags.length > 0) throw invalidArgument(`summary: a checkpoint's configuration is its own; leave out ${flags.map(kebab).join(', ')}`);
       const config = path
         ? (await readCheckpoint(path)).config
         : parseCreateOptions({
             vocabSize: o.vocabSize ?? failMissing('--vocab-size (or a checkpoint)'),
             cell: o.cell, embeddingSize: o.embeddingSize, hiddenSize: o.hiddenSize, layers: o.layers, dropout: o.dropout, tieWeights: o.tieWeights,
+            softmax: softmaxOf(o),
           }).cfg;
       console.log(summaryTable(config).text);
     });

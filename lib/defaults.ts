@@ -12,6 +12,8 @@ const runtime = { batching: true, maxBatchSize: 64 };
 export const DEFAULTS = {
   /** LanguageModel.create */
   create: { cell: 'lstm', embeddingSize: 200, hiddenSize: 200, layers: 2, dropout: 0, tieWeights: false, device, seed: 1, ...runtime },
+  /** create's softmax: { type: 'adaptive', cutoffs } (cutoffs have no default: they depend on the vocabulary) */
+  adaptiveSoftmax: { divValue: 4, headBias: false },
   /** LanguageModel.load */
   load: { device, ...runtime },
   /** model.fit (batchSize by data mode) */

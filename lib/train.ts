@@ -16,6 +16,7 @@ import { RnnlmError, invalidArgument } from './errors';
 import { evaluateSet, prepareScoring, type ScoringSet } from './evaluate';
 import { parseFitOptions, type EpochLog, type FitOptions, type FitSettings } from './fit-options';
 import type { DataMode, Inputs, TextInput } from './inputs';
+import { idOrderProblem } from './nn/decoder';
 import { gib, type Batch, type Network } from './nn/network';
 import { Optimizer } from './nn/optimizer';
 import { finishTrainState, restoreTrainState, saveTrainState, trainStateFiles, type CheckpointedModel, type TrainState } from './train-state';
@@ -51,7 +52,7 @@ export async function fitModel<Model>(host: TrainHost<Model>, train: TextInput, 
   const settings = parseFitOptions(options, { mode: host.inputs.inferMode(train), seed: host.config.seed });
   // What is at the checkpoint's paths is checked now (a FIFO, a device, a directory is refused), not after an epoch.
   if (settings.checkpoint) await trainStateFiles(settings.checkpoint.path);
-  const data = prepareData(host.inputs, train, settings);
+  const data = prepareData(host.inputs, train, settings, host.network);
   checkMemory(host.network, settings, data);
   const run = new FitRun(host, settings, data);
   try {
@@ -69,10 +70,14 @@ export async function fitModel<Model>(host: TrainHost<Model>, train: TextInput, 
 }
 
 /** Encodes, validates and batches the data before any work. */
-function prepareData<Model>(inputs: Inputs, train: TextInput, s: FitSettings<Model>): FitData {
+function prepareData<Model>(inputs: Inputs, train: TextInput, s: FitSettings<Model>, net: Network): FitData {
   const { mode, batchSize, seqLength } = s;
-  const stream = mode === 'stream' ? new StreamBatches(inputs.stream(train, 'training data'), batchSize, seqLength, 'the training text') : undefined;
-  const sentences = mode === 'sentences' ? new SentenceBatches(inputs.sentences(train, 'training data'), batchSize, { shuffle: s.shuffle, bucketing: s.bucketing, seed: s.seed }) : undefined;
+  const ids = mode === 'stream' ? [inputs.stream(train, 'training data')] : inputs.sentences(train, 'training data');
+  const stream = mode === 'stream' ? new StreamBatches(ids[0], batchSize, seqLength, 'the training text') : undefined;
+  const sentences = mode === 'sentences' ? new SentenceBatches(ids, batchSize, { shuffle: s.shuffle, bucketing: s.bucketing, seed: s.seed }) : undefined;
+  // Raw token ids (no tokenizer numbered them) may not run from frequent to rare, as the adaptive softmax needs.
+  const order = inputs.tokenizer ? null : idOrderProblem(net.config.softmax!, net.config.vocabSize, ids);
+  if (order) process.emitWarning(`fit: ${order}`, { type: 'RnnlmWarning', code: 'RNNLM_ID_ORDER' });
   if (stream && stream.cols - 1 < seqLength) {
     throw invalidArgument(
       `the training text (${stream.cols * batchSize} tokens) is shorter than one window of ${batchSize} x ${seqLength + 1} tokens; use more text or smaller batchSize/seqLength`,

@@ -7,6 +7,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from '../defaults';
 import { CELL_NAMES } from '../backend/types';
 import { DEVICES } from '../backend/index';
+import { invalidArgument } from '../errors';
+import type { SoftmaxOptions } from '../nn/decoder';
 
 export function int(name: string) {
   return (v: string) => {
@@ -33,6 +35,12 @@ export function fraction(name: string) {
 }
 
 export const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** A comma-separated list of integers. */
+export function ints(name: string) {
+  const one = int(name);
+  return (v: string) => list(v).map(one);
+}
 
 export const lines = (text: string) => text.split(/\r?\n/).filter((l) => l.trim().length > 0);
 
@@ -72,7 +80,19 @@ export const modelOptions = (cmd: Command) =>
     .option('--hidden-size <n>', `hidden size${shown(C.hiddenSize)}`, int('--hidden-size'))
     .option('--layers <n>', `stacked recurrent layers${shown(C.layers)}`, int('--layers'))
     .option('--dropout <p>', `dropout on embeddings, between layers and on the output${shown(C.dropout)}`, num('--dropout'))
-    .option('--tie-weights', `share the embedding matrix with the decoder${shown(C.tieWeights)}`);
+    .option('--tie-weights', `share the embedding matrix with the decoder${shown(C.tieWeights)}`)
+    .option('--adaptive-softmax <cutoffs>', 'the adaptive softmax for large vocabularies, with these cutoffs (ids where the head ends and each cluster begins), e.g. 2000,10000; without it, the full softmax', ints('--adaptive-softmax'))
+    .option('--div-value <x>', `with --adaptive-softmax: cluster i projects to hidden size / x^(i+1)${shown(DEFAULTS.adaptiveSoftmax.divValue)}`, num('--div-value'))
+    .option('--head-bias', `with --adaptive-softmax: a bias on its head${shown(DEFAULTS.adaptiveSoftmax.headBias)}`);
+
+/** The softmax option of the model flags (undefined: the API's default, the full softmax). */
+export function softmaxOf(o: Record<string, unknown>): SoftmaxOptions | undefined {
+  if (o.adaptiveSoftmax === undefined) {
+    if (o.divValue !== undefined || o.headBias !== undefined) throw invalidArgument(`${o.divValue !== undefined ? '--div-value' : '--head-bias'} is for --adaptive-softmax`);
+    return undefined;
+  }
+  return { type: 'adaptive', cutoffs: o.adaptiveSoftmax as number[], ...(o.divValue !== undefined ? { divValue: o.divValue as number } : {}), ...(o.headBias !== undefined ? { headBias: o.headBias as boolean } : {}) };
+}
 
 /** --device of create (train) or of load (the other commands), with that call's default. */
 export const deviceOption = (device: string) =>

@@ -12,7 +12,8 @@ import { LanguageModel, parseCreateOptions, type CreateOptions, type FitOptions 
 import type { OptimizerOptions } from '../nn/optimizer';
 import { CharTokenizer, WordTokenizer, type Tokenizer } from '../tokenizers';
 import { readTrainState, type LrSchedule } from '../train';
-import { API_DEFAULTS, MODEL_KEYS, deviceOption, field, fraction, int, kebab, lines, lossyOption, modelOptions, num, shown } from './flags';
+import { API_DEFAULTS, MODEL_KEYS, deviceOption, field, fraction, int, kebab, lines, lossyOption, modelOptions, num, shown, softmaxOf } from './flags';
+import { parseSoftmax } from '../nn/decoder';
 import { checkOut, readText } from './input';
 
 /** Training stopped by a signal: the CLI saves, then ends by that same signal. */
@@ -113,7 +114,7 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
   const config = (create ?? o) as Partial<ModelConfig>;
   const createOptions: CreateOptions = {
     cell: config.cell, embeddingSize: config.embeddingSize, hiddenSize: config.hiddenSize, layers: config.layers, dropout: config.dropout,
-    tieWeights: config.tieWeights, seed: config.seed, tokenizer, device: o.device as CreateOptions['device'],
+    tieWeights: config.tieWeights, softmax: create ? create.softmax : softmaxOf(o), seed: config.seed, tokenizer, device: o.device as CreateOptions['device'],
   };
   const fitOptions: FitOptions = {
     mode: o.mode,
@@ -219,6 +220,10 @@ async function fromCheckpoint(o: TrainFlags, given: (key: string) => boolean, tr
     }
   };
   for (const key of MODEL_KEYS) disagree(key, ck.config[key]);
+  const softmax = softmaxOf(o);
+  if (softmax && JSON.stringify(parseSoftmax(softmax, ck.config, invalidArgument)) !== JSON.stringify(ck.config.softmax)) {
+    throw invalidArgument(`--resume: --adaptive-softmax, --div-value and --head-bias give ${JSON.stringify(softmax)}, which disagrees with the checkpoint's softmax ${JSON.stringify(ck.config.softmax)}; leave them out to use the checkpoint's`);
+  }
   const tokenizer = ck.tokenizer;
   if (!tokenizer) throw invalidArgument(`--resume: ${o.out} has no tokenizer (it was trained on token ids), so it cannot train on text`);
   disagree('tokenizer', tokenizer.kind);

@@ -17,6 +17,7 @@
  *
  * Both work on the network's stream and take their varying memory from a Scratch.
  */
+import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import type { Stream, Tensor } from '../backend/types';
 import type { Scratch } from './scratch';
@@ -34,7 +35,7 @@ export interface AdaptiveSoftmaxConfig {
 }
 
 /** The `softmax` option of LanguageModel.create (defaults filled in: SoftmaxConfig). */
-export type SoftmaxOptions = { type: 'full' } | { type: 'adaptive'; cutoffs: number[]; divValue?: number; headBias?: boolean };
+export type SoftmaxOptions = { type: 'full' } | { type: 'adaptive'; cutoffs: readonly number[]; divValue?: number; headBias?: boolean };
 
 /** One cluster of the adaptive softmax: ids [lo, hi) behind a projection to `proj`. */
 export interface Cluster {
@@ -74,15 +75,38 @@ export function parseSoftmax(
     if (typeof x !== 'number' || !Number.isInteger(x) || x <= 0 || x >= V) throw fail(`softmax.cutoffs[${i}] must be an integer in (0, ${V}) (the vocabulary size; got ${JSON.stringify(x)})`);
     if (i > 0 && x <= (c[i - 1] as number)) throw fail(`softmax.cutoffs must be strictly increasing (cutoffs[${i}] = ${x} after ${c[i - 1]})`);
   });
-  const divValue = o.divValue === undefined ? 4 : o.divValue;
+  const divValue = o.divValue === undefined ? DEFAULTS.adaptiveSoftmax.divValue : o.divValue;
   if (typeof divValue !== 'number' || !Number.isFinite(divValue) || !(divValue > 1)) throw fail(`softmax.divValue must be a number > 1 (got ${JSON.stringify(o.divValue)})`);
-  const headBias = o.headBias === undefined ? false : o.headBias;
+  const headBias = o.headBias === undefined ? DEFAULTS.adaptiveSoftmax.headBias : o.headBias;
   if (typeof headBias !== 'boolean') throw fail(`softmax.headBias must be a boolean (got ${JSON.stringify(o.headBias)})`);
   if (dims.tieWeights) throw fail('softmax: the adaptive softmax cannot be used with tieWeights (its clusters have their own projections; tied adaptive input/output is not implemented); set tieWeights: false');
   const sm: AdaptiveSoftmaxConfig = { type: 'adaptive', cutoffs: [...(c as number[])], divValue, headBias };
   const last = clustersOf(sm, V, dims.hiddenSize).at(-1)!;
   if (last.proj < 1) throw fail(`softmax: cluster ${c.length - 1} would project to floor(${dims.hiddenSize} / ${divValue}^${c.length}) = 0 dimensions; use fewer cutoffs, a smaller divValue or a larger hiddenSize`);
   return sm;
+}
+
+/**
+ * Why training ids look numbered out of frequency order for this adaptive softmax, or null. The
+ * head (ids < cutoffs[0]) should hold about as many of the tokens as the cutoffs[0] most frequent
+ * ids do; when it holds under 80 % of that, most rows pay for a cluster and the model trains
+ * slower and usually worse. Tokenizers number ids by frequency; raw ids are the user's.
+ */
+export function idOrderProblem(sm: SoftmaxConfig, vocabSize: number, data: readonly Int32Array[]): string | null {
+  if (sm.type !== 'adaptive') return null;
+  const counts = new Float64Array(vocabSize);
+  let total = 0;
+  for (const ids of data) for (const id of ids) if (id >= 0 && id < vocabSize) counts[id]++, total++;
+  if (total === 0) return null;
+  const c0 = sm.cutoffs[0];
+  let head = 0;
+  for (let i = 0; i < c0; i++) head += counts[i];
+  const sorted = counts.slice().sort(); // ascending
+  let best = 0;
+  for (let i = vocabSize - 1; i >= vocabSize - c0; i--) best += sorted[i];
+  if (head >= 0.8 * best) return null;
+  const pct = (x: number) => `${((100 * x) / total).toFixed(1)} %`;
+  return `the adaptive softmax needs token ids numbered from frequent to rare (id 0 the most frequent): in this training data its head (ids < ${c0}) holds ${pct(head)} of the tokens, while the ${c0} most frequent ids hold ${pct(best)}. Renumber the ids by frequency (a WordTokenizer or CharTokenizer does), or training is slower and usually worse`;
 }
 
 /** The parameter names and shapes of a decoder, in state_dict order (nn/layout.ts places them). */
@@ -120,8 +144,9 @@ export interface Decoder {
   lossScratch(N: number): number;
 }
 
-export function createDecoder(sm: SoftmaxConfig, host: DecoderHost, scratch: Scratch, V: number, H: number): Decoder {
-  return sm.type === 'full' ? new FullDecoder(host, scratch, V) : new AdaptiveDecoder(host, scratch, sm, V, H);
+/** chunkElements: the bound on a cluster chunk's logits (tests make it small to exercise chunking). */
+export function createDecoder(sm: SoftmaxConfig, host: DecoderHost, scratch: Scratch, V: number, H: number, chunkElements = CHUNK_ELEMENTS): Decoder {
+  return sm.type === 'full' ? new FullDecoder(host, scratch, V) : new AdaptiveDecoder(host, scratch, sm, V, H, chunkElements);
 }
 
 const rows = (t: Tensor, n: number, cols: number): Tensor => ({ buffer: t.buffer, offset: t.offset, shape: [n, cols] });
@@ -174,6 +199,7 @@ class AdaptiveDecoder implements Decoder {
     private readonly sm: AdaptiveSoftmaxConfig,
     private readonly V: number,
     private readonly H: number,
+    private readonly chunkElements: number,
   ) {
     this.clusters = clustersOf(sm, V, H);
     this.c0 = sm.cutoffs[0];
@@ -236,7 +262,7 @@ class AdaptiveDecoder implements Decoder {
     this.clusters.forEach((k, i) => {
       const m = members[i], size = k.hi - k.lo;
       const P = this.host.param(`decoder.tail.${i}.0.weight`), O = this.host.param(`decoder.tail.${i}.1.weight`);
-      const chunk = Math.max(1, Math.floor(CHUNK_ELEMENTS / size));
+      const chunk = Math.max(1, Math.floor(this.chunkElements / size));
       for (let r0 = 0; r0 < m.length; r0 += chunk) {
         const r = Math.min(chunk, m.length - r0);
         // ids: the rows (positions in x), then their targets within the cluster.
@@ -268,7 +294,7 @@ class AdaptiveDecoder implements Decoder {
   }
 
   lossScratch(N: number): number {
-    const worst = Math.max(...this.clusters.map((k) => Math.min(N, Math.max(1, Math.floor(CHUNK_ELEMENTS / (k.hi - k.lo)))) * (k.hi - k.lo + 2 * k.proj + 2 * this.H)));
+    const worst = Math.max(...this.clusters.map((k) => Math.min(N, Math.max(1, Math.floor(this.chunkElements / (k.hi - k.lo)))) * (k.hi - k.lo + 2 * k.proj + 2 * this.H)));
     return N * this.headSize + worst + 3 * N;
   }
 }

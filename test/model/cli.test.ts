@@ -129,6 +129,7 @@ test("every default that --help shows is the API's, from its one table (lib/defa
   const model = {
     '--cell': D.create.cell, '--embedding-size': D.create.embeddingSize, '--hidden-size': D.create.hiddenSize, '--layers': D.create.layers,
     '--dropout': D.create.dropout, '--tie-weights': D.create.tieWeights,
+    '--div-value': D.adaptiveSoftmax.divValue, '--head-bias': D.adaptiveSoftmax.headBias,
   };
   // A default per kind is shown once when all kinds agree.
   const one = (byKind: Record<string, unknown>) => (new Set(Object.values(byKind).map((v) => JSON.stringify(v))).size === 1 ? Object.values(byKind)[0] : byKind);
@@ -325,7 +326,7 @@ test('every training flag reaches create and fit: --dry-run prints the options i
     '--lr-schedule', 'step', '--lr-factor', '0.7', '--lr-start', '2', '--lr-every', '3', '--clip-norm', '1', '--clip-value', '0.5',
     '--non-finite', 'skip', '--checkpoint-every', '7', '--keep-training-state', '--no-progress', '--device', 'cpu'];
   const sgd = ['--tokenizer', 'char', '--no-unk', '--mode', 'sentences', '--no-shuffle', '--bucketing', '--hidden-size', '8', '--embedding-size', '8',
-    '--layers', '1', '--epochs', '2', '--batch-size', '16', '--optimizer', 'sgd', '--momentum', '0.5', '--dampening', '0.1', '--nesterov',
+    '--layers', '1', '--adaptive-softmax', '4,9', '--div-value', '2', '--head-bias', '--epochs', '2', '--batch-size', '16', '--optimizer', 'sgd', '--momentum', '0.5', '--dampening', '0.1', '--nesterov',
     '--lr-schedule', 'plateau', '--lr-factor', '0.3', '--lr-patience', '2', '--lr-threshold', '0.01', '--keep-training-state', '--progress', '--device', 'cpu'];
   const dry = (out: string, flags: string[]) => {
     const r = rnnlm('train', '--train', trainFile, '--out', out, ...flags, '--dry-run');
@@ -335,7 +336,7 @@ test('every training flag reaches create and fit: --dry-run prints the options i
   };
   const outA = join(dir, 'flags-adam.safetensors'), outB = join(dir, 'flags-sgd.safetensors');
   expect(dry(outA, adam)).toEqual({
-    model: { cell: 'gru', vocabSize: 10, embeddingSize: 8, hiddenSize: 8, layers: 1, dropout: 0.1, tieWeights: true, seed: 3 },
+    model: { cell: 'gru', vocabSize: 10, embeddingSize: 8, hiddenSize: 8, layers: 1, dropout: 0.1, tieWeights: true, softmax: { type: 'full' }, seed: 3 },
     device: 'cpu',
     tokenizer: { kind: 'word', vocabSize: 10, unk: true },
     fit: {
@@ -346,6 +347,7 @@ test('every training flag reaches create and fit: --dry-run prints the options i
     },
   });
   expect(dry(outB, sgd)).toMatchObject({
+    model: { softmax: { type: 'adaptive', cutoffs: [4, 9], divValue: 2, headBias: true } },
     tokenizer: { kind: 'char', unk: false },
     fit: {
       mode: 'sentences', shuffle: false, bucketing: true, progress: true,
@@ -369,6 +371,7 @@ test('every training flag reaches create and fit: --dry-run prints the options i
   const m = await LanguageModel.load(outB, { device: 'cpu' });
   try {
     expect(m.tokenizer?.hasUnk).toBe(false);
+    expect(m.config.softmax).toEqual({ type: 'adaptive', cutoffs: [4, 9], divValue: 2, headBias: true });
   } finally {
     m.dispose();
   }
@@ -380,6 +383,8 @@ test.each([
   [['--lr-factor', '0.5'], '--lr-factor is for --lr-schedule step or plateau'],
   [['--lr-schedule', 'plateau', '--lr-every', '2'], '--lr-every is for --lr-schedule step'],
   [['--no-unk'], '--no-unk is for --tokenizer char'],
+  [['--div-value', '2'], '--div-value is for --adaptive-softmax'],
+  [['--adaptive-softmax', '3,2'], 'LanguageModel.create: softmax.cutoffs must be strictly increasing (cutoffs[1] = 2 after 3)'],
 ])('train %j: a flag of another optimizer, schedule or tokenizer is refused, not dropped', (flags, message) => {
   const r = rnnlm('train', '--train', trainFile, '--out', join(dir, 'refused.safetensors'), ...flags, '--dry-run');
   expect(r.code).toBe(1);
