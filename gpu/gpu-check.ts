@@ -22,6 +22,7 @@ import { RnnlmError } from '../lib/errors';
 import { writeSafetensorsFile } from '../lib/io/safetensors';
 import { LanguageModel, type Generation } from '../lib/model';
 import { runServeBench } from '../bench/harness/serve-run';
+import type { SoftmaxConfig } from '../lib/nn/decoder';
 import { Network, type Batch } from '../lib/nn/network';
 import { Optimizer } from '../lib/nn/optimizer';
 import { Random } from '../lib/util/random';
@@ -283,21 +284,26 @@ async function trainingRun(cuda: Backend) {
   return { steps, cpu: losses.cpu, cuda: losses.cuda, maxRelDiff: Math.max(...diffs) };
 }
 
-/** Checkpoints and batches for bench/pytorch_fixtures.py (our checkpoint loaded into PyTorch). */
+/** Checkpoints and batches for bench/pytorch_fixtures.py (our checkpoint loaded into PyTorch):
+ *  one per cell with the full softmax, named after the cell, and an adaptive-softmax LSTM. */
 async function fixtureInputs(folder: string) {
   mkdirSync(folder, { recursive: true });
-  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
+  const fixtures: { name: string; cell: Cell; softmax: SoftmaxConfig }[] = [
+    ...(['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]).map((cell) => ({ name: cell, cell, softmax: { type: 'full' } as const })),
+    { name: 'adaptive', cell: 'lstm', softmax: { type: 'adaptive', cutoffs: [8, 20], divValue: 2, headBias: true } },
+  ];
+  for (const { name, cell, softmax } of fixtures) {
     const V = 40, E = 12, H = 16, L = 2, T = 9, B = 4;
-    const n = net(cpuBackend, cell, V, E, H, L);
+    const n = new Network(cpuBackend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout: 0, tieWeights: false, dtype: 'f32', paddingIdx: 0, softmax });
     n.initialize(11);
     const params = (await n.stream.read(n.allParams)) as Float32Array;
-    const config = { cell, vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, dropout: 0, tieWeights: false, softmax: { type: 'full' as const }, seed: 11 };
-    await writeCheckpoint(join(folder, `${cell}.safetensors`), n.layout, params, config, undefined, undefined);
+    const config = { cell, vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, dropout: 0, tieWeights: false, softmax, seed: 11 };
+    await writeCheckpoint(join(folder, `${name}.safetensors`), n.layout, params, config, undefined, undefined);
     n.dispose();
     const bt = batch(T, B, V, 17, true);
     const rng = new Random(23);
     const state = () => Float32Array.from({ length: L * B * H }, () => rng.uniform(-0.5, 0.5));
-    await writeSafetensorsFile(join(folder, `${cell}.batch.safetensors`), {
+    await writeSafetensorsFile(join(folder, `${name}.batch.safetensors`), {
       ids: { dtype: 'I32', shape: [T, B], data: bt.inputs },
       targets: { dtype: 'I32', shape: [T, B], data: bt.targets },
       lengths: { dtype: 'I32', shape: [B], data: bt.lengths! },

@@ -25,6 +25,11 @@ export function randomArray(rng: Random, n: number, scale = 1): number[] {
   return Array.from({ length: n }, () => rng.uniform(-scale, scale));
 }
 
+/** How many parts of an adaptive softmax (its head's words, each cluster) the targets != 0 reach. */
+export function adaptivePartsReached(targets: ArrayLike<number>, cutoffs: number[]): number {
+  return new Set(Array.from(targets).filter((t) => t !== 0).map((t) => cutoffs.filter((c) => t >= c).length)).size;
+}
+
 /** ||a - b|| / max(||a||, ||b||, tiny): the tensor-wise relative error. */
 export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);

@@ -1,20 +1,32 @@
 // Finite-difference check of the whole loss (embedding -> 2-layer recurrent stack -> decoder
 // -> masked cross-entropy) with respect to every parameter tensor and the initial states,
-// for each cell, with ragged lengths, padding and dropout under a fixed mask.
+// for each cell, with ragged lengths, padding and dropout under a fixed mask; then the same
+// with the adaptive softmax (head and every cluster reached by some target, with and without
+// the head's bias).
 // float64 runs the same C++ templates as float32 and must match central differences to
 // 1e-6; the float32 run's gradients, on the same weights, must match those differences to a
 // looser 1e-4 (finite differences taken in float32 itself would measure rounding, not the code).
 import { describe, expect, test } from 'vitest';
 import type { Cell, FloatArray } from '../../lib/backend/types';
+import type { SoftmaxConfig } from '../../lib/nn/decoder';
 import { Network } from '../../lib/nn/network';
 import { Random } from '../../lib/util/random';
-import { backend, numericGrad, randomArray, relError } from '../helpers';
+import { adaptivePartsReached, backend, numericGrad, randomArray, relError } from '../helpers';
 
 const cells: Cell[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
-const T = 5, B = 3, V = 11, E = 5, H = 4, L = 2;
+const T = 5, B = 3, E = 5, H = 4, L = 2;
 const seed = 1234; // fixed dropout masks
 
-function raggedBatch() {
+/** A model's output layer and vocabulary size. */
+interface Output {
+  V: number;
+  softmax: SoftmaxConfig;
+}
+const full: Output = { V: 11, softmax: { type: 'full' } };
+/** Head ids 0-3 (and two cluster entries), clusters 4-7 and 8-12 behind projections of 2 and 1. */
+const adaptive = (headBias: boolean): Output => ({ V: 13, softmax: { type: 'adaptive', cutoffs: [4, 8], divValue: 2, headBias } });
+
+function raggedBatch(V: number) {
   const lengths = Int32Array.from([5, 3, 2]);
   const rng = new Random(7);
   const inputs = new Int32Array(T * B), targets = new Int32Array(T * B);
@@ -30,17 +42,17 @@ function raggedBatch() {
 }
 
 /** A network with reproducible weights and initial states, and its analytic gradients. */
-async function setup(cell: Cell, dtype: 'f32' | 'f64') {
+async function setup(cell: Cell, dtype: 'f32' | 'f64', { V, softmax }: Output) {
   const net = new Network(backend, {
     vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell,
-    dropout: 0.3, tieWeights: false, dtype, paddingIdx: 0,
+    dropout: 0.3, tieWeights: false, dtype, paddingIdx: 0, softmax,
   });
   const cast = (a: number[]) => (dtype === 'f64' ? Float64Array.from(a) : Float32Array.from(a));
   const rng = new Random(11);
   for (const e of net.layout) {
     net.writeParam(e.name, cast(randomArray(rng, e.shape.reduce((a, b) => a * b), e.name.startsWith('rnn.') ? 0.6 : 0.3)));
   }
-  const batch = raggedBatch();
+  const batch = raggedBatch(V);
   net.forward(batch, { training: true, seed }); // makes the arena and its state tensors
   const st = net.state(B);
   const h0 = randomArray(rng, L * B * H, 0.5), c0 = randomArray(rng, L * B * H, 0.5);
@@ -61,15 +73,27 @@ async function setup(cell: Cell, dtype: 'f32' | 'f64') {
   for (const e of net.layout) inputs[e.name] = { tensor: net.param(e.name), base: await net.readParam(e.name) };
   inputs.h0 = { tensor: st.hx, base: h0 };
   if (cell === 'lstm') inputs.c0 = { tensor: st.cx, base: c0 };
-  return { net, loss, analytic, inputs };
+  return { net, loss, analytic, inputs, batch };
 }
 
+const cases: { cell: Cell; output: Output; what: string }[] = [
+  ...cells.map((cell) => ({ cell, output: full, what: '' })),
+  ...(['lstm', 'gru'] as Cell[]).flatMap((cell) => [true, false].map((headBias) => ({
+    cell, output: adaptive(headBias), what: ` adaptive softmax, headBias ${headBias}`,
+  }))),
+];
+
 describe('whole-network gradients by finite differences', () => {
-  for (const cell of cells) {
-    test(`${cell}: float64 <= 1e-6, float32 <= 1e-4`, async () => {
-      const f64 = await setup(cell, 'f64');
-      const f32 = await setup(cell, 'f32');
+  for (const { cell, output, what } of cases) {
+    test(`${cell}${what}: float64 <= 1e-6, float32 <= 1e-4`, async () => {
+      const f64 = await setup(cell, 'f64', output);
+      const f32 = await setup(cell, 'f32', output);
       try {
+        if (output.softmax.type === 'adaptive') {
+          // Every part of the decoder must be on the gradient's path for the check to cover it.
+          expect(adaptivePartsReached(f64.batch.targets, output.softmax.cutoffs)).toBe(output.softmax.cutoffs.length + 1);
+          expect(f64.net.layout.some((e) => e.name === 'decoder.head.bias')).toBe(output.softmax.headBias);
+        }
         let worst64 = 0, worst32 = 0;
         for (const [name, { tensor, base }] of Object.entries(f64.inputs)) {
           const numeric = await numericGrad(f64.net.stream, tensor, 'f64', base, f64.loss, 1e-5);
@@ -86,7 +110,7 @@ describe('whole-network gradients by finite differences', () => {
           worst64 = Math.max(worst64, e64);
           worst32 = Math.max(worst32, e32);
         }
-        console.log(`gradcheck ${cell}: max relative error f64 ${worst64.toExponential(2)}, f32 ${worst32.toExponential(2)}`);
+        console.log(`gradcheck ${cell}${what}: max relative error f64 ${worst64.toExponential(2)}, f32 ${worst32.toExponential(2)}`);
       } finally {
         f64.net.dispose();
         f32.net.dispose();

@@ -1,14 +1,20 @@
-// PyTorch parity, checked in CI on the CPU backend: fixtures made on the GPU machine by
-// bench/pytorch_fixtures.py (our checkpoint loaded into nn.Embedding + nn.LSTM / nn.GRU /
-// nn.RNN + nn.Linear with cuDNN; loss and every gradient) under test/reference/fixtures. The same
-// weights and batch through our CPU backend must give the same loss and gradients (1e-4).
+// PyTorch parity, checked in CI on the CPU backend: fixtures made by bench/pytorch_fixtures.py
+// (our checkpoint loaded into nn.Embedding + nn.LSTM / nn.GRU / nn.RNN + nn.Linear, or
+// nn.AdaptiveLogSoftmaxWithLoss; loss and every gradient) under test/reference/fixtures, with
+// cuDNN on the GPU machine (the adaptive one first with PyTorch's CPU kernels: the script's
+// docstring). The same weights and batch through our CPU backend must give the same loss and
+// gradients (1e-4) and, where the fixture has PyTorch's log_prob of every position (`logprob`),
+// the same log-probabilities: each within 1e-5 absolute. An absolute error d on log p is a
+// relative error of about d on p itself, so this bounds every probability, the rarest words'
+// included, to 1e-5 relative; a norm-wise relative error would let the large |log p| of rare
+// words hide the others' errors. Rounding alone leaves a few float32 ulps of |log p| < 10, ~1e-6.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parseConfig } from '../../lib/checkpoint';
 import { readSafetensorsFile } from '../../lib/io/safetensors';
 import { Network } from '../../lib/nn/network';
-import { backend, relError } from '../helpers';
+import { adaptivePartsReached, backend, relError } from '../helpers';
 
 const dir = join(__dirname, 'fixtures');
 const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.fixture.safetensors')).sort() : [];
@@ -18,7 +24,7 @@ if (files.length === 0) {
 }
 
 describe.runIf(files.length > 0)(
-  'CPU backend == PyTorch (cuDNN) on the same weights',
+  'CPU backend == PyTorch on the same weights',
   () => {
     for (const file of files) {
       test(file, async () => {
@@ -31,6 +37,8 @@ describe.runIf(files.length > 0)(
         };
         const ids = get('batch.ids'), targets = get('batch.targets'), lengths = get('batch.lengths');
         const [T, B] = ids.shape;
+        // The head's words and every cluster reached by some counted target.
+        if (cfg.softmax.type === 'adaptive') expect(adaptivePartsReached(targets.data as Int32Array, cfg.softmax.cutoffs)).toBe(cfg.softmax.cutoffs.length + 1);
         const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: 0 });
         try {
           for (const e of net.layout) net.writeParam(e.name, get(`weight.${e.name}`).data as Float32Array);
@@ -55,7 +63,18 @@ describe.runIf(files.length > 0)(
           for (const e of net.layout) check(await net.readGrad(e.name), `grad.${e.name}`, `d ${e.name}`);
           check(await net.stream.read(st.dhx), 'grad.h0', 'd h0');
           if (cfg.cell === 'lstm') check(await net.stream.read(st.dcx), 'grad.c0', 'd c0');
-          console.log(`${file}: loss ${loss.toFixed(6)} (PyTorch ${torchLoss.toFixed(6)}), max relative error ${worst.toExponential(2)}`);
+          let logProbs = '';
+          const torchLogp = tensors.get('logprob');
+          if (torchLogp) {
+            // From the same initial states (the training pass leaves hx as it was).
+            const ours = await net.stream.read(net.logProbs(ids.data as Int32Array, T, B, lengths.data as Int32Array));
+            expect(ours.length).toBe(torchLogp.data.length);
+            let diff = 0;
+            for (let i = 0; i < ours.length; i++) diff = Math.max(diff, Math.abs(ours[i] - (torchLogp.data as Float32Array)[i]));
+            expect.soft(diff, 'log-probabilities, largest absolute difference').toBeLessThanOrEqual(1e-5);
+            logProbs = `; log-probabilities within ${diff.toExponential(2)}`;
+          }
+          console.log(`${file} (PyTorch on ${metadata.device}): loss ${loss.toFixed(6)} (PyTorch ${torchLoss.toFixed(6)}), max relative error ${worst.toExponential(2)}${logProbs}`);
         } finally {
           net.dispose();
         }
