@@ -1,8 +1,10 @@
 // npm run bench:render — the README's benchmark tables and bench/results/bench.svg, from the
-// JSON reports that `npm run bench -- --json bench/results/<name>.json` and `npm run bench:serve` wrote. Every figure in
+// JSON reports that `npm run bench -- --json bench/results/<name>.json`, `npm run bench:serve` and
+// `npm run bench:adaptive` wrote. Every figure in
 // the README's benchmark section comes from those files; nothing is typed in by hand.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AdaptiveReport, AdaptiveRun } from './harness/adaptive';
 import { aggregate, CONTEXT_TOKENS, concurrencyTargets, counterpart, GENERATE_TOKENS, ms, ratio, TOP_K, type ConcurrencyRun } from './harness/concurrency';
 import { CONFIGS, findConfig } from './harness/configs';
 import { type BenchReport, oursFor } from './harness/run';
@@ -15,7 +17,7 @@ const dir = join(__dirname, 'results');
 const readme = join(__dirname, '..', 'README.md');
 
 /** The full (not --quick) reports of one kind in bench/results/, oldest first. */
-const readReports = <R extends BenchReport | ServeReport>(kind: R['kind']): { file: string; report: R }[] => readdirSync(dir)
+const readReports = <R extends BenchReport | ServeReport | AdaptiveReport>(kind: R['kind']): { file: string; report: R }[] => readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
   .map((f) => ({ file: f, report: JSON.parse(readFileSync(join(dir, f), 'utf8')) as R }))
   .filter((r) => r.report.kind === kind && !r.report.options.quick)
@@ -49,7 +51,7 @@ const blasName = (libs: string) => libs.split(', ').filter((l) => /openblas|mkl|
 const cudnn = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
 
 /** A report's first line: the machine, the versions, the date and the file. */
-function heading(rep: BenchReport | ServeReport, file: string): string {
+function heading(rep: BenchReport | ServeReport | AdaptiveReport, file: string): string {
   const m = rep.machine;
   return `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${rep.kind === 'rnnlm-bench' ? versions(rep) : ''}, ${rep.date.slice(0, 10)}${m.loadAverage !== undefined ? `, load average ${m.loadAverage} at its start` : ''}, \`bench/results/${file}\`${rep.partial ? ` — **partial: the run was stopped before its last ${rep.kind === 'rnnlm-bench' ? 'configuration' : 'run'}**` : ''}`;
 }
@@ -139,6 +141,30 @@ function serveTable(rep: ServeReport): string {
   return out.join('\n');
 }
 
+/** The adaptive-softmax benchmark (npm run bench:adaptive): one row per vocabulary size, full and adaptive side by side, then the targets. */
+function adaptiveTable(rep: AdaptiveReport): string {
+  const o = rep.options;
+  const blas = rep.runs.find((r) => r.info)?.info;
+  const out = [
+    `Training: one \`fit\` call of as many steps as fill ${n(o.minSeconds)} s (at least ${o.minSteps}), after 1–3 warm-up steps, timed by the wall clock. Generation: calls of ${o.generateTokens} tokens for ${n(o.genSeconds)} s, after a warm-up${blas ? `. ${blas.blas}, ${blas.threads} threads` : ''}${rep.commit ? `; commit ${rep.commit.hash.slice(0, 7)}${rep.commit.dirty ? ' (modified)' : ''}` : ''}.`,
+    '',
+    '| V | cutoffs | training tokens/s: full | adaptive | adaptive ÷ full | generation tokens/s: full | adaptive | adaptive ÷ full | peak backend MiB: full | adaptive | peak RSS MiB: full | adaptive | steps timed: full / adaptive |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const cell = (x?: number) => (x === undefined ? '—' : n(x));
+  const times = (x?: number) => (x === undefined ? '—' : `${n(x)}×`);
+  for (const p of rep.pairs) {
+    const of = (s: string) => rep.runs.find((r) => r.vocabSize === p.vocabSize && r.softmax === s);
+    const f = of('full'), a = of('adaptive'), q = p.ratios;
+    const train = (r?: AdaptiveRun) => cell(r?.status === 'ok' ? r.train?.tokensPerSecond : undefined);
+    const peak = (r: AdaptiveRun | undefined, k: 'backendMiB' | 'rssMiB') => cell(r?.status === 'ok' ? r.memory?.end?.[k] : undefined);
+    out.push(`| ${n(p.vocabSize)} | ${p.cutoffs.map(n).join(', ')} | ${train(f)} | ${train(a)} | ${times(q.train)} | ${cell(f?.generate?.tokensPerSecond)} | ${cell(a?.generate?.tokensPerSecond)} | ${times(q.generate)} | ${peak(f, 'backendMiB')} | ${peak(a, 'backendMiB')} | ${peak(f, 'rssMiB')} | ${peak(a, 'rssMiB')} | ${f?.train?.steps ?? '—'} / ${a?.train?.steps ?? '—'} |`);
+  }
+  for (const r of rep.runs.filter((x) => x.status !== 'ok')) out.push('', `- V ${n(r.vocabSize)} ${r.softmax}: ${r.status === 'error' ? 'failed: ' : ''}${firstLine(r.reason)}`);
+  if (rep.targets?.length) out.push('', 'Targets (issue 24):', '', ...rep.targets.map((t) => `- ${t.what}: ${t.figure} — ${verdict(t)}`));
+  return out.join('\n');
+}
+
 function scalingTable(rep: BenchReport): string {
   const peers = [...new Set(rep.scaling!.map((r) => r.peer))];
   const out = ['Training tokens/s as the model or the batch doubles (zaremba-small otherwise):', ''];
@@ -199,6 +225,20 @@ ${[...axis, ...parts, ...legend].join('\n')}
 }
 
 const begin = '<!-- bench:begin (npm run bench:render) -->', end = '<!-- bench:end -->';
+const adaptiveBegin = '<!-- bench:adaptive:begin (npm run bench:render) -->', adaptiveEnd = '<!-- bench:adaptive:end -->';
+
+/** The text with what lies between its markers `from` and `to` replaced by `body`. */
+function between(text: string, from: string, to: string, body: string): string {
+  const i = text.indexOf(from), j = text.indexOf(to);
+  if (i < 0 || j < i) throw new Error(`README.md has no ${from} ... ${to} section`);
+  return `${text.slice(0, i + from.length)}\n${body}\n${text.slice(j)}`;
+}
+
+/** The README's adaptive-softmax subsection from these reports (full runs of npm run bench:adaptive), or a line saying there is none yet. */
+export function renderAdaptive(readmeText: string, reports: { file: string; report: AdaptiveReport }[]): string {
+  const body = reports.map(({ file, report }) => `${heading(report, file)}\n\n${adaptiveTable(report)}`).join('\n\n');
+  return between(readmeText, adaptiveBegin, adaptiveEnd, body || '_No report yet: `npm run bench:adaptive` writes `bench/results/adaptive-cpu-2core.json`._');
+}
 
 /** The README with its benchmark section rendered from bench/results/*.json, and the charts. */
 export function render(readmeText: string): { readme: string; charts: Record<string, string> } {
@@ -217,9 +257,8 @@ export function render(readmeText: string): { readme: string; charts: Record<str
     sections.push(parts.join('\n\n'));
   }
   for (const { file, report } of readReports<ServeReport>('rnnlm-serve-bench')) sections.push(`${heading(report, file)}\n\n${serveTable(report)}`);
-  const i = readmeText.indexOf(begin), j = readmeText.indexOf(end);
-  if (i < 0 || j < i) throw new Error(`README.md has no ${begin} ... ${end} section`);
-  return { readme: `${readmeText.slice(0, i + begin.length)}\n${sections.join('\n\n')}\n${readmeText.slice(j)}`, charts };
+  const text = renderAdaptive(readmeText, readReports<AdaptiveReport>('rnnlm-adaptive-bench'));
+  return { readme: between(text, begin, end, sections.join('\n\n')), charts };
 }
 
 // Run as a script (npm run bench:render), not when a test imports render().
