@@ -47,9 +47,12 @@ function batch(T: number, B: number, V: number, seed: number, ragged: boolean): 
   return { seqLength: T, batchSize: B, inputs, targets, lengths: ragged ? lengths : null };
 }
 
-function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: number, dropout = 0) {
-  return new Network(backend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
+function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: number, dropout = 0, softmax?: SoftmaxConfig) {
+  return new Network(backend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout, tieWeights: false, dtype: 'f32', paddingIdx: 0, softmax });
 }
+
+/** The adaptive softmax's parity case: a head and two clusters (cuBLAS on gathered rows, our kernels). */
+const ADAPTIVE: SoftmaxConfig = { type: 'adaptive', cutoffs: [10, 30], divValue: 2, headBias: true };
 
 /** The same canonical tensors, by name (the CUDA weight space is cuDNN's layout, not the CPU's). */
 async function copyWeights(from: Network, to: Network) {
@@ -68,12 +71,18 @@ async function parity(cuda: Backend) {
       }
     }
   }
+  try {
+    rows.push(await parityOne(cuda, 'lstm', 2, ADAPTIVE));
+  } catch (e) {
+    console.error('parity lstm L=2 adaptive: ERROR', e);
+    rows.push({ cell: 'lstm', layers: 2, softmax: 'adaptive', pass: false, error: String((e as Error)?.stack ?? e) });
+  }
   return rows;
 }
 
-async function parityOne(cuda: Backend, cell: Cell, L: number) {
+async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: SoftmaxConfig) {
   const V = 50, E = 24, H = 32, T = 12, B = 6;
-  const a = net(cpuBackend, cell, V, E, H, L), g = net(cuda, cell, V, E, H, L);
+  const a = net(cpuBackend, cell, V, E, H, L, 0, softmax), g = net(cuda, cell, V, E, H, L, 0, softmax);
   a.initialize(7);
   await copyWeights(a, g);
   const bt = batch(T, B, V, 3, true);
@@ -97,12 +106,18 @@ async function parityOne(cuda: Backend, cell: Cell, L: number) {
     errors.dcx = relError(await a.stream.read(sa.dcx), await g.stream.read(sg.dcx));
   }
   for (const e of a.layout) errors[`d ${e.name}`] = relError(await a.readGrad(e.name), await g.readGrad(e.name));
+  if (softmax) {
+    // The full distribution (every cluster) as inference computes it.
+    for (const n of [a, g]) n.resetState(B);
+    errors.logProbs = relError(await a.stream.read(a.logProbs(bt.inputs, T, B)), await g.stream.read(g.logProbs(bt.inputs, T, B)));
+  }
   const worst = Math.max(...Object.values(errors));
-  console.log(`parity ${cell} L=${L}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
+  const name = `${cell} L=${L}${softmax ? ` ${softmax.type}` : ''}`;
+  console.log(`parity ${name}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
   if (worst > 1e-4) console.log('  ', JSON.stringify(errors));
   a.dispose();
   g.dispose();
-  return { cell, layers: L, maxRelError: worst, pass: worst <= 1e-4, errors };
+  return { cell, layers: L, ...(softmax ? { softmax: softmax.type } : {}), maxRelError: worst, pass: worst <= 1e-4, errors };
 }
 
 /** kernels::sample against cpu::sample: same logits, same seed; ids may differ only where a
