@@ -9,7 +9,7 @@ import { LanguageModel } from '../lib/index';
 import { brownSplit } from './corpora';
 import { deviceAndMinutes, fitKeepingBest, runMain, writeReport } from './reproduce';
 
-const RECIPES = {
+export const RECIPES = {
   cpu: {
     config: { cell: 'lstm', embeddingSize: 256, hiddenSize: 256, layers: 2, dropout: 0.3, tieWeights: true, seed: 1 },
     fit: { epochs: 1000, batchSize: 20, seqLength: 35, optimizer: { type: 'adam', lr: 2e-3 }, clipNorm: 0.25, lrSchedule: { type: 'plateau', factor: 0.25 } },
@@ -19,9 +19,10 @@ const RECIPES = {
     fit: { epochs: 1000, batchSize: 20, seqLength: 35, optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 0.25, lrSchedule: { type: 'plateau', factor: 0.25 } },
   },
 } as const;
-const patience = 2;
+export const patience = 2;
 
-runMain(async () => {
+// Run as a script, not when brown-adaptive.ts imports the recipe.
+if (require.main === module) runMain(async () => {
   const { device, minutes } = deviceAndMinutes({ cpu: 60, cuda: 20 });
   const { config, fit } = RECIPES[device];
   const { words, train, valid, test, tokenizer } = brownSplit();

@@ -23,9 +23,10 @@ export function brownWords(): string[] {
 
 /**
  * The split of Bengio et al. (2003): the first 800,000 words train, the next 200,000
- * validation, the rest test; words seen 3 times or fewer in training become <unk>.
+ * validation, the rest test; words seen fewer than minFreq times in training become <unk>
+ * (default 4, their setting: 3 times or fewer; 1 keeps the whole training vocabulary).
  */
-export function brownSplit() {
+export function brownSplit({ minFreq = 4 }: { minFreq?: number } = {}) {
   const words = brownWords();
   const train = words.slice(0, 800_000).join(' ');
   return {
@@ -33,7 +34,7 @@ export function brownSplit() {
     train,
     valid: words.slice(800_000, 1_000_000).join(' '),
     test: words.slice(1_000_000).join(' '),
-    tokenizer: WordTokenizer.fit(train, { minFreq: 4 }),
+    tokenizer: WordTokenizer.fit(train, { minFreq }),
   };
 }
 
