@@ -146,7 +146,7 @@ function adaptiveTable(rep: AdaptiveReport): string {
   const o = rep.options;
   const blas = rep.runs.find((r) => r.info)?.info;
   const out = [
-    `Training: one \`fit\` call of as many steps as fill ${n(o.minSeconds)} s (at least ${o.minSteps}), after 1–3 warm-up steps, timed by the wall clock. Generation: calls of ${o.generateTokens} tokens for ${n(o.genSeconds)} s, after a warm-up${blas ? `. ${blas.blas}, ${blas.threads} threads` : ''}${rep.commit ? `; commit ${rep.commit.hash.slice(0, 7)}${rep.commit.dirty ? ' (modified)' : ''}` : ''}.`,
+    `Training: one \`fit\` call of as many steps as the warm-up steps' pace gives for ${n(o.minSeconds)} s (at least ${o.minSteps}; the steps timed are in the last column), timed by the wall clock. Generation: calls of ${o.generateTokens} tokens for ${n(o.genSeconds)} s, after a warm-up${blas ? `. ${blas.blas}, ${blas.threads} threads` : ''}${rep.commit ? `; commit ${rep.commit.hash.slice(0, 7)}${rep.commit.dirty ? ' (modified)' : ''}` : ''}.`,
     '',
     '| V | cutoffs | training tokens/s: full | adaptive | adaptive ÷ full | generation tokens/s: full | adaptive | adaptive ÷ full | peak backend MiB: full | adaptive | peak RSS MiB: full | adaptive | steps timed: full / adaptive |',
     '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
