@@ -9,6 +9,7 @@
 // Exits 1 if a run failed or was stopped at its budget; targets missed are figures, not failures.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchMain } from './harness/main';
 import { planSizes } from './harness/adaptive';
 import { runAdaptiveBench } from './harness/adaptive-run';
 
@@ -42,20 +43,4 @@ function options() {
   };
 }
 
-let o: ReturnType<typeof options>;
-try {
-  o = options();
-} catch (e) {
-  console.error(`bench:adaptive: ${(e as Error).message}`);
-  process.exit(2);
-}
-runAdaptiveBench(o).then(
-  ({ ok }) => {
-    if (o.json) console.error(`report: ${o.json}`);
-    process.exitCode = ok ? 0 : 1;
-  },
-  (e: unknown) => {
-    console.error(e);
-    process.exitCode = 1;
-  },
-);
+benchMain('bench:adaptive', options, runAdaptiveBench);

@@ -9,6 +9,7 @@
 // Exits 1 if a run failed (a server crashed, or did not exit 0 on SIGTERM); targets missed are figures, not failures.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchMain } from './harness/main';
 import { SERVE_ENDPOINTS, type Endpoint } from './harness/serve';
 import { runServeBench } from './harness/serve-run';
 
@@ -53,20 +54,4 @@ function options() {
   };
 }
 
-let o: ReturnType<typeof options>;
-try {
-  o = options();
-} catch (e) {
-  console.error(`bench:serve: ${(e as Error).message}`);
-  process.exit(2);
-}
-runServeBench(o).then(
-  ({ ok }) => {
-    if (o.json) console.log(`report: ${o.json}`);
-    process.exitCode = ok ? 0 : 1;
-  },
-  (e: unknown) => {
-    console.error(e);
-    process.exitCode = 1;
-  },
-);
+benchMain('bench:serve', options, runServeBench);
