@@ -1,7 +1,7 @@
 // Every CPU op on its own: finite-difference gradients in float64 for the differentiable
 // ops, and plain-JavaScript references (PyTorch's formulas) for the rest.
 import { afterAll, describe, expect, test } from 'vitest';
-import type { Cell, Tensor } from '../../lib/backend/types';
+import { tensor, type Cell, type Tensor } from '../../lib/backend/types';
 import { Random } from '../../lib/util/random';
 import { backend, make, numericGrad, randomArray, relError } from '../helpers';
 
@@ -106,6 +106,41 @@ describe('cross-entropy', () => {
     s.crossEntropy(z.t, make(s, 'i32', [2], [0, 0]), 0, out, z.t);
     expect(await read(out)).toEqual([0, 0]);
     expect(await read(z.t)).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  test('a divisor and accumulate: parts of one mean over rows split in two calls', async () => {
+    const N = 6, V = 5;
+    const z = f64([N, V], 2);
+    const targets = [3, 0, 4, 1, 2, 0];
+    const whole = make(s, 'f64', [2]), dWhole = make(s, 'f64', [N, V]);
+    s.crossEntropy(z.t, make(s, 'i32', [N], targets), 0, whole, dWhole);
+    // Rows 0-2 and 3-5 separately: the first sets (loss, count) with the whole count as divisor, the second adds.
+    const parts = make(s, 'f64', [2]), dParts = make(s, 'f64', [N, V]);
+    const rows = (k: number) => tensor(z.t.buffer, k * 3 * V, [3, V]);
+    s.crossEntropy(rows(0), make(s, 'i32', [3], targets.slice(0, 3)), 0, parts, tensor(dParts.buffer, 0, [3, V]), { divisor: 4 });
+    s.fill(tensor(parts.buffer, 1, [1]), 99); // accumulate leaves out[1] alone
+    s.crossEntropy(rows(1), make(s, 'i32', [3], targets.slice(3)), 0, parts, tensor(dParts.buffer, 3 * V, [3, V]), { divisor: 4, accumulate: true });
+    const [w, p] = [await read(whole), await read(parts)];
+    expect(p[0]).toBeCloseTo(w[0], 13);
+    expect(p[1]).toBe(99);
+    expect(relError(await read(dParts), await read(dWhole))).toBeLessThan(1e-14);
+  });
+
+  test('logSoftmaxInto: a block of columns of a wider matrix, shifted by a column of another', async () => {
+    const N = 3, K = 4, W = 9, S = 3;
+    const x = f64([N, K], 3), shift = f64([N, S], 1);
+    const out = make(s, 'f64', [N, W], new Array(N * W).fill(7));
+    s.logSoftmaxInto(x.t, out, 5, 3, shift.t, 2);
+    s.logSoftmaxInto(x.t, out, 0, 2, null, 0);
+    const got = await read(out);
+    for (let n = 0; n < N; n++) {
+      const row = x.data.slice(n * K, n * K + K);
+      const lse = Math.log(row.reduce((a, v) => a + Math.exp(v), 0));
+      for (let c = 0; c < W; c++) {
+        const want = c < 2 ? row[c] - lse : c >= 5 && c < 8 ? row[c - 5] - lse + shift.data[n * S + 2] : 7;
+        expect(got[n * W + c]).toBeCloseTo(want, 12);
+      }
+    }
   });
 
   test('logSoftmax', async () => {

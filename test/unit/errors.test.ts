@@ -35,6 +35,24 @@ describe('shapes and arguments', () => {
     s.linearForward(x, W, null, y, {});
   });
 
+  test("crossEntropy's options and logSoftmaxInto's columns, rows and overlaps", () => {
+    const z = make(s, 'f32', [4, 5]), tg = make(s, 'i32', [4]), out = make(s, 'f32', [2]);
+    expect(code(() => s.crossEntropy(z, tg, -1, out, null, { divisor: 0 }))).toMatch(/^ERR_INVALID_ARGUMENT: divisor must be/);
+    expect(code(() => s.crossEntropy(z, tg, -1, out, null, { divisor: NaN }))).toMatch(/^ERR_INVALID_ARGUMENT: divisor/);
+    expect(code(() => s.crossEntropy(z, tg, -1, out, null, { accumulate: 1 as never }))).toMatch(/^ERR_INVALID_ARGUMENT: accumulate must be a boolean/);
+    expect(code(() => s.crossEntropy(z, tg, -1, out, null, 3 as never))).toMatch(/^ERR_INVALID_ARGUMENT: options must be an object/);
+    const wide = make(s, 'f32', [4, 9]), shift = make(s, 'f32', [4, 3]);
+    expect(code(() => s.logSoftmaxInto(z, wide, 5, 5, null, 0))).toMatch(/^ERR_INVALID_ARGUMENT: logSoftmaxInto: columns \[5, 10\) are outside out's 9/);
+    expect(code(() => s.logSoftmaxInto(z, wide, 9, 1, null, 0))).toMatch(/column must be an integer in \[0, 8\]/);
+    expect(code(() => s.logSoftmaxInto(z, wide, 0, 6, null, 0))).toMatch(/count must be an integer in \[1, 5\]/);
+    expect(code(() => s.logSoftmaxInto(z, make(s, 'f32', [3, 9]), 0, 5, null, 0))).toMatch(/out has 3 rows, x has 4/);
+    expect(code(() => s.logSoftmaxInto(z, wide, 0, 5, make(s, 'f32', [2, 3]), 0))).toMatch(/shift has 2 rows, x has 4/);
+    expect(code(() => s.logSoftmaxInto(z, wide, 0, 5, shift, 3))).toMatch(/shiftColumn must be an integer in \[0, 2\]/);
+    expect(code(() => s.logSoftmaxInto(z, tensor(z.buffer, 0, [4, 5]), 0, 5, null, 0))).toMatch(/x and out overlap in memory/);
+    expect(code(() => s.logSoftmaxInto(z, wide, 0, 5, make(s, 'f64', [4, 3]), 0))).toMatch(/shift is f64 but x is f32/);
+    s.logSoftmaxInto(z, wide, 4, 5, shift, 2);
+  });
+
   test('a tensor past the end of its buffer, a bad offset, a non-tensor', () => {
     const buf = s.alloc('f32', 10);
     const out = make(s, 'f32', [1]);
