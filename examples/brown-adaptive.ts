@@ -14,6 +14,7 @@
 // Prints both learning curves and a summary; writes bench/results/reproduce-brown-adaptive-cpu.json
 // (RESULTS_DIR elsewhere).
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { selectBackend } from '../lib/backend/index';
 import { LanguageModel, type EpochLog, type SoftmaxOptions } from '../lib/index';
@@ -21,9 +22,15 @@ import { RECIPES, patience } from './brown';
 import { brownSplit } from './corpora';
 import { fitKeepingBest, runMain, writeReport } from './reproduce';
 
+// CUTOFFS (e.g. 4000,16000) and DIV_VALUE choose the adaptive softmax compared.
 const DECODERS = {
   full: { type: 'full' },
-  adaptive: { type: 'adaptive', cutoffs: [2000, 10000], divValue: 4, headBias: false },
+  adaptive: {
+    type: 'adaptive',
+    cutoffs: (process.env.CUTOFFS ?? '2000,10000').split(',').map(Number),
+    divValue: Number(process.env.DIV_VALUE ?? 4),
+    headBias: false,
+  },
 } satisfies Record<string, SoftmaxOptions>;
 type Name = keyof typeof DECODERS;
 const config = { ...RECIPES.cpu.config, tieWeights: false };
@@ -109,7 +116,14 @@ async function parent() {
   const loadAverage = loadavg()[0];
   console.log(`Brown corpus, whole training vocabulary (minFreq ${minFreq}): full softmax and adaptive softmax ${JSON.stringify(DECODERS.adaptive.cutoffs)}, divValue ${DECODERS.adaptive.divValue}`);
   console.log(`LSTM ${config.layers} x ${config.hiddenSize}, untied; both at once, one thread each, ${minutes} minutes each (load average ${loadAverage.toFixed(2)})\n`);
-  const names = Object.keys(DECODERS) as Name[];
+  // FULL_FROM: the full softmax's run from an earlier report of this script (same recipe and
+  // vocabulary, at least as many minutes: checked), to compare other adaptive settings without
+  // training the full softmax again.
+  const from = process.env.FULL_FROM ? (JSON.parse(readFileSync(process.env.FULL_FROM, 'utf8')) as { date: string; minutes: number; config: unknown; minFreq: number; runs: { full: RunResult } }) : undefined;
+  if (from && (from.minutes < minutes || from.minFreq !== minFreq || JSON.stringify(from.config) !== JSON.stringify(config))) {
+    throw new Error(`FULL_FROM ${process.env.FULL_FROM} ran ${from.minutes} minutes (fewer than ${minutes}) or another recipe or vocabulary; run both again`);
+  }
+  const names = (from ? ['adaptive'] : Object.keys(DECODERS)) as Name[];
   const started: { kill(): boolean }[] = [], lines: string[] = [];
   // The learning curves' header once both models exist (and have said so).
   const ready = (line: string) => {
@@ -123,6 +137,7 @@ async function parent() {
     for (const c of started) c.kill(); // the other run has no comparison left to make
     throw e;
   }
+  if (from) runs.unshift(from.runs.full);
   const [full, adaptive] = runs;
   const ratio = (a: number | null, b: number | null) => (a !== null && b !== null ? a / b : null);
   const ratios = { testPerplexity: adaptive.testPerplexity / full.testPerplexity, tokensPerSecond: ratio(adaptive.tokensPerSecond, full.tokensPerSecond) };
@@ -136,11 +151,12 @@ async function parent() {
   }
   console.log(`adaptive / full: test perplexity ${n(ratios.testPerplexity, 3)}×, training tokens/s ${n(ratios.tokensPerSecond, 2)}×`);
   // Filled in the README's Results as it is printed (the table's columns are these).
-  console.log(`\nREADME row (Results, Brown):\n| ${n(full.vocabSize, 0)} words (minFreq ${minFreq}) | ${n(full.testPerplexity, 1)} | ${n(full.tokensPerSecond, 0)} | ${n(adaptive.testPerplexity, 1)} | ${n(adaptive.tokensPerSecond, 0)} | ${n(ratios.testPerplexity, 3)} / ${n(ratios.tokensPerSecond, 2)}× | ${minutes} (CPU ${n(full.cpuMinutes, 1)} / ${n(adaptive.cpuMinutes, 1)}) |\n`);
+  console.log(`\nREADME row (Results, Brown):\n| ${n(full.vocabSize, 0)} words (minFreq ${minFreq}) | ${n(full.testPerplexity, 1)} | ${n(full.tokensPerSecond, 0)} | ${n(adaptive.testPerplexity, 1)} | ${n(adaptive.tokensPerSecond, 0)} | ${n(ratios.testPerplexity, 3)} / ${n(ratios.tokensPerSecond, 2)}× | ${from ? `${from.minutes} / ${minutes}` : minutes} (CPU ${n(full.cpuMinutes, 1)} / ${n(adaptive.cpuMinutes, 1)}) |\n`);
   console.log(`check: evaluate on the first ${CHECK_WORDS} test words = mean -log p of score's tokenLogProbs to ${TOLERANCE} relative: ${runs.map((r) => `${r.name} ${r.exactCheck.pass ? 'pass' : 'FAIL'}`).join(', ')}`);
   const file = writeReport('brown-adaptive', 'cpu', {
-    task: 'brown-word-whole-vocabulary', minutes, loadAverage, threadsPerRun: 1, words: full.words, minFreq, vocabSize: full.vocabSize,
+    task: 'brown-word-whole-vocabulary', minutes: from ? { full: from.minutes, adaptive: minutes } : minutes, loadAverage, threadsPerRun: 1, words: full.words, minFreq, vocabSize: full.vocabSize,
     config, fit: { ...fit, patience }, decoders: DECODERS, runs: { full, adaptive }, ratios,
+    ...(from ? { fullFrom: { file: process.env.FULL_FROM, date: from.date } } : {}),
   });
   console.log(`\n${file}`);
   if (!runs.every((r) => r.exactCheck.pass)) process.exitCode = 1;
