@@ -4,15 +4,16 @@
 // untied (an adaptive softmax cannot be tied, and an untied full softmax keeps the comparison about
 // the decoder alone); the adaptive softmax has cutoffs [2000, 10000], divValue 4, no head bias
 // (Grave et al.'s text8 setting, 44k words).
-// Equal CPU time: both train at once for MINUTES (default 60: the full softmax needs ~27 minutes an epoch on one core), each in a child process with one
-// core's worth of threads: the model's stream thread computes, OpenBLAS adds none
+// Equal CPU time: both train at once for MINUTES (default 60: the full softmax needs ~16 minutes
+// an epoch on one core), each in a child process with one core's worth of threads: the model's stream thread computes, OpenBLAS adds none
 // (OPENBLAS_NUM_THREADS=1, checked), and the CPU backend's helper thread only shares products when
 // OpenBLAS has two threads or more (native/cpu/blas.h), so it never starts. Each child's CPU time
 // (every thread of its process) is measured and reported. Each run keeps its best validation epoch, reports
 // its test perplexity, and checks that its evaluate on the first CHECK_WORDS test words equals the
 // mean -log p of score's per-token log-probabilities (evaluate uses the exact distribution).
 // Prints both learning curves and a summary; writes bench/results/reproduce-brown-adaptive-cpu.json
-// (RESULTS_DIR elsewhere).
+// (RESULTS_DIR elsewhere). Other adaptive settings: CUTOFFS=4000,16000 DIV_VALUE=2, with
+// FULL_FROM=<an earlier report> to reuse its full-softmax run instead of training it again.
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
