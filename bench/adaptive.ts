@@ -9,7 +9,7 @@
 // Exits 1 if a run failed or was stopped at its budget; targets missed are figures, not failures.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchMain } from './harness/main';
+import { benchMain, seconds } from './harness/main';
 import { planSizes } from './harness/adaptive';
 import { runAdaptiveBench } from './harness/adaptive-run';
 
@@ -21,12 +21,6 @@ function options() {
     },
     strict: true,
   });
-  const seconds = (flag: string, x?: string) => {
-    if (x === undefined) return undefined;
-    const n = Number(x);
-    if (!(n > 0)) throw new Error(`--${flag} must be a number of seconds > 0 (got ${x})`);
-    return n;
-  };
   const sizes = v.sizes?.split(',').map((s) => {
     const n = Number(s.trim());
     if (!Number.isInteger(n) || n < 2) throw new Error(`--sizes takes vocabulary sizes (got ${s})`);

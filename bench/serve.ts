@@ -9,7 +9,7 @@
 // Exits 1 if a run failed (a server crashed, or did not exit 0 on SIGTERM); targets missed are figures, not failures.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchMain } from './harness/main';
+import { benchMain, seconds } from './harness/main';
 import { SERVE_ENDPOINTS, type Endpoint } from './harness/serve';
 import { runServeBench } from './harness/serve-run';
 
@@ -22,12 +22,6 @@ function options() {
     },
     strict: true,
   });
-  const seconds = (flag: string, x?: string) => {
-    if (x === undefined) return undefined;
-    const n = Number(x);
-    if (!(n > 0)) throw new Error(`--${flag} must be a number of seconds > 0 (got ${x})`);
-    return n;
-  };
   const list = (x?: string) => x?.split(',').map((s) => s.trim()).filter(Boolean);
   const connections = list(v.connections)?.map((s) => {
     const n = Number(s);

@@ -21,3 +21,11 @@ export function benchMain<O extends { json?: string }>(name: string, options: ()
     },
   );
 }
+
+/** A --flag's number of seconds (> 0), or undefined when it is not given. */
+export function seconds(flag: string, x?: string): number | undefined {
+  if (x === undefined) return undefined;
+  const n = Number(x);
+  if (!(n > 0)) throw new Error(`--${flag} must be a number of seconds > 0 (got ${x})`);
+  return n;
+}
