@@ -6,7 +6,11 @@
  */
 import { RnnlmError, invalidArgument } from './errors';
 import { CELLS, isCell, type Cell } from './backend/types';
+import { fromHalf, halfFinite, toHalf } from './io/half';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
+
+/** The element type of a checkpoint's weights: float32, or half precision (half the size). */
+export type CheckpointDType = 'F32' | 'F16' | 'BF16';
 import { parseSoftmax, type SoftmaxConfig } from './nn/decoder';
 import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
 import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
@@ -84,11 +88,20 @@ export async function writeCheckpoint(
   tokenizer: Tokenizer | undefined,
   mode: string | undefined,
   extra: Record<string, string> = {},
+  dtype: CheckpointDType = 'F32',
 ): Promise<void> {
   const tensors = new Map<string, SafeTensor>();
   for (const e of layout) {
     const n = e.shape.reduce((a, b) => a * b, 1);
-    tensors.set(e.name, { dtype: 'F32', shape: [...e.shape], data: params.slice(e.offset, e.offset + n) });
+    const values = params.slice(e.offset, e.offset + n);
+    if (dtype === 'F32') {
+      tensors.set(e.name, { dtype, shape: [...e.shape], data: values });
+      continue;
+    }
+    const data = toHalf(dtype, values);
+    const i = data.findIndex((h) => !halfFinite(dtype, h));
+    if (i >= 0) throw invalidArgument(`save: ${e.name} holds ${values[i]} at element ${i}, beyond float16's largest finite value (65504); save with dtype 'bf16' (float32's range) or 'f32'`);
+    tensors.set(e.name, { dtype, shape: [...e.shape], data });
   }
   const metadata: Record<string, string> = { format: FORMAT, version: VERSION, config: JSON.stringify(config) };
   // Checked before any file is touched: a file that would never load is not written.
@@ -219,18 +232,19 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
       for (const e of layout) {
         const t = tensors.get(e.name);
         if (!t) throw bad(path, `tensor '${e.name}' is missing`);
-        if (t.dtype !== 'F32') throw bad(path, `tensor '${e.name}' is ${t.dtype}; expected F32`);
+        if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw bad(path, `tensor '${e.name}' is ${t.dtype}; expected F32, F16 or BF16`);
         if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) {
           throw bad(path, `tensor '${e.name}' has shape [${t.shape.join(', ')}]; the config needs [${e.shape.join(', ')}]`);
         }
-        const data = t.data as Float32Array;
+        // Half-precision weights widen exactly to float32.
+        const data = t.dtype === 'F32' ? (t.data as Float32Array) : fromHalf(t.dtype, t.data as Uint16Array);
         for (let i = 0; i < data.length; i++) {
           if (!Number.isFinite(data[i])) throw bad(path, `tensor '${e.name}' holds a non-finite value at index ${i}`);
         }
         if (e.name === 'decoder.weight' && config.tieWeights) {
           // Tied: the file holds the same matrix twice (as PyTorch's state_dict does).
-          const enc = tensors.get('encoder.weight')?.data as Float32Array | undefined;
-          if (!enc || enc.length !== data.length || enc.some((v, i) => v !== data[i])) {
+          const enc = tensors.get('encoder.weight'), raw = t.data as Float32Array | Uint16Array;
+          if (!enc || enc.dtype !== t.dtype || enc.data.length !== raw.length || (enc.data as typeof raw).some((v, i) => v !== raw[i])) {
             throw bad(path, 'config.tieWeights is set but decoder.weight differs from encoder.weight');
           }
           continue;

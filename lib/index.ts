@@ -11,6 +11,7 @@ export {
   LanguageModel,
   type CreateOptions,
   type LoadOptions,
+  type SaveOptions,
   type SummaryOptions,
   type FitOptions,
   type EpochLog,

@@ -10,7 +10,7 @@
  */
 import { DEVICES, selectBackend, type DeviceOption } from './backend/index';
 import { CELL_NAMES, type Cell } from './backend/types';
-import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type ModelConfig } from './checkpoint';
+import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type CheckpointDType, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { evaluateSet, prepareScoring, type EvaluateOptions, type Evaluation } from './evaluate';
@@ -112,6 +112,17 @@ function runtimeOptions(o: Options, defaults: { batching: boolean; maxBatchSize:
   const maxBatchSize = o.integer('maxBatchSize', defaults.maxBatchSize, { min: 1, max: 4096 });
   return { maxRows: batching ? maxBatchSize : 1 };
 }
+
+/** Options of {@link LanguageModel.save}. */
+export interface SaveOptions {
+  /**
+   * The weights' element type: 'f32' (exact), or half precision, half the file: 'f16' (IEEE half,
+   * 11 bits of precision, values up to 65504) or 'bf16' (bfloat16: float32's range, 8 bits). A
+   * half-precision file loads as float32 (training resumes from float32 checkpoints only). Default 'f32'.
+   */
+  dtype?: 'f32' | 'f16' | 'bf16';
+}
+const SAVE_DTYPES = ['f32', 'f16', 'bf16'] as const;
 
 /** Options of {@link LanguageModel.summary}. */
 export interface SummaryOptions {
@@ -390,14 +401,17 @@ export class LanguageModel {
   // ---- checkpoints ---------------------------------------------------------------------------------
 
   /** Writes the model (weights with PyTorch names, config and tokenizer) to one .safetensors file, atomically. */
-  save(path: string): Promise<void> {
-    return this.#access.shared(() => this.#write(path));
+  save(path: string, options: SaveOptions = {}): Promise<void> {
+    return this.#access.shared(async () => {
+      const dtype = new Options('save', options, ['dtype']).oneOf('dtype', DEFAULTS.save.dtype, SAVE_DTYPES);
+      return this.#write(path, {}, dtype);
+    });
   }
 
-  async #write(path: string, extra: Record<string, string> = {}): Promise<void> {
+  async #write(path: string, extra: Record<string, string> = {}, dtype: SaveOptions['dtype'] = 'f32'): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('save: path must be a non-empty string');
     const params = (await this.#net.stream.read(this.#net.allParams)) as Float32Array;
-    await writeCheckpoint(path, this.#net.layout, params, this.#cfg, this.tokenizer, this.#mode, extra);
+    await writeCheckpoint(path, this.#net.layout, params, this.#cfg, this.tokenizer, this.#mode, extra, dtype.toUpperCase() as CheckpointDType);
   }
 
   /** Reads a checkpoint written by save (validated before use) onto a device. */

@@ -10,11 +10,13 @@
 import { promises as fs } from 'node:fs';
 import { RnnlmError } from '../errors';
 import { writeFileAtomic } from './atomic';
+import { halfFinite } from './half';
 
 /** Element types this reader and writer support. */
-export type SafeDType = 'F32' | 'F64' | 'I32' | 'I64' | 'U8';
+export type SafeDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
 
-export type SafeTensorData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
+/** F16 and BF16 data are their 16-bit patterns (lib/io/half.ts converts). */
+export type SafeTensorData = Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
 
 export interface SafeTensor {
   dtype: SafeDType;
@@ -48,6 +50,8 @@ interface DTypeInfo {
 const DTYPES: Record<SafeDType, DTypeInfo> = {
   F32: { size: 4, ctor: Float32Array, float: true },
   F64: { size: 8, ctor: Float64Array, float: true },
+  F16: { size: 2, ctor: Uint16Array, float: false },
+  BF16: { size: 2, ctor: Uint16Array, float: false },
   I32: { size: 4, ctor: Int32Array, float: false },
   I64: { size: 8, ctor: BigInt64Array, float: false },
   U8: { size: 1, ctor: Uint8Array, float: false },
@@ -55,7 +59,7 @@ const DTYPES: Record<SafeDType, DTypeInfo> = {
 
 /** Valid safetensors dtypes that this library does not read. */
 const OTHER_KNOWN_DTYPES = new Set([
-  'BOOL', 'I8', 'I16', 'U16', 'U32', 'U64', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0',
+  'BOOL', 'I8', 'I16', 'U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0',
   'F4', 'F6_E2M3', 'F6_E3M2', 'C64',
 ]);
 
@@ -162,6 +166,11 @@ export function serialize(
     }
     if (t.data.length !== numel) {
       throw invalid(`${where}: shape ${fmtShape(t.shape)} needs ${numel} elements but data has ${t.data.length}`);
+    }
+    if (t.dtype === 'F16' || t.dtype === 'BF16') {
+      const a = t.data as Uint16Array, dt = t.dtype;
+      const i = a.findIndex((h) => !halfFinite(dt, h));
+      if (i >= 0) throw new RnnlmError('ERR_NON_FINITE', `serialize: tensor ${quoteName(name)} holds a non-finite ${dt} value (0x${a[i].toString(16)}) at element ${i}; a checkpoint must hold finite numbers`);
     }
     if (info.float) {
       const a = t.data as Float32Array | Float64Array;

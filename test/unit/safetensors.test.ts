@@ -257,7 +257,7 @@ describe('malformed files are refused with ERR_CHECKPOINT', () => {
     ['JSON number', () => rawFile('42'), /must be a JSON object .* but is number 42/],
     ['entry not an object', () => rawFile({ w: [1, 2] }), /checkpoint tensor 'w': expected an object/],
     ['unknown dtype', () => rawFile({ w: entry('F31', [1], [0, 4]) }, u8(4)), /checkpoint tensor 'w': unknown dtype "F31"/],
-    ['known but unsupported dtype', () => rawFile({ w: entry('BF16', [2], [0, 4]) }, u8(4)), /checkpoint tensor 'w': dtype BF16 is not supported/],
+    ['known but unsupported dtype', () => rawFile({ w: entry('I8', [4], [0, 4]) }, u8(4)), /checkpoint tensor 'w': dtype I8 is not supported/],
     ['dtype not a string', () => rawFile({ w: entry(4 as never, [1], [0, 4]) }, u8(4)), /dtype must be a string/],
     ['lowercase dtype', () => rawFile({ w: entry('f32', [1], [0, 4]) }, u8(4)), /unknown dtype "f32"/],
     ['negative shape', () => rawFile({ w: entry('U8', [-1], [0, 0]) }), /checkpoint tensor 'w': shape \[-1\] must hold non-negative integers/],
@@ -356,7 +356,8 @@ describe('serialize validates its input', () => {
   const cases: [string, () => unknown, RegExp][] = [
     ['empty name', () => serialize({ '': { dtype: 'F32', shape: [1], data: f32(1) } }), /non-empty string/],
     ['reserved name', () => serialize(new Map([['__metadata__', { dtype: 'F32', shape: [1], data: f32(1) } as SafeTensor]])), /'__metadata__' is reserved/],
-    ['unknown dtype', () => serialize({ w: { dtype: 'F16' as never, shape: [1], data: f32(1) } }), /tensor 'w': dtype must be one of/],
+    ['unknown dtype', () => serialize({ w: { dtype: 'F8_E4M3' as never, shape: [1], data: f32(1) } }), /tensor 'w': dtype must be one of/],
+    ['F16 data not in a Uint16Array', () => serialize({ w: { dtype: 'F16', shape: [1], data: f32(1) as never } }), /dtype F16 needs its data in a Uint16Array \(got Float32Array\)/],
     ['data length != numel', () => serialize({ w: { dtype: 'F32', shape: [2, 3], data: f32(5) } }), /tensor 'w': shape \[2, 3\] needs 6 elements but data has 5/],
     ['scalar with no element', () => serialize({ w: { dtype: 'F32', shape: [], data: f32(0) } }), /needs 1 elements but data has 0/],
     ['data type does not match dtype', () => serialize({ w: { dtype: 'F64', shape: [1], data: f32(1) } }), /dtype F64 needs its data in a Float64Array \(got Float32Array\)/],
@@ -376,6 +377,11 @@ describe('serialize validates its input', () => {
       expect(errorOf(() => serialize({ 'decoder.bias': { dtype: 'F32', shape: [3], data: Float32Array.from([0, 1, bad]) } })))
         .toMatch(/^ERR_NON_FINITE: serialize: tensor 'decoder.bias' holds a non-finite value \((NaN|-?Infinity)\) at element 2/);
       expect(errorOf(() => serialize({ d: { dtype: 'F64', shape: [1], data: Float64Array.from([bad]) } }))).toMatch(/^ERR_NON_FINITE: .*'d'/);
+    }
+    // Half patterns with an all-ones exponent: F16 infinity and NaN, BF16 infinity.
+    for (const [dtype, bits] of [['F16', 0x7c00], ['F16', 0xfe00], ['BF16', 0x7f80]] as const) {
+      expect(errorOf(() => serialize({ h: { dtype, shape: [2], data: Uint16Array.from([0x3c00, bits]) } })))
+        .toMatch(new RegExp(`^ERR_NON_FINITE: serialize: tensor 'h' holds a non-finite ${dtype} value \\(0x${bits.toString(16)}\\) at element 1`));
     }
   });
 
