@@ -149,8 +149,6 @@ export function createDecoder(sm: SoftmaxConfig, host: DecoderHost, scratch: Scr
   return sm.type === 'full' ? new FullDecoder(host, scratch, V) : new AdaptiveDecoder(host, scratch, sm, V, H, chunkElements);
 }
 
-const rows = (t: Tensor, n: number, cols: number): Tensor => ({ buffer: t.buffer, offset: t.offset, shape: [n, cols] });
-
 class FullDecoder implements Decoder {
   constructor(
     private readonly host: DecoderHost,
@@ -258,7 +256,6 @@ class AdaptiveDecoder implements Decoder {
     if (dx) {
       s.linearBackward(x, this.host.param('decoder.head.weight'), head, dx, this.host.grad('decoder.head.weight'), this.sm.headBias ? this.host.grad('decoder.head.bias') : null);
     }
-    const table = rows(x, N, H);
     this.clusters.forEach((k, i) => {
       const m = members[i], size = k.hi - k.lo;
       const P = this.host.param(`decoder.tail.${i}.0.weight`), O = this.host.param(`decoder.tail.${i}.1.weight`);
@@ -277,7 +274,7 @@ class AdaptiveDecoder implements Decoder {
         const g = this.scratch.f('gathered', r * H, [r, H]);
         const p = this.scratch.f('proj', r * k.proj, [r, k.proj]);
         const logits = this.scratch.f('cluster', r * size, [r, size]);
-        s.embeddingForward(table, pick, g); // g = x[rows]
+        s.embeddingForward(x, pick, g); // g = x[rows]
         s.linearForward(g, P, null, p);
         s.linearForward(p, O, null, logits);
         // The cluster's NLL joins the head's mean: divided by every counted target, added to loss[0].
@@ -287,7 +284,7 @@ class AdaptiveDecoder implements Decoder {
           const dg = this.scratch.f('dgathered', r * H, [r, H]);
           s.linearBackward(p, O, logits, dp, this.host.grad(`decoder.tail.${i}.1.weight`), null);
           s.linearBackward(g, P, dp, dg, this.host.grad(`decoder.tail.${i}.0.weight`), null);
-          s.embeddingBackward(pick, dg, rows(dx, N, H), -1); // dx[rows] += dg
+          s.embeddingBackward(pick, dg, dx, -1); // dx[rows] += dg
         }
       }
     });
