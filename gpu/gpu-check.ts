@@ -311,9 +311,8 @@ async function fixtureInputs(folder: string) {
     const V = 40, E = 12, H = 16, L = 2, T = 9, B = 4;
     const n = new Network(cpuBackend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout: 0, tieWeights: false, dtype: 'f32', paddingIdx: 0, softmax });
     n.initialize(11);
-    const params = (await n.stream.read(n.allParams)) as Float32Array;
     const config = { cell, vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, dropout: 0, tieWeights: false, softmax, seed: 11 };
-    await writeCheckpoint(join(folder, `${name}.safetensors`), n.layout, params, config, undefined, undefined);
+    await writeCheckpoint(join(folder, `${name}.safetensors`), n.layout, await n.readWeights(), config, undefined, undefined);
     n.dispose();
     const bt = batch(T, B, V, 17, true);
     const rng = new Random(23);

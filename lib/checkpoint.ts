@@ -9,10 +9,15 @@ import { CELLS, isCell, type Cell } from './backend/types';
 import { fromHalf, halfFinite, toHalf } from './io/half';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 
-/** The element type of a checkpoint's weights: float32, or half precision (half the size). */
-export type CheckpointDType = 'F32' | 'F16' | 'BF16';
+/**
+ * The element type of a checkpoint's weights: float32, half precision (half the size), or int8
+ * (a quarter: every matrix as int8 with its rows' float32 scales in `<name>_scale` [rows, 1],
+ * so that `q.float() * scale` is the matrix in PyTorch; biases float32; nn/quantize.ts).
+ */
+export type CheckpointDType = 'F32' | 'F16' | 'BF16' | 'I8';
 import { parseSoftmax, type SoftmaxConfig } from './nn/decoder';
 import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
+import { floatOf, isQuantized, quantizable, quantizeRows, type HostWeights, type Quantization, type QuantizedTensor } from './nn/quantize';
 import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
 
 export interface ModelConfig {
@@ -80,10 +85,14 @@ function bad(path: string, what: string): RnnlmError {
   return new RnnlmError('ERR_CHECKPOINT', `${path}: ${what}`);
 }
 
+/** The suffix of an int8 matrix's scales in a checkpoint: `encoder.weight` and `encoder.weight_scale`. */
+export const SCALE_SUFFIX = '_scale';
+
+/** weights: every tensor of the layout by name; int8 ones (quantized) for dtype 'I8', and only then. */
 export async function writeCheckpoint(
   path: string,
   layout: readonly ParamEntry[],
-  params: Float32Array,
+  weights: HostWeights,
   config: ModelConfig,
   tokenizer: Tokenizer | undefined,
   mode: string | undefined,
@@ -92,10 +101,17 @@ export async function writeCheckpoint(
 ): Promise<void> {
   const tensors = new Map<string, SafeTensor>();
   for (const e of layout) {
-    const n = e.shape.reduce((a, b) => a * b, 1);
-    const values = params.slice(e.offset, e.offset + n);
-    if (dtype === 'F32') {
-      tensors.set(e.name, { dtype, shape: [...e.shape], data: values });
+    const w = weights.get(e.name);
+    if (!w) throw invalidArgument(`save: no tensor '${e.name}'`);
+    if (dtype === 'I8' && isQuantized(w)) {
+      tensors.set(e.name, { dtype, shape: [...e.shape], data: w.q });
+      tensors.set(e.name + SCALE_SUFFIX, { dtype: 'F32', shape: [e.shape[0], 1], data: w.scale });
+      continue;
+    }
+    if (isQuantized(w) !== (dtype === 'I8' && quantizable(e.shape))) throw invalidArgument(`save: '${e.name}' must be ${isQuantized(w) ? 'float' : 'int8'} in a ${dtype} checkpoint`);
+    const values = floatOf(w, e.shape);
+    if (dtype === 'F32' || dtype === 'I8') {
+      tensors.set(e.name, { dtype: 'F32', shape: [...e.shape], data: values });
       continue;
     }
     const data = toHalf(dtype, values);
@@ -198,8 +214,12 @@ export interface LoadedCheckpoint {
   metadata: Record<string, string>;
   tokenizer?: Tokenizer;
   mode?: 'stream' | 'sentences';
-  /** The flat parameter buffer for a network's layout (shapes and names checked). */
+  /** 'int8' for a file of int8 matrices (nn/quantize.ts), else null. */
+  quantization: Quantization | null;
+  /** The flat float32 parameter buffer for a network's layout (int8 matrices dequantized). */
   params(layout: readonly ParamEntry[]): Float32Array;
+  /** Every tensor by name, validated: int8 matrices for an int8 network (`quantize`; a float file's quantized), float ones otherwise. */
+  weights(layout: readonly ParamEntry[], quantize: Quantization | null): HostWeights;
 }
 
 export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
@@ -210,9 +230,15 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   const tokenizer = metadata.tokenizer === undefined ? undefined : readTokenizer(path, metadata.tokenizer, config.vocabSize);
   const mode = metadata.mode;
   if (mode !== undefined && mode !== 'stream' && mode !== 'sentences') throw bad(path, `metadata mode ${JSON.stringify(mode)} is not 'stream' or 'sentences'`);
+  // An int8 file: every matrix int8 with its scales (encoder.weight's dtype says which kind of file it is).
+  const quantization: Quantization | null = tensors.get('encoder.weight')?.dtype === 'I8' ? 'int8' : null;
   // The tensors must be exactly what the config describes before anything is built from it: a
   // config claiming a huge model over a small file is a bad file, not a memory problem.
-  const expected = new Map(parameterSpecs(config).map((p) => [p.name, p.shape]));
+  const expected = new Map<string, number[]>();
+  for (const p of parameterSpecs(config)) {
+    expected.set(p.name, p.shape);
+    if (quantization && quantizable(p.shape)) expected.set(p.name + SCALE_SUFFIX, [p.shape[0], 1]);
+  }
   for (const name of tensors.keys()) if (!expected.has(name)) throw bad(path, `unexpected tensor '${name}'`);
   for (const [name, shape] of expected) {
     const t = tensors.get(name);
@@ -221,37 +247,69 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
       throw bad(path, `tensor '${name}' has shape [${t.shape.join(', ')}]; the config needs [${shape.join(', ')}]`);
     }
   }
+  const tensor = (name: string) => {
+    const t = tensors.get(name);
+    if (!t) throw bad(path, `tensor '${name}' is missing`);
+    return t;
+  };
+  /** A float tensor, widened to float32 (half precision exactly) and checked finite. */
+  const floats = (name: string): Float32Array => {
+    const t = tensor(name);
+    if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw bad(path, `tensor '${name}' is ${t.dtype}; expected F32, F16 or BF16`);
+    const data = t.dtype === 'F32' ? (t.data as Float32Array) : fromHalf(t.dtype, t.data as Uint16Array);
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw bad(path, `tensor '${name}' holds a non-finite value at index ${i}`);
+    }
+    return data;
+  };
+  /** An int8 matrix and its scales: q in [-127, 127], scales finite and >= 0. */
+  const int8 = (name: string): QuantizedTensor => {
+    const t = tensor(name);
+    if (t.dtype !== 'I8') throw bad(path, `tensor '${name}' is ${t.dtype}; an int8 checkpoint holds every matrix as I8`);
+    const q = t.data as Int8Array, scale = floats(name + SCALE_SUFFIX);
+    const i = q.indexOf(-128);
+    if (i >= 0) throw bad(path, `tensor '${name}' holds -128 at index ${i}; int8 weights are in [-127, 127]`);
+    const j = scale.findIndex((v) => v < 0);
+    if (j >= 0) throw bad(path, `tensor '${name + SCALE_SUFFIX}' holds the negative scale ${scale[j]} at row ${j}`);
+    return { q, scale };
+  };
+  /** A tensor as the file holds it (tied: the file holds the same matrix twice, as PyTorch's state_dict does). */
+  const read = (e: ParamEntry): Float32Array | QuantizedTensor => {
+    const int = quantization !== null && quantizable(e.shape);
+    const w = int ? int8(e.name) : floats(e.name);
+    if (e.name === 'decoder.weight' && config.tieWeights) {
+      const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => v === b[i]);
+      const enc = tensor('encoder.weight'), dec = tensor('decoder.weight');
+      if (enc.dtype !== dec.dtype || !same(enc.data as ArrayLike<number>, dec.data as ArrayLike<number>) || (int && !same(floats('encoder.weight' + SCALE_SUFFIX), floats('decoder.weight' + SCALE_SUFFIX)))) {
+        throw bad(path, 'config.tieWeights is set but decoder.weight differs from encoder.weight');
+      }
+    }
+    return w;
+  };
   return {
     config,
     metadata,
     tokenizer,
     mode,
+    quantization,
     params(layout) {
       const total = layout.reduce((a, e) => Math.max(a, e.offset + e.shape.reduce((x, y) => x * y, 1)), 0);
       const flat = new Float32Array(total);
       for (const e of layout) {
-        const t = tensors.get(e.name);
-        if (!t) throw bad(path, `tensor '${e.name}' is missing`);
-        if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw bad(path, `tensor '${e.name}' is ${t.dtype}; expected F32, F16 or BF16`);
-        if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) {
-          throw bad(path, `tensor '${e.name}' has shape [${t.shape.join(', ')}]; the config needs [${e.shape.join(', ')}]`);
-        }
-        // Half-precision weights widen exactly to float32.
-        const data = t.dtype === 'F32' ? (t.data as Float32Array) : fromHalf(t.dtype, t.data as Uint16Array);
-        for (let i = 0; i < data.length; i++) {
-          if (!Number.isFinite(data[i])) throw bad(path, `tensor '${e.name}' holds a non-finite value at index ${i}`);
-        }
-        if (e.name === 'decoder.weight' && config.tieWeights) {
-          // Tied: the file holds the same matrix twice (as PyTorch's state_dict does).
-          const enc = tensors.get('encoder.weight'), raw = t.data as Float32Array | Uint16Array;
-          if (!enc || enc.dtype !== t.dtype || enc.data.length !== raw.length || (enc.data as typeof raw).some((v, i) => v !== raw[i])) {
-            throw bad(path, 'config.tieWeights is set but decoder.weight differs from encoder.weight');
-          }
-          continue;
-        }
-        flat.set(data, e.offset);
+        const w = read(e);
+        if (e.name === 'decoder.weight' && config.tieWeights) continue;
+        flat.set(floatOf(w, e.shape), e.offset);
       }
       return flat;
+    },
+    weights(layout, quantize) {
+      const out: HostWeights = new Map();
+      for (const e of layout) {
+        const w = read(e);
+        if (!quantize || !quantizable(e.shape)) out.set(e.name, floatOf(w, e.shape));
+        else out.set(e.name, isQuantized(w) ? w : quantizeRows(w, e.shape[0], e.shape[1]));
+      }
+      return out;
     },
   };
 }

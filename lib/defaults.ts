@@ -14,8 +14,8 @@ export const DEFAULTS = {
   create: { cell: 'lstm', embeddingSize: 200, hiddenSize: 200, layers: 2, dropout: 0, tieWeights: false, device, seed: 1, ...runtime },
   /** create's softmax: { type: 'adaptive', cutoffs } (cutoffs have no default: they depend on the vocabulary) */
   adaptiveSoftmax: { divValue: 4, headBias: false },
-  /** model.save */
-  save: { dtype: 'f32' as 'f32' | 'f16' | 'bf16' },
+  /** model.save: a float model's dtype (an int8 model saves as 'int8'). */
+  save: { dtype: 'f32' as 'f32' | 'f16' | 'bf16' | 'int8' },
   /** LanguageModel.load */
   load: { device, ...runtime },
   /** model.fit (batchSize by data mode) */

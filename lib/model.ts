@@ -27,6 +27,7 @@ import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
 import { parseSoftmax, type SoftmaxOptions } from './nn/decoder';
 import { countParameters, parameterSpecs } from './nn/layout';
 import { Network } from './nn/network';
+import { QUANTIZATIONS, hostWeights, type HostWeights, type Quantization } from './nn/quantize';
 import { Options } from './options';
 import { Access } from './runtime/access';
 import { Scheduler, type RuntimeStats } from './runtime/scheduler';
@@ -101,6 +102,11 @@ export interface LoadOptions {
   batching?: boolean;
   /** As CreateOptions.maxBatchSize. Default 64. */
   maxBatchSize?: number;
+  /**
+   * 'int8': load as an int8 model (see LanguageModel.quantize), whatever the file holds. An int8
+   * file loads as an int8 model on the CPU anyway, or dequantized to float32 on device 'cuda'.
+   */
+  quantize?: Quantization;
 }
 
 /** The runtime options of create and load (not stored in checkpoints). */
@@ -118,11 +124,14 @@ export interface SaveOptions {
   /**
    * The weights' element type: 'f32' (exact), or half precision, half the file: 'f16' (IEEE half,
    * 11 bits of precision, values up to 65504) or 'bf16' (bfloat16: float32's range, 8 bits). A
-   * half-precision file loads as float32 (training resumes from float32 checkpoints only). Default 'f32'.
+   * half-precision file loads as float32 (training resumes from float32 checkpoints only). 'int8':
+   * a quarter of float32's size, every matrix as int8 with its rows' float32 scales (`<name>` and
+   * `<name>_scale`, [rows, 1]; biases float32); it loads as an int8 model (see quantize). Default:
+   * 'f32', or 'int8' for an int8 model (whose other dtypes hold its dequantized weights).
    */
-  dtype?: 'f32' | 'f16' | 'bf16';
+  dtype?: 'f32' | 'f16' | 'bf16' | 'int8';
 }
-const SAVE_DTYPES = ['f32', 'f16', 'bf16'] as const;
+const SAVE_DTYPES = ['f32', 'f16', 'bf16', 'int8'] as const;
 
 /** Options of {@link LanguageModel.summary}. */
 export interface SummaryOptions {
@@ -214,11 +223,12 @@ export class LanguageModel {
     return LanguageModel.#build(cfg, tokenizer, device, true, runtime);
   }
 
-  static async #build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean, runtime: RuntimeOptions) {
-    const { backend, reason } = selectBackend(device);
+  static async #build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean, runtime: RuntimeOptions, quantization: Quantization | null = null) {
+    if (quantization && device === 'cuda') throw invalidArgument(`an ${quantization} model runs on the CPU (device 'cuda' was asked): the CUDA backend has no ${quantization} kernels`);
+    const { backend, reason } = quantization ? { ...selectBackend('cpu'), reason: `${quantization} models run on the CPU` } : selectBackend(device);
     // With token ids no id is padding (-1: no frozen embedding row); the loss skips only IGNORE,
     // the target of padded positions, never a token.
-    const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: tokenizer ? PAD_ID : -1, ignoreIndex: IGNORE });
+    const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: tokenizer ? PAD_ID : -1, ignoreIndex: IGNORE, quantization });
     try {
       if (init) net.initialize(cfg.seed);
       await net.stream.sync();
@@ -236,6 +246,10 @@ export class LanguageModel {
   /** The model's configuration (create's options with their defaults; a copy). */
   get config(): Readonly<ModelConfig> {
     return { ...this.#cfg };
+  }
+  /** 'int8' for an int8 model (quantize; inference only, on the CPU), else null. */
+  get quantization(): Quantization | null {
+    return this.#net.quantization;
   }
   /** Trainable parameters (a tied decoder shares the embedding's), as summary counts them. */
   get parameterCount(): number {
@@ -288,7 +302,40 @@ export class LanguageModel {
    * flight have ended; inference called during fit waits for it (except in its onEpochEnd).
    */
   fit(train: TextInput, options: FitOptions = {}): Promise<EpochLog[]> {
-    return this.#access.exclusive('fit', () => fitModel(this.#trainHost(), train, options));
+    return this.#access.exclusive('fit', () => {
+      if (this.quantization) throw invalidArgument(`fit: an ${this.quantization} model is for inference; train the float32 model (LanguageModel.load of its float checkpoint) and quantize it after`);
+      return fitModel(this.#trainHost(), train, options);
+    });
+  }
+
+  /**
+   * An int8 copy of this model, for inference on the CPU: every weight matrix (embedding, recurrent,
+   * decoder) as int8 with one float32 scale per row; biases, activations and states stay float32,
+   * and each product quantizes its input per row on the fly (as PyTorch's quantize_dynamic). About
+   * a quarter of the weights' memory and faster generation; every inference call works on it, fit
+   * does not. This model is left as it is.
+   */
+  quantize(type: Quantization): Promise<LanguageModel> {
+    return this.#access.shared(async () => {
+      if (!(QUANTIZATIONS as readonly unknown[]).includes(type)) throw invalidArgument(`quantize: type must be one of ${QUANTIZATIONS.map((q) => `'${q}'`).join(', ')} (got ${typeof type === 'string' ? `'${type}'` : String(type)})`);
+      if (this.quantization) throw invalidArgument(`quantize: this model is ${this.quantization} already`);
+      const weights = hostWeights(this.#net.layout, (await this.#net.stream.read(this.#net.allParams)) as Float32Array, type);
+      const model = await LanguageModel.#build(this.#cfg, this.tokenizer, 'cpu', false, this.#runtime, type);
+      model.#mode = this.#mode;
+      await model.#fill(() => weights);
+      return model;
+    });
+  }
+
+  /** Writes weights made from the network's layout, then waits for them; disposes the model if that fails. */
+  async #fill(weights: (layout: Network['layout']) => HostWeights): Promise<void> {
+    try {
+      this.#net.writeWeights(weights(this.#net.layout));
+      await this.#net.stream.sync();
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
   }
 
   /** What the training loop (./train) needs of this model. */
@@ -403,33 +450,31 @@ export class LanguageModel {
   /** Writes the model (weights with PyTorch names, config and tokenizer) to one .safetensors file, atomically. */
   save(path: string, options: SaveOptions = {}): Promise<void> {
     return this.#access.shared(async () => {
-      const dtype = new Options('save', options, ['dtype']).oneOf('dtype', DEFAULTS.save.dtype, SAVE_DTYPES);
+      const dtype = new Options('save', options, ['dtype']).oneOf('dtype', this.quantization ?? DEFAULTS.save.dtype, SAVE_DTYPES);
       return this.#write(path, {}, dtype);
     });
   }
 
-  async #write(path: string, extra: Record<string, string> = {}, dtype: SaveOptions['dtype'] = 'f32'): Promise<void> {
+  async #write(path: string, extra: Record<string, string> = {}, dtype: NonNullable<SaveOptions['dtype']> = 'f32'): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('save: path must be a non-empty string');
-    const params = (await this.#net.stream.read(this.#net.allParams)) as Float32Array;
-    await writeCheckpoint(path, this.#net.layout, params, this.#cfg, this.tokenizer, this.#mode, extra, dtype.toUpperCase() as CheckpointDType);
+    let weights = await this.#net.readWeights();
+    if (dtype === 'int8' && !this.quantization) weights = hostWeights(this.#net.layout, (await this.#net.stream.read(this.#net.allParams)) as Float32Array, 'int8');
+    await writeCheckpoint(path, this.#net.layout, weights, this.#cfg, this.tokenizer, this.#mode, extra, (dtype === 'int8' ? 'I8' : dtype.toUpperCase()) as CheckpointDType);
   }
 
   /** Reads a checkpoint written by save (validated before use) onto a device. */
   static async load(path: string, options: LoadOptions = {}): Promise<LanguageModel> {
-    const o = new Options('LanguageModel.load', options, ['device', 'batching', 'maxBatchSize']);
+    const o = new Options('LanguageModel.load', options, ['device', 'batching', 'maxBatchSize', 'quantize']);
     const device = o.oneOf('device', DEFAULTS.load.device, DEVICES);
     const runtime = runtimeOptions(o, DEFAULTS.load);
+    const quantize = o.has('quantize') ? o.oneOf('quantize', 'int8', QUANTIZATIONS) : null;
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('LanguageModel.load: path must be a non-empty string');
     const ck = await readCheckpoint(path);
-    const model = await LanguageModel.#build(ck.config, ck.tokenizer, device, false, runtime);
-    try {
-      model.#mode = ck.mode;
-      model.#net.stream.write(model.#net.allParams, ck.params(model.#net.layout));
-      await model.#net.stream.sync();
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
+    // An int8 file on an explicit CUDA device loads dequantized (the GPU has no int8 kernels).
+    const quantization = quantize ?? (device === 'cuda' ? null : ck.quantization);
+    const model = await LanguageModel.#build(ck.config, ck.tokenizer, device, false, runtime, quantization);
+    model.#mode = ck.mode;
+    await model.#fill((layout) => ck.weights(layout, quantization));
     return model;
   }
 }

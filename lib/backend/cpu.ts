@@ -40,6 +40,7 @@ export function cpuAddon(): CpuAddon {
 export const cpuBackend: Backend = {
   device: 'cpu',
   dtypes: ['f32', 'f64'],
+  int8: true,
   createStream: () => new (cpuAddon().Stream)(),
   createRnn: (options) => new (cpuAddon().Rnn)(options),
   info: () => ({ device: 'cpu', blas: cpuAddon().blasInfo() }),

@@ -131,6 +131,7 @@ export function cudaBackend(): Backend {
   return {
     device: 'cuda',
     dtypes: ['f32'],
+    int8: false,
     createStream: () => new addon.Stream(),
     createRnn: (options) => new addon.Rnn(options),
     info: () => ({ ...info, backend: 'cuda', memory: addon.memoryInfo() }),

@@ -14,7 +14,8 @@
  *   with fill() before each backward pass.
  */
 
-export type DType = 'f32' | 'f64' | 'i32';
+/** i8: the int8 weights of a quantized model (Backend.int8: the CPU). */
+export type DType = 'f32' | 'f64' | 'i32' | 'i8';
 /**
  * The recurrent cells, with PyTorch's math and gate order: the gates of each (the rows of every
  * weight matrix are gates x hiddenSize) and the name a summary gives it. The one list of them in
@@ -45,7 +46,7 @@ export interface Tensor {
   readonly shape: readonly number[];
 }
 
-export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D extends 'f64' ? Float64Array : Int32Array;
+export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D extends 'f64' ? Float64Array : D extends 'i8' ? Int8Array : Int32Array;
 export type FloatArray = Float32Array | Float64Array;
 
 export interface RnnOptions {
@@ -79,7 +80,14 @@ export interface RnnForwardArgs {
   cx?: Tensor | null; // LSTM initial cell state
   hy?: Tensor | null; // final hidden state (at each sequence's last step)
   cy?: Tensor | null;
-  weights: Tensor; // [weightSize]
+  weights: Tensor; // [weightSize]; i8 for a quantized stack (inference, with scales)
+  /**
+   * With i8 weights (in the weight space's layout, the biases' slots unused): f32
+   * [layers * 4 * gates * hiddenSize], per layer the row scales of weight_ih and of weight_hh, then
+   * bias_ih and bias_hh (the state_dict's order, one float per weight row). Products are then int8
+   * (native/cpu/quant.h) and batch-invariant.
+   */
+  scales?: Tensor | null;
   reserve: Tensor;
   workspace: Tensor;
   /** Per-sequence lengths in [1, T] (padded batch); null = all T. */
@@ -151,8 +159,8 @@ export interface Stream {
   readonly disposed: boolean;
   alloc(dtype: DType, length: number): DeviceBuffer;
   /** Copies `data` now; the device copy happens in stream order. Float data must be finite. */
-  write(dst: Tensor, data: Float32Array | Float64Array | Int32Array): void;
-  read(src: Tensor): Promise<Float32Array | Float64Array | Int32Array>;
+  write(dst: Tensor, data: Float32Array | Float64Array | Int32Array | Int8Array): void;
+  read(src: Tensor): Promise<Float32Array | Float64Array | Int32Array | Int8Array>;
   /** Resolves when everything queued so far has run (rejects with the first error). */
   sync(): Promise<void>;
   fill(dst: Tensor, value: number): void;
@@ -160,8 +168,8 @@ export interface Stream {
   /** Stops the stream; queued work is dropped and pending reads reject with ERR_DISPOSED. */
   dispose(): void;
 
-  /** out[n] = table[ids[n]]. table [V, E], ids i32 [N], out [N, E]. */
-  embeddingForward(table: Tensor, ids: Tensor, out: Tensor): void;
+  /** out[n] = table[ids[n]]. table [V, E], ids i32 [N], out [N, E]; an i8 table with its row scales (f32 [V]): out[n] = scale[id] table[id]. */
+  embeddingForward(table: Tensor, ids: Tensor, out: Tensor, scale?: Tensor | null): void;
   /** dtable[ids[n]] += dout[n], skipping ids equal to paddingIdx (-1: none). */
   embeddingBackward(ids: Tensor, dout: Tensor, dtable: Tensor, paddingIdx: number): void;
   /** Inverted dropout: mask = keep / (1 - p) from (seed, index); y = x * mask. */
@@ -170,9 +178,10 @@ export interface Stream {
   multiply(a: Tensor, b: Tensor, out: Tensor): void;
   /**
    * y = x W^T + b. x [N, I], W [O, I], b [O], y [N, O]. batchInvariant: each row of y as it
-   * would be alone, on the CPU (see RnnForwardArgs.batchInvariant).
+   * would be alone, on the CPU (see RnnForwardArgs.batchInvariant). scale: the row scales (f32
+   * [O]) of an i8 W: int8 products, batch-invariant always (native/cpu/quant.h).
    */
-  linearForward(x: Tensor, W: Tensor, b: Tensor | null, y: Tensor, options?: { batchInvariant?: boolean }): void;
+  linearForward(x: Tensor, W: Tensor, b: Tensor | null, y: Tensor, options?: { batchInvariant?: boolean; scale?: Tensor | null }): void;
   /** dx (= or +=) dy W; dW += dy^T x; db += column sums of dy. */
   linearBackward(
     x: Tensor,
@@ -240,6 +249,8 @@ export interface Backend {
   readonly device: 'cpu' | 'cuda';
   /** Float dtypes the backend computes in. */
   readonly dtypes: readonly DType[];
+  /** Whether it has int8 kernels (quantized inference): the CPU. */
+  readonly int8: boolean;
   createStream(): Stream;
   createRnn(options: RnnOptions): RnnDescriptor;
   info(): Record<string, unknown>;

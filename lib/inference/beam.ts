@@ -154,10 +154,10 @@ function feed(net: Network, ids: Int32Array): void {
     for (let t = 0; t < ids.length; t += w) {
       const n = Math.min(w, ids.length - t), window = tensor(at, 0, [n]);
       s.write(window, ids.subarray(t, t + n));
-      s.embeddingForward(net.param('encoder.weight'), window, tensor(f, 0, [n, E]));
+      net.embed(window, tensor(f, 0, [n, E]));
       s.rnnForward(net.rnn, {
         x: tensor(f, 0, [n, 1, E]), y: tensor(f, w * E, [n, 1, H]), hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
-        weights: net.rnnWeights, reserve: tensor(f, w * (E + H), [sp.reserve]),
+        ...net.rnnArgs, reserve: tensor(f, w * (E + H), [sp.reserve]),
         workspace: tensor(f, w * (E + H) + sp.reserve, [sp.workspace]), training: false,
       });
       net.carryState();

@@ -13,10 +13,10 @@ import { writeFileAtomic } from './atomic';
 import { halfFinite } from './half';
 
 /** Element types this reader and writer support. */
-export type SafeDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
+export type SafeDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8';
 
 /** F16 and BF16 data are their 16-bit patterns (lib/io/half.ts converts). */
-export type SafeTensorData = Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
+export type SafeTensorData = Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
 export interface SafeTensor {
   dtype: SafeDType;
@@ -55,11 +55,12 @@ const DTYPES: Record<SafeDType, DTypeInfo> = {
   I32: { size: 4, ctor: Int32Array, float: false },
   I64: { size: 8, ctor: BigInt64Array, float: false },
   U8: { size: 1, ctor: Uint8Array, float: false },
+  I8: { size: 1, ctor: Int8Array, float: false },
 };
 
 /** Valid safetensors dtypes that this library does not read. */
 const OTHER_KNOWN_DTYPES = new Set([
-  'BOOL', 'I8', 'I16', 'U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0',
+  'BOOL', 'I16', 'U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0',
   'F4', 'F6_E2M3', 'F6_E3M2', 'C64',
 ]);
 

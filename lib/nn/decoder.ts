@@ -128,6 +128,8 @@ export function decoderSpecs(sm: SoftmaxConfig, V: number, H: number, tied: bool
 export interface DecoderHost {
   readonly stream: Stream;
   param(name: string): Tensor;
+  /** The row scales of an int8 matrix (a quantized network), else null. */
+  scale(name: string): Tensor | null;
   grad(name: string): Tensor;
 }
 
@@ -149,6 +151,12 @@ export function createDecoder(sm: SoftmaxConfig, host: DecoderHost, scratch: Scr
   return sm.type === 'full' ? new FullDecoder(host, scratch, V) : new AdaptiveDecoder(host, scratch, sm, V, H, chunkElements);
 }
 
+/** linearForward's options for a decoder matrix: the row scales of an int8 one (a quantized network). */
+function linearOptions(host: DecoderHost, name: string, options?: { batchInvariant?: boolean }) {
+  const scale = host.scale(name);
+  return scale ? { ...options, scale } : options;
+}
+
 class FullDecoder implements Decoder {
   constructor(
     private readonly host: DecoderHost,
@@ -158,7 +166,7 @@ class FullDecoder implements Decoder {
 
   logProbs(h: Tensor, out: Tensor, options?: { batchInvariant?: boolean }): void {
     const s = this.host.stream;
-    s.linearForward(h, this.host.param('decoder.weight'), this.host.param('decoder.bias'), out, options);
+    s.linearForward(h, this.host.param('decoder.weight'), this.host.param('decoder.bias'), out, linearOptions(this.host, 'decoder.weight', options));
     s.logSoftmax(out, out);
   }
 
@@ -167,7 +175,7 @@ class FullDecoder implements Decoder {
     const tg = this.scratch.i32('targets', N);
     const logits = this.scratch.f('logits', N * V, [N, V]);
     s.write(tg, targets);
-    s.linearForward(x, this.host.param('decoder.weight'), this.host.param('decoder.bias'), logits);
+    s.linearForward(x, this.host.param('decoder.weight'), this.host.param('decoder.bias'), logits, linearOptions(this.host, 'decoder.weight'));
     // The gradient of the logits replaces them (the fused op writes it in place).
     s.crossEntropy(logits, tg, ignore, loss, dx ? logits : null);
     if (dx) s.linearBackward(x, this.host.param('decoder.weight'), logits, dx, this.host.grad('decoder.weight'), this.host.grad('decoder.bias'));
@@ -211,7 +219,7 @@ class AdaptiveDecoder implements Decoder {
   logProbs(h: Tensor, out: Tensor, options?: { batchInvariant?: boolean }): void {
     const s = this.host.stream, n = h.shape[0];
     const head = this.scratch.f('head', n * this.headSize, [n, this.headSize]);
-    s.linearForward(h, this.host.param('decoder.head.weight'), this.headBias, head, options);
+    s.linearForward(h, this.host.param('decoder.head.weight'), this.headBias, head, linearOptions(this.host, 'decoder.head.weight', options));
     s.logSoftmax(head, head);
     // The head's words (their row is already normalised; this copies them into place).
     s.logSoftmaxInto(head, out, 0, this.c0, null, 0);
@@ -219,8 +227,8 @@ class AdaptiveDecoder implements Decoder {
       const size = k.hi - k.lo;
       const proj = this.scratch.f('proj', n * k.proj, [n, k.proj]);
       const logits = this.scratch.f('cluster', n * size, [n, size]);
-      s.linearForward(h, this.host.param(`decoder.tail.${i}.0.weight`), null, proj, options);
-      s.linearForward(proj, this.host.param(`decoder.tail.${i}.1.weight`), null, logits, options);
+      s.linearForward(h, this.host.param(`decoder.tail.${i}.0.weight`), null, proj, linearOptions(this.host, `decoder.tail.${i}.0.weight`, options));
+      s.linearForward(proj, this.host.param(`decoder.tail.${i}.1.weight`), null, logits, linearOptions(this.host, `decoder.tail.${i}.1.weight`, options));
       s.logSoftmaxInto(logits, out, k.lo, size, head, this.c0 + i);
     });
   }
@@ -251,7 +259,7 @@ class AdaptiveDecoder implements Decoder {
     const tg = this.scratch.i32('targets', N);
     const head = this.scratch.f('head', N * this.headSize, [N, this.headSize]);
     s.write(tg, headTargets);
-    s.linearForward(x, this.host.param('decoder.head.weight'), this.headBias, head);
+    s.linearForward(x, this.host.param('decoder.head.weight'), this.headBias, head, linearOptions(this.host, 'decoder.head.weight'));
     s.crossEntropy(head, tg, -1, loss, dx ? head : null);
     if (dx) {
       s.linearBackward(x, this.host.param('decoder.head.weight'), head, dx, this.host.grad('decoder.head.weight'), this.sm.headBias ? this.host.grad('decoder.head.bias') : null);
@@ -275,8 +283,8 @@ class AdaptiveDecoder implements Decoder {
         const p = this.scratch.f('proj', r * k.proj, [r, k.proj]);
         const logits = this.scratch.f('cluster', r * size, [r, size]);
         s.embeddingForward(x, pick, g); // g = x[rows]
-        s.linearForward(g, P, null, p);
-        s.linearForward(p, O, null, logits);
+        s.linearForward(g, P, null, p, linearOptions(this.host, `decoder.tail.${i}.0.weight`));
+        s.linearForward(p, O, null, logits, linearOptions(this.host, `decoder.tail.${i}.1.weight`));
         // The cluster's NLL joins the head's mean: divided by every counted target, added to loss[0].
         s.crossEntropy(logits, rel, -1, loss, dx ? logits : null, { divisor: count, accumulate: true });
         if (dx) {

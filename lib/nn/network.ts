@@ -12,8 +12,10 @@ import { RnnlmError, invalidArgument } from '../errors';
 import { Random } from '../util/random';
 import { createDecoder, parseSoftmax, type Decoder, type SoftmaxConfig } from './decoder';
 import { parameterSpecs, weightSpaceOffset, type ParamEntry } from './layout';
+import { isQuantized, quantizable, type HostWeights, type Quantization } from './quantize';
 import { Scratch } from './scratch';
 import {
+  CELLS,
   numel,
   tensor,
   type Backend,
@@ -44,6 +46,11 @@ export interface NetworkConfig {
   ignoreIndex?: number;
   /** The output layer (nn/decoder.ts). Default: the full softmax. */
   softmax?: SoftmaxConfig;
+  /**
+   * 'int8': an inference-only network of int8 matrices with per-row scales (nn/quantize.ts), on a
+   * backend with int8 kernels (the CPU). Default null: float weights, trainable.
+   */
+  quantization?: Quantization | null;
 }
 
 /** One batch, time-major: ids and targets have T * B entries, position t * B + b. */
@@ -103,15 +110,24 @@ export class Network {
   readonly config: NetworkConfig;
   readonly stream: Stream;
   readonly rnn: RnnDescriptor;
+  /** The parameters in the layout's order: float, or int8 matrices of a quantized network (biases unused there). */
   readonly params: DeviceBuffer;
-  readonly grads: DeviceBuffer;
   readonly parameterCount: number;
+  readonly quantization: Quantization | null;
   /** The output layer: log-probabilities and the loss (nn/decoder.ts). */
   readonly decoder: Decoder;
   /** Named tensors in the flat buffers (nn/layout.ts); decoder.weight aliases encoder.weight when tied. */
   readonly layout: ParamEntry[] = [];
   private readonly entries = new Map<string, ParamEntry>();
   private readonly rnnOffset: number;
+  private readonly gradBuf?: DeviceBuffer;
+  /**
+   * A quantized network's float "side": per tensor in the layout's order, a matrix's row scales
+   * or a bias's values (the recurrent block's as native/common/rnn_layout.h's quantSideOffset reads
+   * it); where each tensor's side starts.
+   */
+  private readonly side?: DeviceBuffer;
+  private readonly sideAt = new Map<string, number>();
   private arena?: Arena;
   /** Memory whose size varies by call: the decoder's, and logProbs' output. */
   private readonly scratch: Scratch;
@@ -132,12 +148,17 @@ export class Network {
     if (!backend.dtypes.includes(config.dtype)) {
       throw invalidArgument(`the ${backend.device} backend does not compute in ${config.dtype}`);
     }
+    const q = (this.quantization = config.quantization ?? null);
+    if (q && !backend.int8) throw invalidArgument(`an ${q} model runs on the CPU: the ${backend.device} backend has no ${q} kernels`);
+    if (q && config.dtype !== 'f32') throw invalidArgument(`an ${q} model computes in f32 (got ${config.dtype})`);
     this.rnn = backend.createRnn({ cell, inputSize: E, hiddenSize: H, layers: L, dropout: config.dropout });
     // The state_dict in order, each tensor after the last; the recurrent ones where the backend
     // puts them in its weight space (cuDNN's on CUDA), which takes their place in the order.
-    let offset = 0, rnnOffset = -1;
+    let offset = 0, rnnOffset = -1, side = 0;
     for (const p of parameterSpecs(this.config)) {
       let at = offset;
+      this.sideAt.set(p.name, p.alias ? this.sideAt.get(p.alias)! : side);
+      if (!p.alias) side += quantizable(p.shape) ? p.shape[0] : numel(p.shape);
       if (p.alias) at = this.entry(p.alias).offset;
       else if (p.rnn) {
         if (rnnOffset < 0) {
@@ -152,15 +173,17 @@ export class Network {
     }
     this.rnnOffset = rnnOffset;
     this.parameterCount = offset;
-    // Parameters and gradients, refused as a whole before either is allocated.
-    const bytes = 2 * offset * (config.dtype === 'f64' ? 8 : 4);
+    // Parameters and gradients (a quantized network: int8 parameters and the side), refused as a
+    // whole before either is allocated.
+    const bytes = q ? offset + 4 * side : 2 * offset * (config.dtype === 'f64' ? 8 : 4);
     if (bytes > backend.availableBytes()) {
-      throw new RnnlmError('ERR_OUT_OF_MEMORY', `a model of ${offset.toLocaleString('en-US')} parameters needs ${gib(bytes)} for its parameters and gradients; the ${backend.device} has ${gib(backend.availableBytes())} available`);
+      throw new RnnlmError('ERR_OUT_OF_MEMORY', `a model of ${offset.toLocaleString('en-US')} parameters needs ${gib(bytes)} for its parameters${q ? '' : ' and gradients'}; the ${backend.device} has ${gib(backend.availableBytes())} available`);
     }
     this.stream = backend.createStream();
     try {
-      this.params = this.stream.alloc(config.dtype, offset);
-      this.grads = this.stream.alloc(config.dtype, offset);
+      this.params = this.stream.alloc(q ? 'i8' : config.dtype, offset);
+      if (q) this.side = this.stream.alloc('f32', side);
+      else this.gradBuf = this.stream.alloc(config.dtype, offset);
       this.scratch = new Scratch(this.stream, config.dtype);
       this.decoder = createDecoder(this.config.softmax!, this, this.scratch, config.vocabSize, H);
     } catch (e) {
@@ -174,13 +197,25 @@ export class Network {
     if (!e) throw invalidArgument(`no parameter named '${name}'; names: ${[...this.entries.keys()].join(', ')}`);
     return e;
   }
+  /** A parameter: float, or in a quantized network an int8 matrix (scale() has its row scales) or a float bias. */
   param(name: string): Tensor {
     const e = this.entry(name);
+    if (this.side && !quantizable(e.shape)) return tensor(this.side, this.sideAt.get(name)!, e.shape);
     return tensor(this.params, e.offset, e.shape);
+  }
+  /** The row scales of a quantized network's matrix (f32 [rows]); null for float weights and biases. */
+  scale(name: string): Tensor | null {
+    const e = this.entry(name);
+    return this.side && quantizable(e.shape) ? tensor(this.side, this.sideAt.get(name)!, [e.shape[0]]) : null;
   }
   grad(name: string): Tensor {
     const e = this.entry(name);
     return tensor(this.grads, e.offset, e.shape);
+  }
+  /** The gradient buffer; a quantized network has none (it is for inference). */
+  get grads(): DeviceBuffer {
+    if (!this.gradBuf) throw invalidArgument(`an ${this.quantization} model is for inference: it has no gradients; train a float32 model and quantize it after`);
+    return this.gradBuf;
   }
   get allParams(): Tensor {
     return tensor(this.params, 0, [this.parameterCount]);
@@ -195,11 +230,49 @@ export class Network {
   private get rnnGrads(): Tensor {
     return tensor(this.grads, this.rnnOffset, [this.rnn.weightSize]);
   }
+  /** rnnForward's weights: the weight space, with a quantized network's side (scales and biases). */
+  get rnnArgs(): { weights: Tensor; scales: Tensor | null } {
+    const { layers: L, hiddenSize: H, cell } = this.config;
+    const scales = this.side ? tensor(this.side, this.sideAt.get('rnn.weight_ih_l0')!, [L * 4 * CELLS[cell].gates * H]) : null;
+    return { weights: this.rnnWeights, scales };
+  }
+  /** out [N, E] = the embeddings of ids (i32 [N]). */
+  embed(ids: Tensor, out: Tensor): void {
+    this.stream.embeddingForward(this.param('encoder.weight'), ids, out, this.scale('encoder.weight'));
+  }
+
+  /** Writes weights by name (every tensor of the layout; int8 matrices for a quantized network, float ones otherwise). */
+  writeWeights(w: HostWeights): void {
+    for (const e of this.layout) {
+      const t = w.get(e.name);
+      if (!t) throw invalidArgument(`writeWeights: no tensor '${e.name}'`);
+      if (isQuantized(t) !== Boolean(this.side && quantizable(e.shape))) throw invalidArgument(`writeWeights: '${e.name}' must be ${isQuantized(t) ? 'float32' : 'int8'} in this network`);
+      if (isQuantized(t)) {
+        this.stream.write(this.param(e.name), t.q);
+        this.stream.write(this.scale(e.name)!, t.scale);
+      } else this.stream.write(this.param(e.name), t);
+    }
+  }
+
+  /** Every tensor of the layout by name, as writeWeights takes them. */
+  async readWeights(): Promise<HostWeights> {
+    const params = await this.stream.read(this.allParams);
+    const side = this.side ? ((await this.stream.read(tensor(this.side, 0, [this.side.length]))) as Float32Array) : null;
+    const out: HostWeights = new Map();
+    for (const e of this.layout) {
+      const n = numel(e.shape), at = this.sideAt.get(e.name)!;
+      if (!side) out.set(e.name, (params as Float32Array).slice(e.offset, e.offset + n));
+      else if (quantizable(e.shape)) out.set(e.name, { q: (params as Int8Array).slice(e.offset, e.offset + n), scale: side.slice(at, at + e.shape[0]) });
+      else out.set(e.name, side.slice(at, at + n));
+    }
+    return out;
+  }
 
   /** PyTorch word_language_model init: U(-0.1, 0.1) for encoder and decoder, decoder bias 0,
    *  U(-1/sqrt(H), 1/sqrt(H)) for the recurrent weights (nn.LSTM's default); the adaptive
    *  softmax's layers as nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
   initialize(seed: number): void {
+    if (this.quantization) throw invalidArgument(`an ${this.quantization} model is made from trained weights (quantize), not initialised`);
     const rng = new Random(seed);
     const data = this.config.dtype === 'f64' ? new Float64Array(this.parameterCount) : new Float32Array(this.parameterCount);
     const k = 1 / Math.sqrt(this.config.hiddenSize);
@@ -382,12 +455,12 @@ export class Network {
     const drop = opts.training && dropout > 0;
     this.last = { views: a, training: opts.training, lengths: batch.lengths ?? null };
     s.write(a.ids, batch.inputs);
-    s.embeddingForward(this.param('encoder.weight'), a.ids, flat(a.emb, N, E));
+    this.embed(a.ids, flat(a.emb, N, E));
     if (drop) s.dropoutForward(a.emb, a.embMask, a.embDrop, dropout, rng.seed());
     else if (a.embDrop !== a.emb) s.copy(a.emb, a.embDrop);
     s.rnnForward(this.rnn, {
       x: a.embDrop, y: a.y, hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
-      weights: this.rnnWeights, reserve: a.reserve, workspace: a.workspace,
+      ...this.rnnArgs, reserve: a.reserve, workspace: a.workspace,
       lengths: batch.lengths ?? null, training: opts.training, seed: rng.seed(),
     });
     if (drop) s.dropoutForward(a.y, a.yMask, a.yDrop, dropout, rng.seed());
@@ -467,7 +540,8 @@ export class Network {
     this.scratch.free();
     this.states?.buf.free();
     this.params.free();
-    this.grads.free();
+    this.side?.free();
+    this.gradBuf?.free();
     this.stream.dispose();
   }
 }

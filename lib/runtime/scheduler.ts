@@ -287,12 +287,12 @@ export class Scheduler {
       }
     });
     if (slots.some((k) => k < B)) s.copy(g.top(), tensor(yAll.buffer, 0, [B, H]));
-    s.embeddingForward(net.param('encoder.weight'), at, tensor(x.buffer, 0, [T * B, E]));
+    net.embed(at, tensor(x.buffer, 0, [T * B, E]));
     const sp = net.rnn.spaces(T, B);
     s.rnnForward(net.rnn, {
       x: tensor(x.buffer, 0, [T, B, E]), y: tensor(yAll.buffer, B * H, [T, B, H]),
       hx: g.current(0), cx: this.shape.cell ? g.current(1) : null, hy: g.next(0), cy: this.shape.cell ? g.next(1) : null,
-      weights: net.rnnWeights, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace),
+      ...net.rnnArgs, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace),
       lengths: lens, training: false, batchInvariant: true,
     });
     g.swap();
@@ -383,11 +383,11 @@ export class Scheduler {
     const x = g.f('x', B * E), y = g.f('y', B * H);
     const sp = net.rnn.spaces(1, B);
     const ids = g.i32('ids', at + B);
-    s.embeddingForward(net.param('encoder.weight'), tensor(ids.buffer, at, [B]), tensor(x.buffer, 0, [B, E]));
+    net.embed(tensor(ids.buffer, at, [B]), tensor(x.buffer, 0, [B, E]));
     s.rnnForward(net.rnn, {
       x: tensor(x.buffer, 0, [1, B, E]), y: tensor(y.buffer, 0, [1, B, H]),
       hx: g.current(0), cx: this.shape.cell ? g.current(1) : null, hy: g.next(0), cy: this.shape.cell ? g.next(1) : null,
-      weights: net.rnnWeights, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace), training: false,
+      ...net.rnnArgs, reserve: g.f('reserve', sp.reserve), workspace: g.f('workspace', sp.workspace), training: false,
       batchInvariant: true,
     });
     g.swap();

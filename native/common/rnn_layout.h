@@ -74,6 +74,15 @@ inline ParamRef weightParam(const RnnConfig& c, int64_t layer, int id) {
   }
 }
 
+// A quantized stack (inference on the CPU, native/cpu/quant.h): int8 weights in the weight space's
+// layout (the biases' slots unused) and a float "side" tensor that holds, per layer, the row scales
+// of weight_ih and of weight_hh, then bias_ih and bias_hh: the state_dict's order with one float per
+// weight row (lib/nn/network.ts lays the side out that way for every tensor of a model).
+inline int64_t quantSideSize(const RnnConfig& c) { return c.layers * 4 * c.gates() * c.hiddenSize; }
+inline int64_t quantSideOffset(const RnnConfig& c, int64_t layer, int id) {
+  return (layer * 4 + id) * c.gates() * c.hiddenSize;
+}
+
 inline void validateConfig(const RnnConfig& c) {
   RNNLM_CHECK(c.inputSize >= 1 && c.inputSize <= (1 << 20), Code::InvalidArgument,
               "inputSize must be an integer in [1, 1048576] (got %lld)", (long long)c.inputSize);

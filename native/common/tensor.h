@@ -17,9 +17,12 @@
 
 namespace rnnlm {
 
-enum class DType { F32 = 0, F64 = 1, I32 = 2 };
-inline const char* dtypeName(DType d) { return d == DType::F32 ? "f32" : d == DType::F64 ? "f64" : "i32"; }
-inline size_t dtypeSize(DType d) { return d == DType::F64 ? 8 : 4; }
+// I8: int8 weights of a quantized model (native/cpu/quant.h), on a device with int8 kernels (D::kInt8).
+enum class DType { F32 = 0, F64 = 1, I32 = 2, I8 = 3 };
+inline const char* dtypeName(DType d) {
+  return d == DType::F32 ? "f32" : d == DType::F64 ? "f64" : d == DType::I32 ? "i32" : "i8";
+}
+inline size_t dtypeSize(DType d) { return d == DType::F64 ? 8 : d == DType::I8 ? 1 : 4; }
 
 constexpr int64_t kMaxElements = int64_t(1) << 40;
 
@@ -105,7 +108,8 @@ inline DType floatType(const char* op, std::initializer_list<std::pair<const Vie
   const char* first = nullptr;
   for (auto& [v, name] : views) {
     if (!*v) continue;
-    RNNLM_CHECK(v->dtype != DType::I32, Code::InvalidArgument, "%s: %s must be a float tensor (got i32)", op, name);
+    RNNLM_CHECK(v->dtype == DType::F32 || v->dtype == DType::F64, Code::InvalidArgument,
+                "%s: %s must be a float tensor (got %s)", op, name, dtypeName(v->dtype));
     if (!t) t = v->dtype, first = name;
     RNNLM_CHECK(v->dtype == *t, Code::InvalidArgument, "%s: %s is %s but %s is %s; all must match", op, name,
                 dtypeName(v->dtype), first, dtypeName(*t));

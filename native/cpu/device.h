@@ -12,6 +12,7 @@
 #include "../common/rnn_layout.h"
 #include "../common/status.h"
 #include "ops.h"
+#include "quant.h"
 #include "rnn.h"
 
 namespace rnnlm::cpu {
@@ -19,6 +20,7 @@ namespace rnnlm::cpu {
 struct CpuDevice {
   static constexpr const char* kName = "cpu";
   static constexpr bool kF64 = true;
+  static constexpr bool kInt8 = true;  // quantized inference (quant.h)
   struct Context {};
 
   // Memory the kernel can still hand out (MemAvailable), or -1 where unknown.
@@ -83,6 +85,15 @@ struct CpuDevice {
   static void linearForward(Context&, const T* x, const T* W, const T* b, int64_t N, int64_t I, int64_t O, T* y,
                             bool batchInvariant) {
     cpu::linearForward(x, W, b, N, I, O, y, batchInvariant);
+  }
+  // Quantized inference (quant.h): int8 tables and weights with their row scales.
+  static void embeddingForwardQ8(Context&, const int8_t* table, const float* scale, int64_t V, int64_t E,
+                                 const int32_t* ids, int64_t N, float* out) {
+    cpu::embeddingForwardQ8(table, scale, V, E, ids, N, out);
+  }
+  static void linearForwardQ8(Context&, const float* x, const int8_t* W, const float* scale, const float* b, int64_t N,
+                              int64_t I, int64_t O, float* y) {
+    cpu::linearForwardQ8(x, W, scale, b, N, I, O, y);
   }
   template <typename T>
   static void linearBackward(Context&, const T* x, const T* W, const T* dy, int64_t N, int64_t I, int64_t O, T* dx,
@@ -152,6 +163,12 @@ struct CpuDevice {
                  const T* W, T* y, T* hy, T* cy, T* reserve, int64_t, T* ws, int64_t, bool training,
                  uint64_t seed, bool batchInvariant) const {
       rnnForward(RnnSpaces(cfg_, Tn, B), lengths, x, hx, cx, W, y, hy, cy, reserve, ws, training, seed, batchInvariant);
+    }
+    void forwardQ8(Context&, int64_t Tn, int64_t B, const int32_t* lengths, const float* x, const float* hx,
+                   const float* cx, const int8_t* Wq, const float* side, float* y, float* hy, float* cy,
+                   float* reserve, float* ws) const {
+      rnnForward<float>(RnnSpaces(cfg_, Tn, B), lengths, x, hx, cx, nullptr, y, hy, cy, reserve, ws, false, 0, true, Wq,
+                        side);
     }
     template <typename T>
     void backwardData(Context&, int64_t Tn, int64_t B, const int32_t* lengths, const T* W, const T*, const T* dy,

@@ -19,10 +19,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "../common/rng.h"
 #include "../common/rnn_layout.h"
 #include "blas.h"
+#include "quant.h"
 #include "vecmath.h"
 
 namespace rnnlm::cpu {
@@ -192,10 +194,12 @@ inline void rnnCellBackward(int64_t H, bool relu, const T* hNew, const T* dy, T*
 
 // --- the stack -------------------------------------------------------------------------------
 
+// Wq, side (float only, inference): a quantized stack (rnn_layout.h: quantSideOffset; quant.h) in
+// place of W, whose GEMMs are then int8 products (batch-invariant by construction).
 template <typename T>
 void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T* hx, const T* cx,
                 const T* W, T* y, T* hy, T* cy, T* reserve, T* ws, bool training, uint64_t seed,
-                bool batchInvariant) {
+                bool batchInvariant, const int8_t* Wq = nullptr, const float* side = nullptr) {
   const RnnConfig& c = sp.c;
   const int64_t Tn = sp.T, B = sp.B, H = c.hiddenSize, G = c.gates(), GH = G * H;
   const bool lstm = c.cell == Cell::LSTM, gru = c.cell == Cell::GRU;
@@ -204,8 +208,20 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
     const int64_t in = c.layerInput(l);
     const ParamRef pWih = weightParam(c, l, 0), pWhh = weightParam(c, l, 1);
     const ParamRef pBih = weightParam(c, l, 2), pBhh = weightParam(c, l, 3);
-    const T *Wih = W + pWih.offset, *Whh = W + pWhh.offset, *bih = W + pBih.offset,
-            *bhh = W + pBhh.offset;
+    const T *Wih = W ? W + pWih.offset : nullptr, *Whh = W ? W + pWhh.offset : nullptr;
+    const T *bih = W ? W + pBih.offset : nullptr, *bhh = W ? W + pBhh.offset : nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+      if (Wq) bih = side + quantSideOffset(c, l, 2), bhh = side + quantSideOffset(c, l, 3);
+    }
+    // C[M, GH] += A[M, K] times weight id's transpose (0: weight_ih, 1: weight_hh).
+    auto project = [&](int id, int64_t M, int64_t K, const T* A, T* C) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (Wq)
+          return gemmForwardQ8(M, GH, K, A, K, Wq + weightParam(c, l, id).offset, side + quantSideOffset(c, l, id),
+                               true, C, GH);
+      }
+      gemmForward(batchInvariant, M, GH, K, A, K, id == 0 ? Wih : Whh, K, true, C, GH);
+    };
 
     // This layer's input: x, or the previous layer's output (zero at padding) with dropout.
     const T* X = x;
@@ -247,7 +263,7 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
       T* row = gates + r * GH;
       for (int64_t k = 0; k < GH; ++k) row[k] = gru ? bih[k] : bih[k] + bhh[k];
     }
-    gemmForward(batchInvariant, Tn * B, GH, in, X, in, Wih, in, true, gates, GH);
+    project(0, Tn * B, in, X, gates);
 
     T* gh = ws + sp.wsGh;
     T* hnAll = reserve + s.hn;
@@ -257,9 +273,9 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
       T* Gt = gates + t * B * GH;
       if (gru) {
         for (int64_t b = 0; b < B; ++b) std::memcpy(gh + b * GH, bhh, sizeof(T) * GH);
-        gemmForward(batchInvariant, B, GH, H, hp, H, Whh, H, true, gh, GH);
+        project(1, B, H, hp, gh);
       } else {
-        gemmForward(batchInvariant, B, GH, H, hp, H, Whh, H, true, Gt, GH);
+        project(1, B, H, hp, Gt);
       }
       for (int64_t b = 0; b < B; ++b) {
         const T* hpb = hp + b * H;

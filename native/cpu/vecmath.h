@@ -1,7 +1,8 @@
 // Vectorisable elementwise math for the CPU hot loops. float uses branch-free
 // Cephes-style polynomials (about 1-2 ulp) that the compiler turns into SIMD code; double uses
 // libm, so the float64 gradient checks test the exact math of the same templates. Also the
-// batch-invariant GEMM of inference (gemmNT; gemm_nt_simd.inc says why).
+// batch-invariant GEMM of inference (gemmNT; gemm_nt_simd.inc says why) and the int8 GEMM of
+// quantized inference (gemmQ8, gemm_q8_simd.inc).
 //
 // The float loops (vecmath_simd.inc, gemm_nt_simd.inc) are compiled twice on x86-64 with GCC: for AVX2+FMA and
 // for the baseline (SSE2), and the first call picks one by CPUID. Not target_clones: the
@@ -16,6 +17,9 @@
 #define RNNLM_AVX2_DISPATCH 1
 #else
 #define RNNLM_AVX2_DISPATCH 0
+#endif
+#if RNNLM_AVX2_DISPATCH
+#include <immintrin.h>  // the int8 kernel's AVX2 intrinsics, usable under the target pragma below
 #endif
 
 namespace rnnlm::cpu {
@@ -136,21 +140,27 @@ inline void gemmNT(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda
 // The float kernels, once per instruction set (see the top of this file); RNNLM_SIMD_FMA says
 // whether the set has fused multiply-add (read by gemm_nt_simd.inc).
 #define RNNLM_SIMD_FMA 0
+#define RNNLM_SIMD_AVX2 0
 namespace simd_base {
 #include "vecmath_simd.inc"
 #include "gemm_nt_simd.inc"
+#include "gemm_q8_simd.inc"
 }
 #undef RNNLM_SIMD_FMA
+#undef RNNLM_SIMD_AVX2
 #if RNNLM_AVX2_DISPATCH
 #define RNNLM_SIMD_FMA 1
+#define RNNLM_SIMD_AVX2 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace simd_avx2 {
 #include "vecmath_simd.inc"
 #include "gemm_nt_simd.inc"
+#include "gemm_q8_simd.inc"
 }
 #pragma GCC pop_options
 #undef RNNLM_SIMD_FMA
+#undef RNNLM_SIMD_AVX2
 inline bool hasAvx2Fma() {
   static const bool yes = [] {
     __builtin_cpu_init();
@@ -177,6 +187,10 @@ inline void scaleInPlace(float* v, int64_t n, float s) { RNNLM_SIMD(scaleInPlace
 inline void gemmNT(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw,
                    bool beta, float* C, int64_t ldc) {
   RNNLM_SIMD(gemmNT(M, N, K, A, lda, W, ldw, beta, C, ldc));
+}
+inline void gemmQ8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* sa, const int8_t* W,
+                   int64_t ldw, const float* sw, bool beta, float* C, int64_t ldc) {
+  RNNLM_SIMD(gemmQ8(M, N, K, A, lda, sa, W, ldw, sw, beta, C, ldc));
 }
 #undef RNNLM_SIMD
 

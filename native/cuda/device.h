@@ -120,6 +120,7 @@ class Staging {
 struct CudaDevice {
   static constexpr const char* kName = "cuda";
   static constexpr bool kF64 = false;
+  static constexpr bool kInt8 = false;  // no int8 kernels: quantized models run on the CPU
 
   struct Context {
     cudaStream_t stream = nullptr;

@@ -12,20 +12,47 @@
 
 namespace rnnlm::binding {
 
-// embeddingForward(table [V, E], ids i32 [N], out [N, E])
+// An int8 weight's row scales (f32 [rows]): present exactly when W is int8 (quantized inference).
+template <class D>
+View NativeStream<D>::scaleArg(Napi::Value v, const char* op, const char* name, const View& W, const View& out) {
+  View scale = optView(v, op, "scale");
+  if (W.dtype != DType::I8) {
+    RNNLM_CHECK(!scale, Code::InvalidArgument, "%s: scale is for an int8 %s (%s is %s)", op, name, name,
+                dtypeName(W.dtype));
+    return scale;
+  }
+  RNNLM_CHECK(scale, Code::InvalidArgument, "%s: an int8 %s needs its row scales (scale, f32 [%lld])", op, name,
+              (long long)W.shape[0]);
+  RNNLM_CHECK(scale.dtype == DType::F32 && out.dtype == DType::F32, Code::InvalidArgument,
+              "%s: with an int8 %s, scale and the output must be f32 (got %s and %s)", op, name,
+              dtypeName(scale.dtype), dtypeName(out.dtype));
+  expectShape(scale, op, "scale", {W.shape[0]});
+  expectDisjoint(op, {{&scale, "scale"}, {&out, "the output"}});
+  return scale;
+}
+
+// embeddingForward(table [V, E], ids i32 [N], out [N, E], scale? f32 [V] for an int8 table)
 template <class D>
 Napi::Value NativeStream<D>::EmbeddingForward(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
     live();
     const char* op = "embeddingForward";
     View table = view(info[0], op, "table"), ids = view(info[1], op, "ids"), out = view(info[2], op, "out");
-    const DType t = floatType(op, {{&table, "table"}, {&out, "out"}});
     expectInt(ids, op, "ids");
     expectRank(table, op, "table", 2);
     expectRank(ids, op, "ids", 1);
     const int64_t V = table.shape[0], E = table.shape[1], N = ids.shape[0];
     expectShape(out, op, "out", {N, E});
     expectDisjoint(op, {{&table, "table"}, {&out, "out"}});
+    const View scale = scaleArg(info[3], op, "table", table, out);
+    if (scale) {
+      if constexpr (D::kInt8) {
+        auto* ctx = ctx_.get();
+        push([=] { D::embeddingForwardQ8(*ctx, table.p<int8_t>(), scale.p<float>(), V, E, ids.p<int32_t>(), N, out.p<float>()); });
+      }
+      return this->Env().Undefined();
+    }
+    const DType t = floatType(op, {{&table, "table"}, {&out, "out"}});
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
       D::embeddingForward(ctx, table.p<T>(), V, E, ids.p<int32_t>(), N, out.p<T>());
@@ -95,7 +122,8 @@ Napi::Value NativeStream<D>::Multiply(const Napi::CallbackInfo& info) {
   });
 }
 
-// linearForward(x [N, I], W [O, I], b [O] | null, y [N, O], { batchInvariant? } | undefined)
+// linearForward(x [N, I], W [O, I], b [O] | null, y [N, O], { batchInvariant?, scale? } | undefined);
+// scale: f32 [O], the row scales of an int8 W (quantized inference: batch-invariant always)
 template <class D>
 Napi::Value NativeStream<D>::LinearForward(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -103,7 +131,9 @@ Napi::Value NativeStream<D>::LinearForward(const Napi::CallbackInfo& info) {
     const char* op = "linearForward";
     View x = view(info[0], op, "x"), W = view(info[1], op, "W"), b = optView(info[2], op, "b"),
          y = view(info[3], op, "y");
-    const DType t = floatType(op, {{&x, "x"}, {&W, "W"}, {&b, "b"}, {&y, "y"}});
+    const bool q8 = W.dtype == DType::I8;
+    const DType t = q8 ? floatType(op, {{&x, "x"}, {&b, "b"}, {&y, "y"}})
+                       : floatType(op, {{&x, "x"}, {&W, "W"}, {&b, "b"}, {&y, "y"}});
     expectRank(x, op, "x", 2);
     expectRank(W, op, "W", 2);
     const int64_t N = x.shape[0], I = x.shape[1], O = W.shape[0];
@@ -114,9 +144,20 @@ Napi::Value NativeStream<D>::LinearForward(const Napi::CallbackInfo& info) {
     expectDisjoint(op, {{&W, "W"}, {&y, "y"}});
     expectDisjoint(op, {{&b, "b"}, {&y, "y"}});
     bool invariant = false;
+    Napi::Value scaleValue = this->Env().Undefined();
     if (!js::absent(info[4])) {
-      const Napi::Value v = js::asObject(info[4], "linearForward options").Get("batchInvariant");
+      const Napi::Object o = js::asObject(info[4], "linearForward options");
+      const Napi::Value v = o.Get("batchInvariant");
       invariant = js::absent(v) ? false : js::boolean(v, "batchInvariant");
+      scaleValue = o.Get("scale");
+    }
+    const View scale = scaleArg(scaleValue, op, "W", W, y);
+    if (scale) {
+      if constexpr (D::kInt8) {
+        auto* ctx = ctx_.get();
+        push([=] { D::linearForwardQ8(*ctx, x.p<float>(), W.p<int8_t>(), scale.p<float>(), b.p<float>(), N, I, O, y.p<float>()); });
+      }
+      return this->Env().Undefined();
     }
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);

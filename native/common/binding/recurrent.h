@@ -93,12 +93,38 @@ Napi::Value NativeStream<D>::RnnForward(const Napi::CallbackInfo& info) {
     const Napi::Value inv = o.Get("batchInvariant");
     const bool invariant = js::absent(inv) ? false : js::boolean(inv, "batchInvariant");
     const DType t = floatType(op, {{&x, "x"}, {&y, "y"}, {&hx, "hx"}, {&cx, "cx"}, {&hy, "hy"}, {&cy, "cy"},
-                                   {&a.weights, "weights"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
+                                   {&a.reserve, "reserve"}, {&a.workspace, "workspace"}});
     expectDisjoint(op, {{&x, "x"}, {&y, "y"}, {&a.weights, "weights"}, {&a.reserve, "reserve"},
                         {&a.workspace, "workspace"}});
     expectDisjoint(op, {{&hy, "hy"}, {&cy, "cy"}, {&a.weights, "weights"}, {&a.reserve, "reserve"},
                         {&a.workspace, "workspace"}, {&y, "y"}});
     auto impl = rnn->impl;
+    // A quantized stack: int8 weights and the side tensor of their row scales and the biases.
+    View scales = optView(o.Get("scales"), op, "scales");
+    if (a.weights.dtype == DType::I8) {
+      RNNLM_CHECK(!training, Code::InvalidArgument, "%s: int8 weights are for inference (training: false)", op);
+      RNNLM_CHECK(t == DType::F32, Code::InvalidArgument, "%s: with int8 weights the activations must be f32", op);
+      RNNLM_CHECK(scales, Code::InvalidArgument,
+                  "%s: int8 weights need scales (f32 [%lld]: per layer the row scales of weight_ih and weight_hh, "
+                  "then bias_ih and bias_hh)", op, (long long)quantSideSize(a.cfg));
+      RNNLM_CHECK(scales.dtype == DType::F32, Code::InvalidArgument, "%s: scales must be f32 (got %s)", op,
+                  dtypeName(scales.dtype));
+      expectShape(scales, op, "scales", {quantSideSize(a.cfg)});
+      expectDisjoint(op, {{&scales, "scales"}, {&y, "y"}, {&a.reserve, "reserve"}, {&a.workspace, "workspace"},
+                          {&hy, "hy"}, {&cy, "cy"}});
+      if constexpr (D::kInt8) {
+        auto* ctx = ctx_.get();
+        push([=] {
+          impl->forwardQ8(*ctx, a.T, a.B, a.lengths.data(), x.p<float>(), hx.p<float>(), cx.p<float>(),
+                          a.weights.p<int8_t>(), scales.p<float>(), y.p<float>(), hy.p<float>(), cy.p<float>(),
+                          a.reserve.p<float>(), a.workspace.p<float>());
+        });
+      }
+      return this->Env().Undefined();
+    }
+    RNNLM_CHECK(!scales, Code::InvalidArgument, "%s: scales are for int8 weights (these are %s)", op,
+                dtypeName(a.weights.dtype));
+    floatType(op, {{&x, "x"}, {&a.weights, "weights"}});
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
       impl->forward(ctx, a.T, a.B, a.lengths.data(), x.p<T>(), hx.p<T>(), cx.p<T>(), a.weights.p<T>(), y.p<T>(),
@@ -160,7 +186,8 @@ Napi::Value NativeStream<D>::RnnBackwardWeights(const Napi::CallbackInfo& info) 
     View y = optView(o.Get("y"), op, "y");
     if (y) expectShape(y, op, "y", {a.T, a.B, a.cfg.hiddenSize});
     View hx = stateArg(o, "hx", op, a);
-    const DType t = floatType(op, {{&x, "x"}, {&dW, "dweights"}, {&a.reserve, "reserve"}, {&y, "y"}, {&hx, "hx"}});
+    const DType t = floatType(op, {{&x, "x"}, {&dW, "dweights"}, {&a.reserve, "reserve"}, {&y, "y"}, {&hx, "hx"},
+                                   {&a.weights, "weights"}});
     expectDisjoint(op, {{&x, "x"}, {&dW, "dweights"}, {&a.reserve, "reserve"}});
     auto impl = rnn->impl;
     return enqueue(t, [=](auto& ctx, auto tag) {

@@ -178,7 +178,10 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
       if (dt == "f32") t = DType::F32;
       else if (dt == "f64") t = DType::F64;
       else if (dt == "i32") t = DType::I32;
-      else fail(Code::InvalidArgument, "alloc: dtype must be 'f32', 'f64' or 'i32' (got '%s')", dt.c_str());
+      else if (dt == "i8") t = DType::I8;
+      else fail(Code::InvalidArgument, "alloc: dtype must be 'f32', 'f64', 'i32' or 'i8' (got '%s')", dt.c_str());
+      RNNLM_CHECK(t != DType::I8 || D::kInt8, Code::InvalidArgument,
+                  "alloc: the %s backend has no int8 kernels (int8 inference runs on the CPU)", D::kName);
       RNNLM_CHECK(t != DType::F64 || D::kF64, Code::InvalidArgument,
                   "alloc: the %s backend computes in f32 only (f64 is for the CPU backend's gradient checks)", D::kName);
       const int64_t n = js::integer(info[1], "alloc length", 1, kMaxElements);
@@ -194,14 +197,18 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
       live();
       View dst = view(info[0], "write", "destination");
       RNNLM_CHECK(info[1].IsTypedArray(), Code::InvalidArgument,
-                  "write: data must be a Float32Array, Float64Array or Int32Array");
+                  "write: data must be a Float32Array, Float64Array, Int32Array or Int8Array");
       Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
       const napi_typedarray_type want = dst.dtype == DType::F32   ? napi_float32_array
                                         : dst.dtype == DType::F64 ? napi_float64_array
+                                        : dst.dtype == DType::I8  ? napi_int8_array
                                                                   : napi_int32_array;
-      RNNLM_CHECK(ta.TypedArrayType() == want, Code::InvalidArgument,
-                  "write: a %s tensor takes a %s", dtypeName(dst.dtype),
-                  dst.dtype == DType::F32 ? "Float32Array" : dst.dtype == DType::F64 ? "Float64Array" : "Int32Array");
+      RNNLM_CHECK(ta.TypedArrayType() == want, Code::InvalidArgument, "write: a %s tensor takes a %s",
+                  dtypeName(dst.dtype),
+                  dst.dtype == DType::F32   ? "Float32Array"
+                  : dst.dtype == DType::F64 ? "Float64Array"
+                  : dst.dtype == DType::I8  ? "Int8Array"
+                                            : "Int32Array");
       RNNLM_CHECK(int64_t(ta.ElementLength()) == dst.numel, Code::InvalidArgument,
                   "write: data has %zu elements but the tensor %s has %lld", ta.ElementLength(),
                   dst.shapeStr().c_str(), (long long)dst.numel);
@@ -285,6 +292,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
     Napi::Value out;
     if (res.dtype == DType::F32) out = Napi::Float32Array::New(env, n, ab, 0);
     else if (res.dtype == DType::F64) out = Napi::Float64Array::New(env, n, ab, 0);
+    else if (res.dtype == DType::I8) out = Napi::Int8Array::New(env, n, ab, 0);
     else out = Napi::Int32Array::New(env, n, ab, 0);
     res.deferred.Resolve(out);
   }
@@ -293,9 +301,17 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
     return js::guard(info, [&]() -> Napi::Value {
       live();
       View dst = view(info[0], "fill", "destination");
-      const double value = dst.dtype == DType::I32
-                               ? double(js::integer(info[1], "fill value", INT32_MIN, INT32_MAX))
-                               : js::number(info[1], "fill value");
+      const bool i8 = dst.dtype == DType::I8;
+      const double value = dst.dtype == DType::I32 ? double(js::integer(info[1], "fill value", INT32_MIN, INT32_MAX))
+                           : i8                    ? double(js::integer(info[1], "fill value", -128, 127))
+                                                   : js::number(info[1], "fill value");
+      if (i8) {  // only where D::kInt8: alloc makes no i8 buffer elsewhere
+        if constexpr (D::kInt8) {
+          auto* ctx = ctx_.get();
+          push([dst, value, ctx] { D::fill(*ctx, dst.p<int8_t>(), dst.numel, int8_t(value)); });
+        }
+        return this->Env().Undefined();
+      }
       if (dst.dtype != DType::I32) {
         return enqueue(dst.dtype, [=](auto& ctx, auto tag) {
           using T = decltype(tag);
@@ -350,6 +366,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
   static SampleArgs sampleArgs(const char* op, Napi::Value temperature, Napi::Value topK, Napi::Value topP,
                                Napi::Value exclude, int64_t V);
   View guardArg(Napi::Value v, const char* op, DType t);
+  View scaleArg(Napi::Value v, const char* op, const char* name, const View& W, const View& out);
 
   // --- recurrent stack (binding/recurrent.h) --------------------------------------------------
   Napi::Value RnnForward(const Napi::CallbackInfo& info);
