@@ -141,6 +141,7 @@ inline void gemmNT(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda
 // whether the set has fused multiply-add (read by gemm_nt_simd.inc).
 #define RNNLM_SIMD_FMA 0
 #define RNNLM_SIMD_AVX2 0
+#define RNNLM_SIMD_VNNI 0
 namespace simd_base {
 #include "vecmath_simd.inc"
 #include "gemm_nt_simd.inc"
@@ -159,6 +160,15 @@ namespace simd_avx2 {
 #include "gemm_q8_simd.inc"
 }
 #pragma GCC pop_options
+// The int8 GEMM once more, with AVX-512 VNNI on 256-bit vectors (Ice Lake, Zen 4 and later).
+#undef RNNLM_SIMD_VNNI
+#define RNNLM_SIMD_VNNI 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512vnni,avx512vl")
+namespace simd_vnni {
+#include "gemm_q8_simd.inc"
+}
+#pragma GCC pop_options
 #undef RNNLM_SIMD_FMA
 #undef RNNLM_SIMD_AVX2
 inline bool hasAvx2Fma() {
@@ -168,9 +178,18 @@ inline bool hasAvx2Fma() {
   }();
   return yes;
 }
+inline bool hasVnni() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return hasAvx2Fma() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+  }();
+  return yes;
+}
 #define RNNLM_SIMD(call) (hasAvx2Fma() ? simd_avx2::call : simd_base::call)
+#define RNNLM_SIMD_Q8(call) (hasVnni() ? simd_vnni::call : RNNLM_SIMD(call))
 #else
 #define RNNLM_SIMD(call) simd_base::call
+#define RNNLM_SIMD_Q8(call) simd_base::call
 #endif
 
 inline void sigmoidInPlace(float* v, int64_t n) { RNNLM_SIMD(sigmoidInPlace(v, n)); }
@@ -190,8 +209,10 @@ inline void gemmNT(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
 }
 inline void gemmQ8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* sa, const int8_t* W,
                    int64_t ldw, const float* sw, bool beta, float* C, int64_t ldc) {
-  RNNLM_SIMD(gemmQ8(M, N, K, A, lda, sa, W, ldw, sw, beta, C, ldc));
+  RNNLM_SIMD_Q8(gemmQ8(M, N, K, A, lda, sa, W, ldw, sw, beta, C, ldc));
 }
 #undef RNNLM_SIMD
+#undef RNNLM_SIMD_Q8
+#undef RNNLM_SIMD_VNNI
 
 }  // namespace rnnlm::cpu
