@@ -13,6 +13,7 @@ import { Random } from '../util/random';
 import { createDecoder, parseSoftmax, type Decoder, type SoftmaxConfig } from './decoder';
 import { parameterSpecs, weightSpaceOffset, type ParamEntry } from './layout';
 import { isQuantized, quantizable, type HostWeights, type Quantization } from './quantize';
+import { Arena, type StepViews } from './arena';
 import { Scratch } from './scratch';
 import {
   CELLS,
@@ -63,37 +64,6 @@ export interface Batch {
   lengths?: Int32Array | null;
 }
 
-/** Tensors of one step with T time steps (views into the arena). */
-interface StepViews {
-  T: number;
-  B: number;
-  ids: Tensor;
-  emb: Tensor;
-  embMask: Tensor;
-  embDrop: Tensor;
-  y: Tensor;
-  yMask: Tensor;
-  yDrop: Tensor;
-  dyDrop: Tensor;
-  dy: Tensor;
-  dEmbDrop: Tensor;
-  dEmb: Tensor;
-  reserve: Tensor;
-  workspace: Tensor;
-  loss: Tensor;
-  norm: Tensor;
-}
-
-/** Activation memory: sized for the largest step shape seen, reused by every step. */
-interface Arena {
-  f: DeviceBuffer;
-  i: DeviceBuffer;
-  /** Start and capacity of each slot in f, and the capacity of ids in i. */
-  at: Record<string, number>;
-  cap: Record<string, number>;
-  ids: number;
-}
-
 /** Recurrent state of B sequences, kept across steps (and across arena growth). */
 interface States {
   B: number;
@@ -128,7 +98,8 @@ export class Network {
    */
   private readonly side?: DeviceBuffer;
   private readonly sideAt = new Map<string, number>();
-  private arena?: Arena;
+  /** Activation memory of the steps (nn/arena.ts). */
+  private readonly arena: Arena;
   /** Memory whose size varies by call: the decoder's, and logProbs' output. */
   private readonly scratch: Scratch;
   private states?: States;
@@ -185,6 +156,7 @@ export class Network {
       if (q) this.side = this.stream.alloc('f32', side);
       else this.gradBuf = this.stream.alloc(config.dtype, offset);
       this.scratch = new Scratch(this.stream, config.dtype);
+      this.arena = new Arena(this.stream, this.rnn, this.config);
       this.decoder = createDecoder(this.config.softmax!, this, this.scratch, config.vocabSize, H);
     } catch (e) {
       this.stream.dispose(); // its thread and memory now, not at some later collection
@@ -289,94 +261,10 @@ export class Network {
     this.stream.fill(this.allGrads, 0);
   }
 
-  /** Views for a T x B step; grows the arena when T exceeds its capacity or B changes. */
-  private step(T: number, B: number): StepViews {
-    if (!Number.isInteger(T) || T < 1 || !Number.isInteger(B) || B < 1) {
-      throw invalidArgument(`seqLength and batchSize must be positive integers (got ${T} and ${B})`);
-    }
-    const need = this.slotSizes(T, B);
-    let a = this.arena;
-    if (!a || T * B > a.ids || Object.entries(need).some(([slot, n]) => n > a!.cap[slot])) {
-      // Grow to hold both the old and the new shape, so alternating training and evaluation
-      // batch shapes settle after one round and later steps allocate nothing.
-      const old = a;
-      if (old) for (const slot of Object.keys(need)) need[slot] = Math.max(need[slot], old.cap[slot]);
-      this.freeArena();
-      a = this.arena = this.allocArena(need, Math.max(T * B, old?.ids ?? 0));
-    }
-    const { embeddingSize: E, hiddenSize: H, dropout } = this.config;
-    const N = T * B;
-    const f = (slot: string, shape: number[]) => tensor(a.f, a.at[slot], shape);
-    const drop = dropout > 0;
-    const sp = this.rnn.spaces(T, B);
-    const emb = f('emb', [T, B, E]);
-    const y = f('y', [T, B, H]);
-    const dyDrop = f('dyDrop', [T, B, H]);
-    const dEmbDrop = f('dEmbDrop', [T, B, E]);
-    return {
-      T, B,
-      ids: tensor(a.i, 0, [N]),
-      emb,
-      embMask: drop ? f('embMask', [T, B, E]) : emb,
-      embDrop: drop ? f('embDrop', [T, B, E]) : emb,
-      y,
-      yMask: drop ? f('yMask', [T, B, H]) : y,
-      yDrop: drop ? f('yDrop', [T, B, H]) : y,
-      dyDrop,
-      dy: drop ? f('dy', [T, B, H]) : dyDrop,
-      dEmbDrop,
-      dEmb: drop ? f('dEmb', [T, B, E]) : dEmbDrop,
-      reserve: f('reserve', [sp.reserve]),
-      workspace: f('workspace', [sp.workspace]),
-      loss: f('loss', [2]),
-      norm: f('norm', [1]),
-    };
-  }
-
   /** Bytes that training or inference at T x B adds (activations, the decoder's scratch, token ids, recurrent states). */
   activationBytes(T: number, B: number): number {
-    const f = Object.values(this.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize;
+    const f = Object.values(this.arena.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize;
     return f * (this.config.dtype === 'f64' ? 8 : 4) + 2 * T * B * 4;
-  }
-
-  /** Elements each arena slot needs for a T x B step. */
-  private slotSizes(T: number, B: number): Record<string, number> {
-    const { embeddingSize: E, hiddenSize: H, dropout } = this.config;
-    const sp = this.rnn.spaces(T, B);
-    const N = T * B;
-    const drop = dropout > 0;
-    return {
-      emb: N * E,
-      embMask: drop ? N * E : 0,
-      embDrop: drop ? N * E : 0,
-      y: N * H,
-      yMask: drop ? N * H : 0,
-      yDrop: drop ? N * H : 0,
-      dyDrop: N * H,
-      dy: drop ? N * H : 0,
-      dEmbDrop: N * E,
-      dEmb: drop ? N * E : 0,
-      reserve: sp.reserve,
-      workspace: sp.workspace,
-      loss: 2,
-      norm: 1,
-    };
-  }
-
-  private allocArena(cap: Record<string, number>, ids: number): Arena {
-    const at: Record<string, number> = {};
-    let total = 0;
-    for (const [slot, size] of Object.entries(cap)) {
-      at[slot] = total;
-      total += size;
-    }
-    return { at, cap, ids, f: this.stream.alloc(this.config.dtype, total), i: this.stream.alloc('i32', ids) };
-  }
-
-  private freeArena(): void {
-    this.arena?.f.free();
-    this.arena?.i.free();
-    this.arena = undefined;
   }
 
   /** The recurrent state of B sequences (zeros when first made or when B changes). */
@@ -447,7 +335,7 @@ export class Network {
     if (batch.inputs.length !== N || batch.targets.length !== N) {
       throw invalidArgument(`a batch of ${T} x ${B} needs ${N} inputs and targets (got ${batch.inputs.length} and ${batch.targets.length})`);
     }
-    const a = this.step(T, B);
+    const a = this.arena.views(T, B);
     const st = this.statesFor(B);
     const { dropout, embeddingSize: E, hiddenSize: H } = this.config;
     const s = this.stream;
@@ -536,7 +424,7 @@ export class Network {
   }
 
   dispose(): void {
-    this.freeArena();
+    this.arena.free();
     this.scratch.free();
     this.states?.buf.free();
     this.params.free();
