@@ -5,6 +5,7 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AdaptiveReport, AdaptiveRun } from './harness/adaptive';
+import { quantizeTable, type QuantizeReport } from './harness/quantize';
 import { aggregate, CONTEXT_TOKENS, concurrencyTargets, counterpart, GENERATE_TOKENS, ms, ratio, TOP_K, type ConcurrencyRun } from './harness/concurrency';
 import { CONFIGS, findConfig } from './harness/configs';
 import { type BenchReport, oursFor } from './harness/run';
@@ -17,7 +18,7 @@ const dir = join(__dirname, 'results');
 const readme = join(__dirname, '..', 'README.md');
 
 /** The full (not --quick) reports of one kind in bench/results/, oldest first. */
-const readReports = <R extends BenchReport | ServeReport | AdaptiveReport>(kind: R['kind']): { file: string; report: R }[] => readdirSync(dir)
+const readReports = <R extends BenchReport | ServeReport | AdaptiveReport | QuantizeReport>(kind: R['kind']): { file: string; report: R }[] => readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
   .map((f) => ({ file: f, report: JSON.parse(readFileSync(join(dir, f), 'utf8')) as R }))
   .filter((r) => r.report.kind === kind && !r.report.options.quick)
@@ -51,7 +52,7 @@ const blasName = (libs: string) => libs.split(', ').filter((l) => /openblas|mkl|
 const cudnn = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
 
 /** A report's first line: the machine, the versions, the date and the file. */
-function heading(rep: BenchReport | ServeReport | AdaptiveReport, file: string): string {
+function heading(rep: BenchReport | ServeReport | AdaptiveReport | QuantizeReport, file: string): string {
   const m = rep.machine;
   return `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${rep.kind === 'rnnlm-bench' ? versions(rep) : ''}, ${rep.date.slice(0, 10)}${m.loadAverage !== undefined ? `, load average ${m.loadAverage} at its start` : ''}, \`bench/results/${file}\`${rep.partial ? ` — **partial: the run was stopped before its last ${rep.kind === 'rnnlm-bench' ? 'configuration' : 'run'}**` : ''}`;
 }
@@ -226,6 +227,7 @@ ${[...axis, ...parts, ...legend].join('\n')}
 
 const begin = '<!-- bench:begin (npm run bench:render) -->', end = '<!-- bench:end -->';
 const adaptiveBegin = '<!-- bench:adaptive:begin (npm run bench:render) -->', adaptiveEnd = '<!-- bench:adaptive:end -->';
+const quantizeBegin = '<!-- bench:quantize:begin (npm run bench:render) -->', quantizeEnd = '<!-- bench:quantize:end -->';
 
 /** The text with what lies between its markers `from` and `to` replaced by `body`. */
 function between(text: string, from: string, to: string, body: string): string {
@@ -257,7 +259,9 @@ export function render(readmeText: string): { readme: string; charts: Record<str
     sections.push(parts.join('\n\n'));
   }
   for (const { file, report } of readReports<ServeReport>('rnnlm-serve-bench')) sections.push(`${heading(report, file)}\n\n${serveTable(report)}`);
-  const text = renderAdaptive(readmeText, readReports<AdaptiveReport>('rnnlm-adaptive-bench'));
+  const quantized = readReports<QuantizeReport>('rnnlm-quantize-bench').map(({ file, report }) => `${heading(report, file)}\n\n${quantizeTable(report)}`).join('\n\n');
+  const text = between(renderAdaptive(readmeText, readReports<AdaptiveReport>('rnnlm-adaptive-bench')), quantizeBegin, quantizeEnd,
+    quantized || '_No report yet: `npm run bench:quantize` writes `bench/results/quantize-cpu-2core.json`._');
   return { readme: between(text, begin, end, sections.join('\n\n')), charts };
 }
 
