@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from '../defaults';
 import { CELL_NAMES } from '../backend/types';
 import { DEVICES } from '../backend/index';
+import { QUANTIZATIONS } from '../nn/quantize';
 import { invalidArgument } from '../errors';
 import type { SoftmaxOptions } from '../nn/decoder';
 
@@ -97,6 +98,9 @@ export function softmaxOf(o: Record<string, unknown>): SoftmaxOptions | undefine
 /** --device of create (train) or of load (the other commands), with that call's default. */
 export const deviceOption = (device: string) =>
   new Option('--device <device>', `where to compute (auto: CUDA if it answers, else the CPU)${shown(device)}`).choices(DEVICES);
+
+/** Commands that load a model: quantize it as it loads (an int8 file loads as int8 anyway). */
+export const quantizeOption = () => new Option('--quantize <type>', 'load as an int8 model: int8 weights, inference on the CPU (README: "Compact models")').choices(QUANTIZATIONS);
 
 export const lossyOption = () => new Option('--lossy-utf8', 'read bytes that are not UTF-8 as U+FFFD (with a warning) instead of refusing the file');
 
