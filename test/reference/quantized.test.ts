@@ -75,6 +75,7 @@ describe('linearForward with an int8 W', () => {
       x[2 * K + (K >> 1)] = 1e20; // row 2: one huge value, the rest rounds to 0
       for (let k = 3 * K; k < 4 * K; k++) x[k] = Math.fround(x[k] * 1e-38); // row 3: max < 127 / FLT_MAX
       for (let k = 4 * K; k < 5 * K; k++) x[k] = Math.fround(x[k] * 3e-41); // row 4: subnormal
+      x[3 * K + 1] = x[4 * K + 2] = 0; // zeros among them (0 * (127 / max) must not be 0 * inf)
       const w = f32s(N * K);
       w.fill(0, 0, K); // a zero weight row (scale 0)
       w[K + 1] = 1e6; // a row with one huge weight
