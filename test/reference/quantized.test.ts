@@ -3,6 +3,9 @@
 // math on the same dequantized weights and dequantized activations. A product's only roundings are
 // float32's in its epilogue (the integer sum is exact), so the bound is 1e-5 relative where ~1e-7
 // is expected; the embedding is exact.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { networkOf } from '../../lib/advanced';
 import { cpuAddon } from '../../lib/backend/cpu';
@@ -257,6 +260,8 @@ describe('rnnForward with int8 weights: every cell, 2 layers, E 37, H 45, T 5, B
 
 describe('an int8 model (LanguageModel.quantize) against the float64 reference of the whole network', () => {
   const V = 29, L = 2, N = 40;
+  const dir = mkdtempSync(join(tmpdir(), 'rnnlm-int8-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const cases: [Cell, boolean][] = [...CELL_NAMES.map((c): [Cell, boolean] => [c, false]), ['lstm', true]];
 
   test.each(cases)('%s, tied weights: %s', async (cell, tied) => {
@@ -356,6 +361,16 @@ describe('an int8 model (LanguageModel.quantize) against the float64 reference o
         const p = await q.predictNext(ids.slice(0, k), { topK: V });
         expect(p.length).toBe(V);
         for (const { id, probability } of p) expect(probability, `k ${k}, id ${id}`).toBe(Math.exp(lp[(k - 1) * V + id]));
+      }
+      // Its checkpoint (int8 by default) loads back as the same model.
+      const path = join(dir, `${cell}-${tied}.safetensors`);
+      await q.save(path);
+      const back = await LanguageModel.load(path);
+      try {
+        expect(back.quantization).toBe('int8');
+        expect((await back.evaluate(ids, { batchSize: 1 })).loss).toBe(loss);
+      } finally {
+        back.dispose();
       }
       console.log(`int8 model ${cell}${tied ? ' (tied)' : ''}: mean loss ${loss.toFixed(6)}, relative error ${rel.toExponential(2)} (states ${stepWorst.toExponential(2)}), ${relAlone.toExponential(2)} against the reference run alone`);
     } finally {
