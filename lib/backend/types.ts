@@ -158,7 +158,7 @@ export interface AdamArgs {
 export interface Stream {
   readonly disposed: boolean;
   alloc(dtype: DType, length: number): DeviceBuffer;
-  /** Copies `data` now; the device copy happens in stream order. Float data must be finite. */
+  /** Copies `data` now; the device copy happens in stream order. Float data must be finite, int8 data in [-127, 127]. */
   write(dst: Tensor, data: Float32Array | Float64Array | Int32Array | Int8Array): void;
   read(src: Tensor): Promise<Float32Array | Float64Array | Int32Array | Int8Array>;
   /** Resolves when everything queued so far has run (rejects with the first error). */

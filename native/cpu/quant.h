@@ -44,11 +44,14 @@ inline void quantizeRows(int64_t M, int64_t K, const float* A, int64_t lda, int8
       s[m] = finite ? 0.0f : NAN;
       continue;
     }
-    const float inv = 127.0f / mx;
+    // Below 127 / FLT_MAX (~3.7e-37) 127 / mx overflows to inf (and 0 * inf is a NaN cast to int8):
+    // such a row is scaled by 2^64 first, exactly, so q is what float32 math without overflow gives.
+    const float up = mx < 1e-30f ? 0x1p64f : 1.0f;
+    const float inv = 127.0f / (mx * up);
 #pragma omp simd
     for (int64_t k = 0; k < K; ++k) {
       // |a inv| <= 127 (up to rounding): the 1.5 * 2^23 trick rounds to nearest even.
-      float r = (a[k] * inv + 12582912.0f) - 12582912.0f;
+      float r = (a[k] * up * inv + 12582912.0f) - 12582912.0f;
       r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
       qm[k] = int8_t(r);
     }

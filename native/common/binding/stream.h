@@ -223,6 +223,13 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
       };
       if (dst.dtype == DType::F32) checkFinite(float{});
       if (dst.dtype == DType::F64) checkFinite(double{});
+      // -128 has no negation in int8: the int8 kernels' sign trick (gemm_q8_simd.inc) needs |q| <= 127.
+      if (dst.dtype == DType::I8) {
+        const auto* p = reinterpret_cast<const int8_t*>(bytes->data());
+        for (int64_t i = 0; i < dst.numel; ++i)
+          RNNLM_CHECK(p[i] != -128, Code::InvalidArgument,
+                      "write: element %lld of the data is -128; int8 weights are in [-127, 127]", (long long)i);
+      }
       auto* ctx = ctx_.get();
       push([dst, bytes, ctx] {
         D::upload(*ctx, static_cast<uint8_t*>(dst.st->data) + dst.offset * dtypeSize(dst.dtype), bytes->data(),
@@ -303,7 +310,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
       View dst = view(info[0], "fill", "destination");
       const bool i8 = dst.dtype == DType::I8;
       const double value = dst.dtype == DType::I32 ? double(js::integer(info[1], "fill value", INT32_MIN, INT32_MAX))
-                           : i8                    ? double(js::integer(info[1], "fill value", -128, 127))
+                           : i8                    ? double(js::integer(info[1], "fill value", -127, 127))
                                                    : js::number(info[1], "fill value");
       if (i8) {  // only where D::kInt8: alloc makes no i8 buffer elsewhere
         if constexpr (D::kInt8) {
