@@ -78,6 +78,17 @@ test('a natural end with two models alive keeps process.exitCode (no SIGABRT)', 
   runs.forEach((r, i) => clean(r, 3, ['two-models', 'created-loaded', 'failed-creates'][i % 3]));
 }, LONG_MS);
 
+test('int8 models: a natural end with them alive, process.exit() while they compute (main thread and worker), a worker that quantizes and ends: code 3 within 5 s', async () => {
+  const cases = [['int8', 0], ['int8:exit', 40], ['int8:exit', 300], ['worker/int8/end', 0], ['worker/int8:exit/x', 40], ['worker/int8:exit/x', 300]] as const;
+  const runs = await pool(cases.map(([s, delay]) => () => run(s, delay)));
+  runs.forEach((r, i) => {
+    const [s, delay] = cases[i], label = `${s} after ${delay} ms`;
+    clean(r, 3, label);
+    if (s.startsWith('worker/')) expect(r.out, label).toContain('worker exit 3');
+    if (s.includes(':exit')) expect(r.afterBusy, label).toBeLessThan(delay + limitMs);
+  });
+}, LONG_MS);
+
 test('a tensor whose buffer getter disposes the stream gets ERR_DISPOSED, not a crash', async () => {
   clean(await run('dispose-in-getter'), 3, 'dispose-in-getter');
 });

@@ -5,7 +5,7 @@
 // (generations, a stream, sessions) sharing the batching scheduler's steps.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { Worker, isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
 import { tensor } from '../../../lib/backend/types';
 import { cpuBackend } from '../../../lib/backend/cpu';
 import { LanguageModel } from '../../../lib/model';
@@ -66,6 +66,18 @@ async function scenario(name: string, delay: number, dir: string): Promise<void>
       }
       if (threads() !== before) throw new Error(`threads: ${before} before, ${threads()} after two failed creates`);
       process.exitCode = 3;
+      return;
+    }
+    case 'int8': { // int8 models (quantize's, and one loaded from its int8 file) alive at a natural end; int8:exit, process.exit() while they compute
+      const f = await (kind === 'exit' ? large() : small());
+      const q = await f.quantize('int8');
+      const path = join(dir, `int8-${process.pid}-${threadId}.safetensors`);
+      await q.save(path);
+      keep.push(f, q, await LanguageModel.load(path, { device: 'cpu' }));
+      if (kind !== 'exit') return void (process.exitCode = 3);
+      busy(q, 'batch', dir).catch(() => {}); // a long score's products are shared with the int8 GEMM's helper thread
+      say('busy');
+      setTimeout(() => process.exit(3), delay);
       return;
     }
     case 'exit': { // process.exit() (on the main thread or in a worker) while work runs
