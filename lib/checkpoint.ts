@@ -270,8 +270,9 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
     const q = t.data as Int8Array, scale = floats(name + SCALE_SUFFIX);
     const i = q.indexOf(-128);
     if (i >= 0) throw bad(path, `tensor '${name}' holds -128 at index ${i}; int8 weights are in [-127, 127]`);
-    const j = scale.findIndex((v) => v < 0);
-    if (j >= 0) throw bad(path, `tensor '${name + SCALE_SUFFIX}' holds the negative scale ${scale[j]} at row ${j}`);
+    // Negative, or so large that 127 steps overflow float32 (the dequantized weight would be infinite).
+    const j = scale.findIndex((v) => v < 0 || !Number.isFinite(Math.fround(v * 127)));
+    if (j >= 0) throw bad(path, `tensor '${name + SCALE_SUFFIX}' holds the scale ${scale[j]} at row ${j}; scales are >= 0 and at most 3.4e38 / 127`);
     return { q, scale };
   };
   /** A tensor as the file holds it (tied: the file holds the same matrix twice, as PyTorch's state_dict does). */

@@ -469,6 +469,7 @@ export class LanguageModel {
     const runtime = runtimeOptions(o, DEFAULTS.load);
     const quantize = o.has('quantize') ? o.oneOf('quantize', 'int8', QUANTIZATIONS) : null;
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('LanguageModel.load: path must be a non-empty string');
+    if (quantize && device === 'cuda') throw invalidArgument(`LanguageModel.load: an ${quantize} model runs on the CPU (device 'cuda' was asked): the CUDA backend has no ${quantize} kernels`);
     const ck = await readCheckpoint(path);
     // An int8 file on an explicit CUDA device loads dequantized (the GPU has no int8 kernels).
     const quantization = quantize ?? (device === 'cuda' ? null : ck.quantization);

@@ -225,7 +225,9 @@ describe('int8 checkpoints', () => {
   });
 
   test("load(path, { quantize: 'int8', device: 'cuda' }) and { quantize: 'int4' } are ERR_INVALID_ARGUMENT (no GPU needed)", async () => {
-    expect(await code(LanguageModel.load(file('fp'), { quantize: 'int8', device: 'cuda' }))).toMatch(/^ERR_INVALID_ARGUMENT: an int8 model runs on the CPU \(device 'cuda' was asked\)/);
+    expect(await code(LanguageModel.load(file('fp'), { quantize: 'int8', device: 'cuda' }))).toMatch(/^ERR_INVALID_ARGUMENT: LanguageModel\.load: an int8 model runs on the CPU \(device 'cuda' was asked\)/);
+    // Refused before the file is read: a path that does not exist gives the option's error too.
+    expect(await code(LanguageModel.load(file('no-such-file'), { quantize: 'int8', device: 'cuda' }))).toMatch(/^ERR_INVALID_ARGUMENT: LanguageModel\.load: an int8 model runs on the CPU/);
     expect(await code(LanguageModel.load(file('fp'), { quantize: 'int4' as never }))).toMatch(/^ERR_INVALID_ARGUMENT: LanguageModel\.load: quantize must be one of .*'int8'/);
   });
 
@@ -309,7 +311,8 @@ describe('hostile int8 checkpoints', () => {
 
   const cases: [string, string, (t: Map<string, SafeTensor>) => void, RegExp, number?][] = [
     ['-128 in a weight', 'hostile', (t) => void (int8(t, 'rnn.weight_hh_l1')[77] = -128), /tensor 'rnn\.weight_hh_l1' holds -128 at index 77; int8 weights are in \[-127, 127\]/],
-    ['a negative scale', 'hostile', (t) => void (f32(t, 'decoder.weight_scale')[3] = -0.25), /tensor 'decoder\.weight_scale' holds the negative scale -0\.25 at row 3/],
+    ['a negative scale', 'hostile', (t) => void (f32(t, 'decoder.weight_scale')[3] = -0.25), /tensor 'decoder\.weight_scale' holds the scale -0\.25 at row 3; scales are >= 0/],
+    ['a scale whose 127 steps overflow float32', 'hostile', (t) => void (f32(t, 'decoder.weight_scale')[1] = 3e37), /tensor 'decoder\.weight_scale' holds the scale 3\.0\d*e\+37 at row 1; scales are >= 0 and at most/],
     ['a NaN scale', 'hostile', (t) => void (f32(t, 'encoder.weight_scale')[2] = SENTINEL), /tensor 'encoder\.weight_scale' holds a non-finite value at index 2/, NaN],
     ['an infinite scale', 'hostile', (t) => void (f32(t, 'rnn.weight_ih_l0_scale')[5] = SENTINEL), /tensor 'rnn\.weight_ih_l0_scale' holds a non-finite value at index 5/, Infinity],
     ['a missing _scale', 'hostile', (t) => void t.delete('rnn.weight_ih_l1_scale'), /tensor 'rnn\.weight_ih_l1_scale' is missing/],
