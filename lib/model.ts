@@ -27,7 +27,7 @@ import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
 import { parseSoftmax, type SoftmaxOptions } from './nn/decoder';
 import { countParameters, parameterSpecs } from './nn/layout';
 import { Network } from './nn/network';
-import { QUANTIZATIONS, hostWeights, type HostWeights, type Quantization } from './nn/quantize';
+import { QUANTIZATIONS, quantizeWeights, type HostWeights, type Quantization } from './nn/quantize';
 import { Options } from './options';
 import { Access } from './runtime/access';
 import { Scheduler, type RuntimeStats } from './runtime/scheduler';
@@ -224,7 +224,6 @@ export class LanguageModel {
   }
 
   static async #build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean, runtime: RuntimeOptions, quantization: Quantization | null = null) {
-    if (quantization && device === 'cuda') throw invalidArgument(`an ${quantization} model runs on the CPU (device 'cuda' was asked): the CUDA backend has no ${quantization} kernels`);
     const { backend, reason } = quantization ? { ...selectBackend('cpu'), reason: `${quantization} models run on the CPU` } : selectBackend(device);
     // With token ids no id is padding (-1: no frozen embedding row); the loss skips only IGNORE,
     // the target of padded positions, never a token.
@@ -319,7 +318,7 @@ export class LanguageModel {
     return this.#access.shared(async () => {
       if (!(QUANTIZATIONS as readonly unknown[]).includes(type)) throw invalidArgument(`quantize: type must be one of ${QUANTIZATIONS.map((q) => `'${q}'`).join(', ')} (got ${typeof type === 'string' ? `'${type}'` : String(type)})`);
       if (this.quantization) throw invalidArgument(`quantize: this model is ${this.quantization} already`);
-      const weights = hostWeights(this.#net.layout, (await this.#net.stream.read(this.#net.allParams)) as Float32Array, type);
+      const weights = quantizeWeights(this.#net.layout, await this.#net.readWeights());
       const model = await LanguageModel.#build(this.#cfg, this.tokenizer, 'cpu', false, this.#runtime, type);
       model.#mode = this.#mode;
       await model.#fill(() => weights);
@@ -457,8 +456,8 @@ export class LanguageModel {
 
   async #write(path: string, extra: Record<string, string> = {}, dtype: NonNullable<SaveOptions['dtype']> = 'f32'): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('save: path must be a non-empty string');
-    let weights = await this.#net.readWeights();
-    if (dtype === 'int8' && !this.quantization) weights = hostWeights(this.#net.layout, (await this.#net.stream.read(this.#net.allParams)) as Float32Array, 'int8');
+    const own = await this.#net.readWeights();
+    const weights = dtype === 'int8' && !this.quantization ? quantizeWeights(this.#net.layout, own) : own;
     await writeCheckpoint(path, this.#net.layout, weights, this.#cfg, this.tokenizer, this.#mode, extra, (dtype === 'int8' ? 'I8' : dtype.toUpperCase()) as CheckpointDType);
   }
 

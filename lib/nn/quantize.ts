@@ -9,7 +9,7 @@
  * tensor (PyTorch's quantize_dynamic default): one large row no longer coarsens every other.
  * -128 is never produced and is refused on load: the kernel's sign trick needs |q| <= 127.
  */
-import { numel } from '../backend/types';
+import { invalidArgument } from '../errors';
 import type { ParamEntry } from './layout';
 
 /** The quantized forms a model can take; 'int8' is the only one. */
@@ -49,12 +49,13 @@ export function dequantizeRows(t: QuantizedTensor, rows: number, cols: number): 
   return w;
 }
 
-/** A float model's weights by name (slices of its flat buffer), or quantized. */
-export function hostWeights(layout: readonly ParamEntry[], params: Float32Array, quantize: Quantization | null): HostWeights {
+/** A float model's weights with every matrix quantized (biases kept). */
+export function quantizeWeights(layout: readonly ParamEntry[], weights: HostWeights): HostWeights {
   const out: HostWeights = new Map();
   for (const e of layout) {
-    const w = params.slice(e.offset, e.offset + numel(e.shape));
-    out.set(e.name, quantize && quantizable(e.shape) ? quantizeRows(w, e.shape[0], e.shape[1]) : w);
+    const w = weights.get(e.name);
+    if (!w) throw invalidArgument(`quantizeWeights: no tensor '${e.name}'`);
+    out.set(e.name, !isQuantized(w) && quantizable(e.shape) ? quantizeRows(w, e.shape[0], e.shape[1]) : w);
   }
   return out;
 }
