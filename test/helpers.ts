@@ -1,4 +1,6 @@
+import { expect } from 'vitest';
 import { cpuBackend } from '../lib/backend/cpu';
+import { RnnlmError } from '../lib/errors';
 import { tensor, type DType, type Stream, type Tensor } from '../lib/backend/types';
 import { Random } from '../lib/util/random';
 
@@ -65,4 +67,15 @@ export async function numericGrad(
     g.push((fp - fm) / (2 * eps));
   }
   return g;
+}
+
+/** Runs fn, expects it to throw an RnnlmError, returns "CODE: message". */
+export function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(RnnlmError);
+    return `${(e as RnnlmError).code}: ${(e as RnnlmError).message}`;
+  }
+  throw new Error('expected an RnnlmError, but nothing was thrown');
 }

@@ -14,7 +14,7 @@ import { RnnlmError } from '../../lib/errors';
 import { LanguageModel } from '../../lib/model';
 import { isQuantized, quantizeRows, type QuantizedTensor } from '../../lib/nn/quantize';
 import { Random } from '../../lib/util/random';
-import { backend, make, randomArray } from '../helpers';
+import { backend, errorOf, make, randomArray } from '../helpers';
 import { cellStep, dequantize, logSoftmax, q8Product, stackForward, type RefLayer } from './quantized-reference';
 
 const s = backend.createStream();
@@ -380,33 +380,24 @@ describe('an int8 model (LanguageModel.quantize) against the float64 reference o
 });
 
 describe('argument checks of the int8 ops: ERR_INVALID_ARGUMENT naming the problem', () => {
-  function message(fn: () => unknown): string {
-    try {
-      fn();
-    } catch (e) {
-      expect(e).toBeInstanceOf(RnnlmError);
-      return `${(e as RnnlmError).code}: ${(e as RnnlmError).message}`;
-    }
-    throw new Error('expected an RnnlmError, but nothing was thrown');
-  }
 
   test('linearForward and embeddingForward: scale exactly with an int8 W / table, f32 [rows]; f32 activations', () => {
     const x = make(s, 'f32', [2, 5]), W = make(s, 'i8', [3, 5]), scale = make(s, 'f32', [3]), y = make(s, 'f32', [2, 3]);
-    expect(message(() => s.linearForward(x, W, null, y))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: an int8 W needs its row scales \(scale, f32 \[3\]\)/);
-    expect(message(() => s.linearForward(x, make(s, 'f32', [3, 5]), null, y, { scale }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: scale is for an int8 W \(W is f32\)/);
-    expect(message(() => s.linearForward(x, W, null, y, { scale: make(s, 'f32', [4]) }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: scale must have shape \[3\] \(got \[4\]\)/);
-    expect(message(() => s.linearForward(x, W, null, y, { scale: make(s, 'f64', [3]) }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: with an int8 W, scale and the output must be f32 \(got f64 and f32\)/);
-    expect(message(() => s.linearForward(x, W, null, y, { scale: make(s, 'i32', [3]) }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: with an int8 W, scale and the output must be f32 \(got i32 and f32\)/);
+    expect(errorOf(() => s.linearForward(x, W, null, y))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: an int8 W needs its row scales \(scale, f32 \[3\]\)/);
+    expect(errorOf(() => s.linearForward(x, make(s, 'f32', [3, 5]), null, y, { scale }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: scale is for an int8 W \(W is f32\)/);
+    expect(errorOf(() => s.linearForward(x, W, null, y, { scale: make(s, 'f32', [4]) }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: scale must have shape \[3\] \(got \[4\]\)/);
+    expect(errorOf(() => s.linearForward(x, W, null, y, { scale: make(s, 'f64', [3]) }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: with an int8 W, scale and the output must be f32 \(got f64 and f32\)/);
+    expect(errorOf(() => s.linearForward(x, W, null, y, { scale: make(s, 'i32', [3]) }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: with an int8 W, scale and the output must be f32 \(got i32 and f32\)/);
     const x64 = make(s, 'f64', [2, 5]), y64 = make(s, 'f64', [2, 3]);
-    expect(message(() => s.linearForward(x64, W, null, y64, { scale }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: with an int8 W, scale and the output must be f32 \(got f32 and f64\)/);
-    expect(message(() => s.linearForward(x64, W, null, y, { scale }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: y is f32 but x is f64/);
-    expect(message(() => s.linearForward(make(s, 'i8', [2, 5]), W, null, y, { scale }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: x must be a float tensor \(got i8\)/);
+    expect(errorOf(() => s.linearForward(x64, W, null, y64, { scale }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: with an int8 W, scale and the output must be f32 \(got f32 and f64\)/);
+    expect(errorOf(() => s.linearForward(x64, W, null, y, { scale }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: y is f32 but x is f64/);
+    expect(errorOf(() => s.linearForward(make(s, 'i8', [2, 5]), W, null, y, { scale }))).toMatch(/^ERR_INVALID_ARGUMENT: linearForward: x must be a float tensor \(got i8\)/);
 
     const table = make(s, 'i8', [4, 3]), ids = make(s, 'i32', [2], [1, 3]), out = make(s, 'f32', [2, 3]);
-    expect(message(() => s.embeddingForward(table, ids, out))).toMatch(/^ERR_INVALID_ARGUMENT: embeddingForward: an int8 table needs its row scales \(scale, f32 \[4\]\)/);
-    expect(message(() => s.embeddingForward(make(s, 'f32', [4, 3]), ids, out, make(s, 'f32', [4])))).toMatch(/^ERR_INVALID_ARGUMENT: embeddingForward: scale is for an int8 table \(table is f32\)/);
-    expect(message(() => s.embeddingForward(table, ids, out, make(s, 'f32', [3])))).toMatch(/^ERR_INVALID_ARGUMENT: embeddingForward: scale must have shape \[4\] \(got \[3\]\)/);
-    expect(message(() => s.embeddingForward(table, ids, make(s, 'f64', [2, 3]), make(s, 'f32', [4])))).toMatch(/^ERR_INVALID_ARGUMENT: embeddingForward: with an int8 table, scale and the output must be f32 \(got f32 and f64\)/);
+    expect(errorOf(() => s.embeddingForward(table, ids, out))).toMatch(/^ERR_INVALID_ARGUMENT: embeddingForward: an int8 table needs its row scales \(scale, f32 \[4\]\)/);
+    expect(errorOf(() => s.embeddingForward(make(s, 'f32', [4, 3]), ids, out, make(s, 'f32', [4])))).toMatch(/^ERR_INVALID_ARGUMENT: embeddingForward: scale is for an int8 table \(table is f32\)/);
+    expect(errorOf(() => s.embeddingForward(table, ids, out, make(s, 'f32', [3])))).toMatch(/^ERR_INVALID_ARGUMENT: embeddingForward: scale must have shape \[4\] \(got \[3\]\)/);
+    expect(errorOf(() => s.embeddingForward(table, ids, make(s, 'f64', [2, 3]), make(s, 'f32', [4])))).toMatch(/^ERR_INVALID_ARGUMENT: embeddingForward: with an int8 table, scale and the output must be f32 \(got f32 and f64\)/);
   });
 
   test('rnnForward: int8 weights for inference only, with scales f32 of the side size, f32 activations; no backward with them', () => {
@@ -419,22 +410,22 @@ describe('argument checks of the int8 ops: ERR_INVALID_ARGUMENT naming the probl
       reserve: make(s, dtype, [sp.reserve]), workspace: make(s, dtype, [sp.workspace]), training: false,
     });
     const a = args('f32');
-    expect(message(() => s.rnnForward(rnn, { ...a, training: true }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: int8 weights are for inference \(training: false\)/);
-    expect(message(() => s.rnnForward(rnn, { ...a, scales: null }))).toMatch(new RegExp(`^ERR_INVALID_ARGUMENT: rnnForward: int8 weights need scales \\(f32 \\[${side}\\]`));
-    expect(message(() => s.rnnForward(rnn, { ...a, scales: make(s, 'f32', [side - 1]) }))).toMatch(new RegExp(`^ERR_INVALID_ARGUMENT: rnnForward: scales must have shape \\[${side}\\] \\(got \\[${side - 1}\\]\\)`));
-    expect(message(() => s.rnnForward(rnn, { ...a, scales: make(s, 'f64', [side]) }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: scales must be f32 \(got f64\)/);
-    expect(message(() => s.rnnForward(rnn, { ...a, weights: make(s, 'f32', [rnn.weightSize]) }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: scales are for int8 weights \(these are f32\)/);
-    expect(message(() => s.rnnForward(rnn, args('f64')))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: with int8 weights the activations must be f32/);
+    expect(errorOf(() => s.rnnForward(rnn, { ...a, training: true }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: int8 weights are for inference \(training: false\)/);
+    expect(errorOf(() => s.rnnForward(rnn, { ...a, scales: null }))).toMatch(new RegExp(`^ERR_INVALID_ARGUMENT: rnnForward: int8 weights need scales \\(f32 \\[${side}\\]`));
+    expect(errorOf(() => s.rnnForward(rnn, { ...a, scales: make(s, 'f32', [side - 1]) }))).toMatch(new RegExp(`^ERR_INVALID_ARGUMENT: rnnForward: scales must have shape \\[${side}\\] \\(got \\[${side - 1}\\]\\)`));
+    expect(errorOf(() => s.rnnForward(rnn, { ...a, scales: make(s, 'f64', [side]) }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: scales must be f32 \(got f64\)/);
+    expect(errorOf(() => s.rnnForward(rnn, { ...a, weights: make(s, 'f32', [rnn.weightSize]) }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: scales are for int8 weights \(these are f32\)/);
+    expect(errorOf(() => s.rnnForward(rnn, args('f64')))).toMatch(/^ERR_INVALID_ARGUMENT: rnnForward: with int8 weights the activations must be f32/);
     const dy = make(s, 'f32', [T, B, H]);
-    expect(message(() => s.rnnBackwardData(rnn, { dy, weights, reserve: a.reserve, workspace: a.workspace }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnBackwardData: weights must be a float tensor \(got i8\)/);
-    expect(message(() => s.rnnBackwardWeights(rnn, { x: a.x, weights, dweights: make(s, 'f32', [rnn.weightSize]), reserve: a.reserve, workspace: a.workspace }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnBackwardWeights: weights must be a float tensor \(got i8\)/);
+    expect(errorOf(() => s.rnnBackwardData(rnn, { dy, weights, reserve: a.reserve, workspace: a.workspace }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnBackwardData: weights must be a float tensor \(got i8\)/);
+    expect(errorOf(() => s.rnnBackwardWeights(rnn, { x: a.x, weights, dweights: make(s, 'f32', [rnn.weightSize]), reserve: a.reserve, workspace: a.workspace }))).toMatch(/^ERR_INVALID_ARGUMENT: rnnBackwardWeights: weights must be a float tensor \(got i8\)/);
   });
 
   test('write and fill of an i8 tensor: an Int8Array, integers in [-127, 127] (-128 has no negation: the sign trick)', async () => {
     const t = make(s, 'i8', [4]);
-    expect(message(() => s.write(t, new Float32Array(4)))).toMatch(/^ERR_INVALID_ARGUMENT: write: a i8 tensor takes a Int8Array/);
-    expect(message(() => s.write(t, Int8Array.from([1, 2, -128, 3])))).toMatch(/^ERR_INVALID_ARGUMENT: write: element 2 of the data is -128; int8 weights are in \[-127, 127\]/);
-    for (const v of [200, -128, 1.5]) expect(message(() => s.fill(t, v))).toMatch(new RegExp(`^ERR_INVALID_ARGUMENT: fill value must be an integer in \\[-127, 127\\] \\(got ${v}\\)`));
+    expect(errorOf(() => s.write(t, new Float32Array(4)))).toMatch(/^ERR_INVALID_ARGUMENT: write: a i8 tensor takes a Int8Array/);
+    expect(errorOf(() => s.write(t, Int8Array.from([1, 2, -128, 3])))).toMatch(/^ERR_INVALID_ARGUMENT: write: element 2 of the data is -128; int8 weights are in \[-127, 127\]/);
+    for (const v of [200, -128, 1.5]) expect(errorOf(() => s.fill(t, v))).toMatch(new RegExp(`^ERR_INVALID_ARGUMENT: fill value must be an integer in \\[-127, 127\\] \\(got ${v}\\)`));
     // The stream works on after the refusals.
     s.fill(t, -127);
     s.write(tensor(t.buffer, 1, [2]), Int8Array.from([127, -5]));

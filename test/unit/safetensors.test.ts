@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { RnnlmError } from '../../lib/errors';
 import { moveFileAtomic, removeFile, writeFileAtomic } from '../../lib/io/atomic';
+import { errorOf } from '../helpers';
 import {
   parse,
   readSafetensorsFile,
@@ -24,16 +25,6 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs fn, expects an RnnlmError, returns "CODE: message". */
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(RnnlmError);
-    return `${(e as RnnlmError).code}: ${(e as RnnlmError).message}`;
-  }
-  throw new Error('expected an RnnlmError, but nothing was thrown');
-}
 
 async function asyncErrorOf(fn: () => Promise<unknown>): Promise<string> {
   try {
