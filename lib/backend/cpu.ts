@@ -7,7 +7,8 @@ interface CpuAddon {
   Stream: new () => Stream;
   Rnn: new (options: RnnOptions) => RnnDescriptor;
   setErrorClass(ctor: typeof RnnlmError): void;
-  blasInfo(): { library: string; config: string; threads: number };
+  /** kernels: the instruction set of our own kernels ('avx512vnni', 'avx2' or 'base'). */
+  blasInfo(): { library: string; config: string; threads: number; kernels: string };
   setBlasThreads(n: number): void;
   memoryStats(): MemoryStats;
 }

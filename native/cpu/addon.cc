@@ -12,6 +12,13 @@ Napi::Value BlasInfo(const Napi::CallbackInfo& info) {
   o.Set("library", Napi::String::New(env, "OpenBLAS"));
   o.Set("config", Napi::String::New(env, openblas_get_config()));
   o.Set("threads", Napi::Number::New(env, openblas_get_num_threads()));
+  // Our kernels' instruction set, as chosen by CPUID (and RNNLM_CPU_ISA).
+#if RNNLM_AVX2_DISPATCH
+  const char* isa = rnnlm::cpu::hasVnni() ? "avx512vnni" : rnnlm::cpu::hasAvx2Fma() ? "avx2" : "base";
+#else
+  const char* isa = "base";
+#endif
+  o.Set("kernels", Napi::String::New(env, isa));
   return o;
 }
 

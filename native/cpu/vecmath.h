@@ -11,6 +11,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNLM_NO_DISPATCH)
@@ -171,17 +172,26 @@ namespace simd_vnni {
 #pragma GCC pop_options
 #undef RNNLM_SIMD_FMA
 #undef RNNLM_SIMD_AVX2
+// RNNLM_CPU_ISA=base | avx2 caps the choice below what the CPU has (read once), so that every
+// build of a kernel can be run and compared on one machine (test/reference/quantized.test.ts).
+inline int isaCap() {
+  static const int cap = [] {
+    const char* v = std::getenv("RNNLM_CPU_ISA");
+    return !v ? 2 : std::strcmp(v, "base") == 0 ? 0 : std::strcmp(v, "avx2") == 0 ? 1 : 2;
+  }();
+  return cap;
+}
 inline bool hasAvx2Fma() {
   static const bool yes = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return isaCap() >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
   return yes;
 }
 inline bool hasVnni() {
   static const bool yes = [] {
     __builtin_cpu_init();
-    return hasAvx2Fma() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+    return isaCap() >= 2 && hasAvx2Fma() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
   }();
   return yes;
 }

@@ -3,6 +3,7 @@
 // math on the same dequantized weights and dequantized activations. A product's only roundings are
 // float32's in its epilogue (the integer sum is exact), so the bound is 1e-5 relative where ~1e-7
 // is expected; the embedding is exact.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -431,4 +432,26 @@ describe('argument checks of the int8 ops: ERR_INVALID_ARGUMENT naming the probl
     s.write(tensor(t.buffer, 1, [2]), Int8Array.from([127, -5]));
     expect(Array.from((await s.read(t)) as Int8Array)).toEqual([-127, 127, -5, -127]);
   });
+});
+
+describe('every build of the int8 kernel gives the same bits', () => {
+  // The integer sums are exact and the epilogue is one sequence of float operations, so the AVX-512
+  // VNNI, AVX2 and plain builds must agree bit for bit: each runs in a child capped by RNNLM_CPU_ISA.
+  test('avx512vnni (where the CPU has it), avx2 (where it has it) and base', () => {
+    const child = join(__dirname, 'children', 'q8-isa-child.ts');
+    const runs = ['vnni', 'avx2', 'base'].map((isa) => {
+      const t0 = Date.now();
+      const r = spawnSync(process.execPath, ['--import', 'tsx', child], { env: { ...process.env, RNNLM_CPU_ISA: isa }, encoding: 'utf8', timeout: 60_000 });
+      expect({ isa, status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ isa, status: 0, signal: null, stderr: '' });
+      expect(Date.now() - t0).toBeLessThan(60_000);
+      const [kernels, ...outputs] = r.stdout.trim().split('\n');
+      return { isa, kernels, outputs };
+    });
+    // The cap is honoured (base always; avx2 where the CPU has it), and the builds that ran agree.
+    expect(runs[2].kernels).toBe('base');
+    expect(['avx2', 'base']).toContain(runs[1].kernels);
+    console.log(`int8 kernels compared: ${runs.map((r) => r.kernels).join(', ')}`);
+    for (const r of runs) expect(r.outputs).toEqual(runs[2].outputs);
+    expect(runs[2].outputs).toHaveLength(7);
+  }, 180_000);
 });
