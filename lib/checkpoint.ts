@@ -8,6 +8,10 @@ import { RnnlmError, invalidArgument } from './errors';
 import { CELLS, isCell, type Cell } from './backend/types';
 import { fromHalf, halfFinite, toHalf } from './io/half';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
+import { parseSoftmax, type SoftmaxConfig } from './nn/decoder';
+import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
+import { floatOf, isQuantized, quantizable, quantizeRows, type HostWeights, type Quantization, type QuantizedTensor } from './nn/quantize';
+import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
 
 /**
  * The element type of a checkpoint's weights: float32, half precision (half the size), or int8
@@ -15,10 +19,6 @@ import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io
  * so that `q.float() * scale` is the matrix in PyTorch; biases float32; nn/quantize.ts).
  */
 export type CheckpointDType = 'F32' | 'F16' | 'BF16' | 'I8';
-import { parseSoftmax, type SoftmaxConfig } from './nn/decoder';
-import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
-import { floatOf, isQuantized, quantizable, quantizeRows, type HostWeights, type Quantization, type QuantizedTensor } from './nn/quantize';
-import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
 
 export interface ModelConfig {
   cell: Cell;
@@ -275,18 +275,21 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
     if (j >= 0) throw bad(path, `tensor '${name + SCALE_SUFFIX}' holds the scale ${scale[j]} at row ${j}; scales are >= 0 and at most 3.4e38 / 127`);
     return { q, scale };
   };
-  /** A tensor as the file holds it (tied: the file holds the same matrix twice, as PyTorch's state_dict does). */
-  const read = (e: ParamEntry): Float32Array | QuantizedTensor => {
+  /**
+   * A tensor as the file holds it; null for a tied decoder.weight, which is the encoder's (the file
+   * holds the same matrix twice, as PyTorch's state_dict does: checked equal, not read again).
+   */
+  const read = (e: ParamEntry): Float32Array | QuantizedTensor | null => {
     const int = quantization !== null && quantizable(e.shape);
-    const w = int ? int8(e.name) : floats(e.name);
     if (e.name === 'decoder.weight' && config.tieWeights) {
       const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => v === b[i]);
       const enc = tensor('encoder.weight'), dec = tensor('decoder.weight');
       if (enc.dtype !== dec.dtype || !same(enc.data as ArrayLike<number>, dec.data as ArrayLike<number>) || (int && !same(floats('encoder.weight' + SCALE_SUFFIX), floats('decoder.weight' + SCALE_SUFFIX)))) {
         throw bad(path, 'config.tieWeights is set but decoder.weight differs from encoder.weight');
       }
+      return null;
     }
-    return w;
+    return int ? int8(e.name) : floats(e.name);
   };
   return {
     config,
@@ -299,8 +302,7 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
       const flat = new Float32Array(total);
       for (const e of layout) {
         const w = read(e);
-        if (e.name === 'decoder.weight' && config.tieWeights) continue;
-        flat.set(floatOf(w, e.shape), e.offset);
+        if (w) flat.set(floatOf(w, e.shape), e.offset);
       }
       return flat;
     },
@@ -308,7 +310,8 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
       const out: HostWeights = new Map();
       for (const e of layout) {
         const w = read(e);
-        if (!quantize || !quantizable(e.shape)) out.set(e.name, floatOf(w, e.shape));
+        if (!w) out.set(e.name, out.get('encoder.weight')!);
+        else if (!quantize || !quantizable(e.shape)) out.set(e.name, floatOf(w, e.shape));
         else out.set(e.name, isQuantized(w) ? w : quantizeRows(w, e.shape[0], e.shape[1]));
       }
       return out;

@@ -49,13 +49,17 @@ export function dequantizeRows(t: QuantizedTensor, rows: number, cols: number): 
   return w;
 }
 
-/** A float model's weights with every matrix quantized (biases kept). */
+/** A float model's weights with every matrix quantized (biases kept); a tensor at another's offset (tied) is that one's. */
 export function quantizeWeights(layout: readonly ParamEntry[], weights: HostWeights): HostWeights {
   const out: HostWeights = new Map();
+  const at = new Map<number, Float32Array | QuantizedTensor>();
   for (const e of layout) {
     const w = weights.get(e.name);
     if (!w) throw invalidArgument(`quantizeWeights: no tensor '${e.name}'`);
-    out.set(e.name, !isQuantized(w) && quantizable(e.shape) ? quantizeRows(w, e.shape[0], e.shape[1]) : w);
+    const same = at.get(e.offset);
+    const q = same ?? (!isQuantized(w) && quantizable(e.shape) ? quantizeRows(w, e.shape[0], e.shape[1]) : w);
+    at.set(e.offset, q);
+    out.set(e.name, q);
   }
   return out;
 }

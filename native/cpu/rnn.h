@@ -217,7 +217,7 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
     auto project = [&](int id, int64_t M, int64_t K, const T* A, T* C) {
       if constexpr (std::is_same_v<T, float>) {
         if (Wq)
-          return gemmForwardQ8(M, GH, K, A, K, Wq + weightParam(c, l, id).offset, side + quantSideOffset(c, l, id),
+          return gemmForwardQ8(M, GH, K, A, K, Wq + (id == 0 ? pWih : pWhh).offset, side + quantSideOffset(c, l, id),
                                true, C, GH);
       }
       gemmForward(batchInvariant, M, GH, K, A, K, id == 0 ? Wih : Whh, K, true, C, GH);
