@@ -9,12 +9,11 @@ import { selectBackend } from '../../lib/backend';
 import { LanguageModel } from '../../lib/model';
 import { CONTEXT_TOKENS, GENERATE_TOKENS, TOP_K, type ConcurrencyRun, type ConcurrencySpec } from './concurrency';
 import { syntheticTokens } from './peer';
+import { quantile } from './stats';
 
 /** Measured calls stop here even if the rounds have not yet filled the spec's seconds. */
 const MAX_CALLS = 100_000;
 
-/** The value at rank ceil(q * n) of the sorted values (nearest rank). */
-const quantile = (sorted: number[], q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];
 
 async function measure(spec: ConcurrencySpec, send: (r: ConcurrencyRun) => void): Promise<void> {
   const { peer, kind, n, batching, config: c } = spec;

@@ -13,6 +13,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LanguageModel } from '../../lib/index';
 import { benchModels, type BenchModel } from './quantize-models';
+import { quantile } from './stats';
 
 export interface QuantizeOptions {
   trainMinutes: number;
@@ -60,8 +61,9 @@ interface Measured {
   evaluate: { tokensPerSecond: number; perplexity: number; tokens: number };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)];
+/** Unsorted values sorted, and their lower median. */
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const median = (xs: number[]) => quantile(sorted(xs), 0.5);
 
 /** One round of generation and predictNext on one model, and with `evaluate` the whole evaluation text once (its pass is long enough to time alone). */
 async function measure(m: LanguageModel, bm: BenchModel, evalIds: Int32Array, promptIds: Int32Array, seconds: number, evaluate: boolean) {
@@ -112,7 +114,7 @@ export async function runQuantizeBench(o: QuantizeOptions): Promise<{ ok: boolea
       }
       const sum = (rs: typeof runs.f32): Measured => ({
         generate: { tokensPerSecond: median(rs.map((x) => x.generate)) },
-        predictNext: { medianMs: median(rs.flatMap((x) => x.lat)), p90Ms: quantile(rs.flatMap((x) => x.lat), 0.9) },
+        predictNext: { medianMs: median(rs.flatMap((x) => x.lat)), p90Ms: quantile(sorted(rs.flatMap((x) => x.lat)), 0.9) },
         evaluate: { tokensPerSecond: rs[0].ev!.tokens / rs[0].evalSeconds!, perplexity: rs[0].ev!.perplexity, tokens: rs[0].ev!.tokens },
       });
       const ours = { f32: sum(runs.f32), int8: sum(runs.int8) };

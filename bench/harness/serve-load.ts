@@ -10,6 +10,7 @@
 import autocannon from 'autocannon';
 import { Random } from '../../lib/util/random';
 import { COMPLETION_TOKENS, CONTEXT_WORDS, NEXT_TOP_K, PROMPT_WORDS, type Endpoint, type ErrorCounts, type ServeRun } from './serve';
+import { quantile } from './stats';
 
 /** One /v1/next answer in this many is parsed and checked (parsing them all would take the server's CPU). */
 const CHECK_EVERY = 16;
@@ -51,8 +52,6 @@ function check(endpoint: Endpoint, body: string): { wrong?: string; tokens?: num
   return bad ? { wrong: `a prediction is not { token, id, probability }: ${JSON.stringify(bad)}` } : {};
 }
 
-/** The value at rank ceil(q * n) of the sorted values (nearest rank). */
-const quantile = (sorted: Float64Array, q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 /** Percentiles of the answers' latencies as measured here, and autocannon's histogram (whole milliseconds) beside them. */
