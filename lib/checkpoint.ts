@@ -31,7 +31,17 @@ export interface ModelConfig {
   /** The output layer (nn/decoder.ts); checkpoints without it have the full softmax. */
   softmax: SoftmaxConfig;
   seed: number;
+  /** AWD-LSTM's regularization (LanguageModel.create documents each); present only when set. */
+  dropoutEmbedding?: number;
+  dropoutInput?: number;
+  dropoutHidden?: number;
+  dropoutOutput?: number;
+  weightDrop?: number;
+  lockedDropout?: boolean;
 }
+
+/** The config's regularization rates (each in CONFIG_LIMITS.dropout), optional. */
+export const REGULARIZATION_RATES = ['dropoutEmbedding', 'dropoutInput', 'dropoutHidden', 'dropoutOutput', 'weightDrop'] as const;
 
 /** The one table of config ranges: LanguageModel.create validates options, and parseConfig checkpoints, by it. */
 export const CONFIG_LIMITS = {
@@ -192,7 +202,7 @@ export function parseConfig(path: string, text: string | undefined): ModelConfig
   const { min: dMin, max: dMax } = CONFIG_LIMITS.dropout;
   if (typeof c.dropout !== 'number' || !(c.dropout >= dMin && c.dropout <= dMax)) throw bad(path, `config.dropout must be a number in [${dMin}, ${dMax}]`);
   if (typeof c.tieWeights !== 'boolean') throw bad(path, 'config.tieWeights must be a boolean');
-  const known = ['cell', 'vocabSize', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'softmax', 'seed'];
+  const known = ['cell', 'vocabSize', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'softmax', 'seed', ...REGULARIZATION_RATES, 'lockedDropout'];
   for (const k of Object.keys(c)) if (!known.includes(k)) throw bad(path, `config has an unknown field '${k}'`);
   const config: ModelConfig = {
     cell,
@@ -205,6 +215,15 @@ export function parseConfig(path: string, text: string | undefined): ModelConfig
     softmax: { type: 'full' },
     seed: int('seed'),
   };
+  for (const k of REGULARIZATION_RATES) {
+    if (c[k] === undefined) continue;
+    if (typeof c[k] !== 'number' || !(c[k] >= dMin && c[k] <= dMax)) throw bad(path, `config.${k} must be a number in [${dMin}, ${dMax}]`);
+    config[k] = c[k];
+  }
+  if (c.lockedDropout !== undefined) {
+    if (typeof c.lockedDropout !== 'boolean') throw bad(path, 'config.lockedDropout must be a boolean');
+    config.lockedDropout = c.lockedDropout;
+  }
   if (config.tieWeights && config.embeddingSize !== config.hiddenSize) throw bad(path, 'config.tieWeights needs embeddingSize == hiddenSize');
   config.softmax = parseSoftmax(c.softmax, config, (m) => bad(path, `config.${m}`));
   return config;

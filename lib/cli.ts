@@ -12,7 +12,7 @@ import { DEFAULTS } from './defaults';
 import { RnnlmError, invalidArgument } from './errors';
 import { LanguageModel, parseCreateOptions } from './model';
 import { packageRoot } from './util/package-root';
-import { API_DEFAULTS, MODEL_KEYS, deviceOption, quantizeOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown, softmaxOf } from './cli/flags';
+import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, quantizeOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown, softmaxOf } from './cli/flags';
 import { readText } from './cli/input';
 import { serveCommand } from './cli/serve';
 import { Interrupted, trainCommand } from './cli/train';
@@ -122,7 +122,7 @@ export function program(): Command {
         ? (await readCheckpoint(path)).config
         : parseCreateOptions({
             vocabSize: o.vocabSize ?? failMissing('--vocab-size (or a checkpoint)'),
-            cell: o.cell, embeddingSize: o.embeddingSize, hiddenSize: o.hiddenSize, layers: o.layers, dropout: o.dropout, tieWeights: o.tieWeights,
+            ...modelFlags(o), seed: undefined,
             softmax: softmaxOf(o),
           }).cfg;
       console.log(summaryTable(config).text);

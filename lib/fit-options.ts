@@ -68,6 +68,14 @@ export interface FitOptions<Model = any> {
   clipNorm?: number;
   /** Elementwise gradient clipping to [-clipValue, clipValue], > 0. Default: none. */
   clipValue?: number;
+  /**
+   * Activation regularization (Merity et al. 2017; AWD-LSTM uses 2): ar * mean(h^2) of the last
+   * layer's dropped output is added to the training objective (not to the reported loss). Stream
+   * mode only. Default 0.
+   */
+  ar?: number;
+  /** Temporal activation regularization (AWD-LSTM uses 1): tar * mean((h_t - h_{t-1})^2) of the last layer's output, likewise. Default 0. */
+  tar?: number;
   /** Shuffle sentences each epoch (sentences mode). Default true. */
   shuffle?: boolean;
   /** Batch sentences of similar length together (sentences mode). Default false. */
@@ -99,7 +107,7 @@ export interface FitOptions<Model = any> {
   nonFinite?: 'stop' | 'skip';
 }
 
-const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue',
+const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue', 'ar', 'tar',
   'shuffle', 'bucketing', 'onEpochEnd', 'checkpoint', 'resume', 'signal', 'progress', 'seed', 'nonFinite'] as const;
 
 export interface Schedule {
@@ -121,6 +129,8 @@ export interface FitSettings<Model> {
   schedule: Schedule;
   clipNorm?: number;
   clipValue?: number;
+  ar: number;
+  tar: number;
   shuffle: boolean;
   bucketing: boolean;
   onEpochEnd?: (log: EpochLog, model: Model) => void | Promise<void>;
@@ -145,6 +155,9 @@ export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { m
   const schedule = parseSchedule(o);
   const clipNorm = o.optionalNumber('clipNorm', { min: 0, exclusiveMin: true });
   const clipValue = o.optionalNumber('clipValue', { min: 0, exclusiveMin: true });
+  const ar = o.number('ar', 0, { min: 0, max: 1e3 });
+  const tar = o.number('tar', 0, { min: 0, max: 1e3 });
+  if ((ar > 0 || tar > 0) && mode === 'sentences') throw invalidArgument("fit: ar and tar need mode 'stream' (padded sentences have no single time axis to regularize)");
   const shuffle = o.boolean('shuffle', DEFAULTS.fit.shuffle);
   const bucketing = o.boolean('bucketing', DEFAULTS.fit.bucketing);
   const onEpochEnd = o.func<(log: EpochLog, model: Model) => void | Promise<void>>('onEpochEnd');
@@ -166,7 +179,7 @@ export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { m
   const seed = o.integer('seed', defaults.seed, { min: 0, max: 2 ** 31 - 1 });
   const nonFinite = o.oneOf('nonFinite', DEFAULTS.fit.nonFinite, ['stop', 'skip'] as const);
   return {
-    mode, epochs, batchSize, seqLength, optim, schedule, clipNorm, clipValue, shuffle, bucketing, onEpochEnd,
+    mode, epochs, batchSize, seqLength, optim, schedule, clipNorm, clipValue, ar, tar, shuffle, bucketing, onEpochEnd,
     checkpoint: checkpoint as FitSettings<Model>['checkpoint'], resumePath, signal, showProgress, seed, nonFinite,
     validation: o.has('validation') ? { data: o.raw('validation') } : undefined,
   };

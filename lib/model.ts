@@ -10,7 +10,7 @@
  */
 import { DEVICES, selectBackend, type DeviceOption } from './backend/index';
 import { CELL_NAMES, type Cell } from './backend/types';
-import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type CheckpointDType, type ModelConfig } from './checkpoint';
+import { CONFIG_LIMITS, REGULARIZATION_RATES, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type CheckpointDType, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { evaluateSet, prepareScoring, type EvaluateOptions, type Evaluation } from './evaluate';
@@ -68,6 +68,23 @@ export interface CreateOptions {
   layers?: number;
   /** Dropout on embeddings, between layers and on the output, in training only (in [0, 0.95]). Default 0. */
   dropout?: number;
+  /**
+   * AWD-LSTM's regularization (Merity et al. 2017), each off by default; the paper's values for a
+   * 3-layer word model in brackets. Rates are in [0, 0.95] and apply in training only.
+   * - dropoutInput (0.65), dropoutHidden (0.3), dropoutOutput (0.4): dropout's three places one by
+   *   one, on the embedding output, between layers, on the last layer's output (each defaults to dropout);
+   * - dropoutEmbedding (0.1): whole words dropped from the embedding (one mask per token id per batch);
+   * - lockedDropout (true): every dropout mask drawn once per sequence and shared by its time steps
+   *   (variational dropout; between layers on the CPU only for now);
+   * - weightDrop (0.5): DropConnect on each recurrent weight_hh, a new mask per batch.
+   * fit's `ar` and `tar` add activation regularization to the loss.
+   */
+  dropoutInput?: number;
+  dropoutHidden?: number;
+  dropoutOutput?: number;
+  dropoutEmbedding?: number;
+  lockedDropout?: boolean;
+  weightDrop?: number;
   /** Share the embedding matrix with the decoder (needs embeddingSize == hiddenSize). Default false. */
   tieWeights?: boolean;
   /**
@@ -139,7 +156,7 @@ export interface SummaryOptions {
   print?: boolean;
 }
 
-const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'softmax', 'device', 'seed', 'batching', 'maxBatchSize'] as const;
+const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', ...REGULARIZATION_RATES, 'lockedDropout', 'tieWeights', 'softmax', 'device', 'seed', 'batching', 'maxBatchSize'] as const;
 /** The constructor's key: models are made by create and load only. */
 const BUILD = Symbol('LanguageModel.build');
 
@@ -166,6 +183,11 @@ export function parseCreateOptions(options: CreateOptions): { cfg: ModelConfig; 
     softmax: { type: 'full' },
     seed: o.integer('seed', DEFAULTS.create.seed, CONFIG_LIMITS.seed),
   };
+  for (const k of REGULARIZATION_RATES) {
+    const v = o.optionalNumber(k, CONFIG_LIMITS.dropout);
+    if (v !== undefined) cfg[k] = v;
+  }
+  if (o.has('lockedDropout')) cfg.lockedDropout = o.boolean('lockedDropout', false);
   if (cfg.tieWeights && cfg.embeddingSize !== cfg.hiddenSize) {
     throw invalidArgument(`LanguageModel.create: tieWeights needs embeddingSize == hiddenSize (got ${cfg.embeddingSize} and ${cfg.hiddenSize})`);
   }

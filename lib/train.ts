@@ -186,7 +186,7 @@ class FitRun<Model> {
     if (this.data.sentences) net.resetState(batch.batchSize);
     net.zeroGrad();
     net.forward(batch, { training: true, seed: (s.seed * 1000003 + st.step) % 2147483647 });
-    net.backward();
+    net.backward({ ar: s.ar, tar: s.tar });
     if (s.clipValue !== undefined) net.stream.clipValue(net.allGrads, s.clipValue);
     // Always measured (clipping only with clipNorm): a non-finite norm makes the device skip the update.
     net.clipGradNorm(s.clipNorm ?? 0);

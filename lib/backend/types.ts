@@ -56,6 +56,8 @@ export interface RnnOptions {
   layers: number;
   /** Dropout between stacked layers, applied in training mode only. */
   dropout?: number;
+  /** That dropout locked: one mask per sequence, shared by its time steps (CUDA refuses training with it, layers > 1 and dropout > 0). */
+  lockedDropout?: boolean;
 }
 
 /** Shape of one canonical parameter (PyTorch layout) and its offset in the weight space. */
@@ -172,8 +174,20 @@ export interface Stream {
   embeddingForward(table: Tensor, ids: Tensor, out: Tensor, scale?: Tensor | null): void;
   /** dtable[ids[n]] += dout[n], skipping ids equal to paddingIdx (-1: none). */
   embeddingBackward(ids: Tensor, dout: Tensor, dtable: Tensor, paddingIdx: number): void;
-  /** Inverted dropout: mask = keep / (1 - p) from (seed, index); y = x * mask. */
-  dropoutForward(x: Tensor, mask: Tensor, y: Tensor, p: number, seed: number): void;
+  /**
+   * Inverted dropout: mask = keep / (1 - p) from (seed, key); y = x * mask (y may be x). Element i
+   * draws the number of key (ids ? ids[i / stride] : i / stride) mod period (native/common/rng.h):
+   * by default one per element; `period: B * C` over [T, B, C] is locked dropout (one mask per
+   * sequence, the same at every step); `stride: E, ids` over [N, E] drops whole words (one mask
+   * per token id, shared by its every occurrence).
+   */
+  dropoutForward(x: Tensor, mask: Tensor, y: Tensor, p: number, seed: number, options?: { period?: number; stride?: number; ids?: Tensor | null }): void;
+  /**
+   * Activation regularization (AR) and temporal activation regularization (TAR) of x [T, ...]
+   * (Merity et al. 2017): out[0] += alpha mean(x^2) + beta mean over t >= 1 of (x_t - x_{t-1})^2,
+   * and dx += the gradient of that with respect to x. out [1].
+   */
+  activationRegularization(x: Tensor, dx: Tensor, alpha: number, beta: number, out: Tensor): void;
   /** out = a * b elementwise. */
   multiply(a: Tensor, b: Tensor, out: Tensor): void;
   /**

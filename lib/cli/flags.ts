@@ -10,6 +10,7 @@ import { DEVICES } from '../backend/index';
 import { QUANTIZATIONS } from '../nn/quantize';
 import { invalidArgument } from '../errors';
 import type { SoftmaxOptions } from '../nn/decoder';
+import type { CreateOptions } from '../model';
 
 export function int(name: string) {
   return (v: string) => {
@@ -72,7 +73,13 @@ export function field(table: Record<string, object>, key: string): Record<string
 const C = DEFAULTS.create;
 
 /** The model flags, named as ModelConfig's fields (the API's CreateOptions). */
-export const MODEL_KEYS = ['cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'tieWeights', 'seed'] as const;
+export const MODEL_KEYS = ['cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', 'dropoutInput', 'dropoutHidden', 'dropoutOutput',
+  'dropoutEmbedding', 'lockedDropout', 'weightDrop', 'tieWeights', 'seed'] as const;
+
+/** The model flags' values by ModelConfig's names (those left out: undefined, so the API applies its defaults). */
+export function modelFlags(o: Record<string, unknown>): Pick<CreateOptions, (typeof MODEL_KEYS)[number]> {
+  return Object.fromEntries(MODEL_KEYS.map((k) => [k, o[k]]));
+}
 
 export const modelOptions = (cmd: Command) =>
   cmd
@@ -81,6 +88,12 @@ export const modelOptions = (cmd: Command) =>
     .option('--hidden-size <n>', `hidden size${shown(C.hiddenSize)}`, int('--hidden-size'))
     .option('--layers <n>', `stacked recurrent layers${shown(C.layers)}`, int('--layers'))
     .option('--dropout <p>', `dropout on embeddings, between layers and on the output${shown(C.dropout)}`, num('--dropout'))
+    .option('--dropout-input <p>', 'dropout on the embedding output (unless given: --dropout; AWD-LSTM: 0.65)', num('--dropout-input'))
+    .option('--dropout-hidden <p>', 'dropout between layers (unless given: --dropout; AWD-LSTM: 0.3)', num('--dropout-hidden'))
+    .option('--dropout-output <p>', 'dropout on the last layer\'s output (unless given: --dropout; AWD-LSTM: 0.4)', num('--dropout-output'))
+    .option('--dropout-embedding <p>', 'drop whole words from the embedding (AWD-LSTM: 0.1; default 0)', num('--dropout-embedding'))
+    .option('--locked-dropout', 'one dropout mask per sequence, shared by its time steps (AWD-LSTM; default: per element)')
+    .option('--weight-drop <p>', 'DropConnect on the recurrent weights weight_hh (AWD-LSTM: 0.5; default 0)', num('--weight-drop'))
     .option('--tie-weights', `share the embedding matrix with the decoder${shown(C.tieWeights)}`)
     .option('--adaptive-softmax <cutoffs>', 'the adaptive softmax for large vocabularies, with these cutoffs (ids where the head ends and each cluster begins), e.g. 2000,10000; without it, the full softmax', ints('--adaptive-softmax'))
     .option('--div-value <x>', `with --adaptive-softmax: cluster i projects to hidden size / x^(i+1)${shown(DEFAULTS.adaptiveSoftmax.divValue)}`, num('--div-value'))

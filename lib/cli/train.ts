@@ -12,7 +12,7 @@ import { LanguageModel, parseCreateOptions, type CreateOptions, type FitOptions 
 import type { OptimizerOptions } from '../nn/optimizer';
 import { CharTokenizer, WordTokenizer, type Tokenizer } from '../tokenizers';
 import { readTrainState, type LrSchedule } from '../train';
-import { API_DEFAULTS, MODEL_KEYS, deviceOption, field, fraction, int, kebab, lines, lossyOption, modelOptions, num, shown, softmaxOf } from './flags';
+import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, field, fraction, int, kebab, lines, lossyOption, modelOptions, num, shown, softmaxOf } from './flags';
 import { parseSoftmax } from '../nn/decoder';
 import { checkOut, readText } from './input';
 
@@ -77,6 +77,8 @@ export function trainCommand(prog: Command): void {
     .option('--lr-threshold <t>', `plateau schedule: least fall of the loss that is an improvement${shown(field(SCHEDULE, 'threshold'))}`, num('--lr-threshold'))
     .option('--clip-norm <n>', 'clip the global gradient norm', num('--clip-norm'))
     .option('--clip-value <v>', 'clip each gradient to [-v, v]', num('--clip-value'))
+    .option('--ar <alpha>', 'activation regularization of the last layer\'s output (AWD-LSTM: 2; default 0)', num('--ar'))
+    .option('--tar <beta>', 'temporal activation regularization (AWD-LSTM: 1; default 0)', num('--tar'))
     .addOption(new Option('--non-finite <action>', `a step with a NaN/Inf loss or gradient: stop (ERR_NON_FINITE) or skip it${shown(F.nonFinite)}`).choices(['stop', 'skip']))
     .option('--checkpoint-every <steps>', `save every N steps instead of every epoch${shown(DEFAULTS.checkpoint.every)}`, int('--checkpoint-every'))
     .option('--resume', 'continue the run saved at --out (its model, tokenizer, mode, batching and training seed come from there)')
@@ -113,8 +115,7 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
   const tokenizer = create?.tokenizer ?? fitTokenizer(o, trainText, sentences);
   const config = (create ?? o) as Partial<ModelConfig>;
   const createOptions: CreateOptions = {
-    cell: config.cell, embeddingSize: config.embeddingSize, hiddenSize: config.hiddenSize, layers: config.layers, dropout: config.dropout,
-    tieWeights: config.tieWeights, softmax: create ? create.softmax : softmaxOf(o), seed: config.seed, tokenizer, device: o.device as CreateOptions['device'],
+    ...modelFlags(config), softmax: create ? create.softmax : softmaxOf(o), seed: config.seed, tokenizer, device: o.device as CreateOptions['device'],
   };
   const fitOptions: FitOptions = {
     mode: o.mode,
@@ -128,6 +129,8 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
     lrSchedule,
     clipNorm: o.clipNorm as number | undefined,
     clipValue: o.clipValue as number | undefined,
+    ar: o.ar as number | undefined,
+    tar: o.tar as number | undefined,
     nonFinite: o.nonFinite as FitOptions['nonFinite'],
     progress: o.progress as boolean | undefined,
     signal: controller.signal,

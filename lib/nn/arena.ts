@@ -12,6 +12,8 @@ export interface StepViews {
   B: number;
   ids: Tensor;
   emb: Tensor;
+  /** The word (embedding) dropout's mask; emb itself when there is none. */
+  wordMask: Tensor;
   embMask: Tensor;
   embDrop: Tensor;
   y: Tensor;
@@ -25,6 +27,20 @@ export interface StepViews {
   workspace: Tensor;
   loss: Tensor;
   norm: Tensor;
+  /** AR + TAR of the last backward (nn/network.ts), [1]. */
+  penalty: Tensor;
+}
+
+/** Which dropout masks a step needs (nn/network.ts's rates > 0). */
+export interface ArenaConfig {
+  embeddingSize: number;
+  hiddenSize: number;
+  dtype: 'f32' | 'f64';
+  /** Whole words dropped from the embedding output. */
+  dropWords: boolean;
+  /** Any dropout on the embedding output (words or elements). */
+  dropInput: boolean;
+  dropOutput: boolean;
 }
 
 /** The buffers: float slots and the token ids. */
@@ -44,7 +60,7 @@ export class Arena {
   constructor(
     private readonly stream: Stream,
     private readonly rnn: RnnDescriptor,
-    private readonly config: { embeddingSize: number; hiddenSize: number; dropout: number; dtype: 'f32' | 'f64' },
+    private readonly config: ArenaConfig,
   ) {}
 
   /** Views for a T x B step; grows the arena when T exceeds its capacity or B changes. */
@@ -62,10 +78,9 @@ export class Arena {
       this.free();
       a = this.mem = this.alloc(need, Math.max(T * B, old?.ids ?? 0));
     }
-    const { embeddingSize: E, hiddenSize: H, dropout } = this.config;
+    const { embeddingSize: E, hiddenSize: H, dropInput, dropOutput, dropWords } = this.config;
     const N = T * B;
     const f = (slot: string, shape: number[]) => tensor(a.f, a.at[slot], shape);
-    const drop = dropout > 0;
     const sp = this.rnn.spaces(T, B);
     const emb = f('emb', [T, B, E]);
     const y = f('y', [T, B, H]);
@@ -75,43 +90,46 @@ export class Arena {
       T, B,
       ids: tensor(a.i, 0, [N]),
       emb,
-      embMask: drop ? f('embMask', [T, B, E]) : emb,
-      embDrop: drop ? f('embDrop', [T, B, E]) : emb,
+      wordMask: dropWords ? f('wordMask', [T, B, E]) : emb,
+      embMask: dropInput ? f('embMask', [T, B, E]) : emb,
+      embDrop: dropInput ? f('embDrop', [T, B, E]) : emb,
       y,
-      yMask: drop ? f('yMask', [T, B, H]) : y,
-      yDrop: drop ? f('yDrop', [T, B, H]) : y,
+      yMask: dropOutput ? f('yMask', [T, B, H]) : y,
+      yDrop: dropOutput ? f('yDrop', [T, B, H]) : y,
       dyDrop,
-      dy: drop ? f('dy', [T, B, H]) : dyDrop,
+      dy: dropOutput ? f('dy', [T, B, H]) : dyDrop,
       dEmbDrop,
-      dEmb: drop ? f('dEmb', [T, B, E]) : dEmbDrop,
+      dEmb: dropInput ? f('dEmb', [T, B, E]) : dEmbDrop,
       reserve: f('reserve', [sp.reserve]),
       workspace: f('workspace', [sp.workspace]),
       loss: f('loss', [2]),
       norm: f('norm', [1]),
+      penalty: f('penalty', [1]),
     };
   }
 
   /** Elements each arena slot needs for a T x B step. */
   slotSizes(T: number, B: number): Record<string, number> {
-    const { embeddingSize: E, hiddenSize: H, dropout } = this.config;
+    const { embeddingSize: E, hiddenSize: H, dropInput, dropOutput, dropWords } = this.config;
     const sp = this.rnn.spaces(T, B);
     const N = T * B;
-    const drop = dropout > 0;
     return {
       emb: N * E,
-      embMask: drop ? N * E : 0,
-      embDrop: drop ? N * E : 0,
+      wordMask: dropWords ? N * E : 0,
+      embMask: dropInput ? N * E : 0,
+      embDrop: dropInput ? N * E : 0,
       y: N * H,
-      yMask: drop ? N * H : 0,
-      yDrop: drop ? N * H : 0,
+      yMask: dropOutput ? N * H : 0,
+      yDrop: dropOutput ? N * H : 0,
       dyDrop: N * H,
-      dy: drop ? N * H : 0,
+      dy: dropOutput ? N * H : 0,
       dEmbDrop: N * E,
-      dEmb: drop ? N * E : 0,
+      dEmb: dropInput ? N * E : 0,
       reserve: sp.reserve,
       workspace: sp.workspace,
       loss: 2,
       norm: 1,
+      penalty: 1,
     };
   }
 

@@ -2,6 +2,9 @@
  * The network of PyTorch's word_language_model RNNModel on a backend stream:
  * embedding -> dropout -> stacked RNN (dropout between layers) -> dropout -> decoder (a linear
  * layer and log-softmax, or the adaptive softmax: nn/decoder.ts) -> NLL (padding ignored).
+ * With AWD-LSTM's regularization (Merity et al. 2017, all off by default): whole words dropped
+ * from the embedding, locked (per-sequence) dropout masks, DropConnect on the recurrent weights
+ * (weightDrop) and, in backward, activation and temporal activation regularization (AR, TAR).
  *
  * Memory (as in llm.c): one flat parameter buffer and one flat gradient buffer, laid out
  * as the checkpoint's named tensors; one activation arena per (T, B) shape, made on first
@@ -15,6 +18,7 @@ import { parameterSpecs, weightSpaceOffset, type ParamEntry } from './layout';
 import { isQuantized, quantizable, type HostWeights, type Quantization } from './quantize';
 import { Arena, type StepViews } from './arena';
 import { Scratch } from './scratch';
+import { WeightDrop } from './weight-drop';
 import {
   CELLS,
   numel,
@@ -38,6 +42,16 @@ export interface NetworkConfig {
   cell: Cell;
   /** Dropout on the embeddings, between layers and on the RNN output (training only). */
   dropout: number;
+  /** Those three rates one by one (each defaults to dropout): on the embedding output, between layers, on the RNN output. */
+  dropoutInput?: number;
+  dropoutHidden?: number;
+  dropoutOutput?: number;
+  /** Whole words dropped from the embedding output, one mask per token id per batch, rescaled (AWD's dropoute). Default 0. */
+  dropoutEmbedding?: number;
+  /** Each dropout mask drawn once per sequence and shared by its time steps (variational dropout). Default false. */
+  lockedDropout?: boolean;
+  /** DropConnect on every weight_hh in training: a new mask per batch, the raw weights updated (AWD's wdrop). Default 0. */
+  weightDrop?: number;
   /** decoder.weight is encoder.weight (needs embeddingSize == hiddenSize). */
   tieWeights: boolean;
   dtype: 'f32' | 'f64';
@@ -103,7 +117,13 @@ export class Network {
   /** Memory whose size varies by call: the decoder's, and logProbs' output. */
   private readonly scratch: Scratch;
   private states?: States;
-  private last?: { views: StepViews; training: boolean; lengths: Int32Array | null };
+  private last?: { views: StepViews; training: boolean; lengths: Int32Array | null; dropped: boolean };
+  /** The dropout rates, resolved (config.dropoutInput ?? config.dropout, ...). */
+  readonly rates: { input: number; hidden: number; output: number; words: number; weights: number; locked: boolean };
+  /** Weight drop on every weight_hh (nn/weight-drop.ts). */
+  private readonly weightDrop?: WeightDrop;
+  /** No backward since the last zeroGrad (weight drop masks the recurrent gradients, which must be this step's alone). */
+  private gradsZeroed = false;
 
   constructor(
     readonly backend: Backend,
@@ -122,7 +142,12 @@ export class Network {
     const q = (this.quantization = config.quantization ?? null);
     if (q && !backend.int8) throw invalidArgument(`an ${q} model runs on the CPU: the ${backend.device} backend has no ${q} kernels`);
     if (q && config.dtype !== 'f32') throw invalidArgument(`an ${q} model computes in f32 (got ${config.dtype})`);
-    this.rnn = backend.createRnn({ cell, inputSize: E, hiddenSize: H, layers: L, dropout: config.dropout });
+    const rate = (v: number | undefined) => v ?? config.dropout;
+    this.rates = {
+      input: rate(config.dropoutInput), hidden: rate(config.dropoutHidden), output: rate(config.dropoutOutput),
+      words: config.dropoutEmbedding ?? 0, weights: config.weightDrop ?? 0, locked: config.lockedDropout ?? false,
+    };
+    this.rnn = backend.createRnn({ cell, inputSize: E, hiddenSize: H, layers: L, dropout: this.rates.hidden, lockedDropout: this.rates.locked });
     // The state_dict in order, each tensor after the last; the recurrent ones where the backend
     // puts them in its weight space (cuDNN's on CUDA), which takes their place in the order.
     let offset = 0, rnnOffset = -1, side = 0;
@@ -156,7 +181,12 @@ export class Network {
       if (q) this.side = this.stream.alloc('f32', side);
       else this.gradBuf = this.stream.alloc(config.dtype, offset);
       this.scratch = new Scratch(this.stream, config.dtype);
-      this.arena = new Arena(this.stream, this.rnn, this.config);
+      if (this.rates.weights > 0 && !q) this.weightDrop = new WeightDrop(this.stream, this.rnn, L, this.rates.weights, config.dtype);
+      const r = this.rates;
+      this.arena = new Arena(this.stream, this.rnn, {
+        embeddingSize: E, hiddenSize: H, dtype: config.dtype,
+        dropWords: r.words > 0, dropInput: r.words > 0 || r.input > 0, dropOutput: r.output > 0,
+      });
       this.decoder = createDecoder(this.config.softmax!, this, this.scratch, config.vocabSize, H);
     } catch (e) {
       this.stream.dispose(); // its thread and memory now, not at some later collection
@@ -259,11 +289,13 @@ export class Network {
 
   zeroGrad(): void {
     this.stream.fill(this.allGrads, 0);
+    this.gradsZeroed = true;
   }
 
   /** Bytes that training or inference at T x B adds (activations, the decoder's scratch, token ids, recurrent states). */
   activationBytes(T: number, B: number): number {
-    const f = Object.values(this.arena.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize;
+    const f = Object.values(this.arena.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize +
+      (this.weightDrop?.size ?? 0);
     return f * (this.config.dtype === 'f64' ? 8 : 4) + 2 * T * B * 4;
   }
 
@@ -337,46 +369,77 @@ export class Network {
     }
     const a = this.arena.views(T, B);
     const st = this.statesFor(B);
-    const { dropout, embeddingSize: E, hiddenSize: H } = this.config;
-    const s = this.stream;
+    const { embeddingSize: E, hiddenSize: H } = this.config;
+    const r = this.rates, s = this.stream, train = opts.training;
     const rng = new Random(opts.seed ?? 0);
-    const drop = opts.training && dropout > 0;
-    this.last = { views: a, training: opts.training, lengths: batch.lengths ?? null };
+    // Locked: element (t, b, c) of [T, B, C] draws key (b, c), so every step shares the mask.
+    const keys = (C: number) => (r.locked ? { period: B * C } : undefined);
+    const dropWeights = train && this.weightDrop !== undefined;
+    this.last = { views: a, training: train, lengths: batch.lengths ?? null, dropped: dropWeights };
     s.write(a.ids, batch.inputs);
     this.embed(a.ids, flat(a.emb, N, E));
-    if (drop) s.dropoutForward(a.emb, a.embMask, a.embDrop, dropout, rng.seed());
-    else if (a.embDrop !== a.emb) s.copy(a.emb, a.embDrop);
+    // The seeds are drawn in a fixed order whatever is on, so one option does not move another's masks.
+    const [inputSeed, rnnSeed, outputSeed, wordSeed, weightSeed] = [rng.seed(), rng.seed(), rng.seed(), rng.seed(), rng.seed()];
+    if (a.embDrop !== a.emb) {
+      if (train && r.words > 0) s.dropoutForward(a.emb, a.wordMask, a.embDrop, r.words, wordSeed, { stride: E, ids: a.ids });
+      else s.copy(a.emb, a.embDrop);
+      if (train && r.input > 0) s.dropoutForward(a.embDrop, a.embMask, a.embDrop, r.input, inputSeed, keys(E));
+    }
     s.rnnForward(this.rnn, {
       x: a.embDrop, y: a.y, hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
-      ...this.rnnArgs, reserve: a.reserve, workspace: a.workspace,
-      lengths: batch.lengths ?? null, training: opts.training, seed: rng.seed(),
+      ...this.rnnArgs, ...(dropWeights ? { weights: this.weightDrop!.apply(this.rnnWeights, weightSeed) } : {}),
+      reserve: a.reserve, workspace: a.workspace,
+      lengths: batch.lengths ?? null, training: train, seed: rnnSeed,
     });
-    if (drop) s.dropoutForward(a.y, a.yMask, a.yDrop, dropout, rng.seed());
+    if (train && r.output > 0) s.dropoutForward(a.y, a.yMask, a.yDrop, r.output, outputSeed, keys(H));
     else if (a.yDrop !== a.y) s.copy(a.y, a.yDrop);
     return a;
   }
 
-  /** Gradients of the last forward's loss (from the decoder's input down), accumulated into the gradient buffer. */
-  backward(opts: { stateGrads?: boolean } = {}): void {
+  /**
+   * Gradients of the last forward's loss (from the decoder's input down), accumulated into the
+   * gradient buffer; with weight drop, the step's own alone (zeroGrad before each). `ar`, `tar`:
+   * activation regularization alpha mean(yDrop^2) on the dropped output and temporal activation
+   * regularization beta mean((y_t - y_{t-1})^2) on the last layer's output (Merity et al. 2017),
+   * added to the gradients; their value lands in readPenalty().
+   */
+  backward(opts: { stateGrads?: boolean; ar?: number; tar?: number } = {}): void {
     if (!this.last?.training) throw invalidArgument('backward needs a forward pass with training: true first');
-    const { views: a, lengths } = this.last;
+    const { views: a, lengths, dropped } = this.last;
+    const ar = opts.ar ?? 0, tar = opts.tar ?? 0;
+    if ((ar > 0 || tar > 0) && lengths) throw invalidArgument('activation regularization (ar, tar) needs batches of whole time steps, without padding (batching: \'stream\')');
+    if (dropped && !this.gradsZeroed) throw invalidArgument('with weight drop, each backward needs its own zeroGrad: the recurrent gradients are masked by this step\'s mask');
+    this.gradsZeroed = false;
     const st = this.requireStates('backward');
-    const { dropout, paddingIdx, embeddingSize: E } = this.config;
+    const { paddingIdx, embeddingSize: E } = this.config;
     const N = a.T * a.B;
     const s = this.stream;
-    const drop = dropout > 0;
-    if (drop) s.multiply(a.dyDrop, a.yMask, a.dy);
+    s.fill(a.penalty, 0);
+    if (ar > 0) s.activationRegularization(a.yDrop, a.dyDrop, ar, 0, a.penalty);
+    if (a.dy !== a.dyDrop) s.multiply(a.dyDrop, a.yMask, a.dy);
+    if (tar > 0) s.activationRegularization(a.y, a.dy, 0, tar, a.penalty);
+    const weights = dropped ? this.weightDrop!.masked : this.rnnWeights;
     s.rnnBackwardData(this.rnn, {
       y: a.y, hx: st.hx, cx: st.cx, dy: a.dy, dx: a.dEmbDrop,
       dhx: opts.stateGrads ? st.dhx : null, dcx: opts.stateGrads ? st.dcx : null,
-      weights: this.rnnWeights, reserve: a.reserve, workspace: a.workspace, lengths,
+      weights, reserve: a.reserve, workspace: a.workspace, lengths,
     });
     s.rnnBackwardWeights(this.rnn, {
-      x: a.embDrop, hx: st.hx, y: a.y, weights: this.rnnWeights, dweights: this.rnnGrads,
+      x: a.embDrop, hx: st.hx, y: a.y, weights, dweights: this.rnnGrads,
       reserve: a.reserve, workspace: a.workspace, lengths,
     });
-    if (drop) s.multiply(a.dEmbDrop, a.embMask, a.dEmb);
+    if (dropped) this.weightDrop!.backward(this.rnnGrads);
+    if (a.dEmb !== a.dEmbDrop) {
+      if (this.rates.input > 0) s.multiply(a.dEmbDrop, a.embMask, a.dEmb);
+      else s.copy(a.dEmbDrop, a.dEmb);
+      if (this.rates.words > 0) s.multiply(a.dEmb, a.wordMask, a.dEmb);
+    }
     s.embeddingBackward(a.ids, flat(a.dEmb, N, E), this.grad('encoder.weight'), paddingIdx);
+  }
+
+  /** AR + TAR of the last backward (0 without them). */
+  async readPenalty(): Promise<number> {
+    return (await this.stream.read(this.requireLast('readPenalty').penalty))[0];
   }
 
   /** Loss of the last forward (mean NLL over counted targets) and the count. */
@@ -430,6 +493,7 @@ export class Network {
     this.params.free();
     this.side?.free();
     this.gradBuf?.free();
+    this.weightDrop?.free();
     this.stream.dispose();
   }
 }

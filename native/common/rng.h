@@ -31,4 +31,20 @@ RNNLM_HD T dropoutScale(uint64_t seed, uint64_t index, double p) {
   return uniform01(seed, index) >= static_cast<float>(p) ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
 }
 
+// Which random number masks element i of a dropout (all keys < 2^62):
+//   key(i) = index(i / stride) mod period,  index(j) = ids ? ids[j] : j   (period 0: no mod).
+// stride 1, no period: plain dropout, a number per element. period B*C over [T, B, C]: locked
+// (variational) dropout, one mask per sequence shared by every time step. stride E with the token
+// ids over [N, E]: embedding dropout, one mask per word of the vocabulary, whole rows.
+struct DropoutKeys {
+  const int32_t* ids = nullptr;
+  int64_t stride = 1;
+  int64_t period = 0;
+  RNNLM_HD uint64_t operator()(int64_t i) const {
+    const int64_t j = i / stride;
+    const uint64_t k = ids ? uint64_t(uint32_t(ids[j])) : uint64_t(j);
+    return period > 0 ? k % uint64_t(period) : k;
+  }
+};
+
 }  // namespace rnnlm

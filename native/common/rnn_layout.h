@@ -35,6 +35,7 @@ struct RnnConfig {
   int64_t hiddenSize = 0;
   int64_t layers = 1;
   double dropout = 0;  // between layers, training only
+  bool locked = false;  // one dropout mask per sequence, shared by its time steps (variational)
 
   int64_t gates() const { return gateCount(cell); }
   int64_t layerInput(int64_t l) const { return l == 0 ? inputSize : hiddenSize; }

@@ -21,6 +21,7 @@ struct CpuDevice {
   static constexpr const char* kName = "cpu";
   static constexpr bool kF64 = true;
   static constexpr bool kInt8 = true;  // quantized inference (quant.h)
+  static constexpr bool kLockedDropout = true;  // between layers (rnn.h)
   struct Context {};
 
   // Memory the kernel can still hand out (MemAvailable), or -1 where unknown.
@@ -74,8 +75,14 @@ struct CpuDevice {
     cpu::embeddingBackward(ids, N, dout, V, E, pad, dtable);
   }
   template <typename T>
-  static void dropoutForward(Context&, const T* x, int64_t n, double p, uint64_t seed, T* mask, T* y) {
-    cpu::dropoutForward(x, n, p, seed, mask, y);
+  static void dropoutForward(Context&, const T* x, int64_t n, double p, uint64_t seed, const DropoutKeys& keys, T* mask,
+                             T* y) {
+    cpu::dropoutForward(x, n, p, seed, keys, mask, y);
+  }
+  template <typename T>
+  static void activationRegularization(Context&, const T* x, int64_t Tn, int64_t R, double alpha, double beta, T* dx,
+                                       T* out) {
+    cpu::activationRegularization(x, Tn, R, alpha, beta, dx, out);
   }
   template <typename T>
   static void multiply(Context&, const T* a, const T* b, int64_t n, T* out) {

@@ -47,13 +47,46 @@ void embeddingBackward(const int32_t* ids, int64_t N, const T* dout, int64_t V, 
   }
 }
 
-// Inverted dropout: mask[i] = (u(seed, i) >= p) / (1 - p); y = x * mask.
+// Inverted dropout: mask[i] = (u(seed, key(i)) >= p) / (1 - p); y = x * mask. The keys
+// (rng.h: DropoutKeys) make it plain, locked (per sequence) or per word.
 template <typename T>
-void dropoutForward(const T* x, int64_t n, double p, uint64_t seed, T* mask, T* y) {
+void dropoutForward(const T* x, int64_t n, double p, uint64_t seed, const DropoutKeys& keys, T* mask, T* y) {
   for (int64_t i = 0; i < n; ++i) {
-    mask[i] = dropoutScale<T>(seed, uint64_t(i), p);
+    mask[i] = dropoutScale<T>(seed, keys(i), p);
     y[i] = x[i] * mask[i];
   }
+}
+
+// Activation regularization (AR) and temporal activation regularization (TAR) of x [T, R]
+// (Merity et al. 2017), added to out[0] and their gradients to dx:
+//   loss = alpha mean_{t,r} x[t,r]^2 + beta mean_{t>=1,r} (x[t,r] - x[t-1,r])^2
+//   dx[t,r] += 2 alpha x[t,r] / (T R) + 2 beta (d[t,r] - d[t+1,r]) / ((T-1) R),
+//   d[t,r] = x[t,r] - x[t-1,r] for 1 <= t < T, and 0 outside.
+template <typename T>
+void activationRegularization(const T* x, int64_t Tn, int64_t R, double alpha, double beta, T* dx, T* out) {
+  double loss = 0;
+  if (alpha > 0) {
+    const double c = 2 * alpha / double(Tn * R);
+    double s = 0;
+    for (int64_t i = 0; i < Tn * R; ++i) {
+      s += double(x[i]) * double(x[i]);
+      dx[i] += T(c * double(x[i]));
+    }
+    loss += alpha * s / double(Tn * R);
+  }
+  if (beta > 0 && Tn > 1) {
+    const double c = 2 * beta / double((Tn - 1) * R);
+    double s = 0;
+    for (int64_t t = 1; t < Tn; ++t)
+      for (int64_t r = 0; r < R; ++r) {
+        const double d = double(x[t * R + r]) - double(x[(t - 1) * R + r]);
+        s += d * d;
+        dx[t * R + r] += T(c * d);
+        dx[(t - 1) * R + r] -= T(c * d);
+      }
+    loss += beta * s / double((Tn - 1) * R);
+  }
+  out[0] += T(loss);
 }
 
 // out = a * b elementwise (dropout backward: dx = dy * mask).

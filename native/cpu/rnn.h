@@ -11,7 +11,8 @@
 // The cells' elementwise math (PyTorch's nn.LSTM / nn.GRU / nn.RNN) is in lstmCell, gruCell,
 // rnnCell and their backward below, each headed by its equations; this is also the reference
 // for the CUDA backend, where cuDNN computes the cells (native/cuda/rnn.h).
-// Between layers (training only) inverted dropout with a counter-based mask.
+// Between layers (training only) inverted dropout with a counter-based mask: per element, or
+// locked (one mask per sequence, the same at every time step: Gal & Ghahramani's variational dropout).
 // batchInvariant (inference): the forward GEMMs use the fixed-order kernel of gemmForward
 // (blas.h), so that a sequence's outputs do not depend on the batch it runs in.
 #pragma once
@@ -238,7 +239,7 @@ void rnnForward(const RnnSpaces& sp, const int32_t* lengths, const T* x, const T
           for (int64_t j = 0; j < H; ++j) {
             T v = valid ? prev[(t + 1) * B * H + b * H + j] : T(0);
             if (c.dropout > 0) {
-              const T m = drop ? dropoutScale<T>(ls, uint64_t(o + j), c.dropout) : T(1);
+              const T m = drop ? dropoutScale<T>(ls, uint64_t(c.locked ? b * H + j : o + j), c.dropout) : T(1);
               mask[o + j] = m;
               v *= m;
             }

@@ -121,6 +121,7 @@ struct CudaDevice {
   static constexpr const char* kName = "cuda";
   static constexpr bool kF64 = false;
   static constexpr bool kInt8 = false;  // no int8 kernels: quantized models run on the CPU
+  static constexpr bool kLockedDropout = false;  // cuDNN drops per element between layers
 
   struct Context {
     cudaStream_t stream = nullptr;
@@ -220,8 +221,13 @@ struct CudaDevice {
                                 int64_t pad, float* dtable) {
     RNNLM_LAUNCH(kernels::embeddingBackward(c.stream, ids, N, dout, V, E, pad, dtable, c.errFlag));
   }
-  static void dropoutForward(Context& c, const float* x, int64_t n, double p, uint64_t seed, float* mask, float* y) {
-    RNNLM_LAUNCH(kernels::dropoutForward(c.stream, x, n, p, seed, mask, y));
+  static void dropoutForward(Context& c, const float* x, int64_t n, double p, uint64_t seed, const DropoutKeys& keys,
+                             float* mask, float* y) {
+    RNNLM_LAUNCH(kernels::dropoutForward(c.stream, x, n, p, seed, keys, mask, y));
+  }
+  static void activationRegularization(Context& c, const float* x, int64_t Tn, int64_t R, double alpha, double beta,
+                                       float* dx, float* out) {
+    RNNLM_LAUNCH(kernels::activationRegularization(c.stream, x, Tn, R, alpha, beta, dx, out));
   }
   static void multiply(Context& c, const float* a, const float* b, int64_t n, float* out) {
     RNNLM_LAUNCH(kernels::multiply(c.stream, a, b, n, out));

@@ -57,11 +57,12 @@ __global__ void embeddingBackwardKernel(const int32_t* ids, int64_t N, const flo
   }
 }
 
-// mask[i] = (u(seed, i) >= p) / (1 - p); y[i] = x[i] mask[i]   (cpu::dropoutForward, same RNG:
-// the masks are identical on both backends).
-__global__ void dropoutKernel(const float* x, int64_t n, double p, uint64_t seed, float* mask, float* y) {
+// mask[i] = (u(seed, key(i)) >= p) / (1 - p); y[i] = x[i] mask[i]   (cpu::dropoutForward, same RNG
+// and keys: the masks are identical on both backends).
+__global__ void dropoutKernel(const float* x, int64_t n, double p, uint64_t seed, rnnlm::DropoutKeys keys, float* mask,
+                              float* y) {
   GRID_STRIDE(i, n) {
-    const float m = rnnlm::dropoutScale<float>(seed, uint64_t(i), p);
+    const float m = rnnlm::dropoutScale<float>(seed, keys(i), p);
     mask[i] = m;
     y[i] = x[i] * m;
   }
@@ -160,6 +161,24 @@ __global__ void crossEntropyRowsKernel(const float* z, const int32_t* targets, i
     for (int64_t v = threadIdx.x; v < V; v += blockDim.x) drow[v] = (expf(row[v] - lse) - (v == t ? 1.f : 0.f)) * inv;
   }
   if (threadIdx.x == 0) scratch[n] = lse - zt;
+}
+
+// AR and TAR of x [T, R] (cpu::activationRegularization): per element
+//   dx[i] += 2 alpha x[i] / (T R) + 2 beta (d[t] - d[t+1]) / ((T-1) R),  d[t] = x[t] - x[t-1] (0 outside 1..T-1),
+// and out[0] += alpha mean x^2 + beta mean d^2, reduced per block, then one atomicAdd per block.
+__global__ void activationRegularizationKernel(const float* x, int64_t Tn, int64_t R, double alpha, double beta,
+                                               float* dx, float* out) {
+  const int64_t n = Tn * R;
+  const double ca = 2 * alpha / double(n), cb = Tn > 1 ? 2 * beta / double((Tn - 1) * R) : 0;
+  float part = 0.f;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / R;
+    const float d = t > 0 ? x[i] - x[i - R] : 0.f, dn = t + 1 < Tn ? x[i + R] - x[i] : 0.f;
+    dx[i] += float(ca * x[i] + cb * (d - dn));
+    part += float(ca * 0.5 * x[i] * x[i] + cb * 0.5 * d * d);
+  }
+  const float total = blockReduce(part, SumOp{}, 0.f);
+  if (threadIdx.x == 0) atomicAdd(out, total);
 }
 
 // out[0] = sum_n rowLoss[n] / C, out[1] = count (0 when nothing is counted); C as above.
@@ -372,8 +391,13 @@ void embeddingBackward(Stream s, const int32_t* ids, int64_t N, const float* dou
                        float* dtable, int* err) {
   embeddingBackwardKernel<<<blocksFor(N * E), kThreads, 0, s>>>(ids, N, dout, V, E, pad, dtable, err);
 }
-void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed, float* mask, float* y) {
-  dropoutKernel<<<blocksFor(n), kThreads, 0, s>>>(x, n, p, seed, mask, y);
+void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed, const DropoutKeys& keys, float* mask,
+                    float* y) {
+  dropoutKernel<<<blocksFor(n), kThreads, 0, s>>>(x, n, p, seed, keys, mask, y);
+}
+void activationRegularization(Stream s, const float* x, int64_t Tn, int64_t R, double alpha, double beta, float* dx,
+                              float* out) {
+  activationRegularizationKernel<<<blocksFor(Tn * R), kThreads, 0, s>>>(x, Tn, R, alpha, beta, dx, out);
 }
 void multiply(Stream s, const float* a, const float* b, int64_t n, float* out) {
   multiplyKernel<<<blocksFor(n), kThreads, 0, s>>>(a, b, n, out);

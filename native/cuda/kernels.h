@@ -4,12 +4,14 @@
 #pragma once
 #include <cstdint>
 
+#include "../common/rng.h"
 #include "../common/sample.h"
 
 struct CUstream_st;
 
 namespace rnnlm::cuda::kernels {
 
+using rnnlm::DropoutKeys;
 using rnnlm::SampleArgs;
 
 using Stream = CUstream_st*;
@@ -24,7 +26,10 @@ void embeddingForward(Stream s, const float* table, int64_t V, int64_t E, const 
                       int* err);
 void embeddingBackward(Stream s, const int32_t* ids, int64_t N, const float* dout, int64_t V, int64_t E, int64_t pad,
                        float* dtable, int* err);
-void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed, float* mask, float* y);
+void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed, const DropoutKeys& keys, float* mask,
+                    float* y);
+void activationRegularization(Stream s, const float* x, int64_t Tn, int64_t R, double alpha, double beta, float* dx,
+                              float* out);
 void multiply(Stream s, const float* a, const float* b, int64_t n, float* out);
 void broadcastRows(Stream s, const float* b, int64_t N, int64_t O, float* y);
 void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db);

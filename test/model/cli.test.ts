@@ -324,7 +324,8 @@ test('every training flag reaches create and fit: --dry-run prints the options i
     '--lowercase', '--min-freq', '2', '--max-vocab', '10', '--epochs', '3', '--batch-size', '4', '--seq-length', '5', '--train-seed', '9',
     '--optimizer', 'adamw', '--lr', '0.002', '--beta1', '0.8', '--beta2', '0.99', '--eps', '1e-6', '--weight-decay', '0.05',
     '--lr-schedule', 'step', '--lr-factor', '0.7', '--lr-start', '2', '--lr-every', '3', '--clip-norm', '1', '--clip-value', '0.5',
-    '--non-finite', 'skip', '--checkpoint-every', '7', '--keep-training-state', '--no-progress', '--device', 'cpu'];
+    '--non-finite', 'skip', '--checkpoint-every', '7', '--keep-training-state', '--no-progress', '--device', 'cpu',
+    '--dropout-output', '0.2', '--dropout-embedding', '0.05', '--locked-dropout', '--weight-drop', '0.3', '--ar', '2', '--tar', '1'];
   const sgd = ['--tokenizer', 'char', '--no-unk', '--mode', 'sentences', '--no-shuffle', '--bucketing', '--hidden-size', '8', '--embedding-size', '8',
     '--layers', '1', '--adaptive-softmax', '4,9', '--div-value', '2', '--head-bias', '--epochs', '2', '--batch-size', '16', '--optimizer', 'sgd', '--momentum', '0.5', '--dampening', '0.1', '--nesterov',
     '--lr-schedule', 'plateau', '--lr-factor', '0.3', '--lr-patience', '2', '--lr-threshold', '0.01', '--keep-training-state', '--progress', '--device', 'cpu'];
@@ -336,14 +337,17 @@ test('every training flag reaches create and fit: --dry-run prints the options i
   };
   const outA = join(dir, 'flags-adam.safetensors'), outB = join(dir, 'flags-sgd.safetensors');
   expect(dry(outA, adam)).toEqual({
-    model: { cell: 'gru', vocabSize: 10, embeddingSize: 8, hiddenSize: 8, layers: 1, dropout: 0.1, tieWeights: true, softmax: { type: 'full' }, seed: 3 },
+    model: {
+      cell: 'gru', vocabSize: 10, embeddingSize: 8, hiddenSize: 8, layers: 1, dropout: 0.1, tieWeights: true, softmax: { type: 'full' }, seed: 3,
+      dropoutOutput: 0.2, dropoutEmbedding: 0.05, lockedDropout: true, weightDrop: 0.3,
+    },
     device: 'cpu',
     tokenizer: { kind: 'word', vocabSize: 10, unk: true },
     fit: {
       mode: 'stream', epochs: 3, batchSize: 4, seqLength: 5, seed: 9, validation: true, resume: undefined,
       optimizer: { type: 'adamw', lr: 0.002, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.05 },
       lrSchedule: { type: 'step', factor: 0.7, start: 2, every: 3 },
-      clipNorm: 1, clipValue: 0.5, nonFinite: 'skip', progress: false, checkpoint: { path: outA, every: 7, keepTrainingState: true },
+      clipNorm: 1, clipValue: 0.5, ar: 2, tar: 1, nonFinite: 'skip', progress: false, checkpoint: { path: outA, every: 7, keepTrainingState: true },
     },
   });
   expect(dry(outB, sgd)).toMatchObject({
@@ -368,6 +372,9 @@ test('every training flag reaches create and fit: --dry-run prints the options i
   expect(JSON.parse(a.fingerprint)).toMatchObject({ mode: 'stream', batchSize: 4, seqLength: 5, seed: 9, optimizer: 'adamw' });
   expect(a.history.map((h) => h.lr)).toEqual([0.002, 0.002, 0.002 * 0.7]);
   expect(JSON.parse((await state(outB)).fingerprint)).toMatchObject({ mode: 'sentences', batchSize: 16, seed: 1, optimizer: 'sgd' });
+  const awd = await LanguageModel.load(outA, { device: 'cpu' });
+  expect(awd.config).toMatchObject({ dropoutOutput: 0.2, dropoutEmbedding: 0.05, lockedDropout: true, weightDrop: 0.3 }); // the checkpoint keeps them
+  awd.dispose();
   const m = await LanguageModel.load(outB, { device: 'cpu' });
   try {
     expect(m.tokenizer?.hasUnk).toBe(false);

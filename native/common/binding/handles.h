@@ -83,6 +83,7 @@ class NativeRnn : public Napi::ObjectWrap<NativeRnn<D>> {
       cfg.hiddenSize = js::integer(o.Get("hiddenSize"), "hiddenSize", 1, 1 << 20);
       cfg.layers = js::integer(o.Get("layers"), "layers", 1, 64);
       cfg.dropout = js::absent(o.Get("dropout")) ? 0 : js::number(o.Get("dropout"), "dropout", 0, 0.999999);
+      cfg.locked = js::absent(o.Get("lockedDropout")) ? false : js::boolean(o.Get("lockedDropout"), "lockedDropout");
       validateConfig(cfg);
       impl = std::make_shared<typename D::Rnn>(cfg);
       return info.Env().Undefined();

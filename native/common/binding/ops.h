@@ -4,9 +4,11 @@
 #pragma once
 #include <napi.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "../optim.h"
+#include "../rng.h"
 #include "../sample.h"
 #include "stream.h"
 
@@ -82,7 +84,9 @@ Napi::Value NativeStream<D>::EmbeddingBackward(const Napi::CallbackInfo& info) {
   });
 }
 
-// dropoutForward(x, mask, y, p, seed): mask = keep/(1-p), y = x * mask (y may alias x)
+// dropoutForward(x, mask, y, p, seed, { period?, stride?, ids? } | undefined): mask = keep/(1-p),
+// y = x * mask (y may alias x); the numbers' keys as rng.h's DropoutKeys: element i draws number
+// (ids ? ids[i / stride] : i / stride) mod period.
 template <class D>
 Napi::Value NativeStream<D>::DropoutForward(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -97,9 +101,52 @@ Napi::Value NativeStream<D>::DropoutForward(const Napi::CallbackInfo& info) {
                 mask.shapeStr().c_str(), y.shapeStr().c_str());
     expectDisjoint(op, {{&x, "x"}, {&mask, "mask"}});
     expectDisjoint(op, {{&mask, "mask"}, {&y, "y"}});
+    int64_t period = 0, stride = 1;
+    View ids;
+    if (!js::absent(info[5])) {
+      const Napi::Object o = js::asObject(info[5], "dropoutForward options");
+      const int64_t n = std::max<int64_t>(x.numel, 1);
+      if (!js::absent(o.Get("period"))) period = js::integer(o.Get("period"), "period", 1, n);
+      if (!js::absent(o.Get("stride"))) stride = js::integer(o.Get("stride"), "stride", 1, n);
+      RNNLM_CHECK(x.numel % stride == 0, Code::InvalidArgument, "%s: stride %lld does not divide x's %lld elements", op,
+                  (long long)stride, (long long)x.numel);
+      ids = optView(o.Get("ids"), op, "ids");
+      if (ids) {
+        expectInt(ids, op, "ids");
+        RNNLM_CHECK(ids.numel == x.numel / stride, Code::InvalidArgument,
+                    "%s: ids must have one entry per %lld elements of x (%lld), got %lld", op, (long long)stride,
+                    (long long)(x.numel / stride), (long long)ids.numel);
+      }
+    }
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
-      D::dropoutForward(ctx, x.p<T>(), x.numel, p, seed, mask.p<T>(), y.p<T>());
+      D::dropoutForward(ctx, x.p<T>(), x.numel, p, seed, DropoutKeys{ids.p<int32_t>(), stride, period}, mask.p<T>(),
+                        y.p<T>());
+    });
+  });
+}
+
+// activationRegularization(x [T, ...], dx (x's shape), alpha, beta, out [1]): out[0] += alpha mean x^2
+// + beta mean_t (x_t - x_{t-1})^2, dx += its gradient (AR and TAR; cpu/ops.h states the math)
+template <class D>
+Napi::Value NativeStream<D>::ActivationRegularization(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "activationRegularization";
+    View x = view(info[0], op, "x"), dx = view(info[1], op, "dx");
+    const double alpha = js::number(info[2], "alpha", 0, 1e6), beta = js::number(info[3], "beta", 0, 1e6);
+    View out = view(info[4], op, "out");
+    const DType t = floatType(op, {{&x, "x"}, {&dx, "dx"}, {&out, "out"}});
+    RNNLM_CHECK(x.shape.size() >= 2, Code::InvalidArgument, "%s: x must be [T, ...] with rank >= 2 (got %s)", op,
+                x.shapeStr().c_str());
+    RNNLM_CHECK(dx.shape == x.shape, Code::InvalidArgument, "%s: dx %s must have x's shape %s", op,
+                dx.shapeStr().c_str(), x.shapeStr().c_str());
+    expectShape(out, op, "out", {1});
+    expectDisjoint(op, {{&x, "x"}, {&dx, "dx"}, {&out, "out"}});
+    const int64_t Tn = x.shape[0], R = Tn > 0 ? x.numel / Tn : 0;
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::activationRegularization(ctx, x.p<T>(), Tn, R, alpha, beta, dx.p<T>(), out.p<T>());
     });
   });
 }

@@ -89,6 +89,11 @@ Napi::Value NativeStream<D>::RnnForward(const Napi::CallbackInfo& info) {
     View hx = stateArg(o, "hx", op, a), cx = stateArg(o, "cx", op, a), hy = stateArg(o, "hy", op, a),
          cy = stateArg(o, "cy", op, a);
     const bool training = js::boolean(o.Get("training"), "training");
+    RNNLM_CHECK(D::kLockedDropout || !training || !a.cfg.locked || a.cfg.layers == 1 || a.cfg.dropout == 0,
+                Code::InvalidArgument,
+                "%s: locked dropout between layers is not available in training on the %s backend yet (cuDNN drops "
+                "per element); train on the CPU, or with dropoutHidden 0 (inference is unaffected)",
+                op, D::kName);
     const uint64_t seed = js::absent(o.Get("seed")) ? 0 : js::seed(o.Get("seed"), "seed");
     const Napi::Value inv = o.Get("batchInvariant");
     const bool invariant = js::absent(inv) ? false : js::boolean(inv, "batchInvariant");
