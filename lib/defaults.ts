@@ -28,6 +28,8 @@ export const DEFAULTS = {
     bucketing: false,
     progress: true,
     nonFinite: 'stop',
+    /** average 'nonmonotone': epochs looked back past (AWD-LSTM's nonmono) */
+    averageWindow: 5,
   },
   /** fit's checkpoint */
   checkpoint: { every: 'epoch', keepTrainingState: false },

@@ -7,6 +7,7 @@ import type { DataMode, TextInput } from './inputs';
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from './nn/optimizer';
 import { Options } from './options';
 import { DEFAULTS } from './defaults';
+import type { AverageSettings } from './train-average';
 
 export type LrSchedule =
   | 'constant'
@@ -76,6 +77,15 @@ export interface FitOptions<Model = any> {
   ar?: number;
   /** Temporal activation regularization (AWD-LSTM uses 1): tar * mean((h_t - h_{t-1})^2) of the last layer's output, likewise. Default 0. */
   tar?: number;
+  /**
+   * Iterate averaging: from its trigger on, the model validated, handed to onEpochEnd, saved and
+   * returned is the mean of the weights after every step since (training goes on from the raw
+   * weights). With optimizer 'sgd' this is AWD-LSTM's NT-ASGD. 'nonmonotone' (or
+   * `{ trigger: 'nonmonotone', window }`, window default 5): from the epoch after the first one
+   * whose validation loss is worse than the best before the last `window` epochs (needs
+   * validation); `{ trigger: 'epoch', start }`: from epoch `start` on. Default: none.
+   */
+  average?: 'nonmonotone' | { trigger: 'nonmonotone'; window?: number } | { trigger: 'epoch'; start: number };
   /** Shuffle sentences each epoch (sentences mode). Default true. */
   shuffle?: boolean;
   /** Batch sentences of similar length together (sentences mode). Default false. */
@@ -107,7 +117,7 @@ export interface FitOptions<Model = any> {
   nonFinite?: 'stop' | 'skip';
 }
 
-const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue', 'ar', 'tar',
+const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue', 'ar', 'tar', 'average',
   'shuffle', 'bucketing', 'onEpochEnd', 'checkpoint', 'resume', 'signal', 'progress', 'seed', 'nonFinite'] as const;
 
 export interface Schedule {
@@ -131,6 +141,7 @@ export interface FitSettings<Model> {
   clipValue?: number;
   ar: number;
   tar: number;
+  average?: AverageSettings;
   shuffle: boolean;
   bucketing: boolean;
   onEpochEnd?: (log: EpochLog, model: Model) => void | Promise<void>;
@@ -158,6 +169,8 @@ export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { m
   const ar = o.number('ar', 0, { min: 0, max: 1e3 });
   const tar = o.number('tar', 0, { min: 0, max: 1e3 });
   if ((ar > 0 || tar > 0) && mode === 'sentences') throw invalidArgument("fit: ar and tar need mode 'stream' (padded sentences have no single time axis to regularize)");
+  const average = parseAverage(o);
+  if (average?.trigger === 'nonmonotone' && !o.has('validation')) throw invalidArgument("fit: average 'nonmonotone' is triggered by the validation loss: give validation data");
   const shuffle = o.boolean('shuffle', DEFAULTS.fit.shuffle);
   const bucketing = o.boolean('bucketing', DEFAULTS.fit.bucketing);
   const onEpochEnd = o.func<(log: EpochLog, model: Model) => void | Promise<void>>('onEpochEnd');
@@ -179,10 +192,27 @@ export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { m
   const seed = o.integer('seed', defaults.seed, { min: 0, max: 2 ** 31 - 1 });
   const nonFinite = o.oneOf('nonFinite', DEFAULTS.fit.nonFinite, ['stop', 'skip'] as const);
   return {
-    mode, epochs, batchSize, seqLength, optim, schedule, clipNorm, clipValue, ar, tar, shuffle, bucketing, onEpochEnd,
+    mode, epochs, batchSize, seqLength, optim, schedule, clipNorm, clipValue, ar, tar, average, shuffle, bucketing, onEpochEnd,
     checkpoint: checkpoint as FitSettings<Model>['checkpoint'], resumePath, signal, showProgress, seed, nonFinite,
     validation: o.has('validation') ? { data: o.raw('validation') } : undefined,
   };
+}
+
+function parseAverage(o: Options): AverageSettings | undefined {
+  const raw = o.raw('average');
+  if (raw === undefined) return undefined;
+  if (raw === 'nonmonotone') return { trigger: 'nonmonotone', window: DEFAULTS.fit.averageWindow };
+  const trigger = typeof raw === 'object' && raw !== null ? (raw as { trigger?: unknown }).trigger : undefined;
+  if (trigger === 'nonmonotone') {
+    const a = o.nested('average', ['trigger', 'window'])!;
+    return { trigger, window: a.integer('window', DEFAULTS.fit.averageWindow, { min: 1, max: 1_000_000 }) };
+  }
+  if (trigger === 'epoch') {
+    const a = o.nested('average', ['trigger', 'start'])!;
+    if (!a.has('start')) throw invalidArgument("fit: average { trigger: 'epoch' } needs start (the first epoch averaged)");
+    return { trigger, start: a.integer('start', 1, { min: 1, max: 1_000_000 }) };
+  }
+  throw invalidArgument(`fit: average must be 'nonmonotone', { trigger: 'nonmonotone', window } or { trigger: 'epoch', start } (got ${JSON.stringify(raw)})`);
 }
 
 function parseSchedule(o: Options): Schedule {

@@ -11,6 +11,7 @@ import { fileTarget, moveFileAtomic, removeFile } from './io/atomic';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import type { Network } from './nn/network';
 import type { Optimizer } from './nn/optimizer';
+import type { Tensor } from './backend/types';
 
 /** What a training state is saved with and restored into. */
 export interface CheckpointedModel {
@@ -34,6 +35,8 @@ export interface TrainState {
   epochSeconds: number;
   epochSkipped: number;
   fingerprint: string;
+  /** Steps taken into the mean of iterate averaging (fit's average; lib/train-average.ts); 0: not averaging (yet). */
+  averaged: number;
 }
 
 export function sidecarPath(path: string): string {
@@ -63,11 +66,14 @@ export async function finishTrainState(path: string, keep: boolean): Promise<voi
   if (!keep) await removeFile(current);
 }
 
-/** Saves checkpoint `path`: the training state (the carried state of `carriedBatch` columns mid-epoch), then the model file. */
-export async function saveTrainState(model: CheckpointedModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number): Promise<void> {
+/**
+ * Saves checkpoint `path`: the training state (the carried state of `carriedBatch` columns
+ * mid-epoch, and `extra` tensors of the parameters' size), then the model file.
+ */
+export async function saveTrainState(model: CheckpointedModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number, extra: { name: string; tensor: Tensor }[] = []): Promise<void> {
   const net = model.network;
   const tensors = new Map<string, SafeTensor>();
-  for (const { name, tensor } of opt.namedState) {
+  for (const { name, tensor } of [...opt.namedState, ...extra]) {
     tensors.set(name, { dtype: 'F32', shape: [net.parameterCount], data: (await net.stream.read(tensor)) as Float32Array });
   }
   if (carriedBatch > 0 && st.batch > 0) {
@@ -118,8 +124,11 @@ export async function readTrainState(path: string, modelStep: string | undefined
   throw firstError;
 }
 
-/** Continues from checkpoint `path`: its weights, optimizer state, carried state and position, into `st`. */
-export async function restoreTrainState(model: CheckpointedModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number): Promise<void> {
+/**
+ * Continues from checkpoint `path`: its weights, optimizer state, carried state and position, into
+ * `st`; returns `extra`'s tensors that it has (saveTrainState's), each checked to be F32 of the parameters' size.
+ */
+export async function restoreTrainState(model: CheckpointedModel, opt: Optimizer, st: TrainState, path: string, carriedBatch: number, extra: string[] = []): Promise<Map<string, Float32Array>> {
   const ck = await readCheckpoint(path);
   const { side, current, previous, saved, tensors } = await readTrainState(path, ck.metadata.trainStep);
   if (saved.fingerprint !== st.fingerprint) {
@@ -137,12 +146,15 @@ export async function restoreTrainState(model: CheckpointedModel, opt: Optimizer
     net.stream.write(s.hx, tensorData(tensors.get('state.h'), s.hx.shape, `${side}: state.h`));
     net.stream.write(s.cx, tensorData(tensors.get('state.c'), s.cx.shape, `${side}: state.c`));
   }
+  const extras = new Map(extra.filter((name) => tensors.has(name)).map((name) => [name, tensorData(tensors.get(name), [net.parameterCount], `${side}: ${name}`)]));
   await net.stream.sync();
+  if (!Number.isSafeInteger(saved.averaged ?? 0) || (saved.averaged ?? 0) < 0) throw new RnnlmError('ERR_CHECKPOINT', `${side}: state.averaged must be a non-negative integer`);
   opt.step = saved.optimizerStep;
-  Object.assign(st, { ...saved, best: saved.best ?? Infinity, epochSkipped: saved.epochSkipped ?? 0 });
+  Object.assign(st, { ...saved, best: saved.best ?? Infinity, epochSkipped: saved.epochSkipped ?? 0, averaged: saved.averaged ?? 0 });
   // Resumed from the previous state: it becomes the current one, so that the newer sidecar (ahead
   // of the model) is not moved aside over it at the next save.
   if (side !== current) await moveFileAtomic(previous, current);
+  return extras;
 }
 
 function tensorData(t: SafeTensor | undefined, shape: readonly number[], what: string): Float32Array {

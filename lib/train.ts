@@ -21,6 +21,10 @@ import { gib, type Batch, type Network } from './nn/network';
 import { Optimizer } from './nn/optimizer';
 import { finishTrainState, restoreTrainState, saveTrainState, trainStateFiles, type CheckpointedModel, type TrainState } from './train-state';
 import { DEFAULTS } from './defaults';
+import { Averager } from './train-average';
+
+/** The training state's name for the raw weights while averaging (the model file holds the mean). */
+const RAW = 'average.raw';
 
 export type { EpochLog, FitOptions, LrSchedule } from './fit-options';
 export { previousSidecarPath, readTrainState, sidecarPath } from './train-state';
@@ -86,14 +90,14 @@ function prepareData<Model>(inputs: Inputs, train: TextInput, s: FitSettings<Mod
   // Prepared (and so refused if it cannot be scored) before training, scored after each epoch.
   const validation = s.validation && prepareScoring(inputs, s.validation.data, { mode, batchSize: mode === 'stream' ? DEFAULTS.evaluate.batchSize.stream : batchSize, seqLength }, 'validation data');
   const batchesPerEpoch = stream ? stream.count : sentences!.count;
-  const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed: s.seed, optimizer: s.optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens });
+  const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed: s.seed, optimizer: s.optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens, ...(s.average ? { average: s.average } : {}) });
   return { stream, sentences, validation, batchesPerEpoch, fingerprint };
 }
 
 /** Refuses what cannot fit before allocating any of it (the OS would kill the process instead). */
 function checkMemory<Model>(net: Network, s: FitSettings<Model>, data: FitData): void {
   const { optim, batchSize, mode } = s;
-  const optimizerBytes = 4 * net.parameterCount * (optim.type === 'sgd' ? ((optim.momentum ?? 0) > 0 ? 1 : 0) : 2);
+  const optimizerBytes = 4 * net.parameterCount * ((optim.type === 'sgd' ? ((optim.momentum ?? 0) > 0 ? 1 : 0) : 2) + (s.average ? 2 : 0));
   const steps = mode === 'stream' ? s.seqLength : data.sentences!.maxSteps;
   const activations = net.activationBytes(steps, batchSize);
   const available = net.backend.availableBytes();
@@ -112,6 +116,8 @@ class FitRun<Model> {
   readonly st: TrainState;
   private readonly net: Network;
   private readonly opt: Optimizer;
+  /** Iterate averaging (fit's average), when asked for. */
+  private readonly averager?: Averager;
   /** The read of the step in flight (two steps in flight: step k's loss is read while step k+1 is queued). */
   private pending?: Promise<StepStats>;
   private bar?: SingleBar;
@@ -123,7 +129,13 @@ class FitRun<Model> {
   ) {
     this.net = host.network;
     this.opt = new Optimizer(this.net.stream, settings.optim, this.net.parameterCount, 'f32');
-    this.st = { step: 0, epoch: 1, batch: 0, lr: this.opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, fingerprint: data.fingerprint };
+    this.st = { step: 0, epoch: 1, batch: 0, lr: this.opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, fingerprint: data.fingerprint, averaged: 0 };
+    try {
+      if (settings.average) this.averager = new Averager(this.net.stream, this.net.allParams, settings.average, this.st);
+    } catch (e) {
+      this.opt.dispose();
+      throw e;
+    }
   }
 
   /** Columns whose recurrent state a mid-epoch checkpoint carries (0 in sentences mode: none). */
@@ -131,19 +143,34 @@ class FitRun<Model> {
     return this.data.stream ? this.settings.batchSize : 0;
   }
 
-  resume(path: string): Promise<void> {
-    return restoreTrainState(this.host, this.opt, this.st, path, this.carried);
+  async resume(path: string): Promise<void> {
+    const extra = await restoreTrainState(this.host, this.opt, this.st, path, this.carried, [RAW]);
+    if (this.st.averaged > 0) {
+      const raw = extra.get(RAW);
+      if (!this.averager || !raw) throw new RnnlmError('ERR_CHECKPOINT', `${path}: its training state averages weights but ${raw ? 'this fit has no average option' : `has no ${RAW}`}`);
+      this.averager.restore(raw);
+    }
+  }
+
+  /** Saves checkpoint `st` (a mid-epoch one, or the next epoch's start): the model file holds the mean while averaging, the training state the raw weights. */
+  private async save(st: TrainState, carried: number): Promise<void> {
+    const a = this.averager;
+    a?.swapIn();
+    await saveTrainState(this.host, this.opt, st, this.settings.checkpoint!.path, carried, a?.active ? [{ name: RAW, tensor: a.rawTensor }] : []);
   }
 
   /** A checkpoint in the middle of an epoch (every N steps, or an abort). */
   private async saveHere(): Promise<void> {
-    if (this.settings.checkpoint) await saveTrainState(this.host, this.opt, this.st, this.settings.checkpoint.path, this.carried);
+    if (!this.settings.checkpoint) return;
+    await this.save(this.st, this.carried);
+    this.averager?.swapOut();
   }
 
   /** The epoch st.epoch from batch st.batch on: its steps, then its log, schedule, callback and checkpoint. */
   async epoch(): Promise<void> {
     const { st, net, settings: s, data } = this;
     this.opt.lr = st.lr;
+    this.averager?.maybeStart(st.epoch, st.history.map((h) => h.valLoss));
     if (data.stream && st.batch === 0) net.resetState(s.batchSize);
     const order = data.sentences?.order(st.epoch);
     this.startBar();
@@ -169,6 +196,7 @@ class FitRun<Model> {
     this.bar?.stop();
     this.bar = undefined;
     st.epochSeconds += (performance.now() - t0) / 1000;
+    this.averager?.swapIn(); // the mean is validated, handed to onEpochEnd and saved
     const log = await this.epochLog();
     this.updateLr(log);
     st.history.push(log);
@@ -176,8 +204,9 @@ class FitRun<Model> {
     if (onEpochEnd) await this.host.callback(() => onEpochEnd(log, this.host.model));
     if (checkpoint && (checkpoint.every === 'epoch' || st.epoch === s.epochs)) {
       // The position after this epoch: the start of the next one.
-      await saveTrainState(this.host, this.opt, nextEpoch(st), checkpoint.path, 0);
+      await this.save(nextEpoch(st), 0);
     }
+    if (st.epoch < s.epochs) this.averager?.swapOut();
   }
 
   /** One step: forward, backward, clipping, update; its loss is read while the next step is queued. */
@@ -191,6 +220,7 @@ class FitRun<Model> {
     // Always measured (clipping only with clipNorm): a non-finite norm makes the device skip the update.
     net.clipGradNorm(s.clipNorm ?? 0);
     this.opt.apply(net.allParams, net.allGrads, net.statsTensor);
+    this.averager?.afterStep();
     if (this.data.stream) net.carryState();
     // Queue this step's read, then account for the previous step's (the one in flight).
     const previous = this.pending;
@@ -288,5 +318,8 @@ class FitRun<Model> {
     this.pending?.catch(() => {});
     this.bar?.stop();
     this.opt.dispose();
+    // However fit ends, a model that was averaging is left with the mean (as its checkpoints hold).
+    if (this.averager && !this.net.stream.disposed) this.averager.swapIn();
+    this.averager?.free();
   }
 }

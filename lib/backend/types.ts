@@ -188,6 +188,8 @@ export interface Stream {
    * and dx += the gradient of that with respect to x. out [1].
    */
   activationRegularization(x: Tensor, dx: Tensor, alpha: number, beta: number, out: Tensor): void;
+  /** avg += weight * (x - avg), weight in [0, 1]: with weight 1 / (k + 1) at the k-th call, avg is the mean of the x given (iterate averaging). */
+  average(avg: Tensor, x: Tensor, weight: number): void;
   /** out = a * b elementwise. */
   multiply(a: Tensor, b: Tensor, out: Tensor): void;
   /**

@@ -79,6 +79,9 @@ export function trainCommand(prog: Command): void {
     .option('--clip-value <v>', 'clip each gradient to [-v, v]', num('--clip-value'))
     .option('--ar <alpha>', 'activation regularization of the last layer\'s output (AWD-LSTM: 2; default 0)', num('--ar'))
     .option('--tar <beta>', 'temporal activation regularization (AWD-LSTM: 1; default 0)', num('--tar'))
+    .addOption(new Option('--average <trigger>', 'iterate averaging (with --optimizer sgd: NT-ASGD): from when validation stops improving (nonmonotone), or from --average-start').choices(['nonmonotone', 'epoch']))
+    .option('--average-window <n>', `--average nonmonotone: epochs looked back past${shown(F.averageWindow)}`, int('--average-window'))
+    .option('--average-start <epoch>', '--average epoch: the first epoch averaged', int('--average-start'))
     .addOption(new Option('--non-finite <action>', `a step with a NaN/Inf loss or gradient: stop (ERR_NON_FINITE) or skip it${shown(F.nonFinite)}`).choices(['stop', 'skip']))
     .option('--checkpoint-every <steps>', `save every N steps instead of every epoch${shown(DEFAULTS.checkpoint.every)}`, int('--checkpoint-every'))
     .option('--resume', 'continue the run saved at --out (its model, tokenizer, mode, batching and training seed come from there)')
@@ -131,6 +134,7 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
     clipValue: o.clipValue as number | undefined,
     ar: o.ar as number | undefined,
     tar: o.tar as number | undefined,
+    average: averageOf(o),
     nonFinite: o.nonFinite as FitOptions['nonFinite'],
     progress: o.progress as boolean | undefined,
     signal: controller.signal,
@@ -198,6 +202,16 @@ function scheduleOf(o: TrainFlags): LrSchedule | undefined {
     schedule[key] = o[flag];
   }
   return type === 'step' || type === 'plateau' ? (schedule as LrSchedule) : type;
+}
+
+/** fit's average from --average (nonmonotone | epoch), --average-window and --average-start. */
+function averageOf(o: TrainFlags): FitOptions['average'] {
+  const trigger = o.average as 'nonmonotone' | 'epoch' | undefined;
+  if (o.averageWindow !== undefined && trigger !== 'nonmonotone') throw invalidArgument('--average-window is for --average nonmonotone');
+  if (o.averageStart !== undefined && trigger !== 'epoch') throw invalidArgument('--average-start is for --average epoch');
+  if (trigger === 'nonmonotone') return { trigger, window: o.averageWindow as number | undefined };
+  if (trigger === 'epoch') return { trigger, start: o.averageStart as number };
+  return undefined;
 }
 
 function fitTokenizer(o: TrainFlags, text: string, sentences: boolean): Tokenizer {

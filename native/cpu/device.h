@@ -85,6 +85,10 @@ struct CpuDevice {
     cpu::activationRegularization(x, Tn, R, alpha, beta, dx, out);
   }
   template <typename T>
+  static void average(Context&, T* avg, const T* x, int64_t n, double weight) {
+    cpu::average(avg, x, n, weight);
+  }
+  template <typename T>
   static void multiply(Context&, const T* a, const T* b, int64_t n, T* out) {
     cpu::multiply(a, b, n, out);
   }

@@ -89,6 +89,13 @@ void activationRegularization(const T* x, int64_t Tn, int64_t R, double alpha, d
   out[0] += T(loss);
 }
 
+// Running mean (iterate averaging, e.g. ASGD): avg += weight (x - avg).
+template <typename T>
+void average(T* avg, const T* x, int64_t n, double weight) {
+  const T w = T(weight);
+  for (int64_t i = 0; i < n; ++i) avg[i] += w * (x[i] - avg[i]);
+}
+
 // out = a * b elementwise (dropout backward: dx = dy * mask).
 template <typename T>
 void multiply(const T* a, const T* b, int64_t n, T* out) {

@@ -229,6 +229,9 @@ struct CudaDevice {
                                        float* dx, float* out) {
     RNNLM_LAUNCH(kernels::activationRegularization(c.stream, x, Tn, R, alpha, beta, dx, out));
   }
+  static void average(Context& c, float* avg, const float* x, int64_t n, double weight) {
+    RNNLM_LAUNCH(kernels::average(c.stream, avg, x, n, weight));
+  }
   static void multiply(Context& c, const float* a, const float* b, int64_t n, float* out) {
     RNNLM_LAUNCH(kernels::multiply(c.stream, a, b, n, out));
   }

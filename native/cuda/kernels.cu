@@ -68,6 +68,11 @@ __global__ void dropoutKernel(const float* x, int64_t n, double p, uint64_t seed
   }
 }
 
+// avg[i] += weight (x[i] - avg[i])   (cpu::average)
+__global__ void averageKernel(float* avg, const float* x, int64_t n, float weight) {
+  GRID_STRIDE(i, n) avg[i] += weight * (x[i] - avg[i]);
+}
+
 // out[i] = a[i] b[i]   (cpu::multiply)
 __global__ void multiplyKernel(const float* a, const float* b, int64_t n, float* out) {
   GRID_STRIDE(i, n) out[i] = a[i] * b[i];
@@ -398,6 +403,9 @@ void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed
 void activationRegularization(Stream s, const float* x, int64_t Tn, int64_t R, double alpha, double beta, float* dx,
                               float* out) {
   activationRegularizationKernel<<<blocksFor(Tn * R), kThreads, 0, s>>>(x, Tn, R, alpha, beta, dx, out);
+}
+void average(Stream s, float* avg, const float* x, int64_t n, double weight) {
+  averageKernel<<<blocksFor(n), kThreads, 0, s>>>(avg, x, n, float(weight));
 }
 void multiply(Stream s, const float* a, const float* b, int64_t n, float* out) {
   multiplyKernel<<<blocksFor(n), kThreads, 0, s>>>(a, b, n, out);

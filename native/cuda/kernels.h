@@ -30,6 +30,7 @@ void dropoutForward(Stream s, const float* x, int64_t n, double p, uint64_t seed
                     float* y);
 void activationRegularization(Stream s, const float* x, int64_t Tn, int64_t R, double alpha, double beta, float* dx,
                               float* out);
+void average(Stream s, float* avg, const float* x, int64_t n, double weight);
 void multiply(Stream s, const float* a, const float* b, int64_t n, float* out);
 void broadcastRows(Stream s, const float* b, int64_t N, int64_t O, float* y);
 void columnSumAdd(Stream s, const float* dy, int64_t N, int64_t O, float* db);

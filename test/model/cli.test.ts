@@ -325,7 +325,8 @@ test('every training flag reaches create and fit: --dry-run prints the options i
     '--optimizer', 'adamw', '--lr', '0.002', '--beta1', '0.8', '--beta2', '0.99', '--eps', '1e-6', '--weight-decay', '0.05',
     '--lr-schedule', 'step', '--lr-factor', '0.7', '--lr-start', '2', '--lr-every', '3', '--clip-norm', '1', '--clip-value', '0.5',
     '--non-finite', 'skip', '--checkpoint-every', '7', '--keep-training-state', '--no-progress', '--device', 'cpu',
-    '--dropout-output', '0.2', '--dropout-embedding', '0.05', '--locked-dropout', '--weight-drop', '0.3', '--ar', '2', '--tar', '1'];
+    '--dropout-output', '0.2', '--dropout-embedding', '0.05', '--locked-dropout', '--weight-drop', '0.3', '--ar', '2', '--tar', '1',
+    '--average', 'nonmonotone', '--average-window', '3'];
   const sgd = ['--tokenizer', 'char', '--no-unk', '--mode', 'sentences', '--no-shuffle', '--bucketing', '--hidden-size', '8', '--embedding-size', '8',
     '--layers', '1', '--adaptive-softmax', '4,9', '--div-value', '2', '--head-bias', '--epochs', '2', '--batch-size', '16', '--optimizer', 'sgd', '--momentum', '0.5', '--dampening', '0.1', '--nesterov',
     '--lr-schedule', 'plateau', '--lr-factor', '0.3', '--lr-patience', '2', '--lr-threshold', '0.01', '--keep-training-state', '--progress', '--device', 'cpu'];
@@ -347,7 +348,7 @@ test('every training flag reaches create and fit: --dry-run prints the options i
       mode: 'stream', epochs: 3, batchSize: 4, seqLength: 5, seed: 9, validation: true, resume: undefined,
       optimizer: { type: 'adamw', lr: 0.002, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.05 },
       lrSchedule: { type: 'step', factor: 0.7, start: 2, every: 3 },
-      clipNorm: 1, clipValue: 0.5, ar: 2, tar: 1, nonFinite: 'skip', progress: false, checkpoint: { path: outA, every: 7, keepTrainingState: true },
+      clipNorm: 1, clipValue: 0.5, ar: 2, tar: 1, average: { trigger: 'nonmonotone', window: 3 }, nonFinite: 'skip', progress: false, checkpoint: { path: outA, every: 7, keepTrainingState: true },
     },
   });
   expect(dry(outB, sgd)).toMatchObject({
@@ -391,6 +392,7 @@ test.each([
   [['--lr-schedule', 'plateau', '--lr-every', '2'], '--lr-every is for --lr-schedule step'],
   [['--no-unk'], '--no-unk is for --tokenizer char'],
   [['--div-value', '2'], '--div-value is for --adaptive-softmax'],
+  [['--average-start', '2'], '--average-start is for --average epoch'],
   [['--adaptive-softmax', '3,2'], 'LanguageModel.create: softmax.cutoffs must be strictly increasing (cutoffs[1] = 2 after 3)'],
 ])('train %j: a flag of another optimizer, schedule or tokenizer is refused, not dropped', (flags, message) => {
   const r = rnnlm('train', '--train', trainFile, '--out', join(dir, 'refused.safetensors'), ...flags, '--dry-run');

@@ -151,6 +151,24 @@ Napi::Value NativeStream<D>::ActivationRegularization(const Napi::CallbackInfo& 
   });
 }
 
+// average(avg, x, weight): avg += weight (x - avg), weight in [0, 1] (a running mean of iterates)
+template <class D>
+Napi::Value NativeStream<D>::Average(const Napi::CallbackInfo& info) {
+  return js::guard(info, [&]() -> Napi::Value {
+    live();
+    const char* op = "average";
+    View avg = view(info[0], op, "avg"), x = view(info[1], op, "x");
+    const double w = js::number(info[2], "weight", 0, 1);
+    const DType t = floatType(op, {{&avg, "avg"}, {&x, "x"}});
+    expectSameSize(op, avg, "avg", x, "x");
+    expectDisjoint(op, {{&avg, "avg"}, {&x, "x"}});
+    return enqueue(t, [=](auto& ctx, auto tag) {
+      using T = decltype(tag);
+      D::average(ctx, avg.p<T>(), x.p<T>(), avg.numel, w);
+    });
+  });
+}
+
 // multiply(a, b, out): out = a * b (out may alias a or b)
 template <class D>
 Napi::Value NativeStream<D>::Multiply(const Napi::CallbackInfo& info) {

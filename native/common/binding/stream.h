@@ -63,6 +63,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
          S::template InstanceMethod<&S::EmbeddingBackward>("embeddingBackward"),
          S::template InstanceMethod<&S::DropoutForward>("dropoutForward"),
          S::template InstanceMethod<&S::Multiply>("multiply"),
+         S::template InstanceMethod<&S::Average>("average"),
          S::template InstanceMethod<&S::ActivationRegularization>("activationRegularization"),
          S::template InstanceMethod<&S::LinearForward>("linearForward"),
          S::template InstanceMethod<&S::LinearBackward>("linearBackward"),
@@ -361,6 +362,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
   Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info);
   Napi::Value DropoutForward(const Napi::CallbackInfo& info);
   Napi::Value Multiply(const Napi::CallbackInfo& info);
+  Napi::Value Average(const Napi::CallbackInfo& info);
   Napi::Value ActivationRegularization(const Napi::CallbackInfo& info);
   Napi::Value LinearForward(const Napi::CallbackInfo& info);
   Napi::Value LinearBackward(const Napi::CallbackInfo& info);

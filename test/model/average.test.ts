@@ -1,0 +1,108 @@
+// fit's iterate averaging (NT-ASGD with sgd): the model it returns is the mean of the weights after
+// each step since the trigger (checked against the iterates of runs without averaging), the
+// non-monotone trigger is AWD-LSTM's rule, and a run aborted while averaging resumes exactly.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { networkOf } from '../../lib/advanced';
+import { LanguageModel, type FitOptions } from '../../lib/model';
+import { Averager } from '../../lib/train-average';
+import { backend, relError } from '../helpers';
+import { tensor } from '../../lib/backend/types';
+
+const dir = mkdtempSync(join(tmpdir(), 'rnnlm-average-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const V = 30, B = 4, T = 6;
+const make = () => LanguageModel.create({ vocabSize: V, embeddingSize: 8, hiddenSize: 8, layers: 1, dropout: 0.2, device: 'cpu', seed: 4 });
+const weights = async (m: LanguageModel) => Array.from(await networkOf(m).stream.read(networkOf(m).allParams));
+/** B * (T + 1) tokens: exactly one training step per epoch. */
+const oneStep = Int32Array.from({ length: B * (T + 1) }, (_, i) => (i * 11 + 3) % V);
+const base: FitOptions = { batchSize: B, seqLength: T, optimizer: { type: 'sgd', lr: 0.5 }, progress: false, seed: 2 };
+
+describe('the averaged model', () => {
+  test('is the mean of the iterates since the trigger (one step per epoch, so epoch k ends at iterate k)', async () => {
+    const iterates: number[][] = [];
+    for (let k = 1; k <= 4; k++) {
+      const m = await make();
+      await m.fit(oneStep, { ...base, epochs: k });
+      iterates.push(await weights(m));
+      m.dispose();
+    }
+    const mean = (from: number) => iterates[0].map((_, i) => iterates.slice(from - 1).reduce((s, w) => s + w[i], 0) / (iterates.length - from + 1));
+    for (const start of [1, 3]) {
+      const m = await make();
+      await m.fit(oneStep, { ...base, epochs: 4, average: { trigger: 'epoch', start } });
+      const got = await weights(m);
+      m.dispose();
+      expect(relError(got, mean(start))).toBeLessThan(1e-6);
+      expect(relError(got, iterates[3])).toBeGreaterThan(1e-3); // not the last iterate
+    }
+  }, 60_000);
+
+  test("the non-monotone trigger is AWD-LSTM's: a loss worse than the best before the last `window` epochs", () => {
+    const s = backend.createStream();
+    const params = s.alloc('f32', 3);
+    // Whether averaging starts after epochs with these validation losses (window 2).
+    const starts = (losses: number[]) => {
+      const a = new Averager(s, tensor(params, 0, [3]), { trigger: 'nonmonotone', window: 2 }, { averaged: 0 });
+      a.maybeStart(losses.length + 1, losses);
+      a.afterStep();
+      const on = a.active;
+      a.free();
+      return on;
+    };
+    try {
+      expect(starts([3, 2, 2.5])).toBe(false); // too few epochs before the last one's window
+      expect(starts([3, 2, 1.5, 2.5])).toBe(false); // 2.5 is not worse than the best before the window (3)
+      expect(starts([3, 2, 1.5, 3.5])).toBe(true); // 3.5 is
+      expect(starts([5, 4, 3, 2, 1, 0.9])).toBe(false); // still improving
+      expect(starts([5, 4, 3, 2, 1, 3.5])).toBe(true);
+    } finally {
+      s.dispose();
+    }
+  });
+
+  test('aborted while averaging and resumed, it ends at the same weights and losses as an uninterrupted run', async () => {
+    const text = Int32Array.from({ length: 1200 }, (_, i) => (i * 7 + (i % 3)) % V);
+    const valid = text.subarray(0, 300);
+    const opts: FitOptions = { ...base, epochs: 3, validation: valid, average: { trigger: 'epoch', start: 2 } };
+    const straight = await make();
+    const full = await straight.fit(text, opts);
+    const want = await weights(straight);
+    straight.dispose();
+
+    const path = join(dir, 'avg.safetensors');
+    const c = new AbortController();
+    let checks = 0;
+    Object.defineProperty(c.signal, 'aborted', { get: () => ++checks > 2 * 50 + 20 }); // in epoch 3 (50 steps per epoch)
+    const first = await make();
+    await expect(first.fit(text, { ...opts, checkpoint: { path, every: 7 }, signal: c.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    first.dispose();
+    expect(existsSync(path)).toBe(true);
+    const second = await make();
+    const resumed = await second.fit(text, { ...opts, checkpoint: { path }, resume: true });
+    expect(await weights(second)).toEqual(want);
+    second.dispose();
+    expect(resumed.map((h) => [h.loss, h.valLoss])).toEqual(full.map((h) => [h.loss, h.valLoss]));
+  }, 60_000);
+});
+
+describe('options', () => {
+  test.each([
+    [{ average: 'nonmonotone' }, /average 'nonmonotone' is triggered by the validation loss: give validation data/],
+    [{ average: { trigger: 'epoch' } }, /average \{ trigger: 'epoch' \} needs start/],
+    [{ average: 'always' }, /average must be 'nonmonotone', \{ trigger: 'nonmonotone', window \} or \{ trigger: 'epoch', start \}/],
+    [{ average: { trigger: 'nonmonotone', window: 0 }, validation: oneStep }, /window must be/],
+  ])('%j is refused', async (bad, message) => {
+    const m = await make();
+    try {
+      const e = await m.fit(oneStep, { ...base, ...bad } as never).catch((x) => x);
+      expect(e.code).toBe('ERR_INVALID_ARGUMENT');
+      expect(e.message).toMatch(message);
+    } finally {
+      m.dispose();
+    }
+  });
+});
