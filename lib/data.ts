@@ -68,8 +68,29 @@ export class StreamBatches {
 
   /** Window k: inputs rows [kT, kT + len), targets one row later; the last window may be shorter. */
   batch(k: number): Batch {
-    const { batchSize: B, seqLength: T, cols, stride } = this;
-    const start = k * T;
+    return this.window(k * this.seqLength, this.seqLength);
+  }
+
+  /**
+   * The windows of one pass with variable lengths (AWD-LSTM's variable BPTT): each window is
+   * seqLength long, or half of it with probability 0.05, plus normal noise of deviation 5,
+   * rounded, at least 5 steps (fewer only at the end) and at most seqLength + 20 ({@link maxVariableLength}).
+   * Windows differ in every pass, so that each token is seen with different histories.
+   */
+  variableWindows(rng: Random): { start: number; length: number }[] {
+    const out: { start: number; length: number }[] = [];
+    for (let start = 0; start < this.cols - 1; ) {
+      const base = rng.next() < 0.95 ? this.seqLength : this.seqLength / 2;
+      const length = Math.min(Math.max(5, Math.round(base + 5 * rng.normal())), maxVariableLength(this.seqLength), this.cols - 1 - start);
+      out.push({ start, length });
+      start += length;
+    }
+    return out;
+  }
+
+  /** Inputs rows [start, start + len), targets one row later (cut at the columns' end). */
+  window(start: number, T: number): Batch {
+    const { batchSize: B, cols, stride } = this;
     const len = Math.min(T, cols - 1 - start);
     const inputs = new Int32Array(len * B), targets = new Int32Array(len * B);
     for (let b = 0; b < B; b++) {
@@ -82,6 +103,9 @@ export class StreamBatches {
     return { seqLength: len, batchSize: B, inputs, targets };
   }
 }
+
+/** The longest window of variable-length BPTT around seqLength. */
+export const maxVariableLength = (seqLength: number) => seqLength + 20;
 
 /** Padded batches of whole sentences (each with its <sos> / <eos>, if any, already in place). */
 export class SentenceBatches {

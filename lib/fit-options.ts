@@ -59,6 +59,13 @@ export interface FitOptions<Model = any> {
   /** Truncated-BPTT window in stream mode (integer >= 1). Default 35. */
   seqLength?: number;
   /**
+   * Stream mode: windows of varying length around seqLength, drawn anew each epoch, and each
+   * step's learning rate scaled by its window's length / seqLength (AWD-LSTM's variable BPTT:
+   * seqLength, or half of it 5 % of the time, plus normal noise of deviation 5; at least 5 and at
+   * most seqLength + 20 steps). Default false.
+   */
+  variableLength?: boolean;
+  /**
    * An optimizer's options, or just its type (with its defaults). Default 'adam': PyTorch's Adam
    * (lr 1e-3); 'sgd' has lr 1 (OptimizerOptions lists every default).
    */
@@ -117,7 +124,7 @@ export interface FitOptions<Model = any> {
   nonFinite?: 'stop' | 'skip';
 }
 
-const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue', 'ar', 'tar', 'average',
+const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'variableLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue', 'ar', 'tar', 'average',
   'shuffle', 'bucketing', 'onEpochEnd', 'checkpoint', 'resume', 'signal', 'progress', 'seed', 'nonFinite'] as const;
 
 export interface Schedule {
@@ -135,6 +142,7 @@ export interface FitSettings<Model> {
   epochs: number;
   batchSize: number;
   seqLength: number;
+  variableLength: boolean;
   optim: OptimizerOptions;
   schedule: Schedule;
   clipNorm?: number;
@@ -162,6 +170,8 @@ export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { m
   const epochs = o.integer('epochs', DEFAULTS.fit.epochs, { min: 1, max: 1_000_000 });
   const batchSize = o.integer('batchSize', DEFAULTS.fit.batchSize[mode], { min: 1, max: 1 << 16 });
   const seqLength = o.integer('seqLength', DEFAULTS.fit.seqLength, { min: 1, max: 1 << 16 });
+  const variableLength = o.boolean('variableLength', false);
+  if (variableLength && mode === 'sentences') throw invalidArgument("fit: variableLength is for mode 'stream' (sentences have their own lengths)");
   const optim = parseOptimizer(o);
   const schedule = parseSchedule(o);
   const clipNorm = o.optionalNumber('clipNorm', { min: 0, exclusiveMin: true });
@@ -192,7 +202,7 @@ export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { m
   const seed = o.integer('seed', defaults.seed, { min: 0, max: 2 ** 31 - 1 });
   const nonFinite = o.oneOf('nonFinite', DEFAULTS.fit.nonFinite, ['stop', 'skip'] as const);
   return {
-    mode, epochs, batchSize, seqLength, optim, schedule, clipNorm, clipValue, ar, tar, average, shuffle, bucketing, onEpochEnd,
+    mode, epochs, batchSize, seqLength, variableLength, optim, schedule, clipNorm, clipValue, ar, tar, average, shuffle, bucketing, onEpochEnd,
     checkpoint: checkpoint as FitSettings<Model>['checkpoint'], resumePath, signal, showProgress, seed, nonFinite,
     validation: o.has('validation') ? { data: o.raw('validation') } : undefined,
   };

@@ -11,7 +11,8 @@
  * uninterrupted one.
  */
 import { SingleBar } from 'cli-progress';
-import { SentenceBatches, StreamBatches } from './data';
+import { SentenceBatches, StreamBatches, maxVariableLength } from './data';
+import { Random } from './util/random';
 import { RnnlmError, invalidArgument } from './errors';
 import { evaluateSet, prepareScoring, type ScoringSet } from './evaluate';
 import { parseFitOptions, type EpochLog, type FitOptions, type FitSettings } from './fit-options';
@@ -90,7 +91,7 @@ function prepareData<Model>(inputs: Inputs, train: TextInput, s: FitSettings<Mod
   // Prepared (and so refused if it cannot be scored) before training, scored after each epoch.
   const validation = s.validation && prepareScoring(inputs, s.validation.data, { mode, batchSize: mode === 'stream' ? DEFAULTS.evaluate.batchSize.stream : batchSize, seqLength }, 'validation data');
   const batchesPerEpoch = stream ? stream.count : sentences!.count;
-  const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed: s.seed, optimizer: s.optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens, ...(s.average ? { average: s.average } : {}) });
+  const fingerprint = JSON.stringify({ mode, batchSize, seqLength, seed: s.seed, optimizer: s.optim.type, batches: batchesPerEpoch, tokens: stream ? stream.tokens : sentences!.tokens, ...(s.average ? { average: s.average } : {}), ...(s.variableLength ? { variableLength: true } : {}) });
   return { stream, sentences, validation, batchesPerEpoch, fingerprint };
 }
 
@@ -98,7 +99,7 @@ function prepareData<Model>(inputs: Inputs, train: TextInput, s: FitSettings<Mod
 function checkMemory<Model>(net: Network, s: FitSettings<Model>, data: FitData): void {
   const { optim, batchSize, mode } = s;
   const optimizerBytes = 4 * net.parameterCount * ((optim.type === 'sgd' ? ((optim.momentum ?? 0) > 0 ? 1 : 0) : 2) + (s.average ? 2 : 0));
-  const steps = mode === 'stream' ? s.seqLength : data.sentences!.maxSteps;
+  const steps = mode === 'stream' ? (s.variableLength ? maxVariableLength(s.seqLength) : s.seqLength) : data.sentences!.maxSteps;
   const activations = net.activationBytes(steps, batchSize);
   const available = net.backend.availableBytes();
   if (optimizerBytes + activations > available) {
@@ -173,19 +174,25 @@ class FitRun<Model> {
     this.averager?.maybeStart(st.epoch, st.history.map((h) => h.valLoss));
     if (data.stream && st.batch === 0) net.resetState(s.batchSize);
     const order = data.sentences?.order(st.epoch);
-    this.startBar();
+    // Variable BPTT: this epoch's windows, from (seed, epoch) so that a resumed run cuts the same ones.
+    const windows = data.stream && s.variableLength ? data.stream.variableWindows(new Random((s.seed ^ Math.imul(st.epoch, 0x9e3779b1)) >>> 0)) : undefined;
+    const count = windows?.length ?? data.batchesPerEpoch;
+    this.startBar(count);
     let t0 = performance.now();
-    while (st.batch < data.batchesPerEpoch) {
+    while (st.batch < count) {
       if (s.signal?.aborted) {
         await this.settle();
         st.epochSeconds += (performance.now() - t0) / 1000;
         await this.saveHere();
         throw s.signal.reason ?? new DOMException('fit was aborted', 'AbortError');
       }
-      await this.step(data.stream ? data.stream.batch(st.batch) : data.sentences!.batch(order!, st.batch));
+      const w = windows?.[st.batch];
+      // A window's learning rate in proportion to its length (AWD-LSTM): each token weighs the same.
+      this.opt.lr = w ? (st.lr * w.length) / s.seqLength : st.lr;
+      await this.step(w ? data.stream!.window(w.start, w.length) : data.stream ? data.stream.batch(st.batch) : data.sentences!.batch(order!, st.batch));
       this.updateBar(t0);
       const every = s.checkpoint?.every;
-      if (typeof every === 'number' && st.step % every === 0 && st.batch < data.batchesPerEpoch) {
+      if (typeof every === 'number' && st.step % every === 0 && st.batch < count) {
         await this.settle();
         st.epochSeconds += (performance.now() - t0) / 1000;
         t0 = performance.now();
@@ -294,7 +301,7 @@ class FitRun<Model> {
     }
   }
 
-  private startBar(): void {
+  private startBar(count: number): void {
     if (!this.settings.showProgress) return;
     this.bar?.stop();
     this.bar = new SingleBar({
@@ -302,7 +309,7 @@ class FitRun<Model> {
       stream: process.stderr,
       hideCursor: true,
     });
-    this.bar.start(this.data.batchesPerEpoch, this.st.batch, { loss: '-', ppl: '-', tps: '-' });
+    this.bar.start(count, this.st.batch, { loss: '-', ppl: '-', tps: '-' });
   }
 
   private updateBar(t0: number): void {

@@ -57,6 +57,7 @@ export function trainCommand(prog: Command): void {
     .option('--epochs <n>', `passes over the training data${shown(F.epochs)}`, int('--epochs'))
     .option('--batch-size <n>', `sequences per batch${shown(F.batchSize)}`, int('--batch-size'))
     .option('--seq-length <n>', `time steps per window (stream mode)${shown(F.seqLength)}`, int('--seq-length'))
+    .option('--variable-length', 'stream mode: windows of varying length around --seq-length, the learning rate scaled to each (AWD-LSTM)')
     .option('--shuffle', `sentences mode: shuffle the sentences each epoch${shown(F.shuffle)}`)
     .option('--no-shuffle', "sentences mode: keep the text's order")
     .option('--bucketing', `sentences mode: batch sentences of similar length together${shown(F.bucketing)}`)
@@ -125,6 +126,7 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
     epochs: o.epochs as number | undefined,
     batchSize: o.batchSize as number | undefined,
     seqLength: o.seqLength as number | undefined,
+    variableLength: o.variableLength as boolean | undefined,
     shuffle: o.shuffle as boolean | undefined,
     bucketing: o.bucketing as boolean | undefined,
     seed: o.trainSeed as number | undefined,

@@ -17,6 +17,11 @@ export class Random {
   uniform(lo: number, hi: number): number {
     return lo + (hi - lo) * this.next();
   }
+  /** Standard normal (Box-Muller). */
+  normal(): number {
+    const u = 1 - this.next(); // (0, 1]: log is finite
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
   /** A fresh integer seed in [0, 2^31). */
   seed(): number {
     return Math.floor(this.next() * 2147483648);

@@ -1,10 +1,12 @@
-// fit's iterate averaging (NT-ASGD with sgd): the model it returns is the mean of the weights after
-// each step since the trigger (checked against the iterates of runs without averaging), the
-// non-monotone trigger is AWD-LSTM's rule, and a run aborted while averaging resumes exactly.
+// AWD-LSTM's training in fit. Iterate averaging (NT-ASGD with sgd): the model it returns is the
+// mean of the weights after each step since the trigger (checked against the iterates of runs
+// without averaging), the non-monotone trigger is AWD-LSTM's rule, and a run aborted while
+// averaging resumes exactly. Variable-length BPTT: the windows' lengths and learning rates, and
+// exact resume.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test, vi } from 'vitest';
 import { networkOf } from '../../lib/advanced';
 import { LanguageModel, type FitOptions } from '../../lib/model';
 import { Averager } from '../../lib/train-average';
@@ -105,4 +107,71 @@ describe('options', () => {
       m.dispose();
     }
   });
+});
+
+describe('variable-length BPTT (fit variableLength)', () => {
+  test('the windows tile the columns: around seqLength, at least 5 and at most seqLength + 20 steps, different every epoch', async () => {
+    const { StreamBatches } = await import('../../lib/data');
+    const { Random } = await import('../../lib/util/random');
+    const ids = Int32Array.from({ length: 20 * 5001 }, (_, i) => i % V);
+    const data = new StreamBatches(ids, 20, 35);
+    const lengths: number[] = [];
+    for (const seed of [1, 2]) {
+      const w = data.variableWindows(new Random(seed));
+      w.forEach((x, i) => expect(x.start).toBe(i === 0 ? 0 : w[i - 1].start + w[i - 1].length));
+      expect(w.at(-1)!.start + w.at(-1)!.length).toBe(data.cols - 1);
+      for (const x of w.slice(0, -1)) expect(x.length >= 5 && x.length <= 55).toBe(true);
+      lengths.push(...w.slice(0, -1).map((x) => x.length));
+      if (seed === 2) expect(w.map((x) => x.length)).not.toEqual(data.variableWindows(new Random(1)).map((x) => x.length));
+    }
+    const mean = lengths.reduce((a, b) => a + b, 0) / lengths.length;
+    expect(Math.abs(mean - (0.95 * 35 + 0.05 * 17.5))).toBeLessThan(0.6);
+    const halved = lengths.filter((l) => l < 25).length / lengths.length; // N(17.5, 5) below 25: 93 %; N(35, 5) below 25: 2 %
+    expect(halved).toBeGreaterThan(0.03);
+    expect(halved).toBeLessThan(0.09);
+  });
+
+  test("a window's learning rate is scaled by its length / seqLength", async () => {
+    // Windows fixed to two of 5 steps over columns of 10 targets: with seqLength 10 and lr 1 they
+    // must train as fixed windows of seqLength 5 with lr 0.5 (the same batches, each at half the rate).
+    const { StreamBatches } = await import('../../lib/data');
+    const text = Int32Array.from({ length: 4 * 11 }, (_, i) => (i * 7 + 1) % V);
+    const run = async (seqLength: number, lr: number, variableLength: boolean) => {
+      const m = await make();
+      await m.fit(text, { ...base, batchSize: 4, seqLength, epochs: 2, variableLength, optimizer: { type: 'sgd', lr } });
+      const w = await weights(m);
+      m.dispose();
+      return w;
+    };
+    const spy = vi.spyOn(StreamBatches.prototype, 'variableWindows').mockReturnValue([{ start: 0, length: 5 }, { start: 5, length: 5 }]);
+    try {
+      const variable = await run(10, 1, true);
+      expect(spy).toHaveBeenCalledTimes(2); // once per epoch
+      expect(variable).toEqual(await run(5, 0.5, false));
+      expect(variable).not.toEqual(await run(5, 1, false));
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  test('aborted mid-epoch and resumed, it cuts the same windows and ends at the same weights', async () => {
+    const text = Int32Array.from({ length: 1200 }, (_, i) => (i * 7 + (i % 3)) % V);
+    const opts: FitOptions = { ...base, epochs: 2, seqLength: 8, variableLength: true };
+    const straight = await make();
+    const full = await straight.fit(text, opts);
+    const want = await weights(straight);
+    straight.dispose();
+    const path = join(dir, 'variable.safetensors');
+    const c = new AbortController();
+    let checks = 0;
+    Object.defineProperty(c.signal, 'aborted', { get: () => ++checks > 50 });
+    const first = await make();
+    await expect(first.fit(text, { ...opts, checkpoint: { path, every: 3 }, signal: c.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    first.dispose();
+    const second = await make();
+    const resumed = await second.fit(text, { ...opts, checkpoint: { path }, resume: true });
+    expect(await weights(second)).toEqual(want);
+    second.dispose();
+    expect(resumed.map((h) => h.loss)).toEqual(full.map((h) => h.loss));
+  }, 60_000);
 });
