@@ -11,6 +11,8 @@ import type { Network } from './nn/network';
 import { DEFAULTS } from './defaults';
 import { signalOf } from './inference/host';
 import { Options } from './options';
+import { evaluateWithCache, parseCache, type CacheOptions, type CacheSettings } from './cache';
+import { invalidArgument } from './errors';
 
 /** Options of LanguageModel.evaluate. */
 export interface EvaluateOptions {
@@ -22,6 +24,13 @@ export interface EvaluateOptions {
   seqLength?: number;
   /** Cancels the call (checked between batches): it rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * A continuous cache pointer (lib/cache.ts; Grave et al. 2016): each next-token distribution
+   * mixed with one over the words that followed the `size` most recent similar states. Stream
+   * mode; the text is read as one sequence (batchSize 1). `tuneCache` finds theta and lambda on
+   * validation text. Default: none.
+   */
+  cache?: CacheOptions;
 }
 
 /** What evaluate measures. */
@@ -35,14 +44,23 @@ export interface Evaluation {
 }
 
 /** Data ready to score: encoded, validated and batched (made once, scored as often as needed). */
-export type ScoringSet = ({ mode: 'stream'; columns: StreamBatches; tail?: StreamBatches } | { mode: 'sentences'; batches: SentenceBatches }) & { signal?: AbortSignal };
+export type ScoringSet = (
+  | { mode: 'stream'; columns: StreamBatches; tail?: StreamBatches }
+  | { mode: 'sentences'; batches: SentenceBatches }
+  | { mode: 'cache'; ids: Int32Array; seqLength: number; cache: CacheSettings }
+) & { signal?: AbortSignal };
 
 export function prepareScoring(inputs: Inputs, data: unknown, options: unknown, what: string): ScoringSet {
-  const o = new Options('evaluate', options, ['mode', 'batchSize', 'seqLength', 'signal']);
+  const o = new Options('evaluate', options, ['mode', 'batchSize', 'seqLength', 'signal', 'cache']);
   const signal = signalOf('evaluate', o.raw('signal'));
   const mode = o.oneOf('mode', inputs.inferMode(data), ['stream', 'sentences'] as const);
-  const B = o.integer('batchSize', DEFAULTS.evaluate.batchSize[mode], { min: 1, max: 1 << 16 });
   const T = o.integer('seqLength', DEFAULTS.evaluate.seqLength, { min: 1, max: 1 << 16 });
+  if (o.has('cache')) {
+    if (mode !== 'stream') throw invalidArgument("evaluate: cache is for mode 'stream' (a text read in order)");
+    if (o.has('batchSize')) throw invalidArgument('evaluate: with cache the text is read as one sequence; leave batchSize out');
+    return { mode: 'cache', signal, ids: inputs.stream(data, what), seqLength: T, cache: parseCache('evaluate', o.raw('cache')) };
+  }
+  const B = o.integer('batchSize', DEFAULTS.evaluate.batchSize[mode], { min: 1, max: 1 << 16 });
   if (mode === 'sentences') {
     return { mode, signal, batches: new SentenceBatches(inputs.sentences(data, what), B, { shuffle: false, bucketing: true, seed: 0 }) };
   }
@@ -51,6 +69,7 @@ export function prepareScoring(inputs: Inputs, data: unknown, options: unknown, 
 }
 
 export async function evaluateSet(net: Network, set: ScoringSet): Promise<Evaluation> {
+  if (set.mode === 'cache') return evaluateWithCache(net, set.ids, set.seqLength, set.cache, set.signal);
   let nll = 0, count = 0;
   const add = async () => {
     set.signal?.throwIfAborted();

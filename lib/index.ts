@@ -42,6 +42,9 @@ export {
   type SoftmaxConfig,
   type Cell,
   type DeviceOption,
+  type CacheOptions,
+  type CacheTuning,
+  type TuneCacheOptions,
 } from './model';
 export {
   WordTokenizer,

@@ -14,6 +14,7 @@ import { CONFIG_LIMITS, REGULARIZATION_RATES, checkTokenizer, readCheckpoint, su
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { evaluateSet, prepareScoring, type EvaluateOptions, type Evaluation } from './evaluate';
+import { parseCache, tuneCacheOn, type CacheTuning } from './cache';
 import type { EpochLog, FitOptions as FitOptionsOf } from './fit-options';
 import { beamSearch, type Beam, type BeamSearchOptions } from './inference/beam';
 import {
@@ -40,6 +41,7 @@ export type { DeviceOption } from './backend/index';
 export type { Cell } from './backend/types';
 export type { DataMode, TextInput, TokenIds } from './inputs';
 export type { EvaluateOptions, Evaluation } from './evaluate';
+export type { CacheOptions, CacheTuning } from './cache';
 export type { Beam, BeamSearchOptions } from './inference/beam';
 export type { GenerateOptions, GeneratedToken, Generation, Prediction, PredictOptions, TopToken } from './inference/generate';
 export type { RuntimeStats } from './runtime/scheduler';
@@ -149,6 +151,19 @@ export interface SaveOptions {
   dtype?: 'f32' | 'f16' | 'bf16' | 'int8';
 }
 const SAVE_DTYPES = ['f32', 'f16', 'bf16', 'int8'] as const;
+
+/** Options of {@link LanguageModel.tuneCache}. */
+export interface TuneCacheOptions {
+  /** The cache's size (as evaluate's cache.size). Default 2000. */
+  size?: number;
+  /** The thetas tried. Default [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1]. */
+  thetas?: number[];
+  /** The lambdas tried. Default [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]. */
+  lambdas?: number[];
+  /** Time steps per window (as evaluate's). Default 35. */
+  seqLength?: number;
+  signal?: AbortSignal;
+}
 
 /** Options of {@link LanguageModel.summary}. */
 export interface SummaryOptions {
@@ -375,6 +390,29 @@ export class LanguageModel {
   /** Mean loss (nats per token), perplexity and count of every target token of a text or of sentences. */
   evaluate(data: TextInput, options: EvaluateOptions = {}): Promise<Evaluation> {
     return this.#access.shared(() => this.#access.network(async () => evaluateSet(this.#net, prepareScoring(this.#inputs, data, options, 'evaluate data'))), signalIn(options));
+  }
+
+  /**
+   * Tunes evaluate's cache on a text (validation data, not the test text): the theta and lambda of
+   * the grid with the lowest perplexity, found in one pass (the cache's products do not depend on
+   * them), with that perplexity and the one without a cache. Defaults: size 2000, thetas 0.05 to
+   * 1, lambdas 0.05 to 0.3 (Grave et al.'s ranges).
+   */
+  async tuneCache(text: TextInput, options: TuneCacheOptions = {}): Promise<CacheTuning> {
+    const o = new Options('tuneCache', options, ['size', 'thetas', 'lambdas', 'seqLength', 'signal']);
+    const size = parseCache('tuneCache', o.has('size') ? { size: o.raw('size') } : {}).size;
+    const grid = (key: 'thetas' | 'lambdas', def: number[], max: number) => {
+      const v = o.raw(key) ?? def;
+      if (!Array.isArray(v) || v.length === 0 || v.length > 100 || !v.every((x) => typeof x === 'number' && x > 0 && x <= max)) {
+        throw invalidArgument(`tuneCache: ${key} must be 1 to 100 numbers in (0, ${max}] (got ${JSON.stringify(v)})`);
+      }
+      return v as number[];
+    };
+    const thetas = grid('thetas', [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1], 1e4), lambdas = grid('lambdas', [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], 1);
+    const T = o.integer('seqLength', DEFAULTS.evaluate.seqLength, { min: 1, max: 1 << 16 });
+    const signal = signalIn(options);
+    const ids = this.#inputs.stream(text, 'tuneCache text');
+    return this.#access.shared(() => this.#access.network(() => tuneCacheOn(this.#net, ids, T, size, thetas, lambdas, signal)), signal);
   }
 
   // ---- inference ---------------------------------------------------------------------------------

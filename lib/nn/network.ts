@@ -360,6 +360,12 @@ export class Network {
     return out;
   }
 
+  /** The last layer's output of the last forward or logProbs, [T * B, H] (valid until the next one). */
+  get lastOutput(): Tensor {
+    const a = this.requireLast('lastOutput');
+    return flat(a.y, a.T * a.B, this.config.hiddenSize);
+  }
+
   /** Embedding -> dropout -> RNN -> dropout (the decoder's input, yDrop). */
   private run(batch: Batch, opts: { training: boolean; seed?: number }): StepViews {
     const { seqLength: T, batchSize: B } = batch;

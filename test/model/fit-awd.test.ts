@@ -10,6 +10,8 @@ import { afterAll, describe, expect, test, vi } from 'vitest';
 import { networkOf } from '../../lib/advanced';
 import { LanguageModel, type FitOptions } from '../../lib/model';
 import { Averager } from '../../lib/train-average';
+import { StreamBatches } from '../../lib/data';
+import { Random } from '../../lib/util/random';
 import { backend, relError } from '../helpers';
 import { tensor } from '../../lib/backend/types';
 
@@ -111,8 +113,6 @@ describe('options', () => {
 
 describe('variable-length BPTT (fit variableLength)', () => {
   test('the windows tile the columns: around seqLength, at least 5 and at most seqLength + 20 steps, different every epoch', async () => {
-    const { StreamBatches } = await import('../../lib/data');
-    const { Random } = await import('../../lib/util/random');
     const ids = Int32Array.from({ length: 20 * 5001 }, (_, i) => i % V);
     const data = new StreamBatches(ids, 20, 35);
     const lengths: number[] = [];
@@ -134,7 +134,6 @@ describe('variable-length BPTT (fit variableLength)', () => {
   test("a window's learning rate is scaled by its length / seqLength", async () => {
     // Windows fixed to two of 5 steps over columns of 10 targets: with seqLength 10 and lr 1 they
     // must train as fixed windows of seqLength 5 with lr 0.5 (the same batches, each at half the rate).
-    const { StreamBatches } = await import('../../lib/data');
     const text = Int32Array.from({ length: 4 * 11 }, (_, i) => (i * 7 + 1) % V);
     const run = async (seqLength: number, lr: number, variableLength: boolean) => {
       const m = await make();
