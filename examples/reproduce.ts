@@ -82,6 +82,16 @@ export function deviceAndMinutes(minutes: { cpu: number; cuda: number }): { devi
   return { device, minutes: Number(process.env.MINUTES ?? minutes[device]) };
 }
 
+/** A continuous cache tuned on `valid` (theta x lambda, size 2000), then `test` scored with it (tuned on one text, scored on another). */
+export async function cacheOnTest(model: LanguageModel, valid: string, test: string, seqLength = 35) {
+  const t0 = Date.now();
+  const tuned = await model.tuneCache(valid, { size: 2000, seqLength });
+  const { perplexity, loss } = await model.evaluate(test, { seqLength, cache: { size: tuned.size, theta: tuned.theta, lambda: tuned.lambda } });
+  const seconds = (Date.now() - t0) / 1000;
+  console.log(`cache (size ${tuned.size}, theta ${tuned.theta}, lambda ${tuned.lambda}; tuning text ${tuned.baseline.toFixed(2)} -> ${tuned.perplexity.toFixed(2)}): scored text perplexity ${perplexity.toFixed(2)}, loss ${loss.toFixed(4)} (${seconds.toFixed(0)} s)`);
+  return { size: tuned.size, theta: tuned.theta, lambda: tuned.lambda, validPerplexity: tuned.perplexity, validBaseline: tuned.baseline, testPerplexity: perplexity, testLoss: loss, seconds };
+}
+
 export function runMain(main: () => Promise<void>) {
   main().catch((e) => {
     console.error(e);

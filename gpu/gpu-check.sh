@@ -6,7 +6,7 @@
 # $OUT (default: .gpu/out). GPU_CHECK_ONLY picks phases (default parity,training,throughput,serve,bench;
 # throughput: generation tokens/s of 64 concurrent requests against 1, batching on and off; serve:
 # `rnnlm serve --device cuda` under autocannon, 64 connections, 5 s per run, into gpu-check.json);
-# `reproduce` (not in the default) runs reproduce:brown and reproduce:shakespeare on the GPU
+# `reproduce` (not in the default) runs reproduce:brown (plain and RECIPE=awd) and reproduce:shakespeare on the GPU
 # for BROWN_MINUTES / SHAKESPEARE_MINUTES (default 20 / 10); REPRODUCE_DEVICE=cpu rehearses it here.
 # Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
 # A GPU session (30 minutes of device time, 10 per call), carrying .gpu: call 1
@@ -131,9 +131,12 @@ if [[ $ONLY == *reproduce* ]]; then
   export RESULTS_DIR=$OUT DEVICE=${REPRODUCE_DEVICE:-cuda}
   MINUTES=${BROWN_MINUTES:-20} run brown examples/brown.ts > "$OUT/reproduce-brown.log" 2>&1 &
   brown_pid=$!
+  RECIPE=awd MINUTES=${BROWN_MINUTES:-20} run brown examples/brown.ts > "$OUT/reproduce-brown-awd.log" 2>&1 &
+  awd_pid=$!
   MINUTES=${SHAKESPEARE_MINUTES:-10} run shakespeare examples/shakespeare.ts > "$OUT/reproduce-shakespeare.log" 2>&1 &
   wait $! || status=1
   wait $brown_pid || status=1
+  wait $awd_pid || status=1
   for f in "$OUT"/reproduce-*.log; do echo "== $f"; tail -n 30 "$f"; done
 fi
 exit $status

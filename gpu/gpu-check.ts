@@ -47,9 +47,15 @@ function batch(T: number, B: number, V: number, seed: number, ragged: boolean): 
   return { seqLength: T, batchSize: B, inputs, targets, lengths: ragged ? lengths : null };
 }
 
-function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: number, dropout = 0, softmax?: SoftmaxConfig) {
-  return new Network(backend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout, tieWeights: false, dtype: 'f32', paddingIdx: 0, softmax });
+function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: number, dropout = 0, softmax?: SoftmaxConfig, regularization: object = {}) {
+  return new Network(backend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout, tieWeights: false, dtype: 'f32', paddingIdx: 0, softmax, ...regularization });
 }
+
+/**
+ * AWD-LSTM's regularizers: the same masks on both backends (one counter RNG, the same keys), so
+ * the loss and gradients must agree as without them. Locked dropout between layers is CPU-only.
+ */
+const AWD = { dropoutEmbedding: 0.1, dropoutInput: 0.3, dropoutHidden: 0, dropoutOutput: 0.3, lockedDropout: true, weightDrop: 0.4 };
 
 /** The adaptive softmax's parity case: a head and two clusters (cuBLAS on gathered rows, our kernels). */
 const ADAPTIVE: SoftmaxConfig = { type: 'adaptive', cutoffs: [10, 30], divValue: 2, headBias: true };
@@ -77,12 +83,21 @@ async function parity(cuda: Backend) {
     console.error('parity lstm L=2 adaptive: ERROR', e);
     rows.push({ cell: 'lstm', layers: 2, softmax: 'adaptive', pass: false, error: String((e as Error)?.stack ?? e) });
   }
+  for (const cell of ['lstm', 'gru'] as Cell[]) {
+    try {
+      rows.push(await parityOne(cuda, cell, 2, undefined, true));
+    } catch (e) {
+      console.error(`parity ${cell} L=2 awd: ERROR`, e);
+      rows.push({ cell, layers: 2, awd: true, pass: false, error: String((e as Error)?.stack ?? e) });
+    }
+  }
   return rows;
 }
 
-async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: SoftmaxConfig) {
+async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: SoftmaxConfig, awd = false) {
   const V = 50, E = 24, H = 32, T = 12, B = 6;
-  const a = net(cpuBackend, cell, V, E, H, L, 0, softmax), g = net(cuda, cell, V, E, H, L, 0, softmax);
+  const reg = awd ? AWD : {};
+  const a = net(cpuBackend, cell, V, E, H, L, 0, softmax, reg), g = net(cuda, cell, V, E, H, L, 0, softmax, reg);
   a.initialize(7);
   await copyWeights(a, g);
   const bt = batch(T, B, V, 3, true);
@@ -93,11 +108,13 @@ async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: Softmax
     n.stream.write(st.hx, h0);
     n.stream.write(st.cx, h0);
     n.zeroGrad();
-    n.forward(bt, { training: true, seed: 1 });
-    n.backward({ stateGrads: true });
+    // The AWD case's batch has no padding: AR / TAR need whole time steps.
+    n.forward(awd ? { ...bt, lengths: null } : bt, { training: true, seed: 1 });
+    n.backward({ stateGrads: true, ...(awd ? { ar: 2, tar: 1 } : {}) });
   }
   const [la, lg] = [await a.readLoss(), await g.readLoss()];
   errors.loss = Math.abs(la.loss - lg.loss) / Math.abs(la.loss);
+  if (awd) errors.penalty = Math.abs((await a.readPenalty()) - (await g.readPenalty())) / Math.abs(await a.readPenalty());
   const sa = a.state(B), sg = g.state(B);
   errors.hy = relError(await a.stream.read(sa.hy), await g.stream.read(sg.hy));
   errors.dhx = relError(await a.stream.read(sa.dhx), await g.stream.read(sg.dhx));
@@ -112,12 +129,12 @@ async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: Softmax
     errors.logProbs = relError(await a.stream.read(a.logProbs(bt.inputs, T, B)), await g.stream.read(g.logProbs(bt.inputs, T, B)));
   }
   const worst = Math.max(...Object.values(errors));
-  const name = `${cell} L=${L}${softmax ? ` ${softmax.type}` : ''}`;
+  const name = `${cell} L=${L}${softmax ? ` ${softmax.type}` : ''}${awd ? ' awd' : ''}`;
   console.log(`parity ${name}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
   if (worst > 1e-4) console.log('  ', JSON.stringify(errors));
   a.dispose();
   g.dispose();
-  return { cell, layers: L, ...(softmax ? { softmax: softmax.type } : {}), maxRelError: worst, pass: worst <= 1e-4, errors };
+  return { cell, layers: L, ...(softmax ? { softmax: softmax.type } : {}), ...(awd ? { awd } : {}), maxRelError: worst, pass: worst <= 1e-4, errors };
 }
 
 /** kernels::sample against cpu::sample: same logits, same seed; ids may differ only where a

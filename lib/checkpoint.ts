@@ -10,6 +10,7 @@ import { fromHalf, halfFinite, toHalf } from './io/half';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import { parseSoftmax, type SoftmaxConfig } from './nn/decoder';
 import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
+import type { Regularization } from './nn/network';
 import { floatOf, isQuantized, quantizable, quantizeRows, type HostWeights, type Quantization, type QuantizedTensor } from './nn/quantize';
 import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
 
@@ -20,7 +21,8 @@ import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
  */
 export type CheckpointDType = 'F32' | 'F16' | 'BF16' | 'I8';
 
-export interface ModelConfig {
+/** A model's configuration; its Regularization fields are present only when set. */
+export interface ModelConfig extends Regularization {
   cell: Cell;
   vocabSize: number;
   embeddingSize: number;
@@ -31,13 +33,6 @@ export interface ModelConfig {
   /** The output layer (nn/decoder.ts); checkpoints without it have the full softmax. */
   softmax: SoftmaxConfig;
   seed: number;
-  /** AWD-LSTM's regularization (LanguageModel.create documents each); present only when set. */
-  dropoutEmbedding?: number;
-  dropoutInput?: number;
-  dropoutHidden?: number;
-  dropoutOutput?: number;
-  weightDrop?: number;
-  lockedDropout?: boolean;
 }
 
 /** The config's regularization rates (each in CONFIG_LIMITS.dropout), optional. */

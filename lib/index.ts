@@ -44,6 +44,7 @@ export {
   type DeviceOption,
   type CacheOptions,
   type CacheTuning,
+  type Regularization,
   type TuneCacheOptions,
 } from './model';
 export {

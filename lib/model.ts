@@ -27,7 +27,7 @@ import { Session, SessionStates } from './inference/session';
 import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
 import { parseSoftmax, type SoftmaxOptions } from './nn/decoder';
 import { countParameters, parameterSpecs } from './nn/layout';
-import { Network } from './nn/network';
+import { Network, type Regularization } from './nn/network';
 import { QUANTIZATIONS, quantizeWeights, type HostWeights, type Quantization } from './nn/quantize';
 import { Options } from './options';
 import { Access } from './runtime/access';
@@ -42,6 +42,7 @@ export type { Cell } from './backend/types';
 export type { DataMode, TextInput, TokenIds } from './inputs';
 export type { EvaluateOptions, Evaluation } from './evaluate';
 export type { CacheOptions, CacheTuning } from './cache';
+export type { Regularization } from './nn/network';
 export type { Beam, BeamSearchOptions } from './inference/beam';
 export type { GenerateOptions, GeneratedToken, Generation, Prediction, PredictOptions, TopToken } from './inference/generate';
 export type { RuntimeStats } from './runtime/scheduler';
@@ -55,7 +56,8 @@ export type { OptimizerOptions } from './nn/optimizer';
 export type FitOptions = FitOptionsOf<LanguageModel>;
 
 /** Options of {@link LanguageModel.create}. */
-export interface CreateOptions {
+/** Options of {@link LanguageModel.create}; the Regularization fields are AWD-LSTM's (fit's `ar` and `tar` go with them). */
+export interface CreateOptions extends Regularization {
   /** A fitted WordTokenizer or CharTokenizer (stored in checkpoints). One of tokenizer and vocabSize is required. */
   tokenizer?: Tokenizer;
   /** Vocabulary size of a model of token ids, without a tokenizer (integer in [2, 2^24]). */
@@ -70,23 +72,6 @@ export interface CreateOptions {
   layers?: number;
   /** Dropout on embeddings, between layers and on the output, in training only (in [0, 0.95]). Default 0. */
   dropout?: number;
-  /**
-   * AWD-LSTM's regularization (Merity et al. 2017), each off by default; the paper's values for a
-   * 3-layer word model in brackets. Rates are in [0, 0.95] and apply in training only.
-   * - dropoutInput (0.65), dropoutHidden (0.3), dropoutOutput (0.4): dropout's three places one by
-   *   one, on the embedding output, between layers, on the last layer's output (each defaults to dropout);
-   * - dropoutEmbedding (0.1): whole words dropped from the embedding (one mask per token id per batch);
-   * - lockedDropout (true): every dropout mask drawn once per sequence and shared by its time steps
-   *   (variational dropout; between layers on the CPU only for now);
-   * - weightDrop (0.5): DropConnect on each recurrent weight_hh, a new mask per batch.
-   * fit's `ar` and `tar` add activation regularization to the loss.
-   */
-  dropoutInput?: number;
-  dropoutHidden?: number;
-  dropoutOutput?: number;
-  dropoutEmbedding?: number;
-  lockedDropout?: boolean;
-  weightDrop?: number;
   /** Share the embedding matrix with the decoder (needs embeddingSize == hiddenSize). Default false. */
   tieWeights?: boolean;
   /**

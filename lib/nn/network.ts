@@ -34,7 +34,24 @@ import {
 
 export type { ParamEntry } from './layout';
 
-export interface NetworkConfig {
+/**
+ * AWD-LSTM's regularization (Merity et al. 2017), each off by default; the paper's values for a
+ * 3-layer word model in brackets. Rates are in [0, 0.95] and apply in training only.
+ */
+export interface Regularization {
+  /** Dropout on the embedding output (0.65), between layers (0.3), on the last layer's output (0.4); each defaults to `dropout`. */
+  dropoutInput?: number;
+  dropoutHidden?: number;
+  dropoutOutput?: number;
+  /** Whole words dropped from the embedding output, one mask per token id per batch, rescaled (0.1). Default 0. */
+  dropoutEmbedding?: number;
+  /** Each dropout mask drawn once per sequence and shared by its time steps (variational dropout; true). Between layers on the CPU only. Default false. */
+  lockedDropout?: boolean;
+  /** DropConnect on every weight_hh: a new mask per batch, the raw weights updated (0.5). Default 0. */
+  weightDrop?: number;
+}
+
+export interface NetworkConfig extends Regularization {
   vocabSize: number;
   embeddingSize: number;
   hiddenSize: number;
@@ -42,16 +59,6 @@ export interface NetworkConfig {
   cell: Cell;
   /** Dropout on the embeddings, between layers and on the RNN output (training only). */
   dropout: number;
-  /** Those three rates one by one (each defaults to dropout): on the embedding output, between layers, on the RNN output. */
-  dropoutInput?: number;
-  dropoutHidden?: number;
-  dropoutOutput?: number;
-  /** Whole words dropped from the embedding output, one mask per token id per batch, rescaled (AWD's dropoute). Default 0. */
-  dropoutEmbedding?: number;
-  /** Each dropout mask drawn once per sequence and shared by its time steps (variational dropout). Default false. */
-  lockedDropout?: boolean;
-  /** DropConnect on every weight_hh in training: a new mask per batch, the raw weights updated (AWD's wdrop). Default 0. */
-  weightDrop?: number;
   /** decoder.weight is encoder.weight (needs embeddingSize == hiddenSize). */
   tieWeights: boolean;
   dtype: 'f32' | 'f64';
