@@ -2,7 +2,11 @@
 // -> masked cross-entropy) with respect to every parameter tensor and the initial states,
 // for each cell, with ragged lengths, padding and dropout under a fixed mask; then the same
 // with the adaptive softmax (head and every cluster reached by some target, with and without
-// the head's bias).
+// the head's bias); then with AWD-LSTM's regularizers (whole words dropped from the embedding,
+// locked dropout on the embedding output, between the layers and on the output, weight drop on
+// every weight_hh, AR + TAR added to the objective), tied and untied, on a stream batch (AR and TAR
+// need whole time steps): with the masks fixed by the seed the objective is a smooth function of
+// the raw parameters, so every analytic gradient must match central differences the same way.
 // float64 runs the same C++ templates as float32 and must match central differences to
 // 1e-6; the float32 run's gradients, on the same weights, must match those differences to a
 // looser 1e-4 (finite differences taken in float32 itself would measure rounding, not the code).
@@ -41,54 +45,81 @@ function raggedBatch(V: number) {
   return { seqLength: T, batchSize: B, inputs, targets, lengths };
 }
 
+/** AWD-LSTM's regularizers and the weights of AR and TAR, for the regularized cases. */
+const AWD = { dropoutEmbedding: 0.3, dropoutInput: 0.4, dropoutHidden: 0.3, dropoutOutput: 0.35, lockedDropout: true, weightDrop: 0.5 };
+const AR = 2, TAR = 1;
+
+/** A stream batch (no padding), with one word three times: its word-dropout mask is shared. */
+function streamBatch(V: number) {
+  const rng = new Random(9);
+  const ids = () => Int32Array.from({ length: T * B }, () => 1 + Math.floor(rng.next() * (V - 1)));
+  const inputs = ids();
+  inputs[3] = inputs[7] = inputs[12];
+  return { seqLength: T, batchSize: B, inputs, targets: ids() };
+}
+
 /** A network with reproducible weights and initial states, and its analytic gradients. */
-async function setup(cell: Cell, dtype: 'f32' | 'f64', { V, softmax }: Output) {
+async function setup(cell: Cell, dtype: 'f32' | 'f64', { V, softmax }: Output, awd = false, tieWeights = false) {
   const net = new Network(backend, {
-    vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell,
-    dropout: 0.3, tieWeights: false, dtype, paddingIdx: 0, softmax,
+    vocabSize: V, embeddingSize: E, hiddenSize: awd ? E : H, layers: L, cell,
+    dropout: 0.3, tieWeights, dtype, paddingIdx: 0, softmax, ...(awd ? AWD : {}),
   });
+  const Hn = net.config.hiddenSize;
   const cast = (a: number[]) => (dtype === 'f64' ? Float64Array.from(a) : Float32Array.from(a));
   const rng = new Random(11);
   for (const e of net.layout) {
+    if (tieWeights && e.name === 'decoder.weight') continue;
     net.writeParam(e.name, cast(randomArray(rng, e.shape.reduce((a, b) => a * b), e.name.startsWith('rnn.') ? 0.6 : 0.3)));
   }
-  const batch = raggedBatch(V);
+  const batch = awd ? streamBatch(V) : raggedBatch(V);
   net.forward(batch, { training: true, seed }); // makes the arena and its state tensors
   const st = net.state(B);
-  const h0 = randomArray(rng, L * B * H, 0.5), c0 = randomArray(rng, L * B * H, 0.5);
+  const h0 = randomArray(rng, L * B * Hn, 0.5), c0 = randomArray(rng, L * B * Hn, 0.5);
   net.stream.write(st.hx, cast(h0));
   net.stream.write(st.cx, cast(c0));
+  // The objective: the cross-entropy, plus AR and TAR (whose value backward computes) when regularized.
   const loss = async () => {
+    if (!awd) {
+      net.forward(batch, { training: true, seed });
+      return (await net.readLoss()).loss;
+    }
+    net.zeroGrad();
     net.forward(batch, { training: true, seed });
-    return (await net.readLoss()).loss;
+    net.backward({ ar: AR, tar: TAR });
+    return (await net.readLoss()).loss + (await net.readPenalty());
   };
   net.zeroGrad();
-  await loss();
-  net.backward({ stateGrads: true });
+  net.forward(batch, { training: true, seed });
+  net.backward({ stateGrads: true, ...(awd ? { ar: AR, tar: TAR } : {}) });
+  const penalty = await net.readPenalty();
   const analytic: Record<string, FloatArray> = {};
   for (const e of net.layout) analytic[e.name] = await net.readGrad(e.name);
   analytic.h0 = (await net.stream.read(st.dhx)) as FloatArray;
   if (cell === 'lstm') analytic.c0 = (await net.stream.read(st.dcx)) as FloatArray;
   const inputs: Record<string, { tensor: ReturnType<Network['param']>; base: ArrayLike<number> }> = {};
-  for (const e of net.layout) inputs[e.name] = { tensor: net.param(e.name), base: await net.readParam(e.name) };
+  for (const e of net.layout) if (!(tieWeights && e.name === 'decoder.weight')) inputs[e.name] = { tensor: net.param(e.name), base: await net.readParam(e.name) };
   inputs.h0 = { tensor: st.hx, base: h0 };
   if (cell === 'lstm') inputs.c0 = { tensor: st.cx, base: c0 };
-  return { net, loss, analytic, inputs, batch };
+  return { net, loss, analytic, inputs, batch, penalty };
 }
 
-const cases: { cell: Cell; output: Output; what: string }[] = [
+const cases: { cell: Cell; output: Output; what: string; awd?: boolean; tie?: boolean }[] = [
   ...cells.map((cell) => ({ cell, output: full, what: '' })),
   ...(['lstm', 'gru'] as Cell[]).flatMap((cell) => [true, false].map((headBias) => ({
     cell, output: adaptive(headBias), what: ` adaptive softmax, headBias ${headBias}`,
   }))),
+  ...cells.map((cell) => ({ cell, output: full, what: `, AWD-LSTM regularizers, AR ${AR}, TAR ${TAR}`, awd: true })),
+  { cell: 'lstm', output: full, what: `, AWD-LSTM regularizers, AR ${AR}, TAR ${TAR}, tied`, awd: true, tie: true },
 ];
 
 describe('whole-network gradients by finite differences', () => {
-  for (const { cell, output, what } of cases) {
+  for (const { cell, output, what, awd = false, tie = false } of cases) {
     test(`${cell}${what}: float64 <= 1e-6, float32 <= 1e-4`, async () => {
-      const f64 = await setup(cell, 'f64', output);
-      const f32 = await setup(cell, 'f32', output);
+      const f64 = await setup(cell, 'f64', output, awd, tie);
+      const f32 = await setup(cell, 'f32', output, awd, tie);
       try {
+        // The regularized objective has every term live: AR + TAR is not zero.
+        if (awd) expect(f64.penalty).toBeGreaterThan(0);
         if (output.softmax.type === 'adaptive') {
           // Every part of the decoder must be on the gradient's path for the check to cover it.
           expect(adaptivePartsReached(f64.batch.targets, output.softmax.cutoffs)).toBe(output.softmax.cutoffs.length + 1);
@@ -97,7 +128,7 @@ describe('whole-network gradients by finite differences', () => {
         let worst64 = 0, worst32 = 0;
         for (const [name, { tensor, base }] of Object.entries(f64.inputs)) {
           const numeric = await numericGrad(f64.net.stream, tensor, 'f64', base, f64.loss, 1e-5);
-          if (name === 'encoder.weight') {
+          if (name === 'encoder.weight' && !tie) {
             // The <pad> row (id 0) is used in the forward pass but, by design, gets no gradient.
             expect(Array.from(f64.analytic[name].subarray(0, E))).toEqual(new Array(E).fill(0));
             expect(Array.from(f32.analytic[name].subarray(0, E))).toEqual(new Array(E).fill(0));

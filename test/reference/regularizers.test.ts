@@ -1,7 +1,7 @@
 // The AWD-LSTM regularizers against their definitions (Merity et al. 2017; Gal & Ghahramani 2016):
 // the dropout keys (locked: one mask per sequence; words: one mask per token id, whole rows), AR and
 // TAR against a plain-JavaScript formula, and the network's masks as it draws them. The gradients
-// are checked by finite differences in gradcheck-regularized.test.ts.
+// are checked by finite differences in gradcheck-network.test.ts.
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Tensor } from '../../lib/backend/types';
 import { Network } from '../../lib/nn/network';
