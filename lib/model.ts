@@ -141,7 +141,7 @@ const SAVE_DTYPES = ['f32', 'f16', 'bf16', 'int8'] as const;
 export interface TuneCacheOptions {
   /** The cache's size (as evaluate's cache.size). Default 2000. */
   size?: number;
-  /** The thetas tried. Default [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1]. */
+  /** The thetas tried. Default [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3]. */
   thetas?: number[];
   /** The lambdas tried. Default [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]. */
   lambdas?: number[];
@@ -381,7 +381,7 @@ export class LanguageModel {
    * Tunes evaluate's cache on a text (validation data, not the test text): the theta and lambda of
    * the grid with the lowest perplexity, found in one pass (the cache's products do not depend on
    * them), with that perplexity and the one without a cache. Defaults: size 2000, thetas 0.05 to
-   * 1, lambdas 0.05 to 0.3 (Grave et al.'s ranges).
+   * 3, lambdas 0.05 to 0.3.
    */
   async tuneCache(text: TextInput, options: TuneCacheOptions = {}): Promise<CacheTuning> {
     const o = new Options('tuneCache', options, ['size', 'thetas', 'lambdas', 'seqLength', 'signal']);
@@ -393,7 +393,7 @@ export class LanguageModel {
       }
       return v as number[];
     };
-    const thetas = grid('thetas', [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1], 1e4), lambdas = grid('lambdas', [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], 1);
+    const thetas = grid('thetas', [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3], 1e4), lambdas = grid('lambdas', [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], 1);
     const T = o.integer('seqLength', DEFAULTS.evaluate.seqLength, { min: 1, max: 1 << 16 });
     const signal = signalIn(options);
     const ids = this.#inputs.stream(text, 'tuneCache text');
