@@ -10,7 +10,7 @@ import { fromHalf, halfFinite, toHalf } from './io/half';
 import { readSafetensorsFile, writeSafetensorsFile, type SafeTensor } from './io/safetensors';
 import { parseSoftmax, type SoftmaxConfig } from './nn/decoder';
 import { countParameters, parameterSpecs, type ParamEntry, type ParamSpec } from './nn/layout';
-import type { Regularization } from './nn/network';
+import { REGULARIZATION_RATES, type Regularization } from './nn/regularization';
 import { floatOf, isQuantized, quantizable, quantizeRows, type HostWeights, type Quantization, type QuantizedTensor } from './nn/quantize';
 import { tokenizerFromJSON, type Tokenizer } from './tokenizers';
 
@@ -35,8 +35,6 @@ export interface ModelConfig extends Regularization {
   seed: number;
 }
 
-/** The config's regularization rates (each in CONFIG_LIMITS.dropout), optional. */
-export const REGULARIZATION_RATES = ['dropoutEmbedding', 'dropoutInput', 'dropoutHidden', 'dropoutOutput', 'weightDrop'] as const;
 
 /** The one table of config ranges: LanguageModel.create validates options, and parseConfig checkpoints, by it. */
 export const CONFIG_LIMITS = {

@@ -10,7 +10,7 @@
  */
 import { DEVICES, selectBackend, type DeviceOption } from './backend/index';
 import { CELL_NAMES, type Cell } from './backend/types';
-import { CONFIG_LIMITS, REGULARIZATION_RATES, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type CheckpointDType, type ModelConfig } from './checkpoint';
+import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type CheckpointDType, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { evaluateSet, prepareScoring, type EvaluateOptions, type Evaluation } from './evaluate';
@@ -27,7 +27,8 @@ import { Session, SessionStates } from './inference/session';
 import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
 import { parseSoftmax, type SoftmaxOptions } from './nn/decoder';
 import { countParameters, parameterSpecs } from './nn/layout';
-import { Network, type Regularization } from './nn/network';
+import { Network } from './nn/network';
+import { REGULARIZATION_RATES, type Regularization } from './nn/regularization';
 import { QUANTIZATIONS, quantizeWeights, type HostWeights, type Quantization } from './nn/quantize';
 import { Options } from './options';
 import { Access } from './runtime/access';
@@ -42,7 +43,7 @@ export type { Cell } from './backend/types';
 export type { DataMode, TextInput, TokenIds } from './inputs';
 export type { EvaluateOptions, Evaluation } from './evaluate';
 export type { CacheOptions, CacheTuning } from './cache';
-export type { Regularization } from './nn/network';
+export type { Regularization } from './nn/regularization';
 export type { Beam, BeamSearchOptions } from './inference/beam';
 export type { GenerateOptions, GeneratedToken, Generation, Prediction, PredictOptions, TopToken } from './inference/generate';
 export type { RuntimeStats } from './runtime/scheduler';

@@ -19,6 +19,7 @@ import { isQuantized, quantizable, type HostWeights, type Quantization } from '.
 import { Arena, type StepViews } from './arena';
 import { Scratch } from './scratch';
 import { WeightDrop } from './weight-drop';
+import { ratesOf, type Rates, type Regularization } from './regularization';
 import {
   CELLS,
   numel,
@@ -33,23 +34,7 @@ import {
 } from '../backend/types';
 
 export type { ParamEntry } from './layout';
-
-/**
- * AWD-LSTM's regularization (Merity et al. 2017), each off by default; the paper's values for a
- * 3-layer word model in brackets. Rates are in [0, 0.95] and apply in training only.
- */
-export interface Regularization {
-  /** Dropout on the embedding output (0.65), between layers (0.3), on the last layer's output (0.4); each defaults to `dropout`. */
-  dropoutInput?: number;
-  dropoutHidden?: number;
-  dropoutOutput?: number;
-  /** Whole words dropped from the embedding output, one mask per token id per batch, rescaled (0.1). Default 0. */
-  dropoutEmbedding?: number;
-  /** Each dropout mask drawn once per sequence and shared by its time steps (variational dropout; true). Between layers on the CPU only. Default false. */
-  lockedDropout?: boolean;
-  /** DropConnect on every weight_hh: a new mask per batch, the raw weights updated (0.5). Default 0. */
-  weightDrop?: number;
-}
+export type { Regularization } from './regularization';
 
 export interface NetworkConfig extends Regularization {
   vocabSize: number;
@@ -125,8 +110,8 @@ export class Network {
   private readonly scratch: Scratch;
   private states?: States;
   private last?: { views: StepViews; training: boolean; lengths: Int32Array | null; dropped: boolean };
-  /** The dropout rates, resolved (config.dropoutInput ?? config.dropout, ...). */
-  readonly rates: { input: number; hidden: number; output: number; words: number; weights: number; locked: boolean };
+  /** The dropout rates, resolved (nn/regularization.ts). */
+  readonly rates: Rates;
   /** Weight drop on every weight_hh (nn/weight-drop.ts). */
   private readonly weightDrop?: WeightDrop;
   /** No backward since the last zeroGrad (weight drop masks the recurrent gradients, which must be this step's alone). */
@@ -149,11 +134,7 @@ export class Network {
     const q = (this.quantization = config.quantization ?? null);
     if (q && !backend.int8) throw invalidArgument(`an ${q} model runs on the CPU: the ${backend.device} backend has no ${q} kernels`);
     if (q && config.dtype !== 'f32') throw invalidArgument(`an ${q} model computes in f32 (got ${config.dtype})`);
-    const rate = (v: number | undefined) => v ?? config.dropout;
-    this.rates = {
-      input: rate(config.dropoutInput), hidden: rate(config.dropoutHidden), output: rate(config.dropoutOutput),
-      words: config.dropoutEmbedding ?? 0, weights: config.weightDrop ?? 0, locked: config.lockedDropout ?? false,
-    };
+    this.rates = ratesOf(config);
     this.rnn = backend.createRnn({ cell, inputSize: E, hiddenSize: H, layers: L, dropout: this.rates.hidden, lockedDropout: this.rates.locked });
     // The state_dict in order, each tensor after the last; the recurrent ones where the backend
     // puts them in its weight space (cuDNN's on CUDA), which takes their place in the order.
