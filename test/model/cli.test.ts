@@ -144,6 +144,7 @@ test("every default that --help shows is the API's, from its one table (lib/defa
       '--weight-decay': one({ adam: O.adam.weightDecay, adamw: O.adamw.weightDecay, sgd: O.sgd.weightDecay }),
       '--lr-factor': one({ step: S.step.factor, plateau: S.plateau.factor }), '--lr-start': S.step.start, '--lr-every': S.step.every,
       '--lr-patience': S.plateau.patience, '--lr-threshold': S.plateau.threshold,
+      '--average-window': D.fit.averageWindow,
       '--non-finite': D.fit.nonFinite, '--checkpoint-every': D.checkpoint.every, '--keep-training-state': D.checkpoint.keepTrainingState, '--progress': D.fit.progress,
     },
     eval: { '--batch-size': D.evaluate.batchSize, '--seq-length': D.evaluate.seqLength, '--device': D.load.device },
