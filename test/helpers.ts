@@ -79,3 +79,11 @@ export function errorOf(fn: () => unknown): string {
   }
   throw new Error('expected an RnnlmError, but nothing was thrown');
 }
+
+/** A real AbortSignal that reports aborted from its (n + 1)-th check on (fit checks once per batch). */
+export function abortAtCheck(n: number): AbortSignal {
+  const c = new AbortController();
+  let checks = 0;
+  Object.defineProperty(c.signal, 'aborted', { get: () => ++checks > n });
+  return c.signal;
+}

@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../../lib/io/atomic';
 import { LanguageModel, type CreateOptions } from '../../lib/model';
 import { WordTokenizer, type Tokenizer } from '../../lib/tokenizers';
 import { previousSidecarPath, sidecarPath, type FitOptions } from '../../lib/train';
+import { abortAtCheck } from '../helpers';
 
 const root = mkdtempSync(join(tmpdir(), 'rnnlm-files-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -238,10 +239,7 @@ describe('training-state files after fit', () => {
   test('an aborted run keeps its training state (to resume); keepTrainingState is validated', async () => {
     const d = freshDir();
     const path = join(d, 'model.safetensors');
-    const c = new AbortController();
-    let batches = 0;
-    Object.defineProperty(c.signal, 'aborted', { get: () => ++batches > 10 });
-    const e = await withModel((m) => m.fit(text, { ...fitOpts, epochs: 2, checkpoint: { path, every: 4 }, signal: c.signal }).catch((x) => x));
+    const e = await withModel((m) => m.fit(text, { ...fitOpts, epochs: 2, checkpoint: { path, every: 4 }, signal: abortAtCheck(10) }).catch((x) => x));
     expect(e).toMatchObject({ name: 'AbortError' });
     expect(existsSync(sidecarPath(path))).toBe(true);
     for (const bad of ['yes', 1, null]) {

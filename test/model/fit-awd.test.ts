@@ -12,7 +12,7 @@ import { LanguageModel, type FitOptions } from '../../lib/model';
 import { Averager } from '../../lib/train-average';
 import { StreamBatches } from '../../lib/data';
 import { Random } from '../../lib/util/random';
-import { backend, relError } from '../helpers';
+import { abortAtCheck, backend, relError } from '../helpers';
 import { tensor } from '../../lib/backend/types';
 
 const dir = mkdtempSync(join(tmpdir(), 'rnnlm-average-'));
@@ -24,6 +24,29 @@ const weights = async (m: LanguageModel) => Array.from(await networkOf(m).stream
 /** B * (T + 1) tokens: exactly one training step per epoch. */
 const oneStep = Int32Array.from({ length: B * (T + 1) }, (_, i) => (i * 11 + 3) % V);
 const base: FitOptions = { batchSize: B, seqLength: T, optimizer: { type: 'sgd', lr: 0.5 }, progress: false, seed: 2 };
+/** A longer text: many steps per epoch. */
+const text = Int32Array.from({ length: 1200 }, (_, i) => (i * 7 + (i % 3)) % V);
+
+/**
+ * An uninterrupted run of `opts` on `text`, and one aborted at fit's check `stopAt` with a
+ * checkpoint every `every` steps, then resumed by a fresh model: their logs and final weights.
+ */
+async function straightAndResumed(opts: FitOptions, name: string, stopAt: number, every: number) {
+  const straight = await make();
+  const full = await straight.fit(text, opts);
+  const want = await weights(straight);
+  straight.dispose();
+  const path = join(dir, `${name}.safetensors`);
+  const first = await make();
+  await expect(first.fit(text, { ...opts, checkpoint: { path, every }, signal: abortAtCheck(stopAt) })).rejects.toMatchObject({ name: 'AbortError' });
+  first.dispose();
+  expect(existsSync(path)).toBe(true);
+  const second = await make(); // fresh weights: everything must come from the checkpoint
+  const resumed = await second.fit(text, { ...opts, checkpoint: { path }, resume: true });
+  const got = await weights(second);
+  second.dispose();
+  return { full, want, resumed, got };
+}
 
 describe('the averaged model', () => {
   test('is the mean of the iterates since the trigger (one step per epoch, so epoch k ends at iterate k)', async () => {
@@ -69,27 +92,10 @@ describe('the averaged model', () => {
   });
 
   test('aborted while averaging and resumed, it ends at the same weights and losses as an uninterrupted run', async () => {
-    const text = Int32Array.from({ length: 1200 }, (_, i) => (i * 7 + (i % 3)) % V);
-    const valid = text.subarray(0, 300);
-    const opts: FitOptions = { ...base, epochs: 3, validation: valid, average: { trigger: 'epoch', start: 2 } };
-    const straight = await make();
-    const full = await straight.fit(text, opts);
-    const want = await weights(straight);
-    straight.dispose();
-
-    const path = join(dir, 'avg.safetensors');
-    const c = new AbortController();
-    let checks = 0;
-    Object.defineProperty(c.signal, 'aborted', { get: () => ++checks > 2 * 50 + 20 }); // in epoch 3 (50 steps per epoch)
-    const first = await make();
-    await expect(first.fit(text, { ...opts, checkpoint: { path, every: 7 }, signal: c.signal })).rejects.toMatchObject({ name: 'AbortError' });
-    first.dispose();
-    expect(existsSync(path)).toBe(true);
-    const second = await make();
-    const resumed = await second.fit(text, { ...opts, checkpoint: { path }, resume: true });
-    expect(await weights(second)).toEqual(want);
-    second.dispose();
-    expect(resumed.map((h) => [h.loss, h.valLoss])).toEqual(full.map((h) => [h.loss, h.valLoss]));
+    const opts: FitOptions = { ...base, epochs: 3, validation: text.subarray(0, 300), average: { trigger: 'epoch', start: 2 } };
+    const r = await straightAndResumed(opts, 'avg', 2 * 50 + 20, 7); // aborted in epoch 3 (50 steps per epoch)
+    expect(r.got).toEqual(r.want);
+    expect(r.resumed.map((h) => [h.loss, h.valLoss])).toEqual(r.full.map((h) => [h.loss, h.valLoss]));
   }, 60_000);
 });
 
@@ -134,10 +140,10 @@ describe('variable-length BPTT (fit variableLength)', () => {
   test("a window's learning rate is scaled by its length / seqLength", async () => {
     // Windows fixed to two of 5 steps over columns of 10 targets: with seqLength 10 and lr 1 they
     // must train as fixed windows of seqLength 5 with lr 0.5 (the same batches, each at half the rate).
-    const text = Int32Array.from({ length: 4 * 11 }, (_, i) => (i * 7 + 1) % V);
+    const short = Int32Array.from({ length: 4 * 11 }, (_, i) => (i * 7 + 1) % V);
     const run = async (seqLength: number, lr: number, variableLength: boolean) => {
       const m = await make();
-      await m.fit(text, { ...base, batchSize: 4, seqLength, epochs: 2, variableLength, optimizer: { type: 'sgd', lr } });
+      await m.fit(short, { ...base, batchSize: 4, seqLength, epochs: 2, variableLength, optimizer: { type: 'sgd', lr } });
       const w = await weights(m);
       m.dispose();
       return w;
@@ -154,23 +160,8 @@ describe('variable-length BPTT (fit variableLength)', () => {
   });
 
   test('aborted mid-epoch and resumed, it cuts the same windows and ends at the same weights', async () => {
-    const text = Int32Array.from({ length: 1200 }, (_, i) => (i * 7 + (i % 3)) % V);
-    const opts: FitOptions = { ...base, epochs: 2, seqLength: 8, variableLength: true };
-    const straight = await make();
-    const full = await straight.fit(text, opts);
-    const want = await weights(straight);
-    straight.dispose();
-    const path = join(dir, 'variable.safetensors');
-    const c = new AbortController();
-    let checks = 0;
-    Object.defineProperty(c.signal, 'aborted', { get: () => ++checks > 50 });
-    const first = await make();
-    await expect(first.fit(text, { ...opts, checkpoint: { path, every: 3 }, signal: c.signal })).rejects.toMatchObject({ name: 'AbortError' });
-    first.dispose();
-    const second = await make();
-    const resumed = await second.fit(text, { ...opts, checkpoint: { path }, resume: true });
-    expect(await weights(second)).toEqual(want);
-    second.dispose();
-    expect(resumed.map((h) => h.loss)).toEqual(full.map((h) => h.loss));
+    const r = await straightAndResumed({ ...base, epochs: 2, seqLength: 8, variableLength: true }, 'variable', 50, 3);
+    expect(r.got).toEqual(r.want);
+    expect(r.resumed.map((h) => h.loss)).toEqual(r.full.map((h) => h.loss));
   }, 60_000);
 });

@@ -14,6 +14,7 @@ import { OPTIMIZER_DEFAULTS, Optimizer } from '../../lib/nn/optimizer';
 import { CharTokenizer, EOS_ID, WordTokenizer } from '../../lib/tokenizers';
 import { sidecarPath } from '../../lib/train';
 import { Random } from '../../lib/util/random';
+import { abortAtCheck } from '../helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'rnnlm-model-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -324,14 +325,6 @@ describe('optimizer defaults', () => {
 });
 
 describe('checkpoints during training and exact resume', () => {
-  /** A real AbortSignal that reports aborted on its n-th check (fit checks once per batch). */
-  function abortAtCheck(n: number): AbortSignal {
-    const c = new AbortController();
-    let checks = 0;
-    Object.defineProperty(c.signal, 'aborted', { get: () => ++checks > n });
-    return c.signal;
-  }
-
   for (const mode of ['stream', 'sentences'] as const) {
     test(`${mode}: aborted mid-epoch and resumed, training ends at the same numbers as an uninterrupted run`, async () => {
       const sentences = corpus(120);
