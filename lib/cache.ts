@@ -112,9 +112,8 @@ export async function cachePass(
   }
 }
 
-/** The mixture's log-probability of the target (cachePass's visit arguments, one theta and lambda). */
-export function mixedLogProb(logProb: number, dots: ArrayLike<number>, words: Int32Array, n: number, target: number, theta: number, lambda: number): number {
-  if (n === 0 || lambda === 0) return logProb;
+/** p_cache(target): the attention exp(theta h_t . h_i) of the n entries, summed over those followed by the target (n > 0). */
+function cacheProbability(dots: ArrayLike<number>, words: Int32Array, n: number, target: number, theta: number): number {
   let max = -Infinity;
   for (let i = 0; i < n; i++) max = Math.max(max, theta * dots[i]);
   let z = 0, hit = 0;
@@ -123,7 +122,13 @@ export function mixedLogProb(logProb: number, dots: ArrayLike<number>, words: In
     z += e;
     if (words[i] === target) hit += e;
   }
-  return Math.log((1 - lambda) * Math.exp(logProb) + lambda * (hit / z));
+  return hit / z;
+}
+
+/** The mixture's log-probability of the target (cachePass's visit arguments, one theta and lambda). */
+export function mixedLogProb(logProb: number, dots: ArrayLike<number>, words: Int32Array, n: number, target: number, theta: number, lambda: number): number {
+  if (n === 0 || lambda === 0) return logProb;
+  return Math.log((1 - lambda) * Math.exp(logProb) + lambda * cacheProbability(dots, words, n, target, theta));
 }
 
 /** evaluate with a cache: the mean negative log-likelihood of the mixture over every target. */
@@ -150,17 +155,8 @@ export async function tuneCacheOn(net: Network, ids: Int32Array, seqLength: numb
   const tokens = await cachePass(net, ids, size, seqLength, (lp, dots, words, n, target) => {
     base -= lp;
     const p = Math.exp(lp);
-    for (let a = 0; a < thetas.length; a++) {
-      // p_cache(target) at this theta (0 with an empty cache: then the mixture is (1 - lambda) p).
-      let max = -Infinity, z = 0, hit = 0;
-      for (let i = 0; i < n; i++) max = Math.max(max, thetas[a] * dots[i]);
-      for (let i = 0; i < n; i++) {
-        const e = Math.exp(thetas[a] * dots[i] - max);
-        z += e;
-        if (words[i] === target) hit += e;
-      }
-      hits[a] = n > 0 ? hit / z : p;
-    }
+    // p_cache(target) at each theta; with an empty cache the model's own, so that the mixture is p (as mixedLogProb).
+    for (let a = 0; a < thetas.length; a++) hits[a] = n > 0 ? cacheProbability(dots, words, n, target, thetas[a]) : p;
     for (let a = 0; a < thetas.length; a++)
       for (let b = 0; b < lambdas.length; b++) nll[a * lambdas.length + b] -= Math.log((1 - lambdas[b]) * p + lambdas[b] * hits[a]);
   }, signal);
