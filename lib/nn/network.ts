@@ -109,7 +109,7 @@ export class Network {
   /** Memory whose size varies by call: the decoder's, and logProbs' output. */
   private readonly scratch: Scratch;
   private states?: States;
-  private last?: { views: StepViews; training: boolean; lengths: Int32Array | null; dropped: boolean };
+  private last?: { views: StepViews; training: boolean; lengths: Int32Array | null };
   /** The dropout rates, resolved (nn/regularization.ts). */
   readonly rates: Rates;
   /** Weight drop on every weight_hh (nn/weight-drop.ts). */
@@ -368,8 +368,7 @@ export class Network {
     const rng = new Random(opts.seed ?? 0);
     // Locked: element (t, b, c) of [T, B, C] draws key (b, c), so every step shares the mask.
     const keys = (C: number) => (r.locked ? { period: B * C } : undefined);
-    const dropWeights = train && this.weightDrop !== undefined;
-    this.last = { views: a, training: train, lengths: batch.lengths ?? null, dropped: dropWeights };
+    this.last = { views: a, training: train, lengths: batch.lengths ?? null };
     s.write(a.ids, batch.inputs);
     this.embed(a.ids, flat(a.emb, N, E));
     // The seeds are drawn in a fixed order whatever is on, so one option does not move another's masks.
@@ -381,7 +380,7 @@ export class Network {
     }
     s.rnnForward(this.rnn, {
       x: a.embDrop, y: a.y, hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
-      ...this.rnnArgs, ...(dropWeights ? { weights: this.weightDrop!.apply(this.rnnWeights, weightSeed) } : {}),
+      ...this.rnnArgs, ...(train && this.weightDrop ? { weights: this.weightDrop.apply(this.rnnWeights, weightSeed) } : {}),
       reserve: a.reserve, workspace: a.workspace,
       lengths: batch.lengths ?? null, training: train, seed: rnnSeed,
     });
@@ -399,7 +398,8 @@ export class Network {
    */
   backward(opts: { stateGrads?: boolean; ar?: number; tar?: number } = {}): void {
     if (!this.last?.training) throw invalidArgument('backward needs a forward pass with training: true first');
-    const { views: a, lengths, dropped } = this.last;
+    const { views: a, lengths } = this.last;
+    const dropped = this.weightDrop; // a training forward ran on its masked weights
     const ar = opts.ar ?? 0, tar = opts.tar ?? 0;
     if ((ar > 0 || tar > 0) && lengths) throw invalidArgument('activation regularization (ar, tar) needs batches of whole time steps, without padding (batching: \'stream\')');
     if (dropped && !this.gradsZeroed) throw invalidArgument('with weight drop, each backward needs its own zeroGrad: the recurrent gradients are masked by this step\'s mask');
@@ -412,7 +412,7 @@ export class Network {
     if (ar > 0) s.activationRegularization(a.yDrop, a.dyDrop, ar, 0, a.penalty);
     if (a.dy !== a.dyDrop) s.multiply(a.dyDrop, a.yMask, a.dy);
     if (tar > 0) s.activationRegularization(a.y, a.dy, 0, tar, a.penalty);
-    const weights = dropped ? this.weightDrop!.masked : this.rnnWeights;
+    const weights = dropped ? dropped.masked : this.rnnWeights;
     s.rnnBackwardData(this.rnn, {
       y: a.y, hx: st.hx, cx: st.cx, dy: a.dy, dx: a.dEmbDrop,
       dhx: opts.stateGrads ? st.dhx : null, dcx: opts.stateGrads ? st.dcx : null,
@@ -422,7 +422,7 @@ export class Network {
       x: a.embDrop, hx: st.hx, y: a.y, weights, dweights: this.rnnGrads,
       reserve: a.reserve, workspace: a.workspace, lengths,
     });
-    if (dropped) this.weightDrop!.backward(this.rnnGrads);
+    dropped?.backward(this.rnnGrads);
     if (a.dEmb !== a.dEmbDrop) {
       if (this.rates.input > 0) s.multiply(a.dEmbDrop, a.embMask, a.dEmb);
       else s.copy(a.dEmbDrop, a.dEmb);
