@@ -159,9 +159,10 @@ export class Network {
     this.parameterCount = offset;
     // Parameters and gradients (a quantized network: int8 parameters and the side), refused as a
     // whole before either is allocated.
-    const bytes = q ? offset + 4 * side : 2 * offset * (config.dtype === 'f64' ? 8 : 4);
+    const dropsWeights = this.rates.weights > 0 && !q;
+    const bytes = q ? offset + 4 * side : (2 * offset + (dropsWeights ? WeightDrop.elements(this.rnn, L) : 0)) * (config.dtype === 'f64' ? 8 : 4);
     if (bytes > backend.availableBytes()) {
-      throw new RnnlmError('ERR_OUT_OF_MEMORY', `a model of ${offset.toLocaleString('en-US')} parameters needs ${gib(bytes)} for its parameters${q ? '' : ' and gradients'}; the ${backend.device} has ${gib(backend.availableBytes())} available`);
+      throw new RnnlmError('ERR_OUT_OF_MEMORY', `a model of ${offset.toLocaleString('en-US')} parameters needs ${gib(bytes)} for its parameters${q ? '' : dropsWeights ? ', gradients and weight drop' : ' and gradients'}; the ${backend.device} has ${gib(backend.availableBytes())} available`);
     }
     this.stream = backend.createStream();
     try {
@@ -169,7 +170,7 @@ export class Network {
       if (q) this.side = this.stream.alloc('f32', side);
       else this.gradBuf = this.stream.alloc(config.dtype, offset);
       this.scratch = new Scratch(this.stream, config.dtype);
-      if (this.rates.weights > 0 && !q) this.weightDrop = new WeightDrop(this.stream, this.rnn, L, this.rates.weights, config.dtype);
+      if (dropsWeights) this.weightDrop = new WeightDrop(this.stream, this.rnn, L, this.rates.weights, config.dtype);
       const r = this.rates;
       this.arena = new Arena(this.stream, this.rnn, {
         embeddingSize: E, hiddenSize: H, dtype: config.dtype,
@@ -282,8 +283,7 @@ export class Network {
 
   /** Bytes that training or inference at T x B adds (activations, the decoder's scratch, token ids, recurrent states). */
   activationBytes(T: number, B: number): number {
-    const f = Object.values(this.arena.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize +
-      (this.weightDrop?.size ?? 0);
+    const f = Object.values(this.arena.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize;
     return f * (this.config.dtype === 'f64' ? 8 : 4) + 2 * T * B * 4;
   }
 

@@ -37,9 +37,11 @@ export class WeightDrop {
     }
   }
 
-  /** Elements of its memory (for the network's estimate of a step's memory). */
-  get size(): number {
-    return this.weights.length + this.masks.length;
+  /** Elements of its memory for a stack: a copy of the weight space and a mask per weight_hh (checked before it is made). */
+  static elements(rnn: RnnDescriptor, layers: number): number {
+    let n = rnn.weightSize;
+    for (let l = 0; l < layers; l++) n += numel(rnn.weightParam(l, 1).shape);
+    return n;
   }
 
   /** The masked weight space of one step: raw (the whole weight space) with each weight_hh masked by a mask from seed. */
