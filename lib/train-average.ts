@@ -21,6 +21,8 @@ export class Averager {
   private readonly raw: DeviceBuffer;
   /** The mean is in the parameters, the raw weights aside. */
   private swapped = false;
+  /** The trigger fired: the next step starts the mean (derived again at each epoch's start, so not saved). */
+  private pendingStart = false;
 
   constructor(
     private readonly stream: Stream,
@@ -54,7 +56,6 @@ export class Averager {
       this.pendingStart = cur !== undefined && prev.length > s.window && before.length > 0 && cur > Math.min(...before);
     }
   }
-  private pendingStart = false;
 
   /** After a step's update: the mean takes in the new weights. */
   afterStep(): void {
