@@ -31,6 +31,7 @@ export {
   type ScoreOptions,
   type Session,
   type SessionGenerateOptions,
+  type SessionOptions,
   type SessionScoreOptions,
   type BeamSearchOptions,
   type Beam,

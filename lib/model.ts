@@ -23,7 +23,7 @@ import {
 } from './inference/generate';
 import { sentenceModel, signalIn, type InferenceHost } from './inference/host';
 import { scoreInputs, scoreModel, type Score, type ScoreOptions } from './inference/score';
-import { Session, SessionStates } from './inference/session';
+import { Session, SessionStates, type SessionOptions } from './inference/session';
 import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
 import { parseSoftmax, type SoftmaxOptions } from './nn/decoder';
 import { countParameters, parameterSpecs } from './nn/layout';
@@ -49,7 +49,7 @@ export type { GenerateOptions, GeneratedToken, Generation, Prediction, PredictOp
 export type { RuntimeStats } from './runtime/scheduler';
 export type { TokenControls } from './inference/controls';
 export type { Score, ScoreOptions } from './inference/score';
-export type { Session, SessionGenerateOptions, SessionScoreOptions } from './inference/session';
+export type { Session, SessionGenerateOptions, SessionOptions, SessionScoreOptions } from './inference/session';
 export type { SoftmaxConfig, SoftmaxOptions } from './nn/decoder';
 export type { EpochLog, LrSchedule } from './fit-options';
 export type { OptimizerOptions } from './nn/optimizer';
@@ -484,10 +484,13 @@ export class LanguageModel {
     }, signalIn(options));
   }
 
-  /** A session: a recurrent state kept between calls (append, predictNext, generate, score, fork). */
-  session(): Session {
+  /**
+   * A session: a recurrent state kept between calls (append, predictNext, generate, score, fork);
+   * with `cache`, also the memory of a continuous cache over what it holds.
+   */
+  session(options: SessionOptions = {}): Session {
     this.#checkAlive();
-    return new Session(this.#host());
+    return new Session(this.#host(), options);
   }
 
   // ---- checkpoints ---------------------------------------------------------------------------------

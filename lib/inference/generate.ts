@@ -4,6 +4,7 @@
  * (predictNext) or draws tokens one per step (generate, generateStream) with its own options and
  * seed. Sessions (session.ts) run the same requests from their saved state.
  */
+import type { CacheMemory, CacheOptions } from '../cache';
 import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import type { TokenIds } from '../inputs';
@@ -13,6 +14,7 @@ import type { StateRef } from '../runtime/rows';
 import { SOS_ID } from '../tokenizers';
 import { Random } from '../util/random';
 import { CONTROL_KEYS, Controls, specials, vocabulary, type TokenControls } from './controls';
+import { requestCache } from './cached';
 import { deferred, signalOf, submit, textOf, type InferenceHost } from './host';
 import { sampleToken, topTokens } from './sampling';
 import { TokenText, type GeneratedToken, type TopToken } from './text';
@@ -32,6 +34,12 @@ export interface PredictOptions extends TokenControls {
   topK?: number;
   /** Cancels the call: it rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * A continuous cache over the context (lib/cache.ts): the probabilities are the mixture of the
+   * model's and the cache's, which favours the context's own words. Not on a session's calls (a
+   * session's cache is set when it is made). Default: none.
+   */
+  cache?: CacheOptions;
 }
 
 /** Options of LanguageModel.generate and generateStream. */
@@ -69,6 +77,12 @@ export interface GenerateOptions extends TokenControls {
    * The tokens drawn are the same as without it. Default 0.
    */
   topLogProbs?: number;
+  /**
+   * A continuous cache over the prompt and what is generated (as PredictOptions.cache): tokens are
+   * drawn from the mixture, and logProbs and topLogProbs are the mixture's. Not on a session's
+   * calls. Default: none.
+   */
+  cache?: CacheOptions;
 }
 
 /** What generate resolves with when `details: true`. */
@@ -85,7 +99,7 @@ export interface Generation {
   topLogProbs?: TopToken[][];
 }
 
-export const GENERATE_KEYS = ['prompt', 'maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'stopAtEos', 'onToken', 'signal', 'details', 'topLogProbs', ...CONTROL_KEYS];
+export const GENERATE_KEYS = ['prompt', 'maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'stopAtEos', 'onToken', 'signal', 'details', 'topLogProbs', 'cache', ...CONTROL_KEYS];
 
 /** A token's text as predictNext and topLogProbs show it (a model of token ids: the id). */
 const tokenName = (host: InferenceHost, id: number) => (host.tokenizer ? host.tokenizer.tokenOf(id) : String(id));
@@ -98,6 +112,8 @@ export interface Start {
   feed: Int32Array;
   /** Where the state after the request goes (a session that keeps what it generated). */
   save?: StateRef | null;
+  /** The session's cache memory (a session made with a cache). */
+  cache?: CacheMemory;
 }
 
 /** A prompt's ids after the model's start (<sos> first for a sentence model). */
@@ -111,14 +127,15 @@ export function startFeed(ids: Int32Array, sentenceStart: boolean): Int32Array {
 
 /** The topK most likely next tokens after a start, with their probabilities. */
 export function predictNext(host: InferenceHost, start: Start, options: PredictOptions, where = 'predictNext'): Promise<Prediction[]> {
-  const o = new Options(where, options, ['topK', 'signal', ...CONTROL_KEYS]);
+  const o = new Options(where, options, ['topK', 'signal', 'cache', ...CONTROL_KEYS]);
   const topK = o.integer('topK', DEFAULTS.predictNext.topK, { min: 1, max: host.network.config.vocabSize });
   const controls = new Controls(o, vocabulary(host));
   const signal = signalOf(where, o.raw('signal'));
+  const cache = requestCache(host.network, o, where, start.cache);
   const d = deferred<Prediction[]>();
   let out: Prediction[] = [];
   submit(host, {
-    feed: start.feed, init: start.init, then: 'dist', signal,
+    feed: start.feed, init: start.init, then: 'dist', signal, cache,
     onDist: (row) => {
       out = topTokens(controls.adjust(row, true), topK, controls.exclude).map(({ id }) => ({
         token: tokenName(host, id),
@@ -157,9 +174,11 @@ export function startGeneration(
   const nTop = o.integer('topLogProbs', DEFAULTS.generate.topLogProbs, { min: 0, max: 20 });
   const signal = signalOf(where, o.raw('signal'));
   const controls = new Controls(o, vocabulary(host));
+  const cache = requestCache(net, o, where, start.cache);
   const { eos } = specials(host);
-  // The CUDA sampler draws from the whole distribution only: top-k and top-p draw on the host.
-  const deviceFilters = net.backend.device === 'cpu' || (sampling.topK === 0 && sampling.topP >= 1);
+  // The CUDA sampler draws from the whole distribution only: top-k and top-p draw on the host; so
+  // does a request with a cache (its distribution is mixed on the host).
+  const deviceFilters = !cache && (net.backend.device === 'cpu' || (sampling.topK === 0 && sampling.topP >= 1));
   const text = new TokenText(stops as string[], (ids) => textOf(host.tokenizer, ids));
   const ids: number[] = [], logProbs: number[] = [], tops: TopToken[][] = [];
   let finishReason: Generation['finishReason'] = 'length';
@@ -179,7 +198,7 @@ export function startGeneration(
   };
   const d = deferred<Generation>();
   submit(host, {
-    feed: start.feed, init: start.init, save: start.save ?? null, then: 'sample', limit: maxTokens, signal, draw,
+    feed: start.feed, init: start.init, save: start.save ?? null, then: 'sample', limit: maxTokens, signal, draw, cache,
     onToken: (id, logProb, row) => {
       if (id === eos && stopAtEos) {
         finishReason = 'eos';

@@ -2,12 +2,12 @@
  * What inference needs of a model (LanguageModel builds it; nothing here holds a model): the
  * network, the vocabulary and data checks, the batching scheduler and the access rules.
  */
-import type { DeviceBuffer } from '../backend/types';
 import { invalidArgument } from '../errors';
 import type { DataMode, Inputs } from '../inputs';
 import type { Network } from '../nn/network';
 import type { Access } from '../runtime/access';
 import type { Job, Scheduler } from '../runtime/scheduler';
+import { runCached, type RequestCache } from './cached';
 import type { Tokenizer } from '../tokenizers';
 
 export interface InferenceHost {
@@ -19,8 +19,8 @@ export interface InferenceHost {
   readonly scheduler: Scheduler;
   readonly access: Access;
   decode(ids: number[]): string;
-  /** Where sessions register their state buffers, freed with the model. */
-  readonly sessions: { add(buf: DeviceBuffer): void };
+  /** Where sessions register their state buffers and cache memories, freed with the model. */
+  readonly sessions: { add(memory: { readonly released: boolean; free(): void }): void };
 }
 
 /** A tokenizer model trained on sentences: prompts and sessions start with <sos>, scores end with <eos>. */
@@ -51,7 +51,16 @@ export function signalOf(where: string, v: unknown): AbortSignal | undefined {
   return v;
 }
 
-/** Hands a job to the model's scheduler: by default it scores nothing and keeps no state. */
-export function submit(host: InferenceHost, job: Omit<Job, 'targets' | 'pre' | 'save'> & Partial<Pick<Job, 'targets' | 'pre' | 'save'>>): void {
-  host.scheduler.submit({ targets: null, pre: -1, save: null, ...job });
+/**
+ * Hands a job to the model's scheduler, or with a cache to runCached: by default it scores nothing
+ * and keeps no state.
+ */
+export function submit(
+  host: InferenceHost,
+  request: Omit<Job, 'targets' | 'pre' | 'save'> & Partial<Pick<Job, 'targets' | 'pre' | 'save'>> & { cache?: () => RequestCache },
+): void {
+  const { cache, ...rest } = request;
+  const job: Job = { targets: null, pre: -1, save: null, ...rest };
+  if (cache) runCached(host.network, host.access, job, cache());
+  else host.scheduler.submit(job);
 }

@@ -5,11 +5,13 @@
  * model trained on sentences scores `<sos> text <eos>` (the text's tokens and `<eos>`); any other
  * model every token after the first. A session scores every token of the input after its state.
  */
+import type { CacheOptions } from '../cache';
 import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import type { TokenIds } from '../inputs';
 import { Options } from '../options';
 import { EOS_ID, SOS_ID, UNK_ID } from '../tokenizers';
+import { requestCache, type RequestCache } from './cached';
 import { deferred, sentenceModel, signalOf, submit, type InferenceHost } from './host';
 import type { Start } from './generate';
 
@@ -19,6 +21,12 @@ export interface ScoreOptions {
   tokenLogProbs?: boolean;
   /** Cancels the call: it rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * A continuous cache over each input (lib/cache.ts; each input its own): every token scored by
+   * the mixture of the model's and the cache's probabilities, as evaluate's cache. Not on a
+   * session's calls (a session's cache is set when it is made). Default: none.
+   */
+  cache?: CacheOptions;
 }
 
 /** What score measures of one input. */
@@ -35,7 +43,7 @@ export interface Score {
   tokenLogProbs?: number[];
 }
 
-export const SCORE_KEYS = ['tokenLogProbs', 'signal'];
+export const SCORE_KEYS = ['tokenLogProbs', 'signal', 'cache'];
 
 /** One input, or many (an array whose items are texts or id arrays). */
 export function scoreInputs(input: unknown): { many: boolean; items: unknown[] } {
@@ -48,6 +56,7 @@ export function scoreModel(host: InferenceHost, items: unknown[], options: Score
   const o = new Options('score', options, SCORE_KEYS);
   const perToken = o.boolean('tokenLogProbs', DEFAULTS.score.tokenLogProbs);
   const signal = signalOf('score', o.raw('signal'));
+  const cache = requestCache(host.network, o, 'score', undefined);
   const sentences = sentenceModel(host);
   const jobs = items.map((item, i) => {
     const what = items.length > 1 ? `score input [${i}]` : 'score input';
@@ -63,7 +72,7 @@ export function scoreModel(host: InferenceHost, items: unknown[], options: Score
     if (ids.length < 2) throw invalidArgument(`${what} has ${ids.length} token${ids.length === 1 ? '' : 's'}; scoring needs at least 2 (the first is context, each later one is scored)`);
     return { feed: ids.subarray(0, ids.length - 1), targets: ids.subarray(1), pre: -1 };
   });
-  return Promise.all(jobs.map((j) => run(host, { init: null, feed: j.feed }, j.targets, j.pre, perToken, signal)));
+  return Promise.all(jobs.map((j) => run(host, { init: null, feed: j.feed }, j.targets, j.pre, perToken, signal, cache)));
 }
 
 /**
@@ -74,6 +83,7 @@ export function scoreFrom(host: InferenceHost, start: Start, ids: Int32Array, op
   const o = new Options(where, options, [...SCORE_KEYS, 'append']);
   const perToken = o.boolean('tokenLogProbs', DEFAULTS.score.tokenLogProbs);
   const signal = signalOf(where, o.raw('signal'));
+  const cache = requestCache(host.network, o, where, start.cache);
   if (ids.length === 0) throw invalidArgument(`${where}: the input has no tokens`);
   // Fed: the start's own tokens, then the input (all of it when the state is kept); scored: the input.
   const n0 = start.feed.length;
@@ -86,10 +96,10 @@ export function scoreFrom(host: InferenceHost, start: Start, ids: Int32Array, op
   let pre = -1;
   if (n0 > 0) targets[n0 - 1] = ids[0];
   else pre = ids[0];
-  return run(host, { ...start, feed }, targets, pre, perToken, signal);
+  return run(host, { ...start, feed }, targets, pre, perToken, signal, cache);
 }
 
-function run(host: InferenceHost, start: Start, targets: Int32Array, pre: number, perToken: boolean, signal?: AbortSignal): Promise<Score> {
+function run(host: InferenceHost, start: Start, targets: Int32Array, pre: number, perToken: boolean, signal?: AbortSignal, cache?: () => RequestCache): Promise<Score> {
   const d = deferred<Score>();
   const scored: number[] = [];
   if (pre >= 0) scored.push(pre);
@@ -100,7 +110,7 @@ function run(host: InferenceHost, start: Start, targets: Int32Array, pre: number
   let stateScore: number[] = [];
   submit(host, {
     feed: start.feed, init: start.init, save: start.save ?? null, targets, pre,
-    then: fromState ? 'dist' : 'none', onDist: (row) => void (stateScore = [row[pre]]), signal,
+    then: fromState ? 'dist' : 'none', onDist: (row) => void (stateScore = [row[pre]]), signal, cache,
     resolve: (got) => {
       const lps = fromState ? stateScore : got;
       let logProb = 0;

@@ -3,15 +3,19 @@
  * `append` feeds only the new tokens; predictNext, generate, generateStream and score continue
  * from the state without changing it unless asked (`append: true`); fork copies it. The state is
  * one sequence's h (and c): 2 x layers x hiddenSize numbers on the model's device. Calls on one
- * session run in call order; calls on different sessions are batched together.
+ * session run in call order; calls on different sessions are batched together. A session made
+ * with a cache also keeps the memory of its recent outputs (lib/cache.ts), which every call mixes
+ * in and only calls that keep their tokens change; its calls run at batch 1 (inference/cached.ts).
  */
 import type { DeviceBuffer } from '../backend/types';
+import { CacheMemory, parseCache, type CacheOptions } from '../cache';
 import { RnnlmError } from '../errors';
 import type { TokenIds } from '../inputs';
 import { Options } from '../options';
 import { untilSettled } from '../runtime/access';
 import { stateRef, stateSize, type StateRef } from '../runtime/rows';
 import { GENERATE_KEYS, predictNext, startFeed, startGeneration, streamGeneration, type GenerateOptions, type Generation, type PredictOptions, type Prediction, type Start } from './generate';
+import { requestCache, type RequestCache } from './cached';
 import { sentenceModel, signalIn, signalOf, submit, type InferenceHost } from './host';
 import { scoreFrom, type Score, type ScoreOptions } from './score';
 import type { GeneratedToken } from './text';
@@ -22,6 +26,16 @@ export interface SessionGenerateOptions extends GenerateOptions {
   append?: boolean;
 }
 
+/** Options of LanguageModel.session. */
+export interface SessionOptions {
+  /**
+   * A continuous cache over everything the session holds (lib/cache.ts): its predictions, scores
+   * and draws mix the model's distribution with one over the words that followed its most similar
+   * recent states — a user's own words come back. Default: none.
+   */
+  cache?: CacheOptions;
+}
+
 /** Options of Session.score. */
 export interface SessionScoreOptions extends ScoreOptions {
   /** Append the scored tokens to the session. Default false. */
@@ -30,6 +44,8 @@ export interface SessionScoreOptions extends ScoreOptions {
 
 export class Session {
   #buf?: DeviceBuffer;
+  /** The memory of a session made with a cache. */
+  #cache?: CacheMemory;
   #length = 0;
   /** Settles when the calls made so far have (never rejects). */
   #chain: Promise<unknown> = Promise.resolve();
@@ -38,7 +54,14 @@ export class Session {
   #broken?: { e: unknown };
 
   /** Made by LanguageModel.session(). */
-  constructor(readonly host: InferenceHost) {}
+  constructor(readonly host: InferenceHost, options: SessionOptions = {}) {
+    const o = new Options('session', options, ['cache']);
+    if (o.has('cache')) {
+      const net = host.network;
+      this.#cache = new CacheMemory(net.stream, net.config.dtype, net.config.hiddenSize, parseCache('session', o.raw('cache')));
+      host.sessions.add(this.#cache);
+    }
+  }
 
   /** Tokens in the session's state (a sentence model's starting `<sos>` included). */
   get length(): number {
@@ -54,8 +77,9 @@ export class Session {
       const o = new Options('session.append', options, ['signal']);
       const ids = this.host.inputs.prompt(input, 'session.append input');
       const start = this.#start(ids, true);
+      const cache = requestCache(this.host.network, o, 'session.append', start.cache);
       if (start.feed.length === 0) return;
-      await feedOnly(this.host, start, signalOf('session.append', o.raw('signal')));
+      await feedOnly(this.host, start, signalOf('session.append', o.raw('signal')), cache);
       this.#length += start.feed.length;
     });
   }
@@ -91,7 +115,7 @@ export class Session {
   /** The log-probability of the input continuing the session (every token scored). */
   score(input: string | TokenIds, options: SessionScoreOptions = {}): Promise<Score> {
     return this.#run('score', options, async () => {
-      const keep = new Options('session.score', options, ['tokenLogProbs', 'signal', 'append']).boolean('append', false);
+      const keep = new Options('session.score', options, ['tokenLogProbs', 'signal', 'append', 'cache']).boolean('append', false);
       const ids = this.host.inputs.prompt(input, 'session.score input');
       const start = this.#start(new Int32Array(0), keep);
       const s = await scoreFrom(this.host, start, ids, options, 'session.score', keep);
@@ -105,6 +129,10 @@ export class Session {
     this.#check('fork');
     const child = new Session(this.host);
     child.#chain = this.#chain.then(() => {
+      if (this.#cache) {
+        child.#cache = this.#cache.clone();
+        this.host.sessions.add(child.#cache);
+      }
       if (this.#length === 0 || !this.#buf) return;
       child.#length = this.#length;
       const s = this.host.network.stream;
@@ -120,14 +148,20 @@ export class Session {
   /** Back to no tokens (after the calls made before it). */
   reset(): void {
     this.#check('reset');
-    this.#chain = this.#chain.then(() => (this.#length = 0), () => {});
+    this.#chain = this.#chain.then(() => {
+      this.#length = 0;
+      this.#cache?.clear();
+    }, () => {});
   }
 
   /** Frees the state once the calls made before it have ended; later calls reject with ERR_DISPOSED. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    void this.#chain.finally(() => this.#buf?.free()).catch(() => {});
+    void this.#chain.finally(() => {
+      this.#buf?.free();
+      this.#cache?.free();
+    }).catch(() => {});
   }
 
   #check(what: string): void {
@@ -161,7 +195,7 @@ export class Session {
   #start(ids: Int32Array, keep: boolean): Start {
     const fresh = this.#length === 0;
     const feed = startFeed(ids, fresh && sentenceModel(this.host));
-    return { init: fresh ? null : this.#ref(), feed, save: keep ? this.#ref() : null };
+    return { init: fresh ? null : this.#ref(), feed, save: keep ? this.#ref() : null, cache: this.#cache };
   }
 
   #ref(): StateRef {
@@ -177,13 +211,19 @@ export class Session {
   }
 }
 
+/** A session's device memory: its state buffer, its cache memory. */
+interface Freeable {
+  readonly released: boolean;
+  free(): void;
+}
+
 /**
- * The state buffers of a model's sessions, freed with the model. Held weakly: a session dropped
+ * The state buffers (and cache memories) of a model's sessions, freed with the model. Held weakly: a session dropped
  * without dispose() goes with its garbage collection (its buffer's own finalizer frees it).
  */
 export class SessionStates {
-  #refs = new Set<WeakRef<DeviceBuffer>>();
-  add(buf: DeviceBuffer): void {
+  #refs = new Set<WeakRef<Freeable>>();
+  add(buf: Freeable): void {
     if (this.#refs.size >= 1024) for (const r of this.#refs) if (!r.deref() || r.deref()!.released) this.#refs.delete(r);
     this.#refs.add(new WeakRef(buf));
   }
@@ -194,8 +234,8 @@ export class SessionStates {
 }
 
 /** Feeds a start and saves its state (an append): a job with nothing after its feed. */
-function feedOnly(host: InferenceHost, start: Start, signal?: AbortSignal): Promise<void> {
+function feedOnly(host: InferenceHost, start: Start, signal?: AbortSignal, cache?: () => RequestCache): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    submit(host, { feed: start.feed, init: start.init, save: start.save ?? null, then: 'none', signal, resolve: () => resolve(), reject });
+    submit(host, { feed: start.feed, init: start.init, save: start.save ?? null, then: 'none', signal, cache, resolve: () => resolve(), reject });
   });
 }

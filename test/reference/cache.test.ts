@@ -51,8 +51,8 @@ describe('continuous cache', () => {
     test(`size ${size}, windows of ${seqLength}: equals the definition (float64, 1e-12)`, async () => {
       const [theta, lambda] = [2.5, 0.3];
       let nll = 0;
-      const n = await cachePass(net, ids, size, seqLength, (lp, dots, words, k, target) => {
-        nll -= mixedLogProb(lp, dots, words, k, target, theta, lambda);
+      const n = await cachePass(net, ids, size, seqLength, (lp, view, target) => {
+        nll -= mixedLogProb(lp, view, target, theta, lambda);
       });
       expect(n).toBe(ids.length - 1);
       const want = await reference(net, size, theta, lambda);

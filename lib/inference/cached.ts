@@ -1,0 +1,109 @@
+/**
+ * Requests with a continuous cache (lib/cache.ts): the scheduler's jobs (the same feeds, scores,
+ * distributions, draws and saved states), run at batch 1 on the network's own state, one at a
+ * time: a mixture needs every fed position's output and the memory of its one sequence, which the
+ * batching scheduler does not keep. Every distribution such a request reads, scores or draws from
+ * is the mixture; its draws are the host's.
+ */
+import { tensor } from '../backend/types';
+import { CacheMemory, cacheFeed, cacheRow, mixRow, mixedLogProb, parseCache, type CachedRow } from '../cache';
+import { invalidArgument } from '../errors';
+import type { Network } from '../nn/network';
+import type { Options } from '../options';
+import type { Access } from '../runtime/access';
+import { copyState, type StateRef } from '../runtime/rows';
+import type { Job } from '../runtime/scheduler';
+
+/** Tokens fed per window (the outputs' products with each other are [T, T]). */
+const WINDOW = 64;
+
+/** The cache memory a request uses: its session's, or its own (freed when it ends). */
+export interface RequestCache {
+  memory: CacheMemory;
+  own: boolean;
+}
+
+/**
+ * The cache of a call: its session's, or the call's own `cache` option (checked now; its memory is
+ * made when the request is handed over, after every other check). A session's calls take no
+ * `cache` option: the session's memory is set when it is made.
+ */
+export function requestCache(net: Network, o: Options, where: string, session?: CacheMemory): (() => RequestCache) | undefined {
+  if (session) {
+    if (o.has('cache')) throw invalidArgument(`${where}: a session's cache is set when the session is made (model.session({ cache })); leave cache out`);
+    return () => ({ memory: session, own: false });
+  }
+  if (!o.has('cache')) return undefined;
+  const settings = parseCache(where, o.raw('cache'));
+  return () => ({ memory: new CacheMemory(net.stream, net.config.dtype, net.config.hiddenSize, settings), own: true });
+}
+
+/** Runs a job with its cache after the calls that use the network's memory before it; its resolve or reject is called exactly once. */
+export function runCached(net: Network, access: Access, job: Job, cache: RequestCache): void {
+  void access
+    .network(() => run(net, job, cache.memory))
+    .then(
+      (scores) => job.resolve(scores),
+      (e) => job.reject(e),
+    )
+    .finally(() => {
+      if (cache.own) cache.memory.free();
+    });
+}
+
+async function run(net: Network, job: Job, mem: CacheMemory): Promise<number[]> {
+  const s = net.stream, { layers, hiddenSize: H, cell, dtype } = net.config;
+  const { theta, lambda } = mem.settings;
+  const signal = job.signal;
+  signal?.throwIfAborted();
+  const shape = { layers, hiddenSize: H, cell: cell === 'lstm', dtype };
+  net.resetState(1);
+  const st = net.state(1);
+  const own: StateRef = (kind, l) => {
+    const t = kind === 0 ? st.hx : st.cx;
+    return tensor(t.buffer, t.offset + l * H, [H]);
+  };
+  if (job.init) copyState(s, shape, job.init, own);
+  mem.begin();
+  try {
+    const scores: number[] = [];
+    // A token scored from the state itself, before the feed.
+    if (job.pre >= 0) {
+      const r = await cacheRow(net, mem);
+      scores.push(mixedLogProb(r.row[job.pre], r.view, job.pre, theta, lambda));
+    }
+    const { feed, targets } = job;
+    let next: CachedRow | null = null;
+    if (feed.length > 0) {
+      const last = targets?.[feed.length - 1] ?? -1;
+      next = await cacheFeed(net, mem, feed, last, targets, WINDOW, (lp, view, target) => scores.push(mixedLogProb(lp, view, target, theta, lambda)), job.then !== 'none', signal);
+    }
+    if (job.then === 'dist') {
+      next ??= await cacheRow(net, mem);
+      job.onDist!(mixRow(next.row, next.view, theta, lambda));
+    } else if (job.then === 'sample') {
+      next ??= await cacheRow(net, mem);
+      for (let i = 0; ; i++) {
+        signal?.throwIfAborted();
+        const d = job.draw!(i);
+        if (d.device) throw new Error('internal: a request with a cache draws on the host');
+        const row = mixRow(next!.row, next!.view, theta, lambda);
+        const id = d.pick(row);
+        const done = job.onToken!(id, row[id], row) || i + 1 >= (job.limit ?? Infinity);
+        // The last token is fed only when the state after it is kept.
+        if (done && !job.save) break;
+        next = await cacheFeed(net, mem, Int32Array.of(id), -1, null, 1, () => {}, !done, signal);
+        if (done) break;
+      }
+    }
+    // From here the job answers (an abort is too late): the session's state and memory move together.
+    if (job.save) copyState(s, shape, own, job.save);
+    await s.sync();
+    if (job.save) mem.commit();
+    else mem.rollback();
+    return scores;
+  } catch (e) {
+    mem.rollback();
+    throw e;
+  }
+}
