@@ -34,7 +34,7 @@ export const AWD = {
     fit: { ...RECIPES.cpu.fit, variableLength: true, ar: 2, tar: 1, average: { trigger: 'nonmonotone', window: 2 } },
   },
   cuda: {
-    config: { ...RECIPES.cuda.config, dropoutInput: 0.5, dropoutHidden: 0, dropoutOutput: 0.4, dropoutEmbedding: 0.1, lockedDropout: true, weightDrop: 0.5 },
+    config: { ...RECIPES.cuda.config, dropoutInput: 0.5, dropoutHidden: 0.25, dropoutOutput: 0.4, dropoutEmbedding: 0.1, lockedDropout: true, weightDrop: 0.5 },
     fit: { ...RECIPES.cuda.fit, variableLength: true, ar: 2, tar: 1, average: { trigger: 'nonmonotone', window: 3 } },
   },
 } as const;

@@ -27,7 +27,7 @@ const AWD = {
     fit: { ...RECIPES.cpu.fit, ar: 1, tar: 1, average: { trigger: 'epoch', start: 9 } },
   },
   cuda: {
-    config: { ...RECIPES.cuda.config, dropoutHidden: 0, lockedDropout: true, weightDrop: 0.3 },
+    config: { ...RECIPES.cuda.config, dropoutHidden: 0.2, lockedDropout: true, weightDrop: 0.3 },
     fit: { ...RECIPES.cuda.fit, ar: 1, tar: 1, average: { trigger: 'nonmonotone', window: 3 } },
   },
 } as const;

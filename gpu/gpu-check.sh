@@ -30,6 +30,8 @@ ONLY=${GPU_CHECK_ONLY:-parity,training,throughput,serve,bench}
 export GPU_CHECK_ONLY=$ONLY
 # The pinned-staging upload path, verified by this run's parity phases before it benchmarks.
 export RNNLM_CUDA_ASYNC_UPLOADS=${RNNLM_CUDA_ASYNC_UPLOADS:-1}
+# The layer-by-layer stack (locked dropout between layers on CUDA) is opt-in until this check verifies it.
+export RNNLM_CUDA_LAYERWISE=${RNNLM_CUDA_LAYERWISE:-1}
 NODE=node
 if [ -f "$G/node.xz" ]; then
   [ -x "$G/node" ] || { xz -dc "$G/node.xz" > "$G/node" && chmod +x "$G/node"; }

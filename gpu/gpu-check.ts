@@ -30,7 +30,7 @@ import { relError } from '../test/helpers';
 
 const out = process.env.OUT ?? '.';
 const report: Record<string, unknown> = {
-  date: new Date().toISOString(), node: process.version, asyncUploads: process.env.RNNLM_CUDA_ASYNC_UPLOADS === '1',
+  date: new Date().toISOString(), node: process.version, asyncUploads: process.env.RNNLM_CUDA_ASYNC_UPLOADS === '1', layerwise: process.env.RNNLM_CUDA_LAYERWISE === '1',
 };
 
 
@@ -53,9 +53,12 @@ function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: n
 
 /**
  * AWD-LSTM's regularizers: the same masks on both backends (one counter RNG, the same keys), so
- * the loss and gradients must agree as without them. Locked dropout between layers is CPU-only.
+ * the loss and gradients must agree as without them. Locked dropout between layers makes CUDA train
+ * the stack layer by layer (nn/layerwise.ts; here asked for explicitly, whatever
+ * RNNLM_CUDA_LAYERWISE says); the CPU reference takes that path too, so that its masks are the
+ * dropout op's, as CUDA's.
  */
-const AWD = { dropoutEmbedding: 0.1, dropoutInput: 0.3, dropoutHidden: 0, dropoutOutput: 0.3, lockedDropout: true, weightDrop: 0.4 };
+const AWD = { dropoutEmbedding: 0.1, dropoutInput: 0.3, dropoutHidden: 0.3, dropoutOutput: 0.3, lockedDropout: true, weightDrop: 0.4 };
 
 /** The adaptive softmax's parity case: a head and two clusters (cuBLAS on gathered rows, our kernels). */
 const ADAPTIVE: SoftmaxConfig = { type: 'adaptive', cutoffs: [10, 30], divValue: 2, headBias: true };
@@ -97,7 +100,8 @@ async function parity(cuda: Backend) {
 async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: SoftmaxConfig, awd = false) {
   const V = 50, E = 24, H = 32, T = 12, B = 6;
   const reg = awd ? AWD : {};
-  const a = net(cpuBackend, cell, V, E, H, L, 0, softmax, reg), g = net(cuda, cell, V, E, H, L, 0, softmax, reg);
+  const both = awd ? { ...reg, layerwise: true } : reg;
+  const a = net(cpuBackend, cell, V, E, H, L, 0, softmax, both), g = net(cuda, cell, V, E, H, L, 0, softmax, both);
   a.initialize(7);
   await copyWeights(a, g);
   const bt = batch(T, B, V, 3, true);

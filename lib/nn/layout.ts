@@ -6,6 +6,7 @@
 import { RnnlmError } from '../errors';
 import { CELLS, CELL_NAMES, numel, type Cell, type RnnDescriptor } from '../backend/types';
 import { decoderSpecs, type SoftmaxConfig } from './decoder';
+import { Random } from '../util/random';
 
 /** Gates per recurrent cell (CELLS'): the rows of each weight matrix are gates x hiddenSize. */
 export const GATES = Object.fromEntries(CELL_NAMES.map((c) => [c, CELLS[c].gates])) as Record<Cell, number>;
@@ -70,4 +71,20 @@ export function weightSpaceOffset(rnn: RnnDescriptor, p: ParamSpec, device: stri
     throw new RnnlmError('ERR_NATIVE', `the ${device} backend keeps ${p.name} at ${r.offset} as [${r.shape.join(', ')}]; it must be [${p.shape.join(', ')}] within its ${rnn.weightSize} weights`);
   }
   return r.offset;
+}
+
+/**
+ * PyTorch word_language_model's initialisation into data (the flat parameters): U(-0.1, 0.1) for
+ * the encoder and decoder, decoder bias 0, U(-1/sqrt(H), 1/sqrt(H)) for the recurrent weights
+ * (nn.LSTM's default); the adaptive softmax's layers as nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+ */
+export function initialWeights(layout: readonly ParamEntry[], c: LayoutConfig, seed: number, data: Float32Array | Float64Array): void {
+  const rng = new Random(seed);
+  const k = 1 / Math.sqrt(c.hiddenSize);
+  const adaptive = c.softmax?.type === 'adaptive';
+  for (const e of layout) {
+    if (e.name === 'decoder.bias' || (e.name === 'decoder.weight' && c.tieWeights)) continue;
+    const r = e.name.startsWith('rnn.') ? k : adaptive && e.name.startsWith('decoder.') ? 1 / Math.sqrt(e.name.endsWith('.bias') ? c.hiddenSize : e.shape[1]) : 0.1;
+    for (let i = e.offset; i < e.offset + numel(e.shape); i++) data[i] = rng.uniform(-r, r);
+  }
 }

@@ -14,11 +14,12 @@
 import { RnnlmError, invalidArgument } from '../errors';
 import { Random } from '../util/random';
 import { createDecoder, parseSoftmax, type Decoder, type SoftmaxConfig } from './decoder';
-import { parameterSpecs, weightSpaceOffset, type ParamEntry } from './layout';
+import { initialWeights, parameterSpecs, weightSpaceOffset, type ParamEntry } from './layout';
 import { isQuantized, quantizable, type HostWeights, type Quantization } from './quantize';
 import { Arena, type StepViews } from './arena';
 import { Scratch } from './scratch';
 import { WeightDrop } from './weight-drop';
+import { Layerwise } from './layerwise';
 import { ratesOf, type Rates, type Regularization } from './regularization';
 import {
   CELLS,
@@ -58,6 +59,13 @@ export interface NetworkConfig extends Regularization {
    * backend with int8 kernels (the CPU). Default null: float weights, trainable.
    */
   quantization?: Quantization | null;
+  /**
+   * Train the stack one layer at a time (nn/layerwise.ts) when locked dropout between layers is on.
+   * Default: on CUDA, whose stacked RNN drops per element between layers, with RNNLM_CUDA_LAYERWISE=1
+   * (opt-in until a GPU run has verified it); true makes the CPU take that path as well (its
+   * checks, and the GPU check's reference).
+   */
+  layerwise?: boolean;
 }
 
 /** One batch, time-major: ids and targets have T * B entries, position t * B + b. */
@@ -114,6 +122,8 @@ export class Network {
   readonly rates: Rates;
   /** Weight drop on every weight_hh (nn/weight-drop.ts). */
   private readonly weightDrop?: WeightDrop;
+  /** The stack trained layer by layer, for locked dropout between layers (nn/layerwise.ts). */
+  private readonly layerwise?: Layerwise;
   /** No backward since the last zeroGrad (weight drop masks the recurrent gradients, which must be this step's alone). */
   private gradsZeroed = false;
 
@@ -172,6 +182,10 @@ export class Network {
       this.scratch = new Scratch(this.stream, config.dtype);
       if (dropsWeights) this.weightDrop = new WeightDrop(this.stream, this.rnn, L, this.rates.weights, config.dtype);
       const r = this.rates;
+      // On CUDA opt-in (RNNLM_CUDA_LAYERWISE=1) until a GPU run has verified it; else cuDNN's stack refuses the rate.
+      if (r.locked && r.hidden > 0 && L > 1 && !q && (config.layerwise ?? (backend.device === 'cuda' && process.env.RNNLM_CUDA_LAYERWISE === '1'))) {
+        this.layerwise = new Layerwise(backend, this.stream, this.rnn, { cell, inputSize: E, hiddenSize: H, layers: L, dtype: config.dtype, rate: r.hidden });
+      }
       this.arena = new Arena(this.stream, this.rnn, {
         embeddingSize: E, hiddenSize: H, dtype: config.dtype,
         dropWords: r.words > 0, dropInput: r.words > 0 || r.input > 0, dropOutput: r.output > 0,
@@ -259,20 +273,11 @@ export class Network {
     return out;
   }
 
-  /** PyTorch word_language_model init: U(-0.1, 0.1) for encoder and decoder, decoder bias 0,
-   *  U(-1/sqrt(H), 1/sqrt(H)) for the recurrent weights (nn.LSTM's default); the adaptive
-   *  softmax's layers as nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+  /** PyTorch word_language_model's initialisation (nn/layout.ts, initialWeights). */
   initialize(seed: number): void {
     if (this.quantization) throw invalidArgument(`an ${this.quantization} model is made from trained weights (quantize), not initialised`);
-    const rng = new Random(seed);
     const data = this.config.dtype === 'f64' ? new Float64Array(this.parameterCount) : new Float32Array(this.parameterCount);
-    const k = 1 / Math.sqrt(this.config.hiddenSize);
-    const adaptive = this.config.softmax?.type === 'adaptive';
-    for (const e of this.layout) {
-      if (e.name === 'decoder.bias' || (e.name === 'decoder.weight' && this.config.tieWeights)) continue;
-      const r = e.name.startsWith('rnn.') ? k : adaptive && e.name.startsWith('decoder.') ? 1 / Math.sqrt(e.name.endsWith('.bias') ? this.config.hiddenSize : e.shape[1]) : 0.1;
-      for (let i = e.offset; i < e.offset + numel(e.shape); i++) data[i] = rng.uniform(-r, r);
-    }
+    initialWeights(this.layout, this.config, seed, data);
     this.stream.write(this.allParams, data);
   }
 
@@ -283,7 +288,7 @@ export class Network {
 
   /** Bytes that training or inference at T x B adds (activations, the decoder's scratch, token ids, recurrent states). */
   activationBytes(T: number, B: number): number {
-    const f = Object.values(this.arena.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize;
+    const f = Object.values(this.arena.slotSizes(T, B)).reduce((a, b) => a + b, 0) + this.decoder.lossScratch(T * B) + 6 * this.config.layers * B * this.config.hiddenSize + (this.layerwise?.elements(T, B) ?? 0);
     return f * (this.config.dtype === 'f64' ? 8 : 4) + 2 * T * B * 4;
   }
 
@@ -378,12 +383,17 @@ export class Network {
       else s.copy(a.emb, a.embDrop);
       if (train && r.input > 0) s.dropoutForward(a.embDrop, a.embMask, a.embDrop, r.input, inputSeed, keys(E));
     }
-    s.rnnForward(this.rnn, {
-      x: a.embDrop, y: a.y, hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
-      ...this.rnnArgs, ...(train && this.weightDrop ? { weights: this.weightDrop.apply(this.rnnWeights, weightSeed) } : {}),
-      reserve: a.reserve, workspace: a.workspace,
-      lengths: batch.lengths ?? null, training: train, seed: rnnSeed,
-    });
+    const weights = train && this.weightDrop ? this.weightDrop.apply(this.rnnWeights, weightSeed) : this.rnnWeights;
+    if (train && this.layerwise) {
+      this.layerwise.forward({ x: a.embDrop, y: a.y, hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy, weights, lengths: batch.lengths ?? null, seed: rnnSeed });
+    } else {
+      s.rnnForward(this.rnn, {
+        x: a.embDrop, y: a.y, hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
+        ...this.rnnArgs, ...(train && this.weightDrop ? { weights } : {}),
+        reserve: a.reserve, workspace: a.workspace,
+        lengths: batch.lengths ?? null, training: train, seed: rnnSeed,
+      });
+    }
     if (train && r.output > 0) s.dropoutForward(a.y, a.yMask, a.yDrop, r.output, outputSeed, keys(H));
     else if (a.yDrop !== a.y) s.copy(a.y, a.yDrop);
     return a;
@@ -413,15 +423,19 @@ export class Network {
     if (a.dy !== a.dyDrop) s.multiply(a.dyDrop, a.yMask, a.dy);
     if (tar > 0) s.activationRegularization(a.y, a.dy, 0, tar, a.penalty);
     const weights = dropped ? dropped.masked : this.rnnWeights;
-    s.rnnBackwardData(this.rnn, {
-      y: a.y, hx: st.hx, cx: st.cx, dy: a.dy, dx: a.dEmbDrop,
-      dhx: opts.stateGrads ? st.dhx : null, dcx: opts.stateGrads ? st.dcx : null,
-      weights, reserve: a.reserve, workspace: a.workspace, lengths,
-    });
-    s.rnnBackwardWeights(this.rnn, {
-      x: a.embDrop, hx: st.hx, y: a.y, weights, dweights: this.rnnGrads,
-      reserve: a.reserve, workspace: a.workspace, lengths,
-    });
+    if (this.layerwise) {
+      this.layerwise.backward({ y: a.y, dy: a.dy, dx: a.dEmbDrop, dhx: opts.stateGrads ? st.dhx : null, dcx: opts.stateGrads ? st.dcx : null, dweights: this.rnnGrads });
+    } else {
+      s.rnnBackwardData(this.rnn, {
+        y: a.y, hx: st.hx, cx: st.cx, dy: a.dy, dx: a.dEmbDrop,
+        dhx: opts.stateGrads ? st.dhx : null, dcx: opts.stateGrads ? st.dcx : null,
+        weights, reserve: a.reserve, workspace: a.workspace, lengths,
+      });
+      s.rnnBackwardWeights(this.rnn, {
+        x: a.embDrop, hx: st.hx, y: a.y, weights, dweights: this.rnnGrads,
+        reserve: a.reserve, workspace: a.workspace, lengths,
+      });
+    }
     dropped?.backward(this.rnnGrads);
     if (a.dEmb !== a.dEmbDrop) {
       if (this.rates.input > 0) s.multiply(a.dEmbDrop, a.embMask, a.dEmb);
@@ -488,6 +502,7 @@ export class Network {
     this.side?.free();
     this.gradBuf?.free();
     this.weightDrop?.free();
+    this.layerwise?.free();
     this.stream.dispose();
   }
 }

@@ -59,10 +59,10 @@ function streamBatch(V: number) {
 }
 
 /** A network with reproducible weights and initial states, and its analytic gradients. */
-async function setup(cell: Cell, dtype: 'f32' | 'f64', { V, softmax }: Output, awd = false, tieWeights = false) {
+async function setup(cell: Cell, dtype: 'f32' | 'f64', { V, softmax }: Output, awd = false, tieWeights = false, layerwise = false) {
   const net = new Network(backend, {
     vocabSize: V, embeddingSize: E, hiddenSize: awd ? E : H, layers: L, cell,
-    dropout: 0.3, tieWeights, dtype, paddingIdx: 0, softmax, ...(awd ? AWD : {}),
+    dropout: 0.3, tieWeights, dtype, paddingIdx: 0, softmax, ...(awd ? AWD : {}), layerwise,
   });
   const Hn = net.config.hiddenSize;
   const cast = (a: number[]) => (dtype === 'f64' ? Float64Array.from(a) : Float32Array.from(a));
@@ -103,20 +103,22 @@ async function setup(cell: Cell, dtype: 'f32' | 'f64', { V, softmax }: Output, a
   return { net, loss, analytic, inputs, batch, penalty };
 }
 
-const cases: { cell: Cell; output: Output; what: string; awd?: boolean; tie?: boolean }[] = [
+const cases: { cell: Cell; output: Output; what: string; awd?: boolean; tie?: boolean; layerwise?: boolean }[] = [
   ...cells.map((cell) => ({ cell, output: full, what: '' })),
   ...(['lstm', 'gru'] as Cell[]).flatMap((cell) => [true, false].map((headBias) => ({
     cell, output: adaptive(headBias), what: ` adaptive softmax, headBias ${headBias}`,
   }))),
   ...cells.map((cell) => ({ cell, output: full, what: `, AWD-LSTM regularizers, AR ${AR}, TAR ${TAR}`, awd: true })),
   { cell: 'lstm', output: full, what: `, AWD-LSTM regularizers, AR ${AR}, TAR ${TAR}, tied`, awd: true, tie: true },
+  // The stack trained one layer at a time (nn/layerwise.ts: CUDA's path for locked dropout between layers).
+  ...(['lstm', 'gru'] as Cell[]).map((cell) => ({ cell, output: full, what: `, AWD-LSTM regularizers, AR ${AR}, TAR ${TAR}, layer by layer`, awd: true, layerwise: true })),
 ];
 
 describe('whole-network gradients by finite differences', () => {
-  for (const { cell, output, what, awd = false, tie = false } of cases) {
+  for (const { cell, output, what, awd = false, tie = false, layerwise = false } of cases) {
     test(`${cell}${what}: float64 <= 1e-6, float32 <= 1e-4`, async () => {
-      const f64 = await setup(cell, 'f64', output, awd, tie);
-      const f32 = await setup(cell, 'f32', output, awd, tie);
+      const f64 = await setup(cell, 'f64', output, awd, tie, layerwise);
+      const f32 = await setup(cell, 'f32', output, awd, tie, layerwise);
       try {
         // The regularized objective has every term live: AR + TAR is not zero.
         if (awd) expect(f64.penalty).toBeGreaterThan(0);

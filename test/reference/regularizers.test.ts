@@ -3,7 +3,7 @@
 // TAR against a plain-JavaScript formula, and the network's masks as it draws them. The gradients
 // are checked by finite differences in gradcheck-network.test.ts.
 import { afterAll, describe, expect, test } from 'vitest';
-import type { Tensor } from '../../lib/backend/types';
+import type { Cell, Tensor } from '../../lib/backend/types';
 import { Network } from '../../lib/nn/network';
 import { Random } from '../../lib/util/random';
 import { backend, errorOf, make, randomArray, relError } from '../helpers';
@@ -185,6 +185,75 @@ describe('the network draws its masks as AWD-LSTM does', () => {
       net.zeroGrad();
       net.forward({ ...batch, lengths: Int32Array.from([4, 2, 3]) }, { training: true, seed: 6 });
       expect(errorOf(() => net.backward({ ar: 2 }))).toMatch(/activation regularization \(ar, tar\) needs batches of whole time steps/);
+    } finally {
+      net.dispose();
+    }
+  });
+});
+
+describe('the stack trained one layer at a time (nn/layerwise.ts)', () => {
+  const T = 4, B = 3, E = 5, V = 9, L = 3;
+  const config = (cell: Cell, extra: object) => ({
+    vocabSize: V, embeddingSize: E, hiddenSize: E, layers: L, cell, dropout: 0, tieWeights: false,
+    dtype: 'f64' as const, paddingIdx: 0, lockedDropout: true, ...extra,
+  });
+  const rng = new Random(6);
+  const tokens = () => Int32Array.from({ length: T * B }, () => 1 + Math.floor(rng.next() * (V - 1)));
+  const batch = { seqLength: T, batchSize: B, inputs: tokens(), targets: tokens() };
+
+  /** Loss, AR + TAR, every gradient, the initial states' gradients and the final states after two steps. */
+  async function trainSteps(net: Network, weightDrop: boolean): Promise<number[]> {
+    const out: number[] = [];
+    net.initialize(4);
+    net.zeroGrad();
+    const st = net.state(B);
+    for (const seed of [7, 8]) {
+      if (weightDrop) net.zeroGrad(); // else the second step accumulates into the first one's gradients
+      net.forward(batch, { training: true, seed });
+      net.backward({ stateGrads: true, ar: 2, tar: 1 });
+      out.push((await net.readLoss()).loss, await net.readPenalty());
+      net.carryState();
+    }
+    out.push(...(await net.stream.read(net.allGrads)), ...(await net.stream.read(st.dhx)), ...(await net.stream.read(st.dcx)), ...(await net.stream.read(st.hx)));
+    return out;
+  }
+
+  for (const cell of ['lstm', 'gru'] as Cell[]) {
+    for (const weightDrop of [0, 0.5]) {
+      test(`${cell}${weightDrop ? ', weight drop' : ''}: with masks of ones it equals the stacked RNN (loss, every gradient, states)`, async () => {
+        // A rate of 1e-12 keeps every unit (and scales by 1 + 1e-12): the two paths must then agree.
+        const extra = { dropoutHidden: 1e-12, weightDrop };
+        const stacked = new Network(backend, config(cell, { ...extra, layerwise: false }));
+        const split = new Network(backend, config(cell, { ...extra, layerwise: true }));
+        try {
+          const [a, b] = [await trainSteps(stacked, weightDrop > 0), await trainSteps(split, weightDrop > 0)];
+          expect(a.length).toBe(b.length);
+          expect(relError(b, a)).toBeLessThan(1e-12);
+          expect(a.some((x) => x !== 0)).toBe(true);
+        } finally {
+          stacked.dispose();
+          split.dispose();
+        }
+      });
+    }
+  }
+
+  test('its masks between layers are locked: with no recurrence and one word per sequence, every step of the top layer agrees', async () => {
+    const net = new Network(backend, config('rnn_tanh', { dropoutHidden: 0.5, layerwise: true }));
+    try {
+      net.initialize(2);
+      for (let l = 0; l < L; l++) net.writeParam(`rnn.weight_hh_l${l}`, new Float64Array(E * E));
+      const same = Int32Array.from({ length: T * B }, (_, i) => 1 + (i % B)); // position t * B + b: word 1 + b
+      const b1 = { seqLength: T, batchSize: B, inputs: same, targets: same };
+      net.resetState(B);
+      net.forward(b1, { training: true, seed: 3 });
+      const trained = rows(Array.from(await net.stream.read(net.lastOutput)), B * E);
+      for (const step of trained.slice(1)) expect(Math.max(...step.map((v, i) => Math.abs(v - trained[0][i])))).toBeLessThan(1e-12);
+      // ... and it dropped: evaluation (no dropout) gives other outputs.
+      net.resetState(B);
+      net.forward(b1, { training: false });
+      const plain = rows(Array.from(await net.stream.read(net.lastOutput)), B * E);
+      expect(Math.max(...plain[0].map((v, i) => Math.abs(v - trained[0][i])))).toBeGreaterThan(1e-3);
     } finally {
       net.dispose();
     }

@@ -92,7 +92,8 @@ Napi::Value NativeStream<D>::RnnForward(const Napi::CallbackInfo& info) {
     RNNLM_CHECK(D::kLockedDropout || !training || !a.cfg.locked || a.cfg.layers == 1 || a.cfg.dropout == 0,
                 Code::InvalidArgument,
                 "%s: locked dropout between layers is not available in training on the %s backend yet (cuDNN drops "
-                "per element); train on the CPU, or with dropoutHidden 0 (inference is unaffected)",
+                "per element); train on the CPU, with dropoutHidden 0, or with RNNLM_CUDA_LAYERWISE=1: the stack trained "
+                "layer by layer (not yet verified on a GPU); inference is unaffected",
                 op, D::kName);
     const uint64_t seed = js::absent(o.Get("seed")) ? 0 : js::seed(o.Get("seed"), "seed");
     const Napi::Value inv = o.Get("batchInvariant");
