@@ -221,14 +221,17 @@ describe('long prompts', () => {
       await m.predictNext(warm);
       await m.generate({ prompt: warm, maxTokens: 3, seed: 1 });
       await m.beamSearch([5, 6], { beamWidth: 3, maxTokens: 3 });
+      // Within a few bytes: the decoding rows' scratch of drawn ids grows with the steps queued per
+      // round trip, which follow the measured step time (1 to 3 here: tens of bytes); a prompt's
+      // activations would be 20,000 x 16 floats (1.3 MB).
       const live = () => cpuBackend.memoryStats().liveBytes;
       const before = live();
       await m.predictNext(long);
-      expect(live()).toBe(before);
+      expect(live() - before).toBeLessThanOrEqual(64);
       await m.generate({ prompt: long, maxTokens: 3, seed: 1 });
-      expect(live()).toBe(before);
+      expect(live() - before).toBeLessThanOrEqual(64);
       await m.beamSearch(long, { beamWidth: 3, maxTokens: 3 });
-      expect(live()).toBe(before);
+      expect(live() - before).toBeLessThanOrEqual(64);
     } finally {
       m.dispose();
     }
