@@ -14,7 +14,8 @@ import { tensor, type DeviceBuffer, type FloatArray, type Stream, type Tensor } 
 import { invalidArgument } from './errors';
 import type { Network } from './nn/network';
 import { Scratch } from './nn/scratch';
-import { Options } from './options';
+import { Options, signalOf } from './options';
+import { DEFAULTS } from './defaults';
 
 /** The cache of evaluate, score, predictNext, generate and sessions (and tuneCache's results). */
 export interface CacheOptions {
@@ -363,8 +364,67 @@ export interface CacheTuning extends CacheSettings {
   baseline: number;
 }
 
-/** Searches theta x lambda on one pass over the text (the products do not depend on them). */
-export async function tuneCacheOn(net: Network, ids: Int32Array, seqLength: number, size: number, thetas: number[], lambdas: number[], signal?: AbortSignal): Promise<CacheTuning> {
+/** Options of LanguageModel.tuneCache. */
+export interface TuneCacheOptions {
+  /** The cache's size (as evaluate's cache.size). Default 2000. */
+  size?: number;
+  /** The thetas tried. Default [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3], and larger ones when 3 is the best (up to 2 more passes). */
+  thetas?: number[];
+  /** The lambdas tried. Default [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]. */
+  lambdas?: number[];
+  /** Time steps per window (as evaluate's). Default 35. */
+  seqLength?: number;
+  signal?: AbortSignal;
+}
+
+/** tuneCache's options, checked; `extend` when the thetas are the default grid's. */
+export interface TuneSettings {
+  size: number;
+  thetas: number[];
+  lambdas: number[];
+  seqLength: number;
+  extend: boolean;
+  signal?: AbortSignal;
+}
+
+export function parseTuneCache(options: TuneCacheOptions): TuneSettings {
+  const o = new Options('tuneCache', options, ['size', 'thetas', 'lambdas', 'seqLength', 'signal']);
+  const grid = (key: 'thetas' | 'lambdas', def: number[], max: number) => {
+    const v = o.raw(key) ?? def;
+    if (!Array.isArray(v) || v.length === 0 || v.length > 100 || !v.every((x) => typeof x === 'number' && x > 0 && x <= max)) {
+      throw invalidArgument(`tuneCache: ${key} must be 1 to 100 numbers in (0, ${max}] (got ${JSON.stringify(v)})`);
+    }
+    return v as number[];
+  };
+  return {
+    size: parseCache('tuneCache', o.has('size') ? { size: o.raw('size') } : {}).size,
+    thetas: grid('thetas', [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3], 1e4),
+    lambdas: grid('lambdas', [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], 1),
+    seqLength: o.integer('seqLength', DEFAULTS.evaluate.seqLength, { min: 1, max: 1 << 16 }),
+    extend: !o.has('thetas'),
+    signal: signalOf('tuneCache', o.raw('signal')),
+  };
+}
+
+/**
+ * Searches theta x lambda on the text, the grid in one pass (the products do not depend on them).
+ * With `extend`, a best theta at the grid's largest may be beaten by larger ones (sharper
+ * attention: character models, long texts): up to two more passes try 1.5, 2 and 3 times it.
+ */
+export async function tuneCacheOn(net: Network, ids: Int32Array, t: TuneSettings): Promise<CacheTuning> {
+  const { seqLength, size, thetas, lambdas, extend, signal } = t;
+  let best = await gridPass(net, ids, seqLength, size, thetas, lambdas, signal);
+  for (let k = 0, top = Math.max(...thetas); extend && k < 2 && best.theta === top; k++) {
+    const wider = [1.5, 2, 3].map((f) => f * top);
+    const next = await gridPass(net, ids, seqLength, size, wider, lambdas, signal);
+    if (next.perplexity >= best.perplexity) break;
+    best = next;
+    top = wider[wider.length - 1];
+  }
+  return best;
+}
+
+async function gridPass(net: Network, ids: Int32Array, seqLength: number, size: number, thetas: number[], lambdas: number[], signal?: AbortSignal): Promise<CacheTuning> {
   const nll = new Float64Array(thetas.length * lambdas.length);
   let base = 0;
   const hits = new Float64Array(thetas.length);

@@ -9,8 +9,7 @@ import type { FloatArray } from './backend/types';
 import type { DataMode, Inputs } from './inputs';
 import type { Network } from './nn/network';
 import { DEFAULTS } from './defaults';
-import { signalOf } from './inference/host';
-import { Options } from './options';
+import { Options, signalOf } from './options';
 import { evaluateWithCache, parseCache, type CacheOptions, type CacheSettings } from './cache';
 import { invalidArgument } from './errors';
 

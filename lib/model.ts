@@ -14,14 +14,14 @@ import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheck
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
 import { evaluateSet, prepareScoring, type EvaluateOptions, type Evaluation } from './evaluate';
-import { parseCache, tuneCacheOn, type CacheTuning } from './cache';
+import { parseTuneCache, tuneCacheOn, type CacheTuning, type TuneCacheOptions } from './cache';
 import type { EpochLog, FitOptions as FitOptionsOf } from './fit-options';
 import { beamSearch, type Beam, type BeamSearchOptions } from './inference/beam';
 import {
   predictNext, startFeed, startGeneration, streamGeneration,
   type GenerateOptions, type GeneratedToken, type Generation, type Prediction, type PredictOptions,
 } from './inference/generate';
-import { sentenceModel, signalIn, type InferenceHost } from './inference/host';
+import { sentenceModel, type InferenceHost } from './inference/host';
 import { scoreInputs, scoreModel, type Score, type ScoreOptions } from './inference/score';
 import { Session, SessionStates, type SessionOptions } from './inference/session';
 import { Inputs, type DataMode, type TextInput, type TokenIds } from './inputs';
@@ -30,7 +30,7 @@ import { countParameters, parameterSpecs } from './nn/layout';
 import { Network } from './nn/network';
 import { REGULARIZATION_RATES, type Regularization } from './nn/regularization';
 import { QUANTIZATIONS, quantizeWeights, type HostWeights, type Quantization } from './nn/quantize';
-import { Options } from './options';
+import { Options, signalIn } from './options';
 import { Access } from './runtime/access';
 import { Scheduler, type RuntimeStats } from './runtime/scheduler';
 import { PAD_ID, type Tokenizer } from './tokenizers';
@@ -42,7 +42,7 @@ export type { DeviceOption } from './backend/index';
 export type { Cell } from './backend/types';
 export type { DataMode, TextInput, TokenIds } from './inputs';
 export type { EvaluateOptions, Evaluation } from './evaluate';
-export type { CacheOptions, CacheTuning } from './cache';
+export type { CacheOptions, CacheTuning, TuneCacheOptions } from './cache';
 export type { Regularization } from './nn/regularization';
 export type { Beam, BeamSearchOptions } from './inference/beam';
 export type { GenerateOptions, GeneratedToken, Generation, Prediction, PredictOptions, TopToken } from './inference/generate';
@@ -137,19 +137,6 @@ export interface SaveOptions {
   dtype?: 'f32' | 'f16' | 'bf16' | 'int8';
 }
 const SAVE_DTYPES = ['f32', 'f16', 'bf16', 'int8'] as const;
-
-/** Options of {@link LanguageModel.tuneCache}. */
-export interface TuneCacheOptions {
-  /** The cache's size (as evaluate's cache.size). Default 2000. */
-  size?: number;
-  /** The thetas tried. Default [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3]. */
-  thetas?: number[];
-  /** The lambdas tried. Default [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]. */
-  lambdas?: number[];
-  /** Time steps per window (as evaluate's). Default 35. */
-  seqLength?: number;
-  signal?: AbortSignal;
-}
 
 /** Options of {@link LanguageModel.summary}. */
 export interface SummaryOptions {
@@ -382,24 +369,14 @@ export class LanguageModel {
    * Tunes evaluate's cache on a text (validation data, not the test text): the theta and lambda of
    * the grid with the lowest perplexity, found in one pass (the cache's products do not depend on
    * them), with that perplexity and the one without a cache. Defaults: size 2000, thetas 0.05 to
-   * 3, lambdas 0.05 to 0.3.
+   * 3 (when the best is 3, larger ones are tried: a pass each, twice at most), lambdas 0.05 to 0.3.
    */
   async tuneCache(text: TextInput, options: TuneCacheOptions = {}): Promise<CacheTuning> {
-    const o = new Options('tuneCache', options, ['size', 'thetas', 'lambdas', 'seqLength', 'signal']);
-    const size = parseCache('tuneCache', o.has('size') ? { size: o.raw('size') } : {}).size;
-    const grid = (key: 'thetas' | 'lambdas', def: number[], max: number) => {
-      const v = o.raw(key) ?? def;
-      if (!Array.isArray(v) || v.length === 0 || v.length > 100 || !v.every((x) => typeof x === 'number' && x > 0 && x <= max)) {
-        throw invalidArgument(`tuneCache: ${key} must be 1 to 100 numbers in (0, ${max}] (got ${JSON.stringify(v)})`);
-      }
-      return v as number[];
-    };
-    const thetas = grid('thetas', [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3], 1e4), lambdas = grid('lambdas', [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], 1);
-    const T = o.integer('seqLength', DEFAULTS.evaluate.seqLength, { min: 1, max: 1 << 16 });
-    const signal = signalIn(options);
+    const t = parseTuneCache(options);
     const ids = this.#inputs.stream(text, 'tuneCache text');
-    return this.#access.shared(() => this.#access.network(() => tuneCacheOn(this.#net, ids, T, size, thetas, lambdas, signal)), signal);
+    return this.#access.shared(() => this.#access.network(() => tuneCacheOn(this.#net, ids, t)), t.signal);
   }
+
 
   // ---- inference ---------------------------------------------------------------------------------
 

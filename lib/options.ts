@@ -110,3 +110,16 @@ export class Options {
     return new Options(`${this.where}: ${key}`, v, known);
   }
 }
+
+/** The signal among a call's options, if it is one (checked properly where the options are parsed). */
+export function signalIn(options: unknown): AbortSignal | undefined {
+  const v = typeof options === 'object' && options !== null ? (options as { signal?: unknown }).signal : undefined;
+  return v instanceof AbortSignal ? v : undefined;
+}
+
+/** The signal option of every inference call. */
+export function signalOf(where: string, v: unknown): AbortSignal | undefined {
+  if (v === undefined) return undefined;
+  if (!(v instanceof AbortSignal)) throw invalidArgument(`${where}: signal must be an AbortSignal`);
+  return v;
+}

@@ -7,9 +7,9 @@
 import { tensor, type DeviceBuffer, type Tensor } from '../backend/types';
 import { DEFAULTS } from '../defaults';
 import type { Network } from '../nn/network';
-import { Options } from '../options';
+import { Options, signalOf } from '../options';
 import { Controls, specials, vocabulary, type TokenControls } from './controls';
-import { signalOf, type InferenceHost } from './host';
+import type { InferenceHost } from './host';
 import { topTokens } from './sampling';
 
 /** Options of LanguageModel.beamSearch. */

@@ -38,17 +38,25 @@ export function requestCache(net: Network, o: Options, where: string, session?: 
   return () => ({ memory: new CacheMemory(net.stream, net.config.dtype, net.config.hiddenSize, settings), own: true });
 }
 
-/** Runs a job with its cache after the calls that use the network's memory before it; its resolve or reject is called exactly once. */
-export function runCached(net: Network, access: Access, job: Job, cache: RequestCache): void {
+/**
+ * Runs a job with its cache after the calls that use the network's memory before it (an abort
+ * meanwhile rejects it at once); its resolve or reject is called exactly once. A memory of its own
+ * is made when its turn comes, so that many queued requests (a score of many inputs) hold one at a time.
+ */
+export function runCached(net: Network, access: Access, job: Job, cache: () => RequestCache): void {
   void access
-    .network(() => run(net, job, cache.memory))
+    .network(async () => {
+      const c = cache();
+      try {
+        return await run(net, job, c.memory);
+      } finally {
+        if (c.own) c.memory.free();
+      }
+    }, job.signal)
     .then(
       (scores) => job.resolve(scores),
       (e) => job.reject(e),
-    )
-    .finally(() => {
-      if (cache.own) cache.memory.free();
-    });
+    );
 }
 
 async function run(net: Network, job: Job, mem: CacheMemory): Promise<number[]> {
@@ -103,7 +111,11 @@ async function run(net: Network, job: Job, mem: CacheMemory): Promise<number[]> 
     else mem.rollback();
     return scores;
   } catch (e) {
-    mem.rollback();
+    try {
+      mem.rollback();
+    } catch {
+      // The stream is gone (the model was disposed): so is the memory.
+    }
     throw e;
   }
 }

@@ -8,14 +8,14 @@ import type { CacheMemory, CacheOptions } from '../cache';
 import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import type { TokenIds } from '../inputs';
-import { Options } from '../options';
+import { Options, signalOf } from '../options';
 import type { Draw } from '../runtime/scheduler';
 import type { StateRef } from '../runtime/rows';
 import { SOS_ID } from '../tokenizers';
 import { Random } from '../util/random';
 import { CONTROL_KEYS, Controls, specials, vocabulary, type TokenControls } from './controls';
 import { requestCache } from './cached';
-import { deferred, signalOf, submit, textOf, type InferenceHost } from './host';
+import { deferred, submit, textOf, type InferenceHost } from './host';
 import { sampleToken, topTokens } from './sampling';
 import { TokenText, type GeneratedToken, type TopToken } from './text';
 

@@ -38,19 +38,6 @@ export function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; r
   return { promise, resolve, reject };
 }
 
-/** The signal among a call's options, if it is one (checked properly where the options are parsed). */
-export function signalIn(options: unknown): AbortSignal | undefined {
-  const v = typeof options === 'object' && options !== null ? (options as { signal?: unknown }).signal : undefined;
-  return v instanceof AbortSignal ? v : undefined;
-}
-
-/** The signal option of every inference call. */
-export function signalOf(where: string, v: unknown): AbortSignal | undefined {
-  if (v === undefined) return undefined;
-  if (!(v instanceof AbortSignal)) throw invalidArgument(`${where}: signal must be an AbortSignal`);
-  return v;
-}
-
 /**
  * Hands a job to the model's scheduler, or with a cache to runCached: by default it scores nothing
  * and keeps no state.
@@ -61,6 +48,6 @@ export function submit(
 ): void {
   const { cache, ...rest } = request;
   const job: Job = { targets: null, pre: -1, save: null, ...rest };
-  if (cache) runCached(host.network, host.access, job, cache());
+  if (cache) runCached(host.network, host.access, job, cache);
   else host.scheduler.submit(job);
 }

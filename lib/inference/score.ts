@@ -9,10 +9,10 @@ import type { CacheOptions } from '../cache';
 import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import type { TokenIds } from '../inputs';
-import { Options } from '../options';
+import { Options, signalOf } from '../options';
 import { EOS_ID, SOS_ID, UNK_ID } from '../tokenizers';
 import { requestCache, type RequestCache } from './cached';
-import { deferred, sentenceModel, signalOf, submit, type InferenceHost } from './host';
+import { deferred, sentenceModel, submit, type InferenceHost } from './host';
 import type { Start } from './generate';
 
 /** Options of LanguageModel.score. */

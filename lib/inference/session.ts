@@ -11,12 +11,12 @@ import type { DeviceBuffer } from '../backend/types';
 import { CacheMemory, parseCache, type CacheOptions } from '../cache';
 import { RnnlmError } from '../errors';
 import type { TokenIds } from '../inputs';
-import { Options } from '../options';
+import { Options, signalIn, signalOf } from '../options';
 import { untilSettled } from '../runtime/access';
 import { stateRef, stateSize, type StateRef } from '../runtime/rows';
 import { GENERATE_KEYS, predictNext, startFeed, startGeneration, streamGeneration, type GenerateOptions, type Generation, type PredictOptions, type Prediction, type Start } from './generate';
 import { requestCache, type RequestCache } from './cached';
-import { sentenceModel, signalIn, signalOf, submit, type InferenceHost } from './host';
+import { sentenceModel, submit, type InferenceHost } from './host';
 import { scoreFrom, type Score, type ScoreOptions } from './score';
 import type { GeneratedToken } from './text';
 

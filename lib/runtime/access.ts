@@ -35,17 +35,18 @@ export class Access {
     }
   }
 
-  /** Runs fn when no other call uses the network's activation memory (inside shared()). */
-  async network<T>(fn: () => Promise<T>): Promise<T> {
+  /** Runs fn when no other call uses the network's activation memory (inside shared()); rejects at once if the signal aborts while it waits. */
+  async network<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const before = this.networkTurn;
     let release!: () => void;
     this.networkTurn = new Promise<void>((r) => (release = r));
     try {
-      await before;
+      await untilSettled(before, signal);
       this.checkAlive();
       return await fn();
     } finally {
-      release();
+      // The next turn starts after the one before this (over already, unless this call left early on its signal).
+      void before.then(release);
     }
   }
 

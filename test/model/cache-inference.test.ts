@@ -197,6 +197,25 @@ describe('the continuous cache on inference calls', () => {
     }
   });
 
+  test('a call with a cache waiting its turn rejects at once when aborted, and with ERR_DISPOSED when the model goes', async () => {
+    const m = await trained();
+    const long = Array.from({ length: 20 }, (_, i) => ids(100, i * 10)).flat();
+    let firstDone = false;
+    const first = m.score(long, { cache: c }).then((r) => ((firstDone = true), r));
+    const ac = new AbortController();
+    const second = m.score(long, { cache: c, signal: ac.signal });
+    ac.abort(new Error('no longer'));
+    await expect(second).rejects.toThrow('no longer');
+    expect(firstDone).toBe(false); // it did not wait for the call before it
+    expect((await first).tokens).toBe(long.length - 1);
+    const s = m.session({ cache: c });
+    await s.append(ids(30));
+    const third = m.score(long, { cache: c }), fourth = s.predictNext();
+    m.dispose();
+    await rejectsWith(third, 'ERR_DISPOSED');
+    await rejectsWith(fourth, 'ERR_DISPOSED');
+  });
+
   test('bad cache options are refused, naming the call', async () => {
     const m = await trained();
     try {

@@ -4,7 +4,7 @@
 // Sizes smaller than a window, than the text and larger than it (the ring wraps, or never fills).
 import { describe, expect, test } from 'vitest';
 import { CharTokenizer, LanguageModel } from '../../lib/index';
-import { cachePass, mixedLogProb } from '../../lib/cache';
+import { cachePass, mixedLogProb, tuneCacheOn } from '../../lib/cache';
 import { Network } from '../../lib/nn/network';
 import { Random } from '../../lib/util/random';
 import { backend } from '../helpers';
@@ -98,6 +98,35 @@ describe('continuous cache', () => {
       m.dispose();
     }
   }, 60_000);
+
+  test('tuneCache: a best theta at the grid\'s top edge is tried against larger ones, twice at most', async () => {
+    // Made so that sharper attention is better: h_t ~ one-hot of the token just read (embedding I,
+    // weight_ih 5 I, no recurrence), and a periodic text: the entries after the same token predict
+    // the next one exactly, so p_cache(target) rises with theta.
+    const n = 13;
+    const sharp = new Network(backend, { vocabSize: n, embeddingSize: n, hiddenSize: n, layers: 1, cell: 'rnn_tanh', dropout: 0, tieWeights: false, dtype: 'f64', paddingIdx: -1 });
+    try {
+      sharp.initialize(1);
+      const eye = (k: number) => Float64Array.from({ length: n * n }, (_, i) => (i % (n + 1) === 0 ? k : 0));
+      sharp.writeParam('encoder.weight', eye(1));
+      sharp.writeParam('rnn.weight_ih_l0', eye(5));
+      sharp.writeParam('rnn.weight_hh_l0', new Float64Array(n * n));
+      const text = Int32Array.from({ length: 90 }, (_, i) => [3, 7, 1, 9, 4, 11, 5][i % 7]);
+      const t = { seqLength: 10, size: 30, thetas: [0.5, 1], lambdas: [0.3], extend: false };
+      const grid = await tuneCacheOn(sharp, text, t);
+      expect(grid.theta).toBe(1);
+      const wide = await tuneCacheOn(sharp, text, { ...t, extend: true });
+      expect(wide.theta).toBe(9); // 1.5, 2, 3 then 4.5, 6, 9: the best each time, and no third pass
+      expect(wide.perplexity).toBeLessThan(grid.perplexity);
+      let nll = 0;
+      const count = await cachePass(sharp, text, 30, 10, (lp, view, target) => void (nll -= mixedLogProb(lp, view, target, 9, 0.3)));
+      expect(Math.abs(Math.exp(nll / count) - wide.perplexity)).toBeLessThan(1e-9);
+      // Where the best is not the largest theta (the untrained network prefers flat attention), nothing more is tried.
+      expect((await tuneCacheOn(net, ids, { ...t, extend: true })).theta).toBe(0.5);
+    } finally {
+      sharp.dispose();
+    }
+  });
 
   test('a text of one token is refused', async () => {
     await expect(cachePass(net, Int32Array.from([1]), 5, 5, () => {})).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/at least 2 tokens/) });
