@@ -30,14 +30,18 @@ export type CacheSettings = Required<CacheOptions>;
 
 export const CACHE_DEFAULTS: CacheSettings = { size: 2000, theta: 0.3, lambda: 0.1 };
 
+/** Also takes tuneCache's result as it is (its perplexity and baseline are ignored). */
 export function parseCache(where: string, raw: unknown): CacheSettings {
-  const o = new Options(`${where}: cache`, raw ?? {}, ['size', 'theta', 'lambda']);
+  const o = new Options(`${where}: cache`, raw ?? {}, ['size', 'theta', 'lambda', 'perplexity', 'baseline']);
   return {
     size: o.integer('size', CACHE_DEFAULTS.size, { min: 1, max: 100_000 }),
     theta: o.number('theta', CACHE_DEFAULTS.theta, { min: 0, max: 1e4, exclusiveMin: true }),
     lambda: o.number('lambda', CACHE_DEFAULTS.lambda, { min: 0, max: 1 }),
   };
 }
+
+/** The longest window a pass feeds at once (evaluate's seqLength above it changes nothing). */
+const MAX_WINDOW = 128;
 
 /** A position's model distribution (or one log-probability) and the cache entries it attends to. */
 export interface CacheView {
@@ -231,6 +235,8 @@ export async function cacheFeed(
 ): Promise<CachedRow | null> {
   const { vocabSize: V } = net.config;
   const s = net.stream, size = mem.size, sc = mem.scratch;
+  // Longer windows buy nothing but [T, T] and [T, size] products.
+  seqLength = Math.min(seqLength, MAX_WINDOW);
   const after = (i: number) => (i + 1 < feed.length ? feed[i + 1] : last);
   if (mem.pending && feed.length > 0) {
     mem.push(stateTop(net), 1, () => feed[0]);

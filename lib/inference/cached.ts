@@ -3,7 +3,7 @@
  * distributions, draws and saved states), run at batch 1 on the network's own state, one at a
  * time: a mixture needs every fed position's output and the memory of its one sequence, which the
  * batching scheduler does not keep. Every distribution such a request reads, scores or draws from
- * is the mixture; its draws are the host's.
+ * is the mixture, drawn from as the scheduler would (the device's sampler, or the host's).
  */
 import { tensor } from '../backend/types';
 import { CacheMemory, cacheFeed, cacheRow, mixRow, mixedLogProb, parseCache, type CachedRow } from '../cache';
@@ -12,7 +12,8 @@ import type { Network } from '../nn/network';
 import type { Options } from '../options';
 import type { Access } from '../runtime/access';
 import { copyState, type StateRef } from '../runtime/rows';
-import type { Job } from '../runtime/scheduler';
+import type { Draw, Job } from '../runtime/scheduler';
+import { nothingToDraw } from './sampling';
 
 /** Tokens fed per window (the outputs' products with each other are [T, T]). */
 const WINDOW = 64;
@@ -94,9 +95,8 @@ async function run(net: Network, job: Job, mem: CacheMemory): Promise<number[]> 
       for (let i = 0; ; i++) {
         signal?.throwIfAborted();
         const d = job.draw!(i);
-        if (d.device) throw new Error('internal: a request with a cache draws on the host');
         const row = mixRow(next!.row, next!.view, theta, lambda);
-        const id = d.pick(row);
+        const id = d.device ? await drawOnDevice(net, mem, row, d) : d.pick(row);
         const done = job.onToken!(id, row[id], row) || i + 1 >= (job.limit ?? Infinity);
         // The last token is fed only when the state after it is kept.
         if (done && !job.save) break;
@@ -118,4 +118,21 @@ async function run(net: Network, job: Job, mem: CacheMemory): Promise<number[]> 
     }
     throw e;
   }
+}
+
+/**
+ * The device sampler's draw from a row of the host (the mixture), with the draw's seed: the same
+ * tokens as a request without a cache draws from the same row (lambda 0). Ids at probability 0
+ * (outside a lambda-1 cache) go to the device as a finite -1e30, which no draw picks.
+ */
+async function drawOnDevice(net: Network, mem: CacheMemory, row: Float32Array, d: Extract<Draw, { device: true }>): Promise<number> {
+  const s = net.stream, V = row.length, banned = new Set(d.exclude);
+  let any = false;
+  for (let i = 0; i < V && !any; i++) any = row[i] > -Infinity && !banned.has(i);
+  if (!any) throw nothingToDraw();
+  const logits = mem.scratch.f('draw', V, [1, V]), id = mem.scratch.i32('drawn', 1);
+  const finite = (v: number) => (v === -Infinity ? -1e30 : v);
+  s.write(logits, net.config.dtype === 'f64' ? Float64Array.from(row, finite) : Float32Array.from(row, finite));
+  s.sample(logits, id, d.temperature, d.topK, d.topP, d.seed, d.exclude, null);
+  return (await s.read(id))[0];
 }

@@ -176,9 +176,8 @@ export function startGeneration(
   const controls = new Controls(o, vocabulary(host));
   const cache = requestCache(net, o, where, start.cache);
   const { eos } = specials(host);
-  // The CUDA sampler draws from the whole distribution only: top-k and top-p draw on the host; so
-  // does a request with a cache (its distribution is mixed on the host).
-  const deviceFilters = !cache && (net.backend.device === 'cpu' || (sampling.topK === 0 && sampling.topP >= 1));
+  // The CUDA sampler draws from the whole distribution only: top-k and top-p draw on the host.
+  const deviceFilters = net.backend.device === 'cpu' || (sampling.topK === 0 && sampling.topP >= 1);
   const text = new TokenText(stops as string[], (ids) => textOf(host.tokenizer, ids));
   const ids: number[] = [], logProbs: number[] = [], tops: TopToken[][] = [];
   let finishReason: Generation['finishReason'] = 'length';

@@ -3,7 +3,13 @@
  * from the device): greedy, temperature, top-k and nucleus (top-p) sampling, and the
  * k most likely tokens. Token ids in `exclude` (e.g. <pad>, <sos>) are never chosen.
  */
+import { invalidArgument } from '../errors';
 import type { Random } from '../util/random';
+
+/** Every token a call allows has probability 0 (a cache with lambda 1 gives probability to its words only). */
+export function nothingToDraw(): Error {
+  return invalidArgument('no token can be drawn: every token this call allows (not banned, matching the prefix) has probability 0; with a cache of lambda 1 only the words in the cache have any');
+}
 
 export interface SamplingOptions {
   /** 0 = greedy (argmax); 1 = the model's distribution; < 1 sharper, > 1 flatter. */
@@ -37,7 +43,11 @@ export function sampleToken(
   rng: Random,
   exclude: ReadonlySet<number>,
 ): number {
-  if (opts.temperature === 0) return topTokens(logProbs, 1, exclude)[0].id;
+  if (opts.temperature === 0) {
+    const best = topTokens(logProbs, 1, exclude);
+    if (best.length === 0) throw nothingToDraw();
+    return best[0].id;
+  }
   const V = logProbs.length;
   if (opts.topK === 0 && opts.topP >= 1) {
     // The common case in one pass over typed memory (this runs once per generated token).
@@ -45,6 +55,7 @@ export function sampleToken(
     for (const i of exclude) if (i < V) skip[i] = 1;
     let mx = -Infinity;
     for (let i = 0; i < V; i++) if (logProbs[i] > mx && !skip[i]) mx = logProbs[i];
+    if (mx === -Infinity) throw nothingToDraw();
     const p = new Float64Array(V);
     let total = 0;
     const inv = 1 / opts.temperature;
@@ -61,6 +72,7 @@ export function sampleToken(
   let ids: number[] = [];
   for (let i = 0; i < V; i++) if (!exclude.has(i)) ids.push(i);
   ids.sort((a, b) => logProbs[b] - logProbs[a]);
+  if (ids.length === 0 || logProbs[ids[0]] === -Infinity) throw nothingToDraw();
   if (opts.topK > 0) ids = ids.slice(0, opts.topK);
   const mx = logProbs[ids[0]];
   const p = ids.map((i) => Math.exp((logProbs[i] - mx) / opts.temperature));

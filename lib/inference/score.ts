@@ -72,7 +72,15 @@ export function scoreModel(host: InferenceHost, items: unknown[], options: Score
     if (ids.length < 2) throw invalidArgument(`${what} has ${ids.length} token${ids.length === 1 ? '' : 's'}; scoring needs at least 2 (the first is context, each later one is scored)`);
     return { feed: ids.subarray(0, ids.length - 1), targets: ids.subarray(1), pre: -1 };
   });
-  return Promise.all(jobs.map((j) => run(host, { init: null, feed: j.feed }, j.targets, j.pre, perToken, signal, cache)));
+  const one = (j: (typeof jobs)[number]) => run(host, { init: null, feed: j.feed }, j.targets, j.pre, perToken, signal, cache);
+  if (!cache) return Promise.all(jobs.map(one));
+  // With a cache the inputs run one at a time anyway (inference/cached.ts): queued one after another,
+  // so that one waits on the signal, not thousands.
+  return (async () => {
+    const out: Score[] = [];
+    for (const j of jobs) out.push(await one(j));
+    return out;
+  })();
 }
 
 /**

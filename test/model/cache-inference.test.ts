@@ -216,6 +216,34 @@ describe('the continuous cache on inference calls', () => {
     await rejectsWith(fourth, 'ERR_DISPOSED');
   });
 
+  test('lambda 0 draws what no cache draws; lambda 1 with every cached word banned is refused; tuneCache\'s result passes as a cache; long windows are cut', async () => {
+    const m = await trained();
+    try {
+      const prompt = words(20, 40);
+      for (const extra of [{}, { topK: 5 }, { temperature: 0.7 }]) {
+        const plain = await m.generate({ prompt, seed: 4, maxTokens: 15, stopAtEos: false, details: true, ...extra });
+        const zero = await m.generate({ prompt, seed: 4, maxTokens: 15, stopAtEos: false, details: true, cache: { lambda: 0 }, ...extra });
+        expect(zero.ids).toEqual(plain.ids);
+      }
+      // lambda 1: only the cache's words have probability; ban them all and nothing can be drawn.
+      const seen = [...new Set(ids(20, 40))].map((id) => m.tokenizer!.tokenOf(id));
+      for (const extra of [{ temperature: 0 }, { seed: 1 }, { seed: 1, topK: 5 }]) {
+        await rejectsWith(m.generate({ prompt, cache: { lambda: 1 }, ban: seen, maxTokens: 3, ...extra }), 'ERR_INVALID_ARGUMENT', /no token can be drawn/);
+      }
+      const tuned = await m.tuneCache(words(200), { size: 50 });
+      expect((await m.evaluate(words(200), { cache: tuned })).perplexity).toBeCloseTo(tuned.perplexity, 6);
+      // evaluate's seqLength only cuts the text into windows: past 128 it is cut at 128 (the [T, T] products).
+      const net = networkOf(m), alloc = net.stream.alloc.bind(net.stream);
+      let largest = 0;
+      Object.defineProperty(net.stream, 'alloc', { configurable: true, value: (d: never, n: number) => ((largest = Math.max(largest, n)), alloc(d, n)) });
+      const long = await m.evaluate(words(1000), { cache: { size: 50 }, seqLength: 65536 });
+      expect(largest).toBeLessThan(128 * 128 + 1000);
+      expect(Math.abs(long.loss - (await m.evaluate(words(1000), { cache: { size: 50 }, seqLength: 35 })).loss)).toBeLessThan(1e-6);
+    } finally {
+      m.dispose();
+    }
+  });
+
   test('bad cache options are refused, naming the call', async () => {
     const m = await trained();
     try {
