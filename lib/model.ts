@@ -377,7 +377,6 @@ export class LanguageModel {
     return this.#access.shared(() => this.#access.network(() => tuneCacheOn(this.#net, ids, t)), t.signal);
   }
 
-
   // ---- inference ---------------------------------------------------------------------------------
 
   /** What inference (./inference) needs of this model. */

@@ -76,13 +76,14 @@ async function run(net: Network, job: Job, mem: CacheMemory): Promise<number[]> 
   mem.begin();
   try {
     const scores: number[] = [];
-    // A token scored from the state itself, before the feed.
-    if (job.pre >= 0) {
-      const r = await cacheRow(net, mem);
-      scores.push(mixedLogProb(r.row[job.pre], r.view, job.pre, theta, lambda));
-    }
     const { feed, targets } = job;
+    // The distribution after the state itself: for a token scored before the feed, and the next
+    // token's when nothing is fed.
     let next: CachedRow | null = null;
+    if (job.pre >= 0) {
+      next = await cacheRow(net, mem);
+      scores.push(mixedLogProb(next.row[job.pre], next.view, job.pre, theta, lambda));
+    }
     if (feed.length > 0) {
       const last = targets?.[feed.length - 1] ?? -1;
       next = await cacheFeed(net, mem, feed, last, targets, WINDOW, (lp, view, target) => scores.push(mixedLogProb(lp, view, target, theta, lambda)), job.then !== 'none', signal);

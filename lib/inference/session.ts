@@ -17,7 +17,7 @@ import { stateRef, stateSize, type StateRef } from '../runtime/rows';
 import { GENERATE_KEYS, predictNext, startFeed, startGeneration, streamGeneration, type GenerateOptions, type Generation, type PredictOptions, type Prediction, type Start } from './generate';
 import { requestCache, type RequestCache } from './cached';
 import { sentenceModel, submit, type InferenceHost } from './host';
-import { scoreFrom, type Score, type ScoreOptions } from './score';
+import { SCORE_KEYS, scoreFrom, type Score, type ScoreOptions } from './score';
 import type { GeneratedToken } from './text';
 
 /** Options of Session.generate and generateStream: generate's, and whether the session keeps what was generated. */
@@ -115,7 +115,7 @@ export class Session {
   /** The log-probability of the input continuing the session (every token scored). */
   score(input: string | TokenIds, options: SessionScoreOptions = {}): Promise<Score> {
     return this.#run('score', options, async () => {
-      const keep = new Options('session.score', options, ['tokenLogProbs', 'signal', 'append', 'cache']).boolean('append', false);
+      const keep = new Options('session.score', options, [...SCORE_KEYS, 'append']).boolean('append', false);
       const ids = this.host.inputs.prompt(input, 'session.score input');
       const start = this.#start(new Int32Array(0), keep);
       const s = await scoreFrom(this.host, start, ids, options, 'session.score', keep);

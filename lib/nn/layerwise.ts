@@ -39,6 +39,8 @@ export interface LayerwiseForward {
   seed: number;
 }
 
+type LayerViews = ReturnType<Layerwise['layerViews']>;
+
 export class Layerwise {
   /** Layer 0's RNN (inputSize -> H) and the others' (H -> H). */
   private readonly first: RnnDescriptor;
@@ -46,6 +48,8 @@ export class Layerwise {
   private readonly scratch: Scratch;
   /** The last forward's shape, lengths and states (backward reuses them). */
   private last?: { T: number; B: number; lengths: Int32Array | null; x: Tensor; hx: Tensor; cx: Tensor };
+  /** Every layer's tensors for the last step shape (made again when T or B changes). */
+  private shaped?: { T: number; B: number; layers: LayerViews[] };
 
   constructor(
     backend: Backend,
@@ -80,11 +84,18 @@ export class Layerwise {
     return tensor(state.buffer, state.offset + l * B * H, [1, B, H]);
   }
 
-  /** Named per-layer tensors of the step (T x B x H, and the spaces). */
-  private views(l: number, T: number, B: number) {
-    const sc = this.scratch, H = this.cfg.hiddenSize, n = T * B * H, sp = this.rnn(l).spaces(T, B);
+  /** Each layer's named tensors for a T x B step (T x B x H, and the spaces), kept while the shape stays. */
+  private views(T: number, B: number): LayerViews[] {
+    if (this.shaped?.T === T && this.shaped.B === B) return this.shaped.layers;
     let ws = 0;
     for (const r of [this.first, this.rest]) ws = Math.max(ws, r.spaces(T, B).workspace);
+    const layers = Array.from({ length: this.cfg.layers }, (_, l) => this.layerViews(l, T, B, ws));
+    this.shaped = { T, B, layers };
+    return layers;
+  }
+
+  private layerViews(l: number, T: number, B: number, ws: number) {
+    const sc = this.scratch, H = this.cfg.hiddenSize, n = T * B * H, sp = this.rnn(l).spaces(T, B);
     return {
       weights: sc.f(`w${l}`, this.rnn(l).weightSize),
       grads: sc.f(`dw${l}`, this.rnn(l).weightSize),
@@ -104,8 +115,9 @@ export class Layerwise {
     const s = this.stream, rng = new Random(a.seed);
     this.last = { T, B, lengths: a.lengths, x: a.x, hx: a.hx, cx: a.cx };
     let below: Tensor | null = null;
+    const views = this.views(T, B);
     for (let l = 0; l < L; l++) {
-      const v = this.views(l, T, B);
+      const v = views[l];
       this.transfer(l, a.weights, v.weights, true);
       const x = l === 0 ? a.x : v.x;
       // Locked: element (t, b, j) draws key (b, j), so every step shares the mask.
@@ -128,9 +140,9 @@ export class Layerwise {
     const last = this.last;
     if (!last) throw new Error('internal: a layerwise backward without its forward');
     const { T, B, lengths } = last;
-    const L = this.cfg.layers, s = this.stream;
+    const L = this.cfg.layers, s = this.stream, views = this.views(T, B);
     for (let l = L - 1; l >= 0; l--) {
-      const v = this.views(l, T, B);
+      const v = views[l];
       const x = l === 0 ? last.x : v.x, y = l === L - 1 ? a.y : v.y, dy = l === L - 1 ? a.dy : v.dy, dx = l === 0 ? a.dx : v.dx;
       const hx = this.slice(last.hx, l, B), cx = this.slice(last.cx, l, B);
       s.rnnBackwardData(this.rnn(l), {
@@ -142,7 +154,7 @@ export class Layerwise {
       s.rnnBackwardWeights(this.rnn(l), { x, hx, y, weights: v.weights, dweights: v.grads, reserve: v.reserve, workspace: v.workspace, lengths });
       this.transfer(l, a.dweights, v.grads, false);
       // Through the mask between this layer and the one below.
-      if (l > 0) s.multiply(dx, v.mask, this.views(l - 1, T, B).dy);
+      if (l > 0) s.multiply(dx, v.mask, views[l - 1].dy);
     }
   }
 

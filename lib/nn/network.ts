@@ -389,7 +389,7 @@ export class Network {
     } else {
       s.rnnForward(this.rnn, {
         x: a.embDrop, y: a.y, hx: st.hx, cx: st.cx, hy: st.hy, cy: st.cy,
-        ...this.rnnArgs, ...(train && this.weightDrop ? { weights } : {}),
+        ...this.rnnArgs, weights,
         reserve: a.reserve, workspace: a.workspace,
         lengths: batch.lengths ?? null, training: train, seed: rnnSeed,
       });
