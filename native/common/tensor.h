@@ -2,6 +2,7 @@
 // into device memory, and the checks every entry point runs on them (shapes, dtypes,
 // overlaps) before anything is queued. Plain C++: no Node-API here.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <iterator>
@@ -26,6 +27,16 @@ inline size_t dtypeSize(DType d) { return d == DType::F64 ? 8 : d == DType::I8 ?
 
 constexpr int64_t kMaxElements = int64_t(1) << 40;
 
+// Bumped whenever int8 memory changes (a write, fill or copy into an int8 buffer, as it runs, and
+// an int8 buffer's release): the CPU's packed copies of int8 weights (cpu/q8_pack.h) are dropped.
+inline std::atomic<uint64_t>& int8Generation() {
+  static std::atomic<uint64_t> generation{0};
+  return generation;
+}
+inline void int8Changed(DType t) {
+  if (t == DType::I8) int8Generation().fetch_add(1);
+}
+
 // Device memory: zeroed, freed with its last user (a buffer handle or a queued op that
 // still refers to it).
 struct Storage {
@@ -37,6 +48,7 @@ struct Storage {
     allocStats().add(bytes());
   }
   ~Storage() {
+    int8Changed(dtype);
     release(data);
     allocStats().sub(bytes());
   }

@@ -206,15 +206,35 @@ void logSoftmaxInto(const T* x, int64_t N, int64_t K, T* out, int64_t W, int64_t
 // to the first topK, then to the shortest prefix whose weight reaches topP W, walked in that
 // order. Temperature 0 (or weights that underflow) gives the argmax. Reference for
 // kernels::sample. When values is given, values[n] = z[n, ids[n]].
+//
+// The argmax: the first allowed id whose value no later allowed one exceeds (a NaN is never larger;
+// the first allowed value wins if it is a NaN), as the loop at the end computes it. The same id
+// comes faster from the row's vectorised max: the first allowed id holding it (checking the
+// exclusions only there), unless that first value is a NaN or every id holding the max is excluded.
+template <typename T>
+int64_t argmaxAllowed(const T* row, int64_t V, const SampleArgs& a) {
+  int64_t first = 0;
+  while (first < V && !a.allowed(first)) ++first;
+  if (first == V) return -1;
+  if (row[first] == row[first]) {
+    const T m = maxOf(row, V);  // NaNs skipped, but row[0]'s may be kept: then the loop
+    if (m == m)
+      for (int64_t v = 0; v < V; ++v)
+        if (row[v] == m && a.allowed(v)) return v;
+  }
+  int64_t best = -1;
+  for (int64_t v = 0; v < V; ++v)
+    if (a.allowed(v) && (best < 0 || row[v] > row[best])) best = v;
+  return best;
+}
+
 template <typename T>
 void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, T* values) {
   thread_local std::vector<T> w, scaled;
   thread_local std::vector<int32_t> order;
   for (int64_t n = 0; n < N; ++n) {
     const T* row = z + n * V;
-    int64_t best = -1;
-    for (int64_t v = 0; v < V; ++v)
-      if (a.allowed(v) && (best < 0 || row[v] > row[best])) best = v;
+    const int64_t best = argmaxAllowed(row, V, a);
     ids[n] = int32_t(best);
     if (a.temperature == 0 || !std::isfinite(double(row[best]))) continue;
     const double u = double(uniform01(a.seed, uint64_t(n)));

@@ -19,6 +19,7 @@
 
 #include "../common/status.h"
 #include "blas.h"
+#include "q8_pack.h"
 
 namespace rnnlm::cpu {
 
@@ -59,6 +60,30 @@ inline void quantizeRows(int64_t M, int64_t K, const float* A, int64_t lda, int8
   }
 }
 
+// C[0, :N] (= or +=) the quantized row q (scale sa) times W^T, from W's packed copy P (q8_pack.h).
+// A large product is shared with the helper thread in chunks of blocks, as below.
+inline void gemvForwardQ8(int64_t N, int64_t K, const int8_t* q, float sa, const uint8_t* P, const float* sw,
+                          bool accumulate, float* C) {
+  const int64_t K4 = (K + 3) / 4, blocks = (N + 15) / 16;
+  thread_local std::vector<int32_t> a4;
+  a4.assign(size_t(K4), 0);
+  std::memcpy(a4.data(), q, size_t(K));
+  int32_t sumA = 0;
+  for (int64_t k = 0; k < K; ++k) sumA += q[k];
+  constexpr int64_t kShareMacs = int64_t(1) << 24;
+  constexpr int kChunks = 8;
+  if (N * K < kShareMacs || blocks < 2 * kChunks || openblas_get_num_threads() < 2) {
+    gemvQ8Packed(N, K4, a4.data(), sumA, sa, P, sw, 0, blocks, accumulate, C);
+    return;
+  }
+  const int64_t width = (blocks + kChunks - 1) / kChunks;
+  const int32_t* a = a4.data();  // the helper has a thread_local a4 of its own
+  HelperThread::get().forEach(int((blocks + width - 1) / width), [&](int i) {
+    const int64_t b0 = i * width, b1 = blocks - b0 < width ? blocks : b0 + width;
+    gemvQ8Packed(N, K4, a, sumA, sa, P, sw, b0, b1, accumulate, C);
+  });
+}
+
 // C[M, N] (= or +=) A[M, K] (float) times W[N, K]^T (int8, row scales sw). A large product is
 // shared with the helper thread in chunks of columns (as gemmForward's float kernel is); the
 // quantized rows of A live in this thread's scratch.
@@ -75,6 +100,8 @@ inline void gemmForwardQ8(int64_t M, int64_t N, int64_t K, const float* A, int64
   const float* s = sa.data();
   constexpr int64_t kShareMacs = int64_t(1) << 24;  // int8 products run about twice the float kernel's rate
   constexpr int kChunks = 8;
+  if (M == 1 && K <= kQ8OffsetMaxK && hasQ8Packed())
+    if (const Q8Packs::Pack pack = Q8Packs::get().find(W, K, N, K)) return gemvForwardQ8(N, K, q, s[0], pack->data(), sw, accumulate, C);
   if (M * N * K < kShareMacs || N < 8 * kChunks || openblas_get_num_threads() < 2)
     return gemmQ8(M, N, K, q, K, s, W, K, sw, accumulate, C, ldc);
   const int64_t width = (N + 8 * kChunks - 1) / (8 * kChunks) * 8;

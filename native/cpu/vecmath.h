@@ -161,11 +161,12 @@ namespace simd_avx2 {
 #include "gemm_q8_simd.inc"
 }
 #pragma GCC pop_options
-// The int8 GEMM once more, with AVX-512 VNNI on 256-bit vectors (Ice Lake, Zen 4 and later).
+// The int8 GEMM once more, with AVX-512 VNNI (Ice Lake, Zen 4 and later): 256-bit tiles, and the
+// 512-bit lone-row product on packed weights (q8_pack.h).
 #undef RNNLM_SIMD_VNNI
 #define RNNLM_SIMD_VNNI 1
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512vnni,avx512vl")
+#pragma GCC target("avx2,fma,avx512f,avx512vnni,avx512vl")
 namespace simd_vnni {
 #include "gemm_q8_simd.inc"
 }
@@ -220,6 +221,26 @@ inline void gemmNT(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
 inline void gemmQ8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* sa, const int8_t* W,
                    int64_t ldw, const float* sw, bool beta, float* C, int64_t ldc) {
   RNNLM_SIMD_Q8(gemmQ8(M, N, K, A, lda, sa, W, ldw, sw, beta, C, ldc));
+}
+// The lone-row product on packed weights, where the CPU has AVX-512 VNNI; false elsewhere (the
+// caller then takes gemmQ8).
+inline bool gemvQ8Packed(int64_t N, int64_t K4, const int32_t* a4, int32_t sumA, float sa, const uint8_t* P,
+                         const float* sw, int64_t b0, int64_t b1, bool beta, float* C) {
+#if RNNLM_AVX2_DISPATCH
+  if (!hasVnni()) return false;
+  simd_vnni::gemvQ8Packed(N, K4, a4, sumA, sa, P, sw, b0, b1, beta, C);
+  return true;
+#else
+  (void)N, (void)K4, (void)a4, (void)sumA, (void)sa, (void)P, (void)sw, (void)b0, (void)b1, (void)beta, (void)C;
+  return false;
+#endif
+}
+inline bool hasQ8Packed() {
+#if RNNLM_AVX2_DISPATCH
+  return hasVnni();
+#else
+  return false;
+#endif
 }
 #undef RNNLM_SIMD
 #undef RNNLM_SIMD_Q8

@@ -101,6 +101,64 @@ describe('the native sample op (the CPU reference of the CUDA kernel)', () => {
     bad(() => s.sample(one, tensor(z.buffer, 0, [1]), 1, 0, 1, 1), /ids/);
   });
 
+  // The op's argmax (temperature 0, and every draw's shift) is the first allowed id that no later
+  // allowed one exceeds, NaN never larger: the reference loop, here in JavaScript, on rows made to
+  // defeat a shortcut (ties, an excluded maximum, NaNs, infinities, signed zeros).
+  test.each(['f32', 'f64'] as const)('%s: argmax = the reference loop on ties, excluded maxima, NaNs and infinities', async (dtype) => {
+    const reference = (row: number[], ex: number[]) => {
+      let best = -1;
+      row.forEach((x, v) => {
+        if (!ex.includes(v) && (best < 0 || x > row[best])) best = v;
+      });
+      return best;
+    };
+    const rows: [number[], number[]][] = [
+      [[1, 3, 3, 2, 3], []], // first of tied maxima
+      [[1, 3, 3, 2, 3], [1]], // the first maximum excluded: the next one
+      [[1, 3, 3, 2, 3], [1, 2, 4]], // every maximum excluded: the allowed max
+      [[3, 1, 2, 2, 0], [0]], // index 0 holds the excluded max
+      [[NaN, 1, 5, 2, 5], []], // a NaN first: it stays the argmax
+      [[NaN, 1, 5, 2, 5], [0]], // an excluded NaN first
+      [[1, NaN, 5, NaN, 4], []], // NaNs later are never larger
+      [[-Infinity, -Infinity, -Infinity, -Infinity, -Infinity], [0]],
+      [[1, Infinity, 2, Infinity, 0], [1]],
+      [[-0, 0, -1, 0, -0], []],
+      [[-1, -0, -2, 0, -3], [1]],
+      [[2, 2, 2, 2, 2], [0, 1, 2]],
+    ];
+    const V = 5, N = rows.length;
+    const idsT = make(s, 'i32', [1]);
+    const big = dtype === 'f32' ? 1e30 : 1e300, bigT = make(s, dtype, [1], [big]), zeroT = make(s, dtype, [1], [0]);
+    for (const [r, ex] of rows) {
+      // write and fill take finite numbers only: the specials are made by overflowing products.
+      const zt = make(s, dtype, [1, V], r.map((x) => (Number.isFinite(x) ? x : 0)));
+      r.forEach((x, v) => {
+        if (Number.isFinite(x)) return;
+        const at = tensor(zt.buffer, v, [1]);
+        s.fill(at, x < 0 ? -big : big);
+        s.multiply(at, bigT, at); // ±inf
+        if (Number.isNaN(x)) s.multiply(at, zeroT, at); // inf * 0
+      });
+      s.sample(zt, idsT, 0, 0, 1, 1, ex.length ? Int32Array.from(ex) : null);
+      expect((await s.read(idsT))[0], `row ${JSON.stringify(r)} excluding ${JSON.stringify(ex)}`).toBe(reference(r, ex));
+      zt.buffer.free();
+    }
+    // Long random rows with repeated values (a vector's lanes, and the tail after them).
+    const rng = new Random(5);
+    for (const len of [7, 64, 1003]) {
+      const r = Array.from({ length: len }, () => Math.floor(rng.uniform(0, 6)));
+      const top = Math.max(...r), ex = r.flatMap((x, v) => (x === top ? [v] : [])).slice(0, Math.min(3, N));
+      for (const e of [[], ex]) {
+        const zt = make(s, dtype, [1, len], r), id1 = make(s, 'i32', [1]);
+        s.sample(zt, id1, 0, 0, 1, 1, e.length ? Int32Array.from(e) : null);
+        expect((await s.read(id1))[0], `length ${len} excluding ${JSON.stringify(e)}`).toBe(reference(r, e));
+        zt.buffer.free();
+        id1.buffer.free();
+      }
+    }
+    for (const t of [idsT, bigT, zeroT]) t.buffer.free();
+  });
+
   // values[n] = logits[n, ids[n]]: with log-probabilities in, each drawn token's log-probability.
   const valueCases: [DType, number, number, number, number[]][] = [];
   for (const dtype of ['f32', 'f64'] as const)

@@ -236,6 +236,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
       push([dst, bytes, ctx] {
         D::upload(*ctx, static_cast<uint8_t*>(dst.st->data) + dst.offset * dtypeSize(dst.dtype), bytes->data(),
                   bytes->size());
+        int8Changed(dst.dtype);
       });
       return this->Env().Undefined();
     });
@@ -317,7 +318,10 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
       if (i8) {  // only where D::kInt8: alloc makes no i8 buffer elsewhere
         if constexpr (D::kInt8) {
           auto* ctx = ctx_.get();
-          push([dst, value, ctx] { D::fill(*ctx, dst.p<int8_t>(), dst.numel, int8_t(value)); });
+          push([dst, value, ctx] {
+            D::fill(*ctx, dst.p<int8_t>(), dst.numel, int8_t(value));
+            int8Changed(DType::I8);
+          });
         }
         return this->Env().Undefined();
       }
@@ -346,6 +350,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
         D::copy(*ctx, static_cast<uint8_t*>(dst.st->data) + dst.offset * dtypeSize(dst.dtype),
                 static_cast<const uint8_t*>(src.st->data) + src.offset * dtypeSize(src.dtype),
                 src.numel * dtypeSize(src.dtype));
+        int8Changed(dst.dtype);
       });
       return this->Env().Undefined();
     });

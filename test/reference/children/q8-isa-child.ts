@@ -8,9 +8,9 @@ import { Random } from '../../../lib/util/random';
 
 const s = cpuBackend.createStream();
 const rng = new Random(7);
-// [M, N, K]: rows shorter than a vector, a tail of K % 32, N % 4 of 0..3, lone rows and pairs, and
-// a product large enough for the helper thread.
-const cases = [[1, 5, 7], [2, 9, 32], [3, 14, 45], [1, 33, 200], [5, 64, 77], [4, 130, 96], [229, 262, 300]];
+// [M, N, K]: rows shorter than a vector, a tail of K % 32, N % 4 of 0..3, lone rows and pairs, a
+// product large enough for the helper thread, and lone rows on packed weights (N % 16, K % 4).
+const cases = [[1, 5, 7], [2, 9, 32], [3, 14, 45], [1, 33, 200], [5, 64, 77], [4, 130, 96], [229, 262, 300], [1, 37, 203], [1, 16, 4], [1, 2, 1000], [1, 1200, 64]];
 (async () => {
   console.log((cpuBackend.info() as { blas: { kernels: string } }).blas.kernels);
   for (const [M, N, K] of cases) {
