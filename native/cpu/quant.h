@@ -33,13 +33,16 @@ inline void quantizeRows(int64_t M, int64_t K, const float* A, int64_t lda, int8
   for (int64_t m = 0; m < M; ++m) {
     const float* a = A + m * lda;
     int8_t* qm = q + m * K;
+    // One vectorised pass: the max of |a|, and whether any |a| is not <= FLT_MAX (inf or NaN).
     float mx = 0;
-    bool finite = true;
+    int bad = 0;
+#pragma omp simd reduction(max : mx) reduction(| : bad)
     for (int64_t k = 0; k < K; ++k) {
       const float v = std::fabs(a[k]);
-      finite = finite && std::isfinite(v);
+      bad |= !(v <= 3.40282347e38f);
       mx = v > mx ? v : mx;
     }
+    const bool finite = !bad;
     if (!finite || mx == 0) {
       std::fill(qm, qm + K, int8_t(0));
       s[m] = finite ? 0.0f : NAN;
@@ -76,7 +79,7 @@ inline void gemvForwardQ8(int64_t N, int64_t K, const int8_t* q, float sa, const
     gemvQ8Packed(N, K4, a4.data(), sumA, sa, P, sw, 0, blocks, accumulate, C);
     return;
   }
-  const int64_t width = (blocks + kChunks - 1) / kChunks;
+  const int64_t width = (blocks + 8 * kChunks - 1) / (8 * kChunks) * 8;  // whole groups (q8_pack.h)
   const int32_t* a = a4.data();  // the helper has a thread_local a4 of its own
   HelperThread::get().forEach(int((blocks + width - 1) / width), [&](int i) {
     const int64_t b0 = i * width, b1 = blocks - b0 < width ? blocks : b0 + width;

@@ -97,6 +97,38 @@ describe('linearForward with an int8 W', () => {
     console.log(`int8 linear, special rows: worst relative error ${worst.toExponential(2)}`);
   });
 
+  test('a row holding a NaN or an infinity gives NaNs, as float math would; the other rows are untouched', async () => {
+    for (const [N, K] of [[5, 7], [40, 70], [33, 200]]) {
+      const M = 3, W = quantizeRows(f32s(N * K), N, K);
+      const x = f32s(M * K), tx = make(s, 'f32', [M, K], x), tW = i8([N, K], W.q), scale = make(s, 'f32', [N], W.scale);
+      const ty = make(s, 'f32', [M, N]), big = make(s, 'f32', [1], [1e30]), zero = make(s, 'f32', [1], [0]);
+      // write takes finite data only: an infinity by overflow, a NaN as infinity times zero.
+      const at = (i: number) => tensor(tx.buffer, i, [1]);
+      s.fill(at(K + 3), 1e30);
+      s.multiply(at(K + 3), big, at(K + 3)); // row 1: +inf
+      s.fill(at(2 * K + K - 1), -1e30);
+      s.multiply(at(2 * K + K - 1), big, at(2 * K + K - 1));
+      s.multiply(at(2 * K + K - 1), zero, at(2 * K + K - 1)); // row 2: NaN (its last element)
+      for (const rows of [M, 1]) {
+        for (let m = 0; m < rows; m++) {
+          // Each row alone too (a lone row takes another kernel).
+          const one = rows === 1;
+          const xi = one ? tensor(tx.buffer, m * K, [1, K]) : tx, yi = one ? tensor(ty.buffer, m * N, [1, N]) : ty;
+          s.linearForward(xi, tW, null, yi, { scale });
+          if (!one) break;
+        }
+        const y = await readF32(ty);
+        const clean = await linear(x.subarray(0, K), W, null, 1, N, K);
+        expect(bitDiffs(y.subarray(0, N), clean.got), `N ${N}, K ${K}, rows ${rows}`).toBe(0);
+        for (let n = 0; n < N; n++) {
+          expect(y[N + n], `inf row, column ${n}`).toBeNaN();
+          expect(y[2 * N + n], `NaN row, column ${n}`).toBeNaN();
+        }
+      }
+      free(tx, tW, scale, ty, big, zero);
+    }
+  });
+
   test('batch invariance: each row of a batch has the bits it has alone (M = 1)', async () => {
     for (const [N, K] of [[11, 45], [17, 7], [8, 64], [3, 33]]) {
       const W = quantizeRows(f32s(N * K), N, K), b = f32s(N);
