@@ -33,8 +33,16 @@ inline std::atomic<uint64_t>& int8Generation() {
   static std::atomic<uint64_t> generation{0};
   return generation;
 }
+// Told (after the bump) that int8 memory changed: the pack cache frees its copies at once, so that
+// a disposed int8 model's copies do not wait for the next int8 product.
+inline std::atomic<void (*)()>& int8Listener() {
+  static std::atomic<void (*)()> listener{nullptr};
+  return listener;
+}
 inline void int8Changed(DType t) {
-  if (t == DType::I8) int8Generation().fetch_add(1);
+  if (t != DType::I8) return;
+  int8Generation().fetch_add(1);
+  if (void (*f)() = int8Listener().load()) f();
 }
 
 // Device memory: zeroed, freed with its last user (a buffer handle or a queued op that

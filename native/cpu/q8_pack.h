@@ -12,7 +12,9 @@
 // zaremba-small's 10,000 x 200 decoder 46 -> 24 us, a 800 x 200 gate matrix 3x faster).
 // A copy is made at a matrix's first lone-row product and kept while int8 memory is unchanged:
 // every write, fill or copy into an int8 buffer and every int8 buffer's release bumps
-// int8Generation() (common/tensor.h), which empties the cache at the next lookup. The copies
+// int8Generation() (common/tensor.h): a lookup that finds it changed empties the cache (the copies
+// are also freed at once, through int8Listener(), but the generation is what keeps a lookup from
+// reading a copy of memory that has changed since). The copies
 // (about the size of the int8 weights) are held outside the allocation statistics, up to
 // kMaxBytes in all; past that a matrix is not packed and takes the row-major kernel.
 #pragma once
@@ -52,7 +54,11 @@ class Q8Packs {
   static constexpr size_t kMaxBytes = size_t(1) << 30;
 
   static Q8Packs& get() {
-    static Q8Packs* packs = new Q8Packs();  // never destroyed: stream threads may use it at exit
+    static Q8Packs* packs = [] {
+      auto* p = new Q8Packs();  // never destroyed: stream threads may use it at exit
+      int8Listener().store(&Q8Packs::dropAll);
+      return p;
+    }();
     return *packs;
   }
 
@@ -62,8 +68,7 @@ class Q8Packs {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t g = int8Generation().load();
     if (g != generation_) {
-      packs_.clear();
-      bytes_ = 0;
+      drop();
       generation_ = g;
     }
     const auto key = std::make_tuple(W, ldw, N, K);
@@ -77,6 +82,17 @@ class Q8Packs {
   }
 
  private:
+  // Copies still in use by a product stay alive with it (shared_ptr).
+  void drop() {
+    packs_.clear();
+    bytes_ = 0;
+  }
+  static void dropAll() {
+    Q8Packs& p = get();
+    std::lock_guard<std::mutex> lock(p.mu_);
+    p.drop();
+  }
+
   std::mutex mu_;
   uint64_t generation_ = ~uint64_t(0);
   size_t bytes_ = 0;
