@@ -211,13 +211,13 @@ void logSoftmaxInto(const T* x, int64_t N, int64_t K, T* out, int64_t W, int64_t
 // the first allowed value wins if it is a NaN), as the loop at the end computes it. The same id
 // comes faster from the row's vectorised max: the first allowed id holding it (checking the
 // exclusions only there), unless that first value is a NaN or every id holding the max is excluded.
+// m = maxOf(row, V): NaNs skipped, but row[0]'s may be kept (then the loop).
 template <typename T>
-int64_t argmaxAllowed(const T* row, int64_t V, const SampleArgs& a) {
+int64_t argmaxAllowed(const T* row, int64_t V, T m, const SampleArgs& a) {
   int64_t first = 0;
   while (first < V && !a.allowed(first)) ++first;
   if (first == V) return -1;
   if (row[first] == row[first]) {
-    const T m = maxOf(row, V);  // NaNs skipped, but row[0]'s may be kept: then the loop
     if (m == m)
       for (int64_t v = 0; v < V; ++v)
         if (row[v] == m && a.allowed(v)) return v;
@@ -234,7 +234,8 @@ void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids,
   thread_local std::vector<int32_t> order;
   for (int64_t n = 0; n < N; ++n) {
     const T* row = z + n * V;
-    const int64_t best = argmaxAllowed(row, V, a);
+    const T rowMax = maxOf(row, V);
+    const int64_t best = argmaxAllowed(row, V, rowMax, a);
     ids[n] = int32_t(best);
     if (a.temperature == 0 || !std::isfinite(double(row[best]))) continue;
     const double u = double(uniform01(a.seed, uint64_t(n)));
@@ -248,7 +249,7 @@ void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids,
         for (int64_t v = 0; v < V; ++v) scaled[v] = row[v] * inv;
         x = scaled.data();
       }
-      double total = expShiftSum(x, V, maxOf(x, V), w.data());
+      double total = expShiftSum(x, V, x == row ? rowMax : maxOf(x, V), w.data());
       for (int32_t i = 0; i < a.nExclude; ++i) total -= double(w[a.exclude[i]]), w[a.exclude[i]] = T(0);
       if (!(total > 0)) continue;  // every allowed weight underflowed: keep the argmax
       double r = u * total;
