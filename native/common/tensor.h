@@ -27,21 +27,15 @@ inline size_t dtypeSize(DType d) { return d == DType::F64 ? 8 : d == DType::I8 ?
 
 constexpr int64_t kMaxElements = int64_t(1) << 40;
 
-// Bumped whenever int8 memory changes (a write, fill or copy into an int8 buffer, as it runs, and
-// an int8 buffer's release): the CPU's packed copies of int8 weights (cpu/q8_pack.h) are dropped.
-inline std::atomic<uint64_t>& int8Generation() {
-  static std::atomic<uint64_t> generation{0};
-  return generation;
-}
-// Told (after the bump) that int8 memory changed: the pack cache frees its copies at once, so that
-// a disposed int8 model's copies do not wait for the next int8 product.
+// Told whenever int8 memory changes (a write, fill or copy into an int8 buffer, as it runs on the
+// stream, and an int8 buffer's release, before its memory is freed): the CPU's packed copies of
+// int8 weights (cpu/q8_pack.h) are dropped then, before any later op can read them.
 inline std::atomic<void (*)()>& int8Listener() {
   static std::atomic<void (*)()> listener{nullptr};
   return listener;
 }
 inline void int8Changed(DType t) {
   if (t != DType::I8) return;
-  int8Generation().fetch_add(1);
   if (void (*f)() = int8Listener().load()) f();
 }
 

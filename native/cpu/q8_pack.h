@@ -11,10 +11,9 @@
 // the instructions, and a group's eight blocks are read as one stream (measured alone on this CPU:
 // zaremba-small's 10,000 x 200 decoder 46 -> 24 us, a 800 x 200 gate matrix 3x faster).
 // A copy is made at a matrix's first lone-row product and kept while int8 memory is unchanged:
-// every write, fill or copy into an int8 buffer and every int8 buffer's release bumps
-// int8Generation() (common/tensor.h): a lookup that finds it changed empties the cache (the copies
-// are also freed at once, through int8Listener(), but the generation is what keeps a lookup from
-// reading a copy of memory that has changed since). The copies
+// every write, fill or copy into an int8 buffer (as it runs) and every int8 buffer's release
+// (before the memory goes) calls int8Changed (common/tensor.h), which drops every copy; ops of a
+// stream run in order, so no later product reads a copy of memory that has changed. The copies
 // (about the size of the int8 weights) are held outside the allocation statistics, up to
 // kMaxBytes in all; past that a matrix is not packed and takes the row-major kernel.
 #pragma once
@@ -66,11 +65,6 @@ class Q8Packs {
   // The caller holds the returned pointer for the product, so a concurrent drop cannot free it.
   Pack find(const int8_t* W, int64_t ldw, int64_t N, int64_t K) {
     std::lock_guard<std::mutex> lock(mu_);
-    const uint64_t g = int8Generation().load();
-    if (g != generation_) {
-      drop();
-      generation_ = g;
-    }
     const auto key = std::make_tuple(W, ldw, N, K);
     if (auto it = packs_.find(key); it != packs_.end()) return it->second;
     const size_t n = size_t((N + 15) / 16) * size_t((K + 3) / 4) * 64;
@@ -83,18 +77,14 @@ class Q8Packs {
 
  private:
   // Copies still in use by a product stay alive with it (shared_ptr).
-  void drop() {
-    packs_.clear();
-    bytes_ = 0;
-  }
   static void dropAll() {
     Q8Packs& p = get();
     std::lock_guard<std::mutex> lock(p.mu_);
-    p.drop();
+    p.packs_.clear();
+    p.bytes_ = 0;
   }
 
   std::mutex mu_;
-  uint64_t generation_ = ~uint64_t(0);
   size_t bytes_ = 0;
   std::map<std::tuple<const int8_t*, int64_t, int64_t, int64_t>, Pack> packs_;
 };

@@ -63,8 +63,13 @@ inline void quantizeRows(int64_t M, int64_t K, const float* A, int64_t lda, int8
   }
 }
 
-// C[0, :N] (= or +=) the quantized row q (scale sa) times W^T, from W's packed copy P (q8_pack.h).
-// A large product is shared with the helper thread in chunks of blocks, as below.
+// A product of at least kQ8ShareMacs is shared with the helper thread (as gemmForward's float
+// kernel is), in kQ8Chunks chunks of columns: int8 products run about twice the float kernel's rate.
+constexpr int64_t kQ8ShareMacs = int64_t(1) << 24;
+constexpr int kQ8Chunks = 8;
+
+// C[0, :N] (= or +=) the quantized row q (scale sa) times W^T, from W's packed copy P (q8_pack.h),
+// shared in chunks of whole groups of blocks.
 inline void gemvForwardQ8(int64_t N, int64_t K, const int8_t* q, float sa, const uint8_t* P, const float* sw,
                           bool accumulate, float* C) {
   const int64_t K4 = (K + 3) / 4, blocks = (N + 15) / 16;
@@ -73,13 +78,11 @@ inline void gemvForwardQ8(int64_t N, int64_t K, const int8_t* q, float sa, const
   std::memcpy(a4.data(), q, size_t(K));
   int32_t sumA = 0;
   for (int64_t k = 0; k < K; ++k) sumA += q[k];
-  constexpr int64_t kShareMacs = int64_t(1) << 24;
-  constexpr int kChunks = 8;
-  if (N * K < kShareMacs || blocks < 2 * kChunks || openblas_get_num_threads() < 2) {
+  if (N * K < kQ8ShareMacs || blocks < 2 * kQ8Chunks || openblas_get_num_threads() < 2) {
     gemvQ8Packed(N, K4, a4.data(), sumA, sa, P, sw, 0, blocks, accumulate, C);
     return;
   }
-  const int64_t width = (blocks + 8 * kChunks - 1) / (8 * kChunks) * 8;  // whole groups (q8_pack.h)
+  const int64_t width = (blocks + 8 * kQ8Chunks - 1) / (8 * kQ8Chunks) * 8;  // whole groups (q8_pack.h)
   const int32_t* a = a4.data();  // the helper has a thread_local a4 of its own
   HelperThread::get().forEach(int((blocks + width - 1) / width), [&](int i) {
     const int64_t b0 = i * width, b1 = blocks - b0 < width ? blocks : b0 + width;
@@ -87,9 +90,9 @@ inline void gemvForwardQ8(int64_t N, int64_t K, const int8_t* q, float sa, const
   });
 }
 
-// C[M, N] (= or +=) A[M, K] (float) times W[N, K]^T (int8, row scales sw). A large product is
-// shared with the helper thread in chunks of columns (as gemmForward's float kernel is); the
-// quantized rows of A live in this thread's scratch.
+// C[M, N] (= or +=) A[M, K] (float) times W[N, K]^T (int8, row scales sw), a large product shared
+// as above; the quantized rows of A live in this thread's scratch. A lone row takes W's packed copy
+// where the CPU has AVX-512 VNNI.
 inline void gemmForwardQ8(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const int8_t* W,
                           const float* sw, bool accumulate, float* C, int64_t ldc) {
   RNNLM_CHECK(K <= kQ8MaxK, Code::InvalidArgument,
@@ -101,13 +104,11 @@ inline void gemmForwardQ8(int64_t M, int64_t N, int64_t K, const float* A, int64
   quantizeRows(M, K, A, lda, qa.data(), sa.data());
   const int8_t* q = qa.data();
   const float* s = sa.data();
-  constexpr int64_t kShareMacs = int64_t(1) << 24;  // int8 products run about twice the float kernel's rate
-  constexpr int kChunks = 8;
   if (M == 1 && K <= kQ8OffsetMaxK && hasQ8Packed())
     if (const Q8Packs::Pack pack = Q8Packs::get().find(W, K, N, K)) return gemvForwardQ8(N, K, q, s[0], pack->data(), sw, accumulate, C);
-  if (M * N * K < kShareMacs || N < 8 * kChunks || openblas_get_num_threads() < 2)
+  if (M * N * K < kQ8ShareMacs || N < 8 * kQ8Chunks || openblas_get_num_threads() < 2)
     return gemmQ8(M, N, K, q, K, s, W, K, sw, accumulate, C, ldc);
-  const int64_t width = (N + 8 * kChunks - 1) / (8 * kChunks) * 8;
+  const int64_t width = (N + 8 * kQ8Chunks - 1) / (8 * kQ8Chunks) * 8;
   HelperThread::get().forEach(int((N + width - 1) / width), [&](int i) {
     const int64_t n0 = i * width, n = N - n0 < width ? N - n0 : width;
     gemmQ8(M, n, K, q, K, s, W + n0 * K, K, sw + n0, accumulate, C + n0, ldc);

@@ -222,17 +222,13 @@ inline void gemmQ8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda
                    int64_t ldw, const float* sw, bool beta, float* C, int64_t ldc) {
   RNNLM_SIMD_Q8(gemmQ8(M, N, K, A, lda, sa, W, ldw, sw, beta, C, ldc));
 }
-// The lone-row product on packed weights (quant.h calls it where hasQ8Packed(); elsewhere it does
-// nothing and returns false).
-inline bool gemvQ8Packed(int64_t N, int64_t K4, const int32_t* a4, int32_t sumA, float sa, const uint8_t* P,
+// The lone-row product on packed weights; only where hasQ8Packed() (quant.h checks).
+inline void gemvQ8Packed(int64_t N, int64_t K4, const int32_t* a4, int32_t sumA, float sa, const uint8_t* P,
                          const float* sw, int64_t b0, int64_t b1, bool beta, float* C) {
 #if RNNLM_AVX2_DISPATCH
-  if (!hasVnni()) return false;
   simd_vnni::gemvQ8Packed(N, K4, a4, sumA, sa, P, sw, b0, b1, beta, C);
-  return true;
 #else
   (void)N, (void)K4, (void)a4, (void)sumA, (void)sa, (void)P, (void)sw, (void)b0, (void)b1, (void)beta, (void)C;
-  return false;
 #endif
 }
 inline bool hasQ8Packed() {
