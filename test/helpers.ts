@@ -19,6 +19,22 @@ export function make(
   return t;
 }
 
+/**
+ * Sets the one element `at` (f32 or f64) to +-Infinity or NaN, which write and fill refuse: a
+ * product that overflows (big * big), and for NaN that infinity times zero.
+ */
+export function setNonFinite(s: Stream, at: Tensor, x: number): void {
+  const dtype = at.buffer.dtype;
+  if (Number.isFinite(x) || (dtype !== 'f32' && dtype !== 'f64')) throw new Error(`setNonFinite: ${x} into a ${dtype} tensor`);
+  const big = dtype === 'f32' ? 1e30 : 1e300;
+  const bigT = make(s, dtype, [1], [big]), zero = make(s, dtype, [1], [0]);
+  s.fill(at, x < 0 ? -big : big);
+  s.multiply(at, bigT, at);
+  if (Number.isNaN(x)) s.multiply(at, zero, at);
+  bigT.buffer.free();
+  zero.buffer.free();
+}
+
 export function typed(dtype: DType, data: ArrayLike<number>): Float32Array | Float64Array | Int32Array {
   return dtype === 'f64' ? Float64Array.from(data) : dtype === 'f32' ? Float32Array.from(data) : Int32Array.from(data);
 }

@@ -15,7 +15,7 @@ import { RnnlmError } from '../../lib/errors';
 import { LanguageModel } from '../../lib/model';
 import { isQuantized, quantizeRows, type QuantizedTensor } from '../../lib/nn/quantize';
 import { Random } from '../../lib/util/random';
-import { backend, errorOf, make, randomArray } from '../helpers';
+import { backend, errorOf, make, randomArray, setNonFinite } from '../helpers';
 import { cellStep, dequantize, logSoftmax, q8Product, stackForward, type RefLayer } from './quantized-reference';
 
 const s = backend.createStream();
@@ -101,14 +101,9 @@ describe('linearForward with an int8 W', () => {
     for (const [N, K] of [[5, 7], [40, 70], [33, 200]]) {
       const M = 3, W = quantizeRows(f32s(N * K), N, K);
       const x = f32s(M * K), tx = make(s, 'f32', [M, K], x), tW = i8([N, K], W.q), scale = make(s, 'f32', [N], W.scale);
-      const ty = make(s, 'f32', [M, N]), big = make(s, 'f32', [1], [1e30]), zero = make(s, 'f32', [1], [0]);
-      // write takes finite data only: an infinity by overflow, a NaN as infinity times zero.
-      const at = (i: number) => tensor(tx.buffer, i, [1]);
-      s.fill(at(K + 3), 1e30);
-      s.multiply(at(K + 3), big, at(K + 3)); // row 1: +inf
-      s.fill(at(2 * K + K - 1), -1e30);
-      s.multiply(at(2 * K + K - 1), big, at(2 * K + K - 1));
-      s.multiply(at(2 * K + K - 1), zero, at(2 * K + K - 1)); // row 2: NaN (its last element)
+      const ty = make(s, 'f32', [M, N]);
+      setNonFinite(s, tensor(tx.buffer, K + 3, [1]), Infinity); // row 1
+      setNonFinite(s, tensor(tx.buffer, 3 * K - 1, [1]), NaN); // row 2, its last element
       for (const rows of [M, 1]) {
         for (let m = 0; m < rows; m++) {
           // Each row alone too (a lone row takes another kernel).
@@ -125,7 +120,7 @@ describe('linearForward with an int8 W', () => {
           expect(y[2 * N + n], `NaN row, column ${n}`).toBeNaN();
         }
       }
-      free(tx, tW, scale, ty, big, zero);
+      free(tx, tW, scale, ty);
     }
   });
 
