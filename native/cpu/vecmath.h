@@ -5,7 +5,9 @@
 // quantized inference (gemmQ8, gemm_q8_simd.inc).
 //
 // The float loops (vecmath_simd.inc, gemm_nt_simd.inc) are compiled twice on x86-64 with GCC: for AVX2+FMA and
-// for the baseline (SSE2), and the first call picks one by CPUID. Not target_clones: the
+// for the baseline (SSE2), and the first call picks one by CPUID; the elementwise ones a third time
+// with AVX-512, used on the CPUs of the int8 kernel's VNNI build (one ladder of instruction sets:
+// 16 lanes halve the exp passes over a 10,000-word row that each generated token makes). Not target_clones: the
 // prebuilds are compiled by GCC 10 (an old-glibc root, scripts/prebuild.cjs), whose clones can
 // only name one exact CPU model ("arch=haswell") or one ISA extension ("avx2" without FMA).
 #pragma once
@@ -162,12 +164,14 @@ namespace simd_avx2 {
 }
 #pragma GCC pop_options
 // The int8 GEMM once more, with AVX-512 VNNI (Ice Lake, Zen 4 and later): 256-bit tiles, and the
-// 512-bit lone-row product on packed weights (q8_pack.h).
+// 512-bit lone-row product on packed weights (q8_pack.h); and the elementwise float loops in 512 bits
+// (the batch-invariant float GEMM keeps its AVX2 build: its fixed order is 8 lanes wide).
 #undef RNNLM_SIMD_VNNI
 #define RNNLM_SIMD_VNNI 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512vnni,avx512vl")
 namespace simd_vnni {
+#include "vecmath_simd.inc"
 #include "gemm_q8_simd.inc"
 }
 #pragma GCC pop_options
@@ -198,22 +202,24 @@ inline bool hasVnni() {
 }
 #define RNNLM_SIMD(call) (hasAvx2Fma() ? simd_avx2::call : simd_base::call)
 #define RNNLM_SIMD_Q8(call) (hasVnni() ? simd_vnni::call : RNNLM_SIMD(call))
+#define RNNLM_SIMD_WIDE(call) RNNLM_SIMD_Q8(call)
 #else
+#define RNNLM_SIMD_WIDE(call) simd_base::call
 #define RNNLM_SIMD(call) simd_base::call
 #define RNNLM_SIMD_Q8(call) simd_base::call
 #endif
 
-inline void sigmoidInPlace(float* v, int64_t n) { RNNLM_SIMD(sigmoidInPlace(v, n)); }
-inline void tanhInPlace(float* v, int64_t n) { RNNLM_SIMD(tanhInPlace(v, n)); }
+inline void sigmoidInPlace(float* v, int64_t n) { RNNLM_SIMD_WIDE(sigmoidInPlace(v, n)); }
+inline void tanhInPlace(float* v, int64_t n) { RNNLM_SIMD_WIDE(tanhInPlace(v, n)); }
 inline double expShiftSum(const float* z, int64_t n, float shift, float* out) {
-  return RNNLM_SIMD(expShiftSum(z, n, shift, out));
+  return RNNLM_SIMD_WIDE(expShiftSum(z, n, shift, out));
 }
 inline void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2,
                        float shrink, float stepSize, float invSqrtBc2, float eps) {
   RNNLM_SIMD(adamKernel(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps));
 }
-inline float maxOf(const float* z, int64_t n) { return RNNLM_SIMD(maxOf(z, n)); }
-inline void scaleInPlace(float* v, int64_t n, float s) { RNNLM_SIMD(scaleInPlace(v, n, s)); }
+inline float maxOf(const float* z, int64_t n) { return RNNLM_SIMD_WIDE(maxOf(z, n)); }
+inline void scaleInPlace(float* v, int64_t n, float s) { RNNLM_SIMD_WIDE(scaleInPlace(v, n, s)); }
 inline void gemmNT(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw,
                    bool beta, float* C, int64_t ldc) {
   RNNLM_SIMD(gemmNT(M, N, K, A, lda, W, ldw, beta, C, ldc));
@@ -240,6 +246,7 @@ inline bool hasQ8Packed() {
 }
 #undef RNNLM_SIMD
 #undef RNNLM_SIMD_Q8
+#undef RNNLM_SIMD_WIDE
 #undef RNNLM_SIMD_VNNI
 
 }  // namespace rnnlm::cpu
