@@ -11,7 +11,6 @@
 #include <sstream>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "alloc_stats.h"
 #include "status.h"
@@ -59,11 +58,28 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
 };
 
+// A tensor's sizes, at most kMaxRank, held inline: every op copies its views into the closure
+// it queues, and a heap-allocated shape per view was a malloc here and a free on the worker.
+struct Dims {
+  static constexpr size_t kMaxRank = 8;
+  int64_t d[kMaxRank] = {};
+  size_t n = 0;
+  size_t size() const { return n; }
+  int64_t operator[](size_t i) const { return d[i]; }
+  void push_back(int64_t v) { d[n++] = v; }  // callers check the rank first (binding/stream.h)
+  bool operator==(const Dims& o) const {
+    if (n != o.n) return false;
+    for (size_t i = 0; i < n; ++i)
+      if (d[i] != o.d[i]) return false;
+    return true;
+  }
+};
+
 // A typed window into a buffer: { buffer, offset, shape }.
 struct View {
   std::shared_ptr<Storage> st;
   int64_t offset = 0;
-  std::vector<int64_t> shape;
+  Dims shape;
   int64_t numel = 0;
   DType dtype = DType::F32;
   explicit operator bool() const { return bool(st); }

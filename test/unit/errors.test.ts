@@ -51,6 +51,9 @@ describe('shapes and arguments', () => {
     expect(errorOf(() => s.clipGradNorm(tensor(buf, -1, [2]), 1, out))).toMatch(/^ERR_INVALID_ARGUMENT: tensor offset/);
     expect(errorOf(() => s.clipGradNorm(tensor(buf, 0.5, [2]), 1, out))).toMatch(/^ERR_INVALID_ARGUMENT/);
     expect(errorOf(() => s.clipGradNorm(tensor(buf, 0, [0]), 1, out))).toMatch(/^ERR_INVALID_ARGUMENT: tensor dimension/);
+    // Shapes are held inline, eight sizes at most (common/tensor.h's Dims): nine are refused, eight work.
+    expect(errorOf(() => s.clipGradNorm(tensor(buf, 0, [1, 1, 1, 1, 1, 1, 1, 1, 2]), 1, out))).toMatch(/^ERR_INVALID_ARGUMENT: clipGradNorm: .* has more than 8 dimensions/);
+    s.clipGradNorm(tensor(buf, 0, [1, 1, 1, 1, 1, 1, 1, 2]), 1, out);
     expect(errorOf(() => s.clipGradNorm({} as never, 1, out))).toMatch(/^ERR_INVALID_ARGUMENT/);
     expect(errorOf(() => s.clipGradNorm(null as never, 1, out))).toMatch(/^ERR_INVALID_ARGUMENT/);
   });

@@ -154,7 +154,8 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
     Napi::Value sv = o.Get("shape");
     RNNLM_CHECK(sv.IsArray(), Code::InvalidArgument, "%s: %s.shape must be an array of sizes", op, name);
     Napi::Array shape = sv.As<Napi::Array>();
-    RNNLM_CHECK(shape.Length() <= 8, Code::InvalidArgument, "%s: %s has more than 8 dimensions", op, name);
+    RNNLM_CHECK(shape.Length() <= Dims::kMaxRank, Code::InvalidArgument, "%s: %s has more than %zu dimensions", op,
+                name, Dims::kMaxRank);
     r.numel = 1;
     for (uint32_t i = 0; i < shape.Length(); ++i) {
       const int64_t d = js::integer(shape.Get(i), "tensor dimension", 1, kMaxElements);
