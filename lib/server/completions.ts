@@ -286,8 +286,33 @@ export async function completions(served: Served, request: FastifyRequest<{ Body
         if (!work.gone) send(toHttpError(e).body());
         res.end();
       }
+      await flushed(res, () => taken);
     });
     return reply;
+  });
+}
+
+/**
+ * Resolves once an ended stream has been handed to the connection ('finish') or the connection
+ * closed: the request is answered only then, so a shutdown that closes the connections after the
+ * requests (server/index.ts) never cuts a stream's last events. A client that takes nothing for
+ * STALL_MS (`taken()`: when it last took a chunk) loses its connection, as during the stream.
+ */
+function flushed(res: import('node:http').ServerResponse, taken: () => number): Promise<void> {
+  if (res.writableFinished || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout;
+    const check = () => {
+      if (performance.now() - taken() > STALL_MS) res.destroy();
+      else timer = setTimeout(check, STALL_MS);
+    };
+    timer = setTimeout(check, STALL_MS);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    res.once('finish', done);
+    res.once('close', done);
   });
 }
 

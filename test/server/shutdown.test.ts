@@ -58,7 +58,7 @@ async function inFlight(s: ServeProcess, body: object = LONG) {
     return t;
   });
   await first;
-  return { text, ended: () => ended };
+  return { text, ended: () => ended, res: r.res };
 }
 
 /** Tokens per second of one streamed request on `s`, to size a stream that takes a few seconds. */
@@ -112,6 +112,23 @@ test('a short --shutdown-timeout: the request in flight is cancelled (an error e
   // It waited the 0.5 s (a 50 ms slack for timers), then cancelled: the request alone would run for minutes.
   expect(ms).toBeGreaterThanOrEqual(450);
   expect(ms).toBeLessThan(PROMPTLY);
+}, 60_000);
+
+test('a reader that pauses while the server shuts down still gets the end of its stream (the error event), then exit 0', async () => {
+  const s = await start('--shutdown-timeout', '0.5');
+  const stream = await inFlight(s);
+  const r = stream.res;
+  // Not reading for 1.5 s (under the server's 2 s stall limit) from the signal on: the request is
+  // cancelled at 0.5 s, and its last events wait in the server's buffers behind a full socket.
+  r.pause();
+  s.child.kill('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  r.resume();
+  const all = events(await stream.text);
+  expect(all).not.toContain('[DONE]');
+  expect((all.at(-1) as any).error.code).toBe('shutting_down');
+  const e = await s.exited;
+  expect({ code: e.code, signal: e.signal }, s.stderr).toEqual({ code: 0, signal: null });
 }, 60_000);
 
 test('a second signal cancels the requests in flight at once; exit 0', async () => {
