@@ -97,7 +97,10 @@ class Stream {
   // enqueues a step's ops a few microseconds apart, and a sleep plus a wake-up (two system calls,
   // the enqueuer's among them) cost more than that — measured on a 2-core VM, an op's enqueue
   // 9.5 -> 5.8 us. The worker sleeps after kSpinMicros without work; only then does an enqueue wake it.
+  // On one CPU it would only delay the enqueuer, so it sleeps at once there.
   void spin() {
+    static const bool worth = std::thread::hardware_concurrency() > 1;
+    if (!worth) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
     while (queued_.load(std::memory_order_relaxed) == 0 && std::chrono::steady_clock::now() < until) {
 #if defined(__x86_64__)
