@@ -8,7 +8,7 @@ import type { AdaptiveReport, AdaptiveRun } from './harness/adaptive';
 import { quantizeTable, type QuantizeReport } from './harness/quantize';
 import { aggregate, CONTEXT_TOKENS, concurrencyTargets, counterpart, GENERATE_TOKENS, ms, ratio, TOP_K, type ConcurrencyRun } from './harness/concurrency';
 import { CONFIGS, findConfig } from './harness/configs';
-import { type BenchReport, oursFor } from './harness/run';
+import { type BenchReport, type GraphicsFacts, oursFor } from './harness/run';
 import {
   COMPLETION_TOKENS, CONTEXT_WORDS, errorsCell, NEXT_TOP_K, PROMPT_WORDS, runKey, serveTargets, verdict, type ServeReport, type ServeRun,
 } from './harness/serve';
@@ -57,6 +57,14 @@ function heading(rep: BenchReport | ServeReport | AdaptiveReport | QuantizeRepor
   return `**${m.cpu}, ${m.cores} cores${m.gpu ? `, ${m.gpu}${m.nvidiaDriver ? ` (driver ${m.nvidiaDriver})` : ''}` : ''}** — Node ${m.node}${rep.kind === 'rnnlm-bench' ? versions(rep) : ''}, ${rep.date.slice(0, 10)}${m.loadAverage !== undefined ? `, load average ${m.loadAverage} at its start` : ''}, \`bench/results/${file}\`${rep.partial ? ` — **partial: the run was stopped before its last ${rep.kind === 'rnnlm-bench' ? 'configuration' : 'run'}**` : ''}`;
 }
 
+/** The container's graphics facts (bench/harness/run.ts's graphicsFacts), as one line. */
+export function graphicsLine(g: GraphicsFacts): string {
+  const yes = (b: boolean) => (b ? 'found' : 'absent');
+  const libs = Object.entries(g.libraries).map(([lib, b]) => `${lib} ${yes(b)}`).join(', ');
+  return `graphics in this container: NVIDIA_DRIVER_CAPABILITIES ${g.driverCapabilities === null ? 'unset' : `\`${g.driverCapabilities}\``}; ` +
+    `Vulkan ICD files: ${g.vulkanIcds.length ? g.vulkanIcds.map((f) => `\`${f}\``).join(', ') : 'none'}; ${libs}`;
+}
+
 function table(rep: BenchReport): string {
   const m = rep.machine;
   const out = [
@@ -82,6 +90,7 @@ function table(rep: BenchReport): string {
   const failed = all.filter((r) => r.status === 'timeout' || r.status === 'error');
   const stopped = failed.map((r) => `${r.peer} on ${r.axis ? `${r.axis} ${r.value}` : r.config}: ${r.status === 'error' ? 'failed: ' : ''}${firstLine(r.reason)}`);
   for (const x of [...notes, ...stopped, ...[...new Set(unavailable.map((r) => `${r.peer}: not run — ${firstLine(r.reason)}`))]]) out.push('', `- ${x}`);
+  if (m.graphics) out.push('', `- ${graphicsLine(m.graphics)}`);
   const allocs = rep.runs.filter((r) => r.train?.allocationsPerStep !== undefined).map((r) => `${r.config} ${n(r.train!.allocationsPerStep!)}`);
   if (allocs.length) out.push('', `- rnnlm device allocations per training step after warm-up: ${allocs.join(', ')}.`);
   if (rep.scaling?.length) out.push('', scalingTable(rep));

@@ -3,7 +3,8 @@
  * its own process with a time budget; a table on stdout and, with --json, the whole report.
  * Ratios are only ever taken between runs of the same report (same machine, same session).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { extname, join } from 'node:path';
 import { nvidiaDriverPresent } from '../../lib/backend/cuda';
@@ -53,7 +54,7 @@ export interface BenchOptions {
 export interface BenchReport {
   kind: 'rnnlm-bench';
   date: string;
-  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string; nvidiaDriver?: string; loadAverage?: number };
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; gpu?: string; nvidiaDriver?: string; loadAverage?: number; graphics?: GraphicsFacts };
   options: { quick: boolean; minSeconds: number; genSeconds: number; budget: number; steps?: number; concurrencySeconds?: number };
   runs: RunResult[];
   scaling?: (RunResult & { axis: string; value: number })[];
@@ -107,6 +108,51 @@ export function machine(): BenchReport['machine'] {
     loadAverage: Math.round(loadavg()[0] * 100) / 100,
     ...nvidiaDriverVersion(),
   };
+}
+
+/** machine(), with the container's graphics facts on a machine with an NVIDIA driver. */
+function benchMachine(): BenchReport['machine'] {
+  const m = machine();
+  return m.nvidiaDriver ? { ...m, graphics: graphicsFacts() } : m;
+}
+
+/**
+ * What a container offers graphics APIs (tfjs-webgpu runs on Dawn over Vulkan): the capabilities
+ * the NVIDIA container runtime was asked for (`graphics` among them mounts the Vulkan ICD and the
+ * EGL / GLX libraries), the Vulkan ICD files, and which of the libraries the dynamic linker knows.
+ * Recorded on GPU machines, so that "tfjs-webgpu could not run" comes with its evidence.
+ */
+export interface GraphicsFacts {
+  driverCapabilities: string | null;
+  vulkanIcds: string[];
+  libraries: Record<'libvulkan.so.1' | 'libEGL_nvidia' | 'libGLX_nvidia', boolean>;
+}
+
+export const ICD_DIRS = ['/usr/local/nvidia/share/vulkan/icd.d', '/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'];
+
+/** `ldconfig -p`'s listing (null without ldconfig) is read for the libraries. */
+export function graphicsFacts(env: NodeJS.ProcessEnv = process.env, icdDirs = ICD_DIRS, linkerCache = ldconfigListing()): GraphicsFacts {
+  const icds = icdDirs.flatMap((d) => {
+    try {
+      return readdirSync(d).filter((f) => f.endsWith('.json')).sort().map((f) => join(d, f));
+    } catch {
+      return [];
+    }
+  });
+  const has = (lib: string) => linkerCache !== null && linkerCache.split('\n').some((l) => l.trim().startsWith(lib));
+  return {
+    driverCapabilities: env.NVIDIA_DRIVER_CAPABILITIES ?? null,
+    vulkanIcds: icds,
+    libraries: { 'libvulkan.so.1': has('libvulkan.so.1'), libEGL_nvidia: has('libEGL_nvidia'), libGLX_nvidia: has('libGLX_nvidia') },
+  };
+}
+
+function ldconfigListing(): string | null {
+  for (const bin of ['ldconfig', '/sbin/ldconfig']) {
+    const r = spawnSync(bin, ['-p'], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status === 0) return r.stdout;
+  }
+  return null;
 }
 
 /** The kernel module's version line ("NVRM version: ... Kernel Module  580.159.04 ..."), where there is one. */
@@ -171,7 +217,7 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
     concurrencySeconds: o.concurrencySeconds ?? (quick ? 0.3 : 3),
     ...(o.steps !== undefined ? { steps: o.steps } : {}),
   };
-  const report: BenchReport = { kind: 'rnnlm-bench', date: new Date().toISOString(), machine: machine(), options: timing, runs: [] };
+  const report: BenchReport = { kind: 'rnnlm-bench', date: new Date().toISOString(), machine: benchMachine(), options: timing, runs: [] };
   const spec = (peer: string, config: BenchConfig): RunSpec => ({
     peer, config, seed: 1, minSeconds: timing.minSeconds, genSeconds: timing.genSeconds, steps: timing.steps, maxSteps: 10_000,
   });
