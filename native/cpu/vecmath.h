@@ -200,13 +200,13 @@ inline bool hasVnni() {
   }();
   return yes;
 }
+// RNNLM_SIMD: the AVX2 or plain build (the batch-invariant GEMM, Adam); RNNLM_SIMD_WIDE: the
+// widest the CPU has, the VNNI namespace's AVX-512 first (the int8 GEMM, the elementwise loops).
 #define RNNLM_SIMD(call) (hasAvx2Fma() ? simd_avx2::call : simd_base::call)
-#define RNNLM_SIMD_Q8(call) (hasVnni() ? simd_vnni::call : RNNLM_SIMD(call))
-#define RNNLM_SIMD_WIDE(call) RNNLM_SIMD_Q8(call)
+#define RNNLM_SIMD_WIDE(call) (hasVnni() ? simd_vnni::call : RNNLM_SIMD(call))
 #else
-#define RNNLM_SIMD_WIDE(call) simd_base::call
 #define RNNLM_SIMD(call) simd_base::call
-#define RNNLM_SIMD_Q8(call) simd_base::call
+#define RNNLM_SIMD_WIDE(call) simd_base::call
 #endif
 
 inline void sigmoidInPlace(float* v, int64_t n) { RNNLM_SIMD_WIDE(sigmoidInPlace(v, n)); }
@@ -226,7 +226,7 @@ inline void gemmNT(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
 }
 inline void gemmQ8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* sa, const int8_t* W,
                    int64_t ldw, const float* sw, bool beta, float* C, int64_t ldc) {
-  RNNLM_SIMD_Q8(gemmQ8(M, N, K, A, lda, sa, W, ldw, sw, beta, C, ldc));
+  RNNLM_SIMD_WIDE(gemmQ8(M, N, K, A, lda, sa, W, ldw, sw, beta, C, ldc));
 }
 // The lone-row product on packed weights; only where hasQ8Packed() (quant.h checks).
 inline void gemvQ8Packed(int64_t N, int64_t K4, const int32_t* a4, int32_t sumA, float sa, const uint8_t* P,
@@ -245,7 +245,6 @@ inline bool hasQ8Packed() {
 #endif
 }
 #undef RNNLM_SIMD
-#undef RNNLM_SIMD_Q8
 #undef RNNLM_SIMD_WIDE
 #undef RNNLM_SIMD_VNNI
 
