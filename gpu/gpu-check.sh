@@ -111,10 +111,11 @@ fi
 
 rm -rf "$OUT/fixtures"  # the inputs (our checkpoints and batches) and outputs, now in fixtures.tar
 
-# 4. The benchmark report: ours and tfjs-webgpu side by side, PyTorch's runs added (bench/render.ts
-#    turns bench/results/*.json into the README's tables).
+# 4. The benchmark report: ours (fp32 with cuDNN's STANDARD algorithm, with each shape's fastest
+#    algorithm timed, and tf32) and tfjs-webgpu side by side, PyTorch's runs added (bench/render.ts
+#    turns bench/results/*.json into the README's tables). BENCH_PEERS overrides the list.
 if [[ $ONLY == *bench* ]]; then
-  run cli lib/cli.ts bench --peers rnnlm-cuda,tfjs-webgpu --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
+  run cli lib/cli.ts bench --peers "${BENCH_PEERS:-rnnlm-cuda,rnnlm-cuda-auto,rnnlm-cuda-tf32,tfjs-webgpu}" --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
     "${WITH[@]}" --json "$OUT/bench-gpu.json" || status=1
 fi
 # 5. Where the time goes (GPU_PROFILE=1, where Nsight Systems is installed): CUDA API and kernel

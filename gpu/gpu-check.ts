@@ -1,7 +1,8 @@
 // The GPU check (bundled into .gpu/gpu-check.cjs by gpu/gpu-pack.sh; run on the GPU
 // machine by gpu/gpu-check.sh). With no GPU it says why and exits 0 (dry mode).
 //  1. parity: the same weights and batch through the CPU (float32) and CUDA backends, all
-//     four cells, 1-3 layers, padded batches: loss, final states and every gradient; the
+//     four cells, 1-3 layers, padded batches: loss, final states and every gradient; the same
+//     under each cuDNN algorithm (persist_static, persist_static_small_h, auto) and in tf32; the
 //     sampler; through the inference runtime (LanguageModel), greedy generation on CUDA against
 //     the CPU, and concurrent (batched) generate calls on CUDA against the same calls alone;
 //  2. training: a 200-step run on each device, losses side by side;
@@ -26,7 +27,7 @@ import type { SoftmaxConfig } from '../lib/nn/decoder';
 import { Network, type Batch } from '../lib/nn/network';
 import { Optimizer } from '../lib/nn/optimizer';
 import { Random } from '../lib/util/random';
-import { relError } from '../test/helpers';
+import { relError } from '../test/rel-error';
 
 const out = process.env.OUT ?? '.';
 const report: Record<string, unknown> = {
@@ -97,11 +98,19 @@ async function parity(cuda: Backend) {
   return rows;
 }
 
-async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: SoftmaxConfig, awd = false) {
+/** A variant of the CUDA side: its own config keys (precision), a limit other than 1e-4, a label. */
+interface Variant {
+  label: string;
+  gpu?: object;
+  limit: number;
+}
+
+async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: SoftmaxConfig, awd = false, variant?: Variant) {
   const V = 50, E = 24, H = 32, T = 12, B = 6;
   const reg = awd ? AWD : {};
   const both = awd ? { ...reg, layerwise: true } : reg;
-  const a = net(cpuBackend, cell, V, E, H, L, 0, softmax, both), g = net(cuda, cell, V, E, H, L, 0, softmax, both);
+  const limit = variant?.limit ?? 1e-4;
+  const a = net(cpuBackend, cell, V, E, H, L, 0, softmax, both), g = net(cuda, cell, V, E, H, L, 0, softmax, { ...both, ...variant?.gpu });
   a.initialize(7);
   await copyWeights(a, g);
   const bt = batch(T, B, V, 3, true);
@@ -133,12 +142,59 @@ async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: Softmax
     errors.logProbs = relError(await a.stream.read(a.logProbs(bt.inputs, T, B)), await g.stream.read(g.logProbs(bt.inputs, T, B)));
   }
   const worst = Math.max(...Object.values(errors));
-  const name = `${cell} L=${L}${softmax ? ` ${softmax.type}` : ''}${awd ? ' awd' : ''}`;
-  console.log(`parity ${name}: max relative error ${worst.toExponential(2)} ${worst <= 1e-4 ? 'ok' : 'FAIL'}`);
-  if (worst > 1e-4) console.log('  ', JSON.stringify(errors));
+  const name = `${cell} L=${L}${softmax ? ` ${softmax.type}` : ''}${awd ? ' awd' : ''}${variant ? ` ${variant.label}` : ''}`;
+  console.log(`parity ${name}: max relative error ${worst.toExponential(2)} ${worst <= limit ? 'ok' : 'FAIL'} (limit ${limit})`);
+  if (worst > limit) console.log('  ', JSON.stringify(errors));
+  const algorithms = g.rnn.algorithms();
   a.dispose();
   g.dispose();
-  return { cell, layers: L, ...(softmax ? { softmax: softmax.type } : {}), ...(awd ? { awd } : {}), maxRelError: worst, pass: worst <= 1e-4, errors };
+  return {
+    cell, layers: L, ...(softmax ? { softmax: softmax.type } : {}), ...(awd ? { awd } : {}), ...(variant ? { variant: variant.label, limit } : {}),
+    maxRelError: worst, pass: worst <= limit, errors, ...(algorithms.length ? { algorithms } : {}),
+  };
+}
+
+/**
+ * Each cuDNN algorithm (issue 26, item 2) against the CPU, as the fp32 parity: all four cells at
+ * 1 and 2 layers, every algorithm named and then auto (each shape timed, the fastest kept: its
+ * choices are in the rows). An algorithm cuDNN refuses for a configuration (its status at the
+ * descriptor or the run) is a row with that error: the report tells refused from wrong.
+ */
+async function algorithmParity(cuda: Backend) {
+  const rows = [];
+  for (const algorithm of ['persist_static', 'persist_static_small_h', 'auto'] as const) {
+    const withAlgorithm: Backend = { ...cuda, createRnn: (o) => cuda.createRnn({ ...o, algorithm }) };
+    for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
+      for (const L of [1, 2]) {
+        try {
+          rows.push({ algorithm, ...(await parityOne(withAlgorithm, cell, L, undefined, false, { label: algorithm, limit: 1e-4 })) });
+        } catch (e) {
+          console.error(`parity ${cell} L=${L} ${algorithm}: ERROR ${(e as Error).message}`);
+          rows.push({ algorithm, cell, layers: L, pass: false, error: String((e as Error)?.stack ?? e) });
+        }
+      }
+    }
+  }
+  return rows;
+}
+
+/**
+ * precision 'tf32' (issue 26, item 3) against the CPU's fp32: TF32 rounds each product's
+ * operands to a 10-bit mantissa (relative 2^-11 = 4.9e-4 each), summed in float32 over
+ * I + H terms per gate and carried through T steps and L layers; 1e-2 is the limit, the
+ * measured errors are the record.
+ */
+async function tf32Parity(cuda: Backend) {
+  const rows = [];
+  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
+    try {
+      rows.push(await parityOne(cuda, cell, 2, undefined, false, { label: 'tf32', gpu: { precision: 'tf32' }, limit: 1e-2 }));
+    } catch (e) {
+      console.error(`parity ${cell} L=2 tf32: ERROR`, e);
+      rows.push({ cell, layers: 2, variant: 'tf32', pass: false, error: String((e as Error)?.stack ?? e) });
+    }
+  }
+  return rows;
 }
 
 /** kernels::sample against cpu::sample: same logits, same seed; ids may differ only where a
@@ -296,8 +352,11 @@ async function trainingRun(cuda: Backend) {
   const losses: Record<string, number[]> = {};
   const ref = net(cpuBackend, 'lstm', V, 64, 64, 2);
   ref.initialize(5);
-  for (const [name, backend] of [['cpu', cpuBackend], ['cuda', cuda]] as const) {
-    const n = net(backend, 'lstm', V, 64, 64, 2);
+  // The same run in tf32 and with cuDNN's algorithm timed per shape: their losses beside fp32's.
+  const auto: Backend = { ...cuda, createRnn: (o) => cuda.createRnn({ ...o, algorithm: 'auto' }) };
+  const runs = [['cpu', cpuBackend, {}], ['cuda', cuda, {}], ['cuda-tf32', cuda, { precision: 'tf32' }], ['cuda-auto', auto, {}]] as const;
+  for (const [name, backend, extra] of runs) {
+    const n = net(backend, 'lstm', V, 64, 64, 2, 0, undefined, extra);
     await copyWeights(ref, n);
     const opt = new Optimizer(n.stream, { type: 'adam', lr: 3e-3 }, n.parameterCount, 'f32');
     losses[name] = [];
@@ -315,9 +374,13 @@ async function trainingRun(cuda: Backend) {
     n.dispose();
   }
   ref.dispose();
-  const diffs = losses.cpu.map((l, i) => Math.abs(l - losses.cuda[i]) / l);
-  console.log(`200-step run: final loss cpu ${losses.cpu[steps - 1].toFixed(5)} cuda ${losses.cuda[steps - 1].toFixed(5)}; max relative difference ${Math.max(...diffs).toExponential(2)}`);
-  return { steps, cpu: losses.cpu, cuda: losses.cuda, maxRelDiff: Math.max(...diffs) };
+  const diff = (other: number[]) => Math.max(...losses.cpu.map((l, i) => Math.abs(l - other[i]) / l));
+  const last = (k: string) => losses[k][steps - 1].toFixed(5);
+  console.log(`200-step run: final loss cpu ${last('cpu')} cuda ${last('cuda')} tf32 ${last('cuda-tf32')} auto ${last('cuda-auto')}; max relative difference from the CPU: cuda ${diff(losses.cuda).toExponential(2)}, tf32 ${diff(losses['cuda-tf32']).toExponential(2)}, auto ${diff(losses['cuda-auto']).toExponential(2)}`);
+  return {
+    steps, cpu: losses.cpu, cuda: losses.cuda, tf32: losses['cuda-tf32'], auto: losses['cuda-auto'],
+    maxRelDiff: diff(losses.cuda), maxRelDiffTf32: diff(losses['cuda-tf32']), maxRelDiffAuto: diff(losses['cuda-auto']),
+  };
 }
 
 /** Checkpoints and batches for bench/pytorch_fixtures.py (our checkpoint loaded into PyTorch):
@@ -379,6 +442,8 @@ async function main() {
     writeFileSync(join(out, 'gpu-check.json'), JSON.stringify(report, null, 2) + '\n');
   };
   await phase('parity', () => parity(cuda));
+  await phase('parity:algorithms', () => algorithmParity(cuda));
+  await phase('parity:tf32', () => tf32Parity(cuda));
   await phase('parity:sample', () => sampleParity(cuda));
   await phase('parity:generate', () => perCell(generateParity));
   await phase('parity:batched', () => perCell(batchedParity));
@@ -386,7 +451,10 @@ async function main() {
   await phase('throughput:batching', batchingThroughput);
   await phase('serve', () => serveBench(info.device));
   // The verdicts together (the figures are in the log above and in gpu-check.json).
-  const checks = [['parity', 'ops, CUDA vs CPU'], ['parity:generate', 'greedy generation, CUDA vs CPU'], ['parity:batched', 'generation batched vs alone on CUDA']];
+  const checks = [
+    ['parity', 'ops, CUDA vs CPU'], ['parity:algorithms', "each cuDNN algorithm vs CPU (a refusal counts as a failure here; the rows say which)"],
+    ['parity:tf32', 'tf32 vs CPU fp32, within 1e-2'], ['parity:generate', 'greedy generation, CUDA vs CPU'], ['parity:batched', 'generation batched vs alone on CUDA'],
+  ];
   for (const [name, what] of checks) {
     const rows = report[name];
     if (rows !== undefined) console.log(`gpu-check: ${what}: ${Array.isArray(rows) && rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}`);

@@ -47,7 +47,7 @@ const fmt = (x: number, d = 2) => x.toFixed(d);
 const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const json = <T>(p: string) => JSON.parse(readFileSync(p, 'utf8')) as T;
 
-interface ParityRow { cell: string; layers: number; maxRelError?: number; pass: boolean; error?: string }
+interface ParityRow { cell: string; layers: number; maxRelError?: number; pass: boolean; error?: string; limit?: number; algorithm?: string; variant?: string }
 interface Throughput { n1: number; n64: number }
 /** A phase's rows (one per case; a case that threw has its error), or the phase's own error. */
 type Rows<R> = R[] | { error: string };
@@ -57,21 +57,28 @@ interface GpuCheck {
   asyncUploads?: boolean;
   dryRun?: boolean;
   parity?: ParityRow[] | { error: string };
+  'parity:algorithms'?: ParityRow[] | { error: string };
+  'parity:tf32'?: ParityRow[] | { error: string };
   'parity:sample'?: Record<string, number>;
   'parity:generate'?: Rows<{ cell: string; temperature?: number; agree?: number; n?: number; pass: boolean; error?: string }>;
   'parity:batched'?: Rows<{ cell: string; requests?: number; identical?: number; maxLogProbDiff?: number; pass: boolean; error?: string }>;
   'throughput:batching'?: { tokens: number; on: Throughput; off: Throughput } | { error: string };
-  training?: { steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number } | { error: string };
+  training?: { steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number; tf32?: number[]; maxRelDiffTf32?: number; auto?: number[]; maxRelDiffAuto?: number } | { error: string };
   serve?: ServeReport | { error: string };
 }
 
 function checkLines(name: string, g: GpuCheck): string[] {
   const out = [`${name}: ${g.dryRun ? 'dry run (no GPU)' : `${g.cuda?.device}, cuDNN ${g.cuda?.cudnn}`}, async uploads ${g.asyncUploads === undefined ? 'not recorded' : g.asyncUploads ? 'on' : 'off'}`];
-  if (Array.isArray(g.parity)) {
-    const worst = Math.max(...g.parity.map((r) => r.maxRelError ?? Infinity));
-    const failed = g.parity.filter((r) => !r.pass).map((r) => `${r.cell} x${r.layers}${r.error ? ` (${r.error.split('\n')[0]})` : ''}`);
-    out.push(`  parity: ${g.parity.length} cases, largest relative error ${worst.toExponential(2)} (target <= 1e-4): ${verdict(failed.length === 0)}${failed.length ? `; failed: ${failed.join(', ')}` : ''}`);
-  } else if (g.parity) out.push(`  parity: FAILED: ${g.parity.error.split('\n')[0]}`);
+  const parityLine = (what: string, rows: ParityRow[] | { error: string } | undefined, limit: number) => {
+    if (Array.isArray(rows)) {
+      const worst = Math.max(...rows.map((r) => r.maxRelError ?? Infinity));
+      const failed = rows.filter((r) => !r.pass).map((r) => `${r.cell} x${r.layers}${r.algorithm ? ` ${r.algorithm}` : ''}${r.error ? ` (${firstLine(r.error)})` : ''}`);
+      out.push(`  ${what}: ${rows.length} cases, largest relative error ${worst.toExponential(2)} (target <= ${limit}): ${verdict(failed.length === 0)}${failed.length ? `; failed: ${failed.join(', ')}` : ''}`);
+    } else if (rows) out.push(`  ${what}: FAILED: ${firstLine(rows.error)}`);
+  };
+  parityLine('parity', g.parity, 1e-4);
+  parityLine('parity, each cuDNN algorithm', g['parity:algorithms'], 1e-4);
+  parityLine('parity, tf32 against fp32', g['parity:tf32'], 1e-2);
   const s = g['parity:sample'];
   if (s) out.push(`  sampler: rows differing ${Object.entries(s).map(([k, v]) => `${k} ${(v * 100).toFixed(3)} %`).join(', ')}`);
   const gen = g['parity:generate'];
@@ -94,6 +101,8 @@ function checkLines(name: string, g: GpuCheck): string[] {
   const t = g.training;
   if (t && 'steps' in t) {
     out.push(`  ${t.steps}-step training: final loss ${fmt(t.cpu.at(-1)!, 5)} CPU, ${fmt(t.cuda.at(-1)!, 5)} CUDA, largest relative difference ${t.maxRelDiff.toExponential(2)}`);
+    if (t.tf32 && t.maxRelDiffTf32 !== undefined) out.push(`    tf32: final loss ${fmt(t.tf32.at(-1)!, 5)}, largest relative difference from the CPU ${t.maxRelDiffTf32.toExponential(2)}`);
+    if (t.auto && t.maxRelDiffAuto !== undefined) out.push(`    cuDNN algorithm auto: final loss ${fmt(t.auto.at(-1)!, 5)}, largest relative difference from the CPU ${t.maxRelDiffAuto.toExponential(2)}`);
   } else if (t) out.push(`  training: FAILED: ${t.error.split('\n')[0]}`);
   const sv = g.serve;
   if (sv && 'runs' in sv) out.push(...serveTargets(sv).map((x) => `  serve: ${x.what}: ${x.figure} (${serveVerdict(x)})`));

@@ -12,7 +12,7 @@ import { DEFAULTS } from './defaults';
 import { RnnlmError, invalidArgument } from './errors';
 import { LanguageModel, parseCreateOptions } from './model';
 import { packageRoot } from './util/package-root';
-import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, quantizeOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown, softmaxOf } from './cli/flags';
+import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, precisionOption, quantizeOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown, softmaxOf } from './cli/flags';
 import { readText } from './cli/input';
 import { serveCommand } from './cli/serve';
 import { Interrupted, trainCommand } from './cli/train';
@@ -37,12 +37,13 @@ export function program(): Command {
     .option('--batch-size <n>', `sequences per batch${shown(DEFAULTS.evaluate.batchSize)}`, int('--batch-size'))
     .option('--seq-length <n>', `time steps per window${shown(DEFAULTS.evaluate.seqLength)}`, int('--seq-length'))
     .addOption(deviceOption(DEFAULTS.load.device))
+    .addOption(precisionOption())
     .addOption(quantizeOption())
     .addOption(lossyOption())
     .addHelpText('after', API_DEFAULTS)
     .action(async (path, o) => {
       const text = readText(o.text, Boolean(o.lossyUtf8));
-      const model = await LanguageModel.load(path, { device: o.device, quantize: o.quantize });
+      const model = await LanguageModel.load(path, { device: o.device, precision: o.precision, quantize: o.quantize });
       try {
         const mode = o.mode ?? model.mode ?? 'stream';
         const r = await model.evaluate(mode === 'sentences' ? lines(text) : text, { mode, batchSize: o.batchSize, seqLength: o.seqLength });
@@ -66,10 +67,11 @@ export function program(): Command {
     .option('--stop-at-eos', `end at a sampled <eos>${shown(DEFAULTS.generate.stopAtEos)}`)
     .option('--no-stop-at-eos', 'go on through sentence ends, up to --max-tokens')
     .addOption(deviceOption(DEFAULTS.load.device))
+    .addOption(precisionOption())
     .addOption(quantizeOption())
     .addHelpText('after', API_DEFAULTS)
     .action(async (path, o) => {
-      const model = await LanguageModel.load(path, { device: o.device, quantize: o.quantize });
+      const model = await LanguageModel.load(path, { device: o.device, precision: o.precision, quantize: o.quantize });
       try {
         // A stream model was never shown a start of text (no <sos>; newlines are not tokens), so
         // no token is a principled default beginning: it continues what the user gives.
@@ -94,10 +96,11 @@ export function program(): Command {
     .option('--top-k <k>', `how many${shown(DEFAULTS.predictNext.topK)}`, int('--top-k'))
     .option('--json', 'print them as JSON: [{ token, id, probability }, ...]')
     .addOption(deviceOption(DEFAULTS.load.device))
+    .addOption(precisionOption())
     .addOption(quantizeOption())
     .addHelpText('after', API_DEFAULTS)
     .action(async (path, o) => {
-      const model = await LanguageModel.load(path, { device: o.device, quantize: o.quantize });
+      const model = await LanguageModel.load(path, { device: o.device, precision: o.precision, quantize: o.quantize });
       try {
         const predictions = await model.predictNext(o.context, { topK: o.topK });
         if (o.json) console.log(JSON.stringify(predictions));

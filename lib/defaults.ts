@@ -6,8 +6,8 @@
  */
 
 const device = 'auto';
-/** The inference runtime's (create and load): continuous batching, and the rows stepped together at most. */
-const runtime = { batching: true, maxBatchSize: 64 };
+/** The runtime's (create and load): continuous batching, the rows stepped together at most, the float math's precision. */
+const runtime = { batching: true, maxBatchSize: 64, precision: 'fp32' as 'fp32' | 'tf32' | 'bf16' | 'fp16' };
 
 export const DEFAULTS = {
   /** LanguageModel.create */

@@ -43,6 +43,7 @@ export {
   type SoftmaxConfig,
   type Cell,
   type DeviceOption,
+  type Precision,
   type CacheOptions,
   type CacheTuning,
   type Regularization,

@@ -9,7 +9,7 @@
  * builds, and advanced users get the network through networkOf (rnnlm/advanced).
  */
 import { DEVICES, selectBackend, type DeviceOption } from './backend/index';
-import { CELL_NAMES, type Cell } from './backend/types';
+import { CELL_NAMES, PRECISIONS, type Cell, type Precision } from './backend/types';
 import { CONFIG_LIMITS, checkTokenizer, readCheckpoint, summaryTable, writeCheckpoint, type CheckpointDType, type ModelConfig } from './checkpoint';
 import { IGNORE } from './data';
 import { RnnlmError, invalidArgument } from './errors';
@@ -39,7 +39,7 @@ import { DEFAULTS } from './defaults';
 
 export type { ModelConfig } from './checkpoint';
 export type { DeviceOption } from './backend/index';
-export type { Cell } from './backend/types';
+export type { Cell, Precision } from './backend/types';
 export type { DataMode, TextInput, TokenIds } from './inputs';
 export type { EvaluateOptions, Evaluation } from './evaluate';
 export type { CacheOptions, CacheTuning, TuneCacheOptions } from './cache';
@@ -97,6 +97,14 @@ export interface CreateOptions extends Regularization {
   batching?: boolean;
   /** Requests stepped together at most when batching (integer in [1, 4096]). Default 64. */
   maxBatchSize?: number;
+  /**
+   * How the float math runs on the device: 'fp32' (default), or 'tf32' on CUDA: tensor cores
+   * multiply operands rounded to TF32 (10-bit mantissa) and sum in float32, faster on Ampere and
+   * later. 'bf16' and 'fp16' are not available yet. The CPU computes in 'fp32' only: device 'cpu'
+   * refuses the others, device 'auto' falls back to 'fp32' on the CPU (deviceReason says so).
+   * Parameters, gradients, optimizer state and checkpoints are float32 in every precision.
+   */
+  precision?: Precision;
 }
 
 /** Options of {@link LanguageModel.load}. */
@@ -107,6 +115,8 @@ export interface LoadOptions {
   batching?: boolean;
   /** As CreateOptions.maxBatchSize. Default 64. */
   maxBatchSize?: number;
+  /** As CreateOptions.precision (a checkpoint is float32 and loads in any). Default 'fp32'. */
+  precision?: Precision;
   /**
    * 'int8': load as an int8 model (see LanguageModel.quantize), whatever the file holds. An int8
    * file loads as an int8 model on the CPU anyway, or dequantized to float32 on device 'cuda'.
@@ -117,11 +127,12 @@ export interface LoadOptions {
 /** The runtime options of create and load (not stored in checkpoints). */
 interface RuntimeOptions {
   maxRows: number;
+  precision: Precision;
 }
-function runtimeOptions(o: Options, defaults: { batching: boolean; maxBatchSize: number }): RuntimeOptions {
+function runtimeOptions(o: Options, defaults: { batching: boolean; maxBatchSize: number; precision: Precision }): RuntimeOptions {
   const batching = o.boolean('batching', defaults.batching);
   const maxBatchSize = o.integer('maxBatchSize', defaults.maxBatchSize, { min: 1, max: 4096 });
-  return { maxRows: batching ? maxBatchSize : 1 };
+  return { maxRows: batching ? maxBatchSize : 1, precision: o.oneOf('precision', defaults.precision, PRECISIONS) };
 }
 
 /** Options of {@link LanguageModel.save}. */
@@ -144,7 +155,7 @@ export interface SummaryOptions {
   print?: boolean;
 }
 
-const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', ...REGULARIZATION_RATES, 'lockedDropout', 'tieWeights', 'softmax', 'device', 'seed', 'batching', 'maxBatchSize'] as const;
+const CREATE_KEYS = ['tokenizer', 'vocabSize', 'cell', 'embeddingSize', 'hiddenSize', 'layers', 'dropout', ...REGULARIZATION_RATES, 'lockedDropout', 'tieWeights', 'softmax', 'device', 'seed', 'batching', 'maxBatchSize', 'precision'] as const;
 /** The constructor's key: models are made by create and load only. */
 const BUILD = Symbol('LanguageModel.build');
 
@@ -234,10 +245,20 @@ export class LanguageModel {
   }
 
   static async #build(cfg: ModelConfig, tokenizer: Tokenizer | undefined, device: DeviceOption, init: boolean, runtime: RuntimeOptions, quantization: Quantization | null = null) {
-    const { backend, reason } = quantization ? { ...selectBackend('cpu'), reason: `${quantization} models run on the CPU` } : selectBackend(device);
+    const chosen = quantization ? { ...selectBackend('cpu'), reason: `${quantization} models run on the CPU` } : selectBackend(device);
+    const { backend } = chosen;
+    let { reason } = chosen, { precision } = runtime;
+    const supported = quantization ? ['fp32'] : backend.precisions;
+    if (!supported.includes(precision)) {
+      const what = quantization ? `an ${quantization} model computes in int8 and fp32` : `the ${backend.device} backend computes in ${supported.map((p) => `'${p}'`).join(' and ')}`;
+      // 'auto' asks for whatever is here: the request is a permission to round more, never a need.
+      if (device !== 'auto') throw invalidArgument(`LanguageModel: precision '${precision}' is not available: ${what}${backend.device === 'cpu' ? ` ('tf32' is a mode of CUDA's tensor cores)` : ''}`);
+      reason += `; precision '${precision}' fell back to 'fp32' (${what})`;
+      precision = 'fp32';
+    }
     // With token ids no id is padding (-1: no frozen embedding row); the loss skips only IGNORE,
     // the target of padded positions, never a token.
-    const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: tokenizer ? PAD_ID : -1, ignoreIndex: IGNORE, quantization });
+    const net = new Network(backend, { ...cfg, dtype: 'f32', paddingIdx: tokenizer ? PAD_ID : -1, ignoreIndex: IGNORE, quantization, precision });
     try {
       if (init) net.initialize(cfg.seed);
       await net.stream.sync();
@@ -245,12 +266,16 @@ export class LanguageModel {
       net.dispose();
       throw e;
     }
-    return new LanguageModel(BUILD, net, cfg, tokenizer, reason, runtime);
+    return new LanguageModel(BUILD, net, cfg, tokenizer, reason, { ...runtime, precision });
   }
 
   /** The device the model lives on. */
   get device(): 'cpu' | 'cuda' {
     return this.#net.backend.device;
+  }
+  /** How its float math runs (CreateOptions.precision, after device 'auto''s fallback). */
+  get precision(): Precision {
+    return this.#runtime.precision;
   }
   /** The model's configuration (create's options with their defaults; a copy). */
   get config(): Readonly<ModelConfig> {
@@ -329,7 +354,7 @@ export class LanguageModel {
       if (!(QUANTIZATIONS as readonly unknown[]).includes(type)) throw invalidArgument(`quantize: type must be one of ${QUANTIZATIONS.map((q) => `'${q}'`).join(', ')} (got ${typeof type === 'string' ? `'${type}'` : String(type)})`);
       if (this.quantization) throw invalidArgument(`quantize: this model is ${this.quantization} already`);
       const weights = quantizeWeights(this.#net.layout, await this.#net.readWeights());
-      const model = await LanguageModel.#build(this.#cfg, this.tokenizer, 'cpu', false, this.#runtime, type);
+      const model = await LanguageModel.#build(this.#cfg, this.tokenizer, 'cpu', false, { ...this.#runtime, precision: 'fp32' }, type);
       model.#mode = this.#mode;
       await model.#fill(() => weights);
       return model;
@@ -488,11 +513,12 @@ export class LanguageModel {
 
   /** Reads a checkpoint written by save (validated before use) onto a device. */
   static async load(path: string, options: LoadOptions = {}): Promise<LanguageModel> {
-    const o = new Options('LanguageModel.load', options, ['device', 'batching', 'maxBatchSize', 'quantize']);
+    const o = new Options('LanguageModel.load', options, ['device', 'batching', 'maxBatchSize', 'quantize', 'precision']);
     const device = o.oneOf('device', DEFAULTS.load.device, DEVICES);
     const runtime = runtimeOptions(o, DEFAULTS.load);
     const quantize = o.has('quantize') ? o.oneOf('quantize', 'int8', QUANTIZATIONS) : null;
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('LanguageModel.load: path must be a non-empty string');
+    if (quantize && runtime.precision !== 'fp32') throw invalidArgument(`LanguageModel.load: an ${quantize} model computes in int8 and fp32 (precision '${runtime.precision}' was asked)`);
     if (quantize && device === 'cuda') throw invalidArgument(`LanguageModel.load: an ${quantize} model runs on the CPU (device 'cuda' was asked): the CUDA backend has no ${quantize} kernels`);
     const ck = await readCheckpoint(path);
     // An int8 file on an explicit CUDA device loads dequantized (the GPU has no int8 kernels).

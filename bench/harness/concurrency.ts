@@ -69,7 +69,8 @@ export const aggregate = (r: ConcurrencyRun) => (r.kind === 'generate' ? r.token
 /** Every run of the scenario, on and off next to each other. */
 export function concurrencyPlan(peers: string[], configs: BenchConfig[], quick: boolean, seconds: number): ConcurrencySpec[] {
   const specs: ConcurrencySpec[] = [];
-  for (const peer of peers.filter((p) => p.startsWith('rnnlm-'))) {
+  // Our plain peers only: the CUDA variants (rnnlm-peer.ts) are measured by training and generation.
+  for (const peer of peers.filter((p) => p === 'rnnlm-cpu' || p === 'rnnlm-cuda')) {
     for (const config of configs.filter((c) => CONCURRENCY_CONFIGS.includes(c.name))) {
       for (const kind of CALL_KINDS) {
         for (const n of quick ? QUICK_CONCURRENCY_N : CONCURRENCY_N) {

@@ -18,7 +18,9 @@ import type { RunResult, RunSpec } from './worker';
 /** The CLI's entry (lib/cli.ts loads this file only): the configurations' names for its help. */
 export { CONFIGS };
 
-export const ALL_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm', 'tfjs-webgpu'];
+/** The peers a bench runs unless told (--peers); ALL_PEERS adds our CUDA variants (rnnlm-peer.ts), asked for by name. */
+export const DEFAULT_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm', 'tfjs-webgpu'];
+export const ALL_PEERS = [...DEFAULT_PEERS, 'rnnlm-cuda-tf32', 'rnnlm-cuda-auto'];
 
 /** Ours on the same class of device as a peer: ratios compare GPU with GPU and CPU with CPU. */
 export function oursFor(peer: string): string {
@@ -205,7 +207,7 @@ export async function runBench(o: BenchOptions = {}): Promise<{ report: BenchRep
   const configs: BenchConfig[] = (names.includes('all') ? CONFIGS.map((c) => c.name) : names).map(
     (n) => findConfig(n) ?? (() => { throw invalidArgument(`bench: unknown configuration '${n}' (known: ${[...CONFIGS.map((c) => c.name), QUICK.name].join(', ')})`); })(),
   );
-  const peers = o.peers ?? ALL_PEERS;
+  const peers = o.peers ?? DEFAULT_PEERS;
   for (const p of [...peers, ...(o.scaling ?? [])]) {
     if (!ALL_PEERS.includes(p)) throw invalidArgument(`bench: unknown peer '${p}' (known: ${ALL_PEERS.join(', ')})`);
   }

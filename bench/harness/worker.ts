@@ -12,6 +12,8 @@ import { tfjsPeer } from './tfjs-peer';
 export const PEERS: Record<string, PeerFactory> = {
   'rnnlm-cpu': rnnlmPeer('cpu'),
   'rnnlm-cuda': rnnlmPeer('cuda'),
+  'rnnlm-cuda-tf32': rnnlmPeer('cuda', { precision: 'tf32' }),
+  'rnnlm-cuda-auto': rnnlmPeer('cuda', { algorithm: 'auto' }),
   'tfjs-cpu': tfjsPeer('cpu'),
   'tfjs-wasm': tfjsPeer('wasm'),
   'tfjs-webgpu': tfjsPeer('webgpu'),

@@ -1,10 +1,10 @@
 import { freemem } from 'node:os';
 import { RnnlmError } from '../errors';
 import { packageRoot, nodeRequire } from '../util/package-root';
-import type { Backend, MemoryStats, RnnDescriptor, RnnOptions, Stream } from './types';
+import type { Backend, MemoryStats, RnnDescriptor, RnnOptions, Stream, StreamOptions } from './types';
 
 interface CpuAddon {
-  Stream: new () => Stream;
+  Stream: new (options?: StreamOptions) => Stream;
   Rnn: new (options: RnnOptions) => RnnDescriptor;
   setErrorClass(ctor: typeof RnnlmError): void;
   /** kernels: the instruction set of our own kernels ('avx512vnni', 'avx2' or 'base'). */
@@ -42,7 +42,8 @@ export const cpuBackend: Backend = {
   device: 'cpu',
   dtypes: ['f32', 'f64'],
   int8: true,
-  createStream: () => new (cpuAddon().Stream)(),
+  precisions: ['fp32'],
+  createStream: (options) => new (cpuAddon().Stream)(options),
   createRnn: (options) => new (cpuAddon().Rnn)(options),
   info: () => ({ device: 'cpu', blas: cpuAddon().blasInfo() }),
   memoryStats: () => cpuAddon().memoryStats(),

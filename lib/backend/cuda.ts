@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { RnnlmError } from '../errors';
 import { nodeRequire, packageRoot } from '../util/package-root';
-import type { Backend, MemoryStats, RnnDescriptor, RnnOptions, Stream } from './types';
+import { RNN_ALGORITHMS, type Backend, type MemoryStats, type RnnAlgorithm, type RnnDescriptor, type RnnOptions, type Stream, type StreamOptions } from './types';
 
 export interface CudaInfo {
   device: string;
@@ -23,7 +23,7 @@ export interface CudaInfo {
 }
 
 interface CudaAddon {
-  Stream: new () => Stream;
+  Stream: new (options?: StreamOptions) => Stream;
   Rnn: new (options: RnnOptions) => RnnDescriptor;
   setErrorClass(ctor: typeof RnnlmError): void;
   load(folders: string[]): CudaInfo;
@@ -126,14 +126,24 @@ export function loadCuda(): { addon: CudaAddon; info: CudaInfo } {
   return (loaded = { addon, info });
 }
 
+/** RnnOptions.algorithm's default on CUDA: RNNLM_CUDNN_RNN_ALGO, else 'standard' (types.ts says why). */
+function defaultAlgorithm(): RnnAlgorithm {
+  const v = process.env.RNNLM_CUDNN_RNN_ALGO;
+  if (!v) return 'standard';
+  if (!(RNN_ALGORITHMS as readonly string[]).includes(v)) throw new RnnlmError('ERR_INVALID_ARGUMENT', `RNNLM_CUDNN_RNN_ALGO must be one of ${RNN_ALGORITHMS.join(', ')} (got '${v}')`);
+  return v as RnnAlgorithm;
+}
+
 export function cudaBackend(): Backend {
   const { addon, info } = loadCuda();
   return {
     device: 'cuda',
     dtypes: ['f32'],
     int8: false,
-    createStream: () => new addon.Stream(),
-    createRnn: (options) => new addon.Rnn(options),
+    // bf16 / fp16 (half-precision RNN data) are not written yet: native/common/precision.h.
+    precisions: ['fp32', 'tf32'],
+    createStream: (options) => new addon.Stream(options),
+    createRnn: (options) => new addon.Rnn({ algorithm: defaultAlgorithm(), ...options }),
     info: () => ({ ...info, backend: 'cuda', memory: addon.memoryInfo() }),
     memoryStats: () => addon.memoryStats(),
     availableBytes: () => addon.memoryInfo().free,

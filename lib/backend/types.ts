@@ -32,6 +32,22 @@ export type Cell = keyof typeof CELLS;
 export const CELL_NAMES = Object.keys(CELLS) as Cell[];
 export const isCell = (v: unknown): v is Cell => typeof v === 'string' && Object.hasOwn(CELLS, v);
 
+/**
+ * How a model's float math runs (create's and load's `precision`): 'fp32' float32 products, the
+ * default and the CPU's only one; 'tf32' CUDA tensor cores with products of TF32-rounded
+ * operands (10-bit mantissa) and float32 sums; 'bf16' / 'fp16' half-precision RNN data with
+ * float math, not available yet. Parameters, gradients, optimizer state and checkpoints are
+ * float32 in every precision. native/common/precision.h is the native twin of this list.
+ */
+export const PRECISIONS = ['fp32', 'tf32', 'bf16', 'fp16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/** Options of Backend.createStream. */
+export interface StreamOptions {
+  /** The precision of the stream's products (cuBLAS's math mode on CUDA). Default 'fp32'. */
+  precision?: Precision;
+}
+
 export interface DeviceBuffer {
   readonly length: number;
   readonly dtype: DType | 'released';
@@ -58,6 +74,29 @@ export interface RnnOptions {
   dropout?: number;
   /** That dropout locked: one mask per sequence, shared by its time steps (CUDA refuses training with it, layers > 1 and dropout > 0). */
   lockedDropout?: boolean;
+  /** The precision of the stack's products (cuDNN's math type on CUDA). Default 'fp32'. */
+  precision?: Precision;
+  /**
+   * cuDNN's RNN algorithm (native/common/rnn_algorithm.h): one named, or 'auto': each shape's first
+   * use times every algorithm cuDNN runs it with and keeps the fastest. The CPU has one and ignores
+   * it. Default on CUDA: RNNLM_CUDNN_RNN_ALGO, else 'standard' (auto is opt-in until a GPU run has
+   * checked every algorithm's parity and speed).
+   */
+  algorithm?: RnnAlgorithm;
+}
+
+export const RNN_ALGORITHMS = ['standard', 'persist_static', 'persist_static_small_h', 'auto'] as const;
+export type RnnAlgorithm = (typeof RNN_ALGORITHMS)[number];
+
+/** One shape's algorithm choice (RnnDescriptor.algorithms): the key and each candidate's time (null: it refused the shape). */
+export interface RnnAlgorithmChoice {
+  training: boolean;
+  batchSize: number;
+  /** The key's: the sequence length rounded up to a power of two. */
+  seqLength: number;
+  algorithm: Exclude<RnnAlgorithm, 'auto'>;
+  /** Milliseconds per run (training: forward + both backwards), by algorithm. */
+  ms: Partial<Record<Exclude<RnnAlgorithm, 'auto'>, number | null>>;
 }
 
 /** Shape of one canonical parameter (PyTorch layout) and its offset in the weight space. */
@@ -73,6 +112,8 @@ export interface RnnDescriptor {
   weightParam(layer: number, id: 0 | 1 | 2 | 3): RnnParamRef;
   /** Elements of reserve (forward -> backward) and workspace (scratch) space for T steps of B sequences. */
   spaces(seqLength: number, batchSize: number): { reserve: number; workspace: number };
+  /** The algorithm choices made so far ('auto' on CUDA; otherwise none). */
+  algorithms(): RnnAlgorithmChoice[];
 }
 
 export interface RnnForwardArgs {
@@ -267,7 +308,9 @@ export interface Backend {
   readonly dtypes: readonly DType[];
   /** Whether it has int8 kernels (quantized inference): the CPU. */
   readonly int8: boolean;
-  createStream(): Stream;
+  /** The precisions it computes in (createStream and createRnn refuse the others). */
+  readonly precisions: readonly Precision[];
+  createStream(options?: StreamOptions): Stream;
   createRnn(options: RnnOptions): RnnDescriptor;
   info(): Record<string, unknown>;
   /**

@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from '../defaults';
-import { CELL_NAMES } from '../backend/types';
+import { CELL_NAMES, PRECISIONS } from '../backend/types';
 import { DEVICES } from '../backend/index';
 import { QUANTIZATIONS } from '../nn/quantize';
 import { invalidArgument } from '../errors';
@@ -111,6 +111,10 @@ export function softmaxOf(o: Record<string, unknown>): SoftmaxOptions | undefine
 /** --device of create (train) or of load (the other commands), with that call's default. */
 export const deviceOption = (device: string) =>
   new Option('--device <device>', `where to compute (auto: CUDA if it answers, else the CPU)${shown(device)}`).choices(DEVICES);
+
+/** --precision of create (train) or load (the other commands): how the float math runs on the device. */
+export const precisionOption = () =>
+  new Option('--precision <precision>', `float math: fp32, or tf32 on CUDA (tensor cores); bf16 and fp16 not yet${shown(DEFAULTS.create.precision)}`).choices(PRECISIONS);
 
 /** Commands that load a model: quantize it as it loads (an int8 file loads as int8 anyway). */
 export const quantizeOption = () => new Option('--quantize <type>', 'load as an int8 model: int8 weights, inference on the CPU (README: "Compact models")').choices(QUANTIZATIONS);

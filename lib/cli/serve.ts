@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { DEFAULTS } from '../defaults';
 import { LanguageModel } from '../model';
 import { createServer } from '../server/index';
-import { deviceOption, int, num, quantizeOption, shown } from './flags';
+import { deviceOption, int, num, precisionOption, quantizeOption, shown } from './flags';
 
 const S = DEFAULTS.serve;
 
@@ -20,6 +20,7 @@ export function serveCommand(prog: Command): void {
     .option('--host <host>', `address to listen on${shown(S.host)}`)
     .option('--port <n>', `port (0: any free port, printed)${shown(S.port)}`, int('--port'))
     .addOption(deviceOption(DEFAULTS.load.device))
+    .addOption(precisionOption())
     .addOption(quantizeOption())
     .option('--model-id <id>', "the model's id in requests and answers (default: the file name without .safetensors)")
     .option('--max-body-bytes <n>', `largest request body; beyond: 413${shown(S.maxBodyBytes)}`, int('--max-body-bytes'))
@@ -32,7 +33,7 @@ export function serveCommand(prog: Command): void {
     .option('--no-batching', 'compute requests one at a time (continuous batching is on by default)')
     .option('--max-batch-size <n>', `rows stepped together at most${shown(DEFAULTS.load.maxBatchSize)}`, int('--max-batch-size'))
     .action(async (path: string, o) => {
-      const loading = LanguageModel.load(path, { device: o.device, quantize: o.quantize, batching: o.batching, maxBatchSize: o.maxBatchSize });
+      const loading = LanguageModel.load(path, { device: o.device, precision: o.precision, quantize: o.quantize, batching: o.batching, maxBatchSize: o.maxBatchSize });
       const modelId: string = o.modelId ?? basename(path).replace(/\.safetensors$/, '');
       const server = createServer(loading, {
         modelId, maxBodyBytes: o.maxBodyBytes, maxTokens: o.maxTokens,
@@ -57,7 +58,7 @@ export function serveCommand(prog: Command): void {
         });
         if (model) {
           const c = model.config;
-          console.log(`rnnlm serve: ready: ${modelId} (${c.cell}, ${c.layers} x ${c.hiddenSize}, ${model.parameterCount.toLocaleString('en-US')} parameters, vocabulary ${c.vocabSize}, ${model.device}${model.quantization ? `, ${model.quantization}` : ''})`);
+          console.log(`rnnlm serve: ready: ${modelId} (${c.cell}, ${c.layers} x ${c.hiddenSize}, ${model.parameterCount.toLocaleString('en-US')} parameters, vocabulary ${c.vocabSize}, ${model.device}${model.precision !== 'fp32' ? `, ${model.precision}` : ''}${model.quantization ? `, ${model.quantization}` : ''})`);
           await stop;
         }
       } finally {

@@ -12,7 +12,7 @@ import { LanguageModel, parseCreateOptions, type CreateOptions, type FitOptions 
 import type { OptimizerOptions } from '../nn/optimizer';
 import { CharTokenizer, WordTokenizer, type Tokenizer } from '../tokenizers';
 import { readTrainState, type LrSchedule } from '../train';
-import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, field, fraction, int, kebab, lines, lossyOption, modelOptions, num, shown, softmaxOf } from './flags';
+import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, precisionOption, field, fraction, int, kebab, lines, lossyOption, modelOptions, num, shown, softmaxOf } from './flags';
 import { parseSoftmax } from '../nn/decoder';
 import { checkOut, readText } from './input';
 
@@ -51,6 +51,7 @@ export function trainCommand(prog: Command): void {
       .addOption(new Option('--mode <mode>', 'stream: one text, truncated BPTT; sentences: one sentence per line').choices(['stream', 'sentences']).default('stream')),
   )
     .addOption(deviceOption(DEFAULTS.create.device))
+    .addOption(precisionOption())
     .addOption(lossyOption())
     .option('--seed <n>', `seed of initialisation, and of dropout and shuffling unless --train-seed${shown(DEFAULTS.create.seed)}`, int('--seed'))
     .option('--train-seed <n>', "seed of dropout masks and shuffling (unless given: the model's --seed)", int('--train-seed'))
@@ -119,7 +120,7 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
   const tokenizer = create?.tokenizer ?? fitTokenizer(o, trainText, sentences);
   const config = (create ?? o) as Partial<ModelConfig>;
   const createOptions: CreateOptions = {
-    ...modelFlags(config), softmax: create ? create.softmax : softmaxOf(o), seed: config.seed, tokenizer, device: o.device as CreateOptions['device'],
+    ...modelFlags(config), softmax: create ? create.softmax : softmaxOf(o), seed: config.seed, tokenizer, device: o.device as CreateOptions['device'], precision: o.precision as CreateOptions['precision'],
   };
   const fitOptions: FitOptions = {
     mode: o.mode,
@@ -151,7 +152,7 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
   };
   if (o.dryRun) return dryRun(createOptions, fitOptions);
   const model = await LanguageModel.create(createOptions);
-  console.error(`rnnlm: ${model.device} (${model.deviceReason}); vocabulary ${tokenizer.vocabSize}; ${model.parameterCount.toLocaleString('en-US')} parameters`);
+  console.error(`rnnlm: ${model.device}${model.precision !== 'fp32' ? ` ${model.precision}` : ''} (${model.deviceReason}); vocabulary ${tokenizer.vocabSize}; ${model.parameterCount.toLocaleString('en-US')} parameters`);
   try {
     if (controller.signal.aborted) throw controller.signal.reason; // stopped before training: nothing new to save
     const history = await model.fit(sentences ? lines(trainText) : trainText, fitOptions).catch((e: unknown) => {

@@ -11,7 +11,7 @@
  * take this path (NetworkConfig.layerwise) to check it against finite differences and to give the
  * GPU check its reference.
  */
-import { numel, tensor, type Backend, type Cell, type RnnDescriptor, type Stream, type Tensor } from '../backend/types';
+import { numel, tensor, type Backend, type Cell, type Precision, type RnnDescriptor, type Stream, type Tensor } from '../backend/types';
 import { Random } from '../util/random';
 import { Scratch } from './scratch';
 
@@ -23,6 +23,8 @@ export interface LayerwiseConfig {
   dtype: 'f32' | 'f64';
   /** The dropout rate between layers (locked). */
   rate: number;
+  /** The stack's precision, the layers' too. */
+  precision: Precision;
 }
 
 /** What a training forward passes (as rnnForward's arguments, states [L, B, H]). */
@@ -57,7 +59,7 @@ export class Layerwise {
     private readonly stack: RnnDescriptor,
     private readonly cfg: LayerwiseConfig,
   ) {
-    const one = { cell: cfg.cell, hiddenSize: cfg.hiddenSize, layers: 1, dropout: 0 };
+    const one = { cell: cfg.cell, hiddenSize: cfg.hiddenSize, layers: 1, dropout: 0, precision: cfg.precision };
     this.first = backend.createRnn({ ...one, inputSize: cfg.inputSize });
     this.rest = backend.createRnn({ ...one, inputSize: cfg.hiddenSize });
     this.scratch = new Scratch(stream, cfg.dtype);

@@ -29,6 +29,7 @@ import {
   type Cell,
   type DeviceBuffer,
   type FloatArray,
+  type Precision,
   type RnnDescriptor,
   type Stream,
   type Tensor,
@@ -66,6 +67,8 @@ export interface NetworkConfig extends Regularization {
    * checks, and the GPU check's reference).
    */
   layerwise?: boolean;
+  /** How the float products run (backend/types.ts PRECISIONS; the backend's precisions). Default 'fp32'. */
+  precision?: Precision;
 }
 
 /** One batch, time-major: ids and targets have T * B entries, position t * B + b. */
@@ -144,8 +147,13 @@ export class Network {
     const q = (this.quantization = config.quantization ?? null);
     if (q && !backend.int8) throw invalidArgument(`an ${q} model runs on the CPU: the ${backend.device} backend has no ${q} kernels`);
     if (q && config.dtype !== 'f32') throw invalidArgument(`an ${q} model computes in f32 (got ${config.dtype})`);
+    const precision = config.precision ?? 'fp32';
+    if (!backend.precisions.includes(precision)) {
+      throw invalidArgument(`the ${backend.device} backend does not compute in precision '${precision}' (it supports ${backend.precisions.map((p) => `'${p}'`).join(', ')})`);
+    }
+    if (q && precision !== 'fp32') throw invalidArgument(`an ${q} model computes its products in int8 (precision '${precision}' is for float models)`);
     this.rates = ratesOf(config);
-    this.rnn = backend.createRnn({ cell, inputSize: E, hiddenSize: H, layers: L, dropout: this.rates.hidden, lockedDropout: this.rates.locked });
+    this.rnn = backend.createRnn({ cell, inputSize: E, hiddenSize: H, layers: L, dropout: this.rates.hidden, lockedDropout: this.rates.locked, precision });
     // The state_dict in order, each tensor after the last; the recurrent ones where the backend
     // puts them in its weight space (cuDNN's on CUDA), which takes their place in the order.
     let offset = 0, rnnOffset = -1, side = 0;
@@ -174,7 +182,7 @@ export class Network {
     if (bytes > backend.availableBytes()) {
       throw new RnnlmError('ERR_OUT_OF_MEMORY', `a model of ${offset.toLocaleString('en-US')} parameters needs ${gib(bytes)} for its parameters${q ? '' : dropsWeights ? ', gradients and weight drop' : ' and gradients'}; the ${backend.device} has ${gib(backend.availableBytes())} available`);
     }
-    this.stream = backend.createStream();
+    this.stream = backend.createStream({ precision });
     try {
       this.params = this.stream.alloc(q ? 'i8' : config.dtype, offset);
       if (q) this.side = this.stream.alloc('f32', side);
@@ -184,7 +192,7 @@ export class Network {
       const r = this.rates;
       // On CUDA opt-in (RNNLM_CUDA_LAYERWISE=1) until a GPU run has verified it; else cuDNN's stack refuses the rate.
       if (r.locked && r.hidden > 0 && L > 1 && !q && (config.layerwise ?? (backend.device === 'cuda' && process.env.RNNLM_CUDA_LAYERWISE === '1'))) {
-        this.layerwise = new Layerwise(backend, this.stream, this.rnn, { cell, inputSize: E, hiddenSize: H, layers: L, dtype: config.dtype, rate: r.hidden });
+        this.layerwise = new Layerwise(backend, this.stream, this.rnn, { cell, inputSize: E, hiddenSize: H, layers: L, dtype: config.dtype, rate: r.hidden, precision });
       }
       this.arena = new Arena(this.stream, this.rnn, {
         embeddingSize: E, hiddenSize: H, dtype: config.dtype,

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "precision.h"
+#include "rnn_algorithm.h"
 #include "status.h"
 
 namespace rnnlm {
@@ -36,6 +38,8 @@ struct RnnConfig {
   int64_t layers = 1;
   double dropout = 0;  // between layers, training only
   bool locked = false;  // one dropout mask per sequence, shared by its time steps (variational)
+  Precision precision = Precision::FP32;  // precision.h; the device's Rnn reads it
+  RnnAlgorithm algorithm = RnnAlgorithm::Standard;  // cuDNN's only
 
   int64_t gates() const { return gateCount(cell); }
   int64_t layerInput(int64_t l) const { return l == 0 ? inputSize : hiddenSize; }

@@ -22,7 +22,12 @@ struct CpuDevice {
   static constexpr bool kF64 = true;
   static constexpr bool kInt8 = true;  // quantized inference (quant.h)
   static constexpr bool kLockedDropout = true;  // between layers (rnn.h)
-  struct Context {};
+  // Float math in float32 only (precision.h): reduced-precision products are a GPU's tensor cores.
+  static constexpr const char* kPrecisions = "'fp32' only";
+  static constexpr bool supports(Precision p) { return p == Precision::FP32; }
+  struct Context {
+    explicit Context(Precision) {}
+  };
 
   // Memory the kernel can still hand out (MemAvailable), or -1 where unknown.
   static double availableBytes() {
@@ -161,6 +166,7 @@ struct CpuDevice {
    public:
     explicit Rnn(const RnnConfig& c) : cfg_(c) {}
     int64_t weightSize() const { return rnnlm::weightSize(cfg_); }
+    std::vector<AlgoChoices::Entry> algorithmLog() const { return {}; }  // one algorithm: nothing chosen
     ParamRef weightParam(int64_t layer, int id) const { return rnnlm::weightParam(cfg_, layer, id); }
     struct Sizes {
       int64_t reserve, workspace;

@@ -147,15 +147,16 @@ struct CudaDevice {
       return dev;
     }
 
-    Context() {
+    explicit Context(Precision precision) {
       const Libraries& L = libs();
       RNNLM_CU(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
       RNNLM_CU(cudaMalloc(&errFlag, sizeof(int)));
       RNNLM_CU(cudaMemset(errFlag, 0, sizeof(int)));
       RNNLM_CU(L.cublas.cublasCreate_v2(&cublas));
       RNNLM_CU(L.cublas.cublasSetStream_v2(cublas, stream));
-      // FP32 GEMMs by default; TF32 only when asked for (RNNLM_ALLOW_TF32=1).
-      RNNLM_CU(L.cublas.cublasSetMathMode(cublas, allowTf32() ? api::CUBLAS_TF32_TENSOR_OP_MATH : api::CUBLAS_DEFAULT_MATH));
+      // FP32 GEMMs unless the model asked for TF32 (precision.h).
+      RNNLM_CU(L.cublas.cublasSetMathMode(
+          cublas, precision == Precision::TF32 ? api::CUBLAS_TF32_TENSOR_OP_MATH : api::CUBLAS_DEFAULT_MATH));
       RNNLM_CU(L.cudnn.cudnnCreate(&cudnn));
       RNNLM_CU(L.cudnn.cudnnSetStream(cudnn, stream));
     }
@@ -170,10 +171,9 @@ struct CudaDevice {
     Context& operator=(const Context&) = delete;
   };
 
-  static bool allowTf32() {
-    const char* v = std::getenv("RNNLM_ALLOW_TF32");
-    return v && std::strcmp(v, "1") == 0;
-  }
+  // Half-precision RNN data (bf16, fp16) is not written yet.
+  static constexpr const char* kPrecisions = "'fp32' and 'tf32'";
+  static constexpr bool supports(Precision p) { return p == Precision::FP32 || p == Precision::TF32; }
 
   static void* alloc(size_t bytes, const char* dtype, int64_t n) {
     void* p = nullptr;
@@ -304,12 +304,12 @@ struct CudaDevice {
   // holds its own copies instead).
   class Rnn : public CudnnRnn {
    public:
-    explicit Rnn(const RnnConfig& c) : CudnnRnn(c, allowTf32()) {}
+    explicit Rnn(const RnnConfig& c) : CudnnRnn(c) {}
     void forward(Context& c, int64_t Tn, int64_t B, const int32_t* lengths, const float* x, const float* hx,
                  const float* cx, const float* W, float* y, float* hy, float* cy, float* reserve, int64_t reserveN,
                  float* ws, int64_t wsN, bool training, uint64_t, bool /*batchInvariant: not on cuDNN*/) const {
-      CudnnRnn::forward(c.cudnn, c.lengthsOnDevice(lengths, B), Tn, B, lengths, x, hx, cx, W, y, hy, cy, reserve,
-                        reserveN, ws, wsN, training);
+      CudnnRnn::forward(c.cudnn, c.stream, c.lengthsOnDevice(lengths, B), Tn, B, lengths, x, hx, cx, W, y, hy, cy,
+                        reserve, reserveN, ws, wsN, training);
     }
     void backwardData(Context& c, int64_t Tn, int64_t B, const int32_t* lengths, const float* W, const float* y,
                       const float* dy, const float* dhy, const float* dcy, const float* hx, const float* cx, float* dx,

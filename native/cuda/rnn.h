@@ -10,11 +10,13 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <mutex>
 #include <vector>
 
 #include "../common/alloc_stats.h"
+#include "../common/rnn_algorithm.h"
 #include "../common/rnn_layout.h"
 #include "../common/status.h"
 #include "errors.h"
@@ -34,12 +36,14 @@ inline api::cudnnHandle_t queryHandle() {
 // The weight space is cuDNN's; weightParam() reports where PyTorch's canonical tensors
 // (weight_ih_l{k}: the G gate matrices of the input GEMM, ...) lie inside it, checked to be
 // contiguous as PyTorch also requires, so checkpoints are the same on both devices.
-// The run methods take the stream's cuDNN handle, the lengths on the host (for the descriptors)
-// and on the device (for cuDNN), and element counts of the reserve and workspace.
+// One descriptor per algorithm the option allows (common/rnn_algorithm.h): each must lay the
+// weights out as the first does, so that any of them runs on the same weight space. With
+// several, the first use of a shape times them all and keeps the fastest (chooseAlgo).
+// The run methods take the stream's cuDNN handle and stream, the lengths on the host (for the
+// descriptors) and on the device (for cuDNN), and element counts of the reserve and workspace.
 class CudnnRnn {
  public:
-  // tf32: let cuDNN use TF32 tensor cores (RNNLM_ALLOW_TF32); otherwise FP32 FMA math.
-  CudnnRnn(const RnnConfig& c, bool tf32) : cfg_(c) {
+  explicit CudnnRnn(const RnnConfig& c) : cfg_(c) {
     const auto& D = libs().cudnn;
     api::cudnnHandle_t h = queryHandle();
     RNNLM_CU(D.cudnnCreateDropoutDescriptor(&drop_));
@@ -51,20 +55,30 @@ class CudnnRnn {
     } else {
       RNNLM_CU(D.cudnnSetDropoutDescriptor(drop_, h, 0.f, nullptr, 0, 0ull));
     }
-    RNNLM_CU(D.cudnnCreateRNNDescriptor(&desc_));
-    const api::cudnnRNNMode_t mode = c.cell == Cell::LSTM ? api::CUDNN_LSTM
-                                     : c.cell == Cell::GRU ? api::CUDNN_GRU
-                                     : c.cell == Cell::RNN_TANH ? api::CUDNN_RNN_TANH
-                                                                : api::CUDNN_RNN_RELU;
-    RNNLM_CU(D.cudnnSetRNNDescriptor_v8(desc_, api::CUDNN_RNN_ALGO_STANDARD, mode, api::CUDNN_RNN_DOUBLE_BIAS,
-                                        api::CUDNN_UNIDIRECTIONAL, api::CUDNN_LINEAR_INPUT, api::CUDNN_DATA_FLOAT,
-                                        api::CUDNN_DATA_FLOAT, tf32 ? api::CUDNN_DEFAULT_MATH : api::CUDNN_FMA_MATH,
-                                        int32_t(c.inputSize), int32_t(c.hiddenSize), int32_t(c.hiddenSize),
-                                        int32_t(c.layers), drop_, api::CUDNN_RNN_PADDED_IO_ENABLED));
-    size_t bytes = 0;
-    RNNLM_CU(D.cudnnGetRNNWeightSpaceSize(h, desc_, &bytes));
-    weightBytes_ = bytes;
-    layoutParams(h);
+    for (RnnAlgorithm a : candidates(c.algorithm)) {
+      // Auto: an algorithm cuDNN refuses for this configuration is no candidate; a named one
+      // (and auto's STANDARD) must work.
+      const bool required = c.algorithm != RnnAlgorithm::Auto || a == RnnAlgorithm::Standard;
+      api::cudnnRNNDescriptor_t d = describe(a, required);
+      if (!d) continue;
+      try {
+        size_t bytes = 0;
+        RNNLM_CU(D.cudnnGetRNNWeightSpaceSize(h, d, &bytes));
+        std::vector<ParamRef> layout = layoutParams(h, d, bytes);
+        if (algos_.empty()) {
+          weightBytes_ = bytes;
+          params_ = std::move(layout);
+        } else if (bytes != weightBytes_ || !sameLayout(layout, params_)) {
+          fail(Code::Native, "cuDNN lays out the weights of algorithm %s unlike %s's", algorithmName(a),
+               algorithmName(algos_[0].algorithm));
+        }
+      } catch (const Error&) {
+        D.cudnnDestroyRNNDescriptor(d);
+        if (required) throw;
+        continue;
+      }
+      algos_.push_back({a, d});
+    }
     RNNLM_CU(D.cudnnCreateRNNDataDescriptor(&xDesc_));
     RNNLM_CU(D.cudnnCreateRNNDataDescriptor(&yDesc_));
     RNNLM_CU(D.cudnnCreateTensorDescriptor(&hDesc_));
@@ -74,7 +88,7 @@ class CudnnRnn {
     if (hDesc_) D.cudnnDestroyTensorDescriptor(hDesc_);
     if (yDesc_) D.cudnnDestroyRNNDataDescriptor(yDesc_);
     if (xDesc_) D.cudnnDestroyRNNDataDescriptor(xDesc_);
-    if (desc_) D.cudnnDestroyRNNDescriptor(desc_);
+    for (const Algo& a : algos_) D.cudnnDestroyRNNDescriptor(a.desc);
     if (drop_) D.cudnnDestroyDropoutDescriptor(drop_);
     if (dropStates_) {
       cudaFree(dropStates_);
@@ -86,33 +100,46 @@ class CudnnRnn {
 
   int64_t weightSize() const { return int64_t(weightBytes_ / sizeof(float)); }
   ParamRef weightParam(int64_t layer, int id) const { return params_.at(size_t(layer * 4 + id)); }
+  std::vector<AlgoChoices::Entry> algorithmLog() const { return choices_.log(); }
 
   struct Sizes {
     int64_t reserve, workspace;
   };
-  // Element counts (floats); the descriptors are process-wide state, so guard them.
+  // Element counts (floats), the most any candidate algorithm needs in either mode (an algorithm
+  // that refuses a mode needs nothing there); the descriptors are process-wide state, so guard them.
   Sizes spaces(int64_t T, int64_t B) const {
     std::lock_guard<std::mutex> lock(mu_);
     const std::vector<int> lengths(static_cast<size_t>(B), static_cast<int>(T));
     setData(T, B, lengths.data());
-    size_t wsTrain = 0, reserve = 0, wsInfer = 0, unused = 0;
+    size_t ws = 0, reserve = 0;
+    api::cudnnStatus_t first = api::CUDNN_STATUS_SUCCESS;
+    bool any = false;
     const auto& D = libs().cudnn;
-    RNNLM_CU(D.cudnnGetRNNTempSpaceSizes(queryHandle(), desc_, api::CUDNN_FWD_MODE_TRAINING, xDesc_, &wsTrain, &reserve));
-    RNNLM_CU(D.cudnnGetRNNTempSpaceSizes(queryHandle(), desc_, api::CUDNN_FWD_MODE_INFERENCE, xDesc_, &wsInfer, &unused));
-    const size_t ws = wsTrain > wsInfer ? wsTrain : wsInfer;
+    for (const Algo& a : algos_) {
+      for (const auto mode : {api::CUDNN_FWD_MODE_TRAINING, api::CUDNN_FWD_MODE_INFERENCE}) {
+        size_t w = 0, r = 0;
+        const api::cudnnStatus_t st = D.cudnnGetRNNTempSpaceSizes(queryHandle(), a.desc, mode, xDesc_, &w, &r);
+        if (st != api::CUDNN_STATUS_SUCCESS) {
+          if (first == api::CUDNN_STATUS_SUCCESS) first = st;
+          continue;
+        }
+        any = true;
+        ws = std::max(ws, w);
+        if (mode == api::CUDNN_FWD_MODE_TRAINING) reserve = std::max(reserve, r);
+      }
+    }
+    if (!any) RNNLM_CU(first);
     return {int64_t((reserve + 3) / 4) + 1, int64_t((ws + 3) / 4) + 1};
   }
 
-  void forward(api::cudnnHandle_t h, const int32_t* devLengths, int64_t Tn, int64_t B, const int32_t* lengths,
-               const float* x, const float* hx, const float* cx, const float* W, float* y, float* hy, float* cy,
-               float* reserve, int64_t reserveN, float* ws, int64_t wsN, bool training) const {
+  void forward(api::cudnnHandle_t h, cudaStream_t s, const int32_t* devLengths, int64_t Tn, int64_t B,
+               const int32_t* lengths, const float* x, const float* hx, const float* cx, const float* W, float* y,
+               float* hy, float* cy, float* reserve, int64_t reserveN, float* ws, int64_t wsN, bool training) const {
     std::lock_guard<std::mutex> lock(mu_);
     setData(Tn, B, reinterpret_cast<const int*>(lengths));
-    const bool lstm = cfg_.cell == Cell::LSTM;
-    RNNLM_CU(libs().cudnn.cudnnRNNForward(h, desc_, training ? api::CUDNN_FWD_MODE_TRAINING : api::CUDNN_FWD_MODE_INFERENCE,
-                                          devLengths, xDesc_, x, yDesc_, y, hDesc_, hx, hy, hDesc_, lstm ? cx : nullptr,
-                                          lstm ? cy : nullptr, weightBytes_, W, size_t(wsN) * 4, ws,
-                                          size_t(reserveN) * 4, reserve));
+    const Run r{h, devLengths, x, hx, cx, W, y, hy, cy, reserve, size_t(reserveN) * 4, ws, size_t(wsN) * 4};
+    const Algo& a = algos_[size_t(chooseAlgo(s, r, training, Tn, B))];
+    RNNLM_CU(runForward(a.desc, r, training));
   }
   void backwardData(api::cudnnHandle_t h, const int32_t* devLengths, int64_t Tn, int64_t B, const int32_t* lengths,
                     const float* W, const float* y, const float* dy, const float* dhy, const float* dcy,
@@ -122,9 +149,10 @@ class CudnnRnn {
     std::lock_guard<std::mutex> lock(mu_);
     setData(Tn, B, reinterpret_cast<const int*>(lengths));
     const bool lstm = cfg_.cell == Cell::LSTM;
-    RNNLM_CU(libs().cudnn.cudnnRNNBackwardData_v8(h, desc_, devLengths, yDesc_, y, dy, xDesc_, dx, hDesc_, hx, dhy, dhx,
-                                                  hDesc_, lstm ? cx : nullptr, lstm ? dcy : nullptr, lstm ? dcx : nullptr,
-                                                  weightBytes_, W, size_t(wsN) * 4, ws, size_t(reserveN) * 4, reserve));
+    RNNLM_CU(libs().cudnn.cudnnRNNBackwardData_v8(h, trainedDesc(Tn, B), devLengths, yDesc_, y, dy, xDesc_, dx, hDesc_,
+                                                  hx, dhy, dhx, hDesc_, lstm ? cx : nullptr, lstm ? dcy : nullptr,
+                                                  lstm ? dcx : nullptr, weightBytes_, W, size_t(wsN) * 4, ws,
+                                                  size_t(reserveN) * 4, reserve));
   }
   void backwardWeights(api::cudnnHandle_t h, const int32_t* devLengths, int64_t Tn, int64_t B, const int32_t* lengths,
                        const float* x, const float* hx, const float* y, float* dW, float* reserve, int64_t reserveN,
@@ -132,12 +160,152 @@ class CudnnRnn {
     if (!y) fail(Code::InvalidArgument, "rnnBackwardWeights on CUDA needs y (the forward output)");
     std::lock_guard<std::mutex> lock(mu_);
     setData(Tn, B, reinterpret_cast<const int*>(lengths));
-    RNNLM_CU(libs().cudnn.cudnnRNNBackwardWeights_v8(h, desc_, api::CUDNN_WGRAD_MODE_ADD, devLengths, xDesc_, x, hDesc_, hx,
-                                                     yDesc_, y, weightBytes_, dW, size_t(wsN) * 4, ws,
-                                                     size_t(reserveN) * 4, reserve));
+    RNNLM_CU(libs().cudnn.cudnnRNNBackwardWeights_v8(h, trainedDesc(Tn, B), api::CUDNN_WGRAD_MODE_ADD, devLengths,
+                                                     xDesc_, x, hDesc_, hx, yDesc_, y, weightBytes_, dW,
+                                                     size_t(wsN) * 4, ws, size_t(reserveN) * 4, reserve));
   }
 
  private:
+  struct Algo {
+    RnnAlgorithm algorithm;
+    api::cudnnRNNDescriptor_t desc;
+  };
+  // The pointers of one forward (and of the backward a training timing adds).
+  struct Run {
+    api::cudnnHandle_t h;
+    const int32_t* devLengths;
+    const float *x, *hx, *cx, *W;
+    float *y, *hy, *cy, *reserve;
+    size_t reserveBytes;
+    float* ws;
+    size_t wsBytes;
+  };
+
+  static api::cudnnRNNAlgo_t cudnnAlgo(RnnAlgorithm a) {
+    switch (a) {
+      case RnnAlgorithm::PersistStatic: return api::CUDNN_RNN_ALGO_PERSIST_STATIC;
+      case RnnAlgorithm::PersistStaticSmallH: return api::CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H;
+      default: return api::CUDNN_RNN_ALGO_STANDARD;
+    }
+  }
+  static std::vector<RnnAlgorithm> candidates(RnnAlgorithm option) {
+    if (option != RnnAlgorithm::Auto) return {option};
+    return {RnnAlgorithm::Standard, RnnAlgorithm::PersistStatic, RnnAlgorithm::PersistStaticSmallH};
+  }
+  static bool sameLayout(const std::vector<ParamRef>& a, const std::vector<ParamRef>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (a[i].offset != b[i].offset || a[i].rows != b[i].rows || a[i].cols != b[i].cols) return false;
+    return true;
+  }
+
+  // The RNN descriptor of one algorithm; null where cuDNN refuses it and it is not required.
+  // Precision TF32 lets cuDNN use TF32 tensor cores; otherwise FP32 FMA math (precision.h).
+  api::cudnnRNNDescriptor_t describe(RnnAlgorithm a, bool required) const {
+    const auto& D = libs().cudnn;
+    const RnnConfig& c = cfg_;
+    const api::cudnnRNNMode_t mode = c.cell == Cell::LSTM ? api::CUDNN_LSTM
+                                     : c.cell == Cell::GRU ? api::CUDNN_GRU
+                                     : c.cell == Cell::RNN_TANH ? api::CUDNN_RNN_TANH
+                                                                : api::CUDNN_RNN_RELU;
+    api::cudnnRNNDescriptor_t d = nullptr;
+    RNNLM_CU(D.cudnnCreateRNNDescriptor(&d));
+    const api::cudnnStatus_t st = D.cudnnSetRNNDescriptor_v8(
+        d, cudnnAlgo(a), mode, api::CUDNN_RNN_DOUBLE_BIAS, api::CUDNN_UNIDIRECTIONAL, api::CUDNN_LINEAR_INPUT,
+        api::CUDNN_DATA_FLOAT, api::CUDNN_DATA_FLOAT,
+        c.precision == Precision::TF32 ? api::CUDNN_DEFAULT_MATH : api::CUDNN_FMA_MATH, int32_t(c.inputSize),
+        int32_t(c.hiddenSize), int32_t(c.hiddenSize), int32_t(c.layers), drop_, api::CUDNN_RNN_PADDED_IO_ENABLED);
+    if (st != api::CUDNN_STATUS_SUCCESS) {
+      D.cudnnDestroyRNNDescriptor(d);
+      if (required) check(st, "cudnnSetRNNDescriptor_v8");
+      return nullptr;
+    }
+    return d;
+  }
+
+  api::cudnnStatus_t runForward(api::cudnnRNNDescriptor_t d, const Run& r, bool training) const {
+    const bool lstm = cfg_.cell == Cell::LSTM;
+    return libs().cudnn.cudnnRNNForward(r.h, d, training ? api::CUDNN_FWD_MODE_TRAINING : api::CUDNN_FWD_MODE_INFERENCE,
+                                        r.devLengths, xDesc_, r.x, yDesc_, r.y, hDesc_, r.hx, r.hy, hDesc_,
+                                        lstm ? r.cx : nullptr, lstm ? r.cy : nullptr, weightBytes_, r.W, r.wsBytes,
+                                        r.ws, r.reserveBytes, r.reserve);
+  }
+
+  // The index in algos_ of the algorithm for this shape: the only one, the one chosen before,
+  // or (first use) the fastest of those that run it. A training timing runs forward,
+  // backward-data and backward-weights (into scratch: dx, dW; dy = y, no state gradients),
+  // once to warm up and then kReps times between two events, on the stream; the real forward
+  // runs after it and overwrites every output the timing wrote.
+  int chooseAlgo(cudaStream_t s, const Run& r, bool training, int64_t Tn, int64_t B) const {
+    if (algos_.size() == 1) return 0;
+    const AlgoChoices::Key key = AlgoChoices::keyOf(training, B, Tn);
+    const int known = choices_.find(key);
+    if (known >= 0) return known;
+    constexpr int kReps = 3;
+    const auto& D = libs().cudnn;
+    const bool lstm = cfg_.cell == Cell::LSTM;
+    float* dx = nullptr;
+    float* dW = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    AlgoChoices::Entry entry{key, algos_[0].algorithm, {}};
+    int best = 0;
+    double bestMs = -1;
+    auto cleanup = [&] {
+      if (start) cudaEventDestroy(start);
+      if (stop) cudaEventDestroy(stop);
+      cudaFree(dx);
+      cudaFree(dW);
+    };
+    try {
+      RNNLM_CU(cudaEventCreate(&start));
+      RNNLM_CU(cudaEventCreate(&stop));
+      if (training) {
+        RNNLM_CU(cudaMalloc(&dx, size_t(Tn * B * cfg_.inputSize) * sizeof(float)));
+        RNNLM_CU(cudaMalloc(&dW, weightBytes_));
+      }
+      for (size_t i = 0; i < algos_.size(); ++i) {
+        const api::cudnnRNNDescriptor_t d = algos_[i].desc;
+        auto once = [&]() -> api::cudnnStatus_t {
+          api::cudnnStatus_t st = runForward(d, r, training);
+          if (st != api::CUDNN_STATUS_SUCCESS || !training) return st;
+          st = D.cudnnRNNBackwardData_v8(r.h, d, r.devLengths, yDesc_, r.y, r.y, xDesc_, dx, hDesc_, r.hx, nullptr,
+                                         nullptr, hDesc_, lstm ? r.cx : nullptr, nullptr, nullptr, weightBytes_, r.W,
+                                         r.wsBytes, r.ws, r.reserveBytes, r.reserve);
+          if (st != api::CUDNN_STATUS_SUCCESS) return st;
+          return D.cudnnRNNBackwardWeights_v8(r.h, d, api::CUDNN_WGRAD_MODE_ADD, r.devLengths, xDesc_, r.x, hDesc_, r.hx,
+                                              yDesc_, r.y, weightBytes_, dW, r.wsBytes, r.ws, r.reserveBytes, r.reserve);
+        };
+        double ms = -1;
+        if (once() == api::CUDNN_STATUS_SUCCESS) {
+          RNNLM_CU(cudaEventRecord(start, s));
+          bool ok = true;
+          for (int k = 0; k < kReps && ok; ++k) ok = once() == api::CUDNN_STATUS_SUCCESS;
+          RNNLM_CU(cudaEventRecord(stop, s));
+          RNNLM_CU(cudaEventSynchronize(stop));
+          float elapsed = 0;
+          RNNLM_CU(cudaEventElapsedTime(&elapsed, start, stop));
+          if (ok) ms = elapsed / kReps;
+        }
+        cudaGetLastError();  // an algorithm's refusal leaves no error behind
+        entry.ms.push_back({algos_[i].algorithm, ms});
+        if (ms >= 0 && (bestMs < 0 || ms < bestMs)) best = int(i), bestMs = ms;
+      }
+    } catch (...) {
+      cleanup();
+      throw;
+    }
+    cleanup();
+    entry.chosen = algos_[size_t(best)].algorithm;
+    choices_.add(key, best, std::move(entry));
+    return best;
+  }
+  // The descriptor the training forward of this shape ran with (its reserve's layout).
+  api::cudnnRNNDescriptor_t trainedDesc(int64_t Tn, int64_t B) const {
+    if (algos_.size() == 1) return algos_[0].desc;
+    const int k = choices_.find(AlgoChoices::keyOf(true, B, Tn));
+    return algos_[size_t(k < 0 ? 0 : k)].desc;
+  }
+
   // Data descriptors for T x B (padded, time-major) and the state descriptor [L, B, H].
   void setData(int64_t T, int64_t B, const int* lengths) const {
     const auto& D = libs().cudnn;
@@ -156,12 +324,13 @@ class CudnnRnn {
   // checked here (only contiguity is): ids 0 .. G-1 are the input GEMM's gates and G .. 2G-1 the
   // recurrent GEMM's, LSTM (input, forget, cell candidate, output) = PyTorch's (i, f, g, o),
   // GRU (reset, update, new) = PyTorch's (r, z, n). So PyTorch's weight_ih is the G matrices of
-  // ids 0 .. G-1 in id order, and so on. The GPU parity check (scripts/gpu-check.ts: the same
+  // ids 0 .. G-1 in id order, and so on. The GPU parity check (gpu/gpu-check.ts: the same
   // canonical tensors through both backends) is what verifies the order.
-  void layoutParams(api::cudnnHandle_t h) {
+  std::vector<ParamRef> layoutParams(api::cudnnHandle_t h, api::cudnnRNNDescriptor_t desc, size_t weightBytes) const {
     const auto& D = libs().cudnn;
+    std::vector<ParamRef> params;
     void* space = nullptr;
-    RNNLM_CU(cudaMalloc(&space, weightBytes_));
+    RNNLM_CU(cudaMalloc(&space, weightBytes));
     api::cudnnTensorDescriptor_t mDesc = nullptr, bDesc = nullptr;
     RNNLM_CU(D.cudnnCreateTensorDescriptor(&mDesc));
     RNNLM_CU(D.cudnnCreateTensorDescriptor(&bDesc));
@@ -177,7 +346,7 @@ class CudnnRnn {
           for (int64_t g = 0; g < G; ++g) {
             void* m = nullptr;
             void* b = nullptr;
-            RNNLM_CU(D.cudnnGetRNNWeightParams(h, desc_, int32_t(l), weightBytes_, space, int32_t(part * G + g), mDesc, &m,
+            RNNLM_CU(D.cudnnGetRNNWeightParams(h, desc, int32_t(l), weightBytes, space, int32_t(part * G + g), mDesc, &m,
                                                bDesc, &b));
             const int64_t mo = offsetOf(m), bo = offsetOf(b);
             if (g == 0) m0 = mo, b0 = bo;
@@ -189,7 +358,7 @@ class CudnnRnn {
           bias[part] = {b0, G * H, 1};
         }
         // ids 0..3: weight_ih, weight_hh, bias_ih, bias_hh (rnn_layout.h)
-        params_.insert(params_.end(), {w[0], w[1], bias[0], bias[1]});
+        params.insert(params.end(), {w[0], w[1], bias[0], bias[1]});
       }
     } catch (...) {
       D.cudnnDestroyTensorDescriptor(mDesc);
@@ -200,10 +369,12 @@ class CudnnRnn {
     D.cudnnDestroyTensorDescriptor(mDesc);
     D.cudnnDestroyTensorDescriptor(bDesc);
     cudaFree(space);
+    return params;
   }
 
   RnnConfig cfg_;
-  api::cudnnRNNDescriptor_t desc_ = nullptr;
+  std::vector<Algo> algos_;  // the candidates, in candidates()'s order
+  mutable AlgoChoices choices_;
   api::cudnnDropoutDescriptor_t drop_ = nullptr;
   void* dropStates_ = nullptr;
   size_t dropStatesBytes_ = 0;

@@ -86,3 +86,21 @@ test("the serve phase: its targets from gpu-check.json's serve report (the speed
   check.serve = { error: 'Error: no server\n    at x' };
   expect(lines()).toEqual(['  serve: FAILED: Error: no server']);
 });
+
+test('the parity of each cuDNN algorithm and of tf32: the largest error against its limit, the failed rows by cell, layers and algorithm', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rnnlm-gpu-results-'));
+  const err = (i: number) => Math.abs(Math.sin(i * 7.31)) * 1e-6;
+  const algorithms = ['persist_static', 'auto'].flatMap((algorithm, i) => [1, 2].map((layers) => ({ algorithm, cell: 'lstm', layers, maxRelError: err(i * 2 + layers), pass: true })));
+  const refused = { algorithm: 'persist_static_small_h', cell: 'gru', layers: 2, pass: false, error: 'cudnnRNNForward failed: CUDNN_STATUS_NOT_SUPPORTED\n  at ...' };
+  const tf32 = [{ cell: 'lstm', layers: 2, variant: 'tf32', maxRelError: 3.2e-3, pass: true }];
+  const write = (check: object) => {
+    writeFileSync(join(dir, 'gpu-check.json'), JSON.stringify({ cuda: { device: 'NVIDIA H200', cudnn: 91000 }, ...check }));
+    return summarize(dir);
+  };
+  const worst = Math.max(...algorithms.map((r) => r.maxRelError));
+  let lines = write({ 'parity:algorithms': algorithms, 'parity:tf32': tf32 });
+  expect(lines.find((l) => l.includes('each cuDNN algorithm'))).toBe(`  parity, each cuDNN algorithm: 4 cases, largest relative error ${worst.toExponential(2)} (target <= 0.0001): met`);
+  expect(lines.find((l) => l.includes('tf32 against fp32'))).toBe('  parity, tf32 against fp32: 1 cases, largest relative error 3.20e-3 (target <= 0.01): met');
+  lines = write({ 'parity:algorithms': [...algorithms, refused] });
+  expect(lines.find((l) => l.includes('each cuDNN algorithm'))).toMatch(/5 cases, largest relative error Infinity .*: MISSED; failed: gru x2 persist_static_small_h \(cudnnRNNForward failed: CUDNN_STATUS_NOT_SUPPORTED\)$/);
+});

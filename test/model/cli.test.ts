@@ -135,7 +135,7 @@ test("every default that --help shows is the API's, from its one table (lib/defa
   const one = (byKind: Record<string, unknown>) => (new Set(Object.values(byKind).map((v) => JSON.stringify(v))).size === 1 ? Object.values(byKind)[0] : byKind);
   const expected: Record<string, Record<string, unknown>> = {
     train: {
-      ...model, '--seed': D.create.seed, '--device': D.create.device,
+      ...model, '--seed': D.create.seed, '--device': D.create.device, '--precision': D.create.precision,
       '--lowercase': D.wordTokenizer.lowercase, '--min-freq': one({ word: D.wordTokenizer.minFreq, char: D.charTokenizer.minFreq }),
       '--epochs': D.fit.epochs, '--batch-size': D.fit.batchSize, '--seq-length': D.fit.seqLength, '--shuffle': D.fit.shuffle, '--bucketing': D.fit.bucketing,
       '--optimizer': D.fit.optimizer, '--lr': one({ adam: O.adam.lr, adamw: O.adamw.lr, sgd: O.sgd.lr }),
@@ -147,12 +147,12 @@ test("every default that --help shows is the API's, from its one table (lib/defa
       '--average-window': D.fit.averageWindow,
       '--non-finite': D.fit.nonFinite, '--checkpoint-every': D.checkpoint.every, '--keep-training-state': D.checkpoint.keepTrainingState, '--progress': D.fit.progress,
     },
-    eval: { '--batch-size': D.evaluate.batchSize, '--seq-length': D.evaluate.seqLength, '--device': D.load.device },
+    eval: { '--batch-size': D.evaluate.batchSize, '--seq-length': D.evaluate.seqLength, '--device': D.load.device, '--precision': D.load.precision },
     generate: {
       '--max-tokens': D.generate.maxTokens, '--temperature': D.generate.temperature, '--top-k': D.generate.topK, '--top-p': D.generate.topP,
-      '--stop-at-eos': D.generate.stopAtEos, '--device': D.load.device,
+      '--stop-at-eos': D.generate.stopAtEos, '--device': D.load.device, '--precision': D.load.precision,
     },
-    predict: { '--top-k': D.predictNext.topK, '--device': D.load.device },
+    predict: { '--top-k': D.predictNext.topK, '--device': D.load.device, '--precision': D.load.precision },
     summary: model,
   };
   // The CLI's own defaults, of flags that are no API option.
@@ -163,9 +163,9 @@ test("every default that --help shows is the API's, from its one table (lib/defa
   }
   // And the API applies them (create's, observable without training).
   const { cfg, device, runtime } = parseCreateOptions({ vocabSize: 10 });
-  const { batching, maxBatchSize, ...modelDefaults } = D.create;
+  const { batching, maxBatchSize, precision, ...modelDefaults } = D.create;
   expect({ ...cfg, device }).toMatchObject(modelDefaults);
-  expect(runtime).toEqual({ maxRows: batching ? maxBatchSize : 1 });
+  expect(runtime).toEqual({ maxRows: batching ? maxBatchSize : 1, precision });
 });
 
 test('bench --json rewrites the report after every run, so a bench that is killed keeps what it measured', async () => {

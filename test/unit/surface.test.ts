@@ -61,7 +61,7 @@ test('LanguageModel shows its documented API only, and mode is read-only', async
   try {
     expect(Object.getOwnPropertyNames(m).sort()).toEqual(['deviceReason', 'tokenizer']);
     const methods = Object.getOwnPropertyNames(LanguageModel.prototype).filter((n) => n !== 'constructor');
-    expect(methods.sort()).toEqual(['beamSearch', 'config', 'device', 'dispose', 'evaluate', 'fit', 'generate', 'generateStream', 'mode', 'parameterCount', 'predictNext', 'quantization', 'quantize', 'runtimeStats', 'save', 'score', 'session', 'summary', 'tuneCache']);
+    expect(methods.sort()).toEqual(['beamSearch', 'config', 'device', 'dispose', 'evaluate', 'fit', 'generate', 'generateStream', 'mode', 'parameterCount', 'precision', 'predictNext', 'quantization', 'quantize', 'runtimeStats', 'save', 'score', 'session', 'summary', 'tuneCache']);
     const statics = Object.getOwnPropertyNames(LanguageModel).filter((n) => !['length', 'name', 'prototype'].includes(n));
     expect(statics.sort()).toEqual(['create', 'load']);
     expect(() => ((m as { mode: unknown }).mode = 'stream')).toThrow(TypeError);

@@ -73,7 +73,8 @@ class NativeRnn : public Napi::ObjectWrap<NativeRnn<D>> {
     return NativeRnn::DefineClass(env, "NativeRnn",
                                   {NativeRnn::template InstanceAccessor<&NativeRnn::WeightSize>("weightSize"),
                                    NativeRnn::template InstanceMethod<&NativeRnn::WeightParam>("weightParam"),
-                                   NativeRnn::template InstanceMethod<&NativeRnn::Spaces>("spaces")});
+                                   NativeRnn::template InstanceMethod<&NativeRnn::Spaces>("spaces"),
+                                   NativeRnn::template InstanceMethod<&NativeRnn::Algorithms>("algorithms")});
   }
   NativeRnn(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeRnn<D>>(info) {
     js::guard(info, [&] {
@@ -84,6 +85,9 @@ class NativeRnn : public Napi::ObjectWrap<NativeRnn<D>> {
       cfg.layers = js::integer(o.Get("layers"), "layers", 1, 64);
       cfg.dropout = js::absent(o.Get("dropout")) ? 0 : js::number(o.Get("dropout"), "dropout", 0, 0.999999);
       cfg.locked = js::absent(o.Get("lockedDropout")) ? false : js::boolean(o.Get("lockedDropout"), "lockedDropout");
+      if (!js::absent(o.Get("precision"))) cfg.precision = parsePrecision(js::string(o.Get("precision"), "precision"));
+      checkPrecision<D>(cfg.precision);
+      if (!js::absent(o.Get("algorithm"))) cfg.algorithm = parseAlgorithm(js::string(o.Get("algorithm"), "algorithm"));
       validateConfig(cfg);
       impl = std::make_shared<typename D::Rnn>(cfg);
       return info.Env().Undefined();
@@ -107,6 +111,27 @@ class NativeRnn : public Napi::ObjectWrap<NativeRnn<D>> {
       if (id < 2) shape.Set(1u, double(r.cols));  // matrices
       o.Set("shape", shape);
       return o;
+    });
+  }
+  // The algorithm choices made so far (cuDNN's auto: one per shape timed; the CPU: none), each
+  // { training, batchSize, seqLength (the key's: a power of two), algorithm, ms: { name: time } }.
+  Napi::Value Algorithms(const Napi::CallbackInfo& info) {
+    return js::guard(info, [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      Napi::Array out = Napi::Array::New(env);
+      uint32_t i = 0;
+      for (const auto& e : impl->algorithmLog()) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("training", e.key.training);
+        o.Set("batchSize", double(e.key.B));
+        o.Set("seqLength", double(e.key.T));
+        o.Set("algorithm", algorithmName(e.chosen));
+        Napi::Object ms = Napi::Object::New(env);
+        for (const auto& [a, t] : e.ms) ms.Set(algorithmName(a), t < 0 ? env.Null() : Napi::Number::New(env, t));
+        o.Set("ms", ms);
+        out.Set(i++, o);
+      }
+      return out;
     });
   }
   Napi::Value Spaces(const Napi::CallbackInfo& info) {

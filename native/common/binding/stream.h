@@ -81,12 +81,21 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
 
   NativeStream(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeStream<D>>(info) {
     static std::atomic<int64_t> nextId{1};
+    Precision precision = Precision::FP32;  // options { precision } (precision.h), checked before anything is made
+    js::guard(info, [&] {
+      if (info.Length() > 0 && !js::absent(info[0])) {
+        const Napi::Value p = js::asObject(info[0], "stream options").Get("precision");
+        if (!js::absent(p)) precision = parsePrecision(js::string(p, "precision"));
+      }
+      checkPrecision<D>(precision);
+      return info.Env().Undefined();
+    });
     id_ = nextId++;
     Napi::Env env = info.Env();
     channel_ = std::make_shared<ReadChannel>();
     channel_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function(), "rnnlm-stream", 0, 1);
     channel_->tsfn.Unref(env);
-    ctx_ = std::make_unique<typename D::Context>();
+    ctx_ = std::make_unique<typename D::Context>(precision);
     stream_ = std::make_unique<Stream>();
     // Environment teardown (the end of the process or of a worker thread) runs cleanup hooks
     // newest first, so this one runs before the thread-safe function's own: the stream is

@@ -1,0 +1,43 @@
+// How a model's float math runs on its device (the `precision` option of create and load;
+// lib/backend/types.ts PRECISIONS is the same list). Parameters, gradients, optimizer state and
+// checkpoints are float32 whatever the precision; it only says what the products may round to.
+//   fp32  float32 products with float32 accumulation (the default; the CPU's only one)
+//   tf32  CUDA tensor cores: products of operands rounded to TF32 (10-bit mantissa),
+//         float32 accumulation (cuBLAS TF32 math mode, cuDNN's default math)
+//   bf16, fp16  half-precision RNN data with float math: not implemented on either backend yet
+// Each device says what it supports (D::supports); the binding refuses the rest.
+#pragma once
+#include <string>
+
+#include "status.h"
+
+namespace rnnlm {
+
+enum class Precision { FP32 = 0, TF32 = 1, BF16 = 2, FP16 = 3 };
+
+inline const char* precisionName(Precision p) {
+  switch (p) {
+    case Precision::TF32: return "tf32";
+    case Precision::BF16: return "bf16";
+    case Precision::FP16: return "fp16";
+    default: return "fp32";
+  }
+}
+
+inline Precision parsePrecision(const std::string& s) {
+  if (s == "fp32") return Precision::FP32;
+  if (s == "tf32") return Precision::TF32;
+  if (s == "bf16") return Precision::BF16;
+  if (s == "fp16") return Precision::FP16;
+  fail(Code::InvalidArgument, "precision must be one of 'fp32', 'tf32', 'bf16', 'fp16' (got '%s')", s.c_str());
+}
+
+// The device's check, with the message the binding throws.
+template <class D>
+void checkPrecision(Precision p) {
+  if (!D::supports(p))
+    fail(Code::InvalidArgument, "the %s backend does not compute in precision '%s' (it supports %s)", D::kName,
+         precisionName(p), D::kPrecisions);
+}
+
+}  // namespace rnnlm
