@@ -18,7 +18,7 @@
 # gpu-check.json (its serve phase as serve-KIND.json) / reproduce-*-cuda.json to bench/results/, unpacks
 # fixtures.tar into test/reference/fixtures and re-renders the README.
 # The device returns at most 8 files from $OUT: call 1 leaves log, gpu-check.json, fixtures.tar,
-# pytorch.json, bench-gpu.json (and sync/gpu-check.json if the async path failed); scratch goes
+# pytorch.json, bench-gpu.json, bench-gpu-variants.json (and sync/gpu-check.json if the async path failed); scratch goes
 # to a temporary folder.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -111,12 +111,17 @@ fi
 
 rm -rf "$OUT/fixtures"  # the inputs (our checkpoints and batches) and outputs, now in fixtures.tar
 
-# 4. The benchmark report: ours (fp32 with cuDNN's STANDARD algorithm, with each shape's fastest
-#    algorithm timed, and tf32) and tfjs-webgpu side by side, PyTorch's runs added (bench/render.ts
+# 4. The benchmark report: ours and tfjs-webgpu side by side, PyTorch's runs added (bench/render.ts
 #    turns bench/results/*.json into the README's tables). BENCH_PEERS overrides the list.
 if [[ $ONLY == *bench* ]]; then
-  run cli lib/cli.ts bench --peers "${BENCH_PEERS:-rnnlm-cuda,rnnlm-cuda-auto,rnnlm-cuda-tf32,tfjs-webgpu}" --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
+  run cli lib/cli.ts bench --peers "${BENCH_PEERS:-rnnlm-cuda,tfjs-webgpu}" --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
     "${WITH[@]}" --json "$OUT/bench-gpu.json" || status=1
+  # Our opt-in CUDA variants (issue 26) beside plain fp32 on the two configurations PyTorch's CUDA
+  # graphs beat us at, without the concurrency scenario: a second report (BENCH_VARIANTS=0 skips it).
+  if [ "${BENCH_VARIANTS:-1}" = 1 ]; then
+    run cli lib/cli.ts bench --config zaremba-small,char-lstm --peers rnnlm-cuda,rnnlm-cuda-graphs,rnnlm-cuda-auto,rnnlm-cuda-tf32 \
+      --no-concurrency --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" "${WITH[@]}" --json "$OUT/bench-gpu-variants.json" || status=1
+  fi
 fi
 # 5. Where the time goes (GPU_PROFILE=1, where Nsight Systems is installed): CUDA API and kernel
 #    summaries of a short zaremba-small training + generation run of ours.

@@ -5,7 +5,8 @@
 //     under each cuDNN algorithm (persist_static, persist_static_small_h, auto) and in tf32; the
 //     sampler; through the inference runtime (LanguageModel), greedy generation on CUDA against
 //     the CPU, and concurrent (batched) generate calls on CUDA against the same calls alone;
-//  2. training: a 200-step run on each device, losses side by side;
+//  2. training: a 200-step run on each device, losses side by side (CUDA also in tf32, with cuDNN's
+//     algorithm timed per shape, and captured as a CUDA graph: that one's losses must equal CUDA's);
 //  3. throughput: aggregate generation tokens/s of 64 concurrent calls against 1, batching on and off;
 //  4. serve: the server benchmark (bench/harness/serve.ts) short, with --device cuda: 64 connections,
 //     5-second runs on /v1/next and /v1/completions, batching on and off (its report in gpu-check.json);
@@ -25,6 +26,7 @@ import { LanguageModel, type Generation } from '../lib/model';
 import { runServeBench } from '../bench/harness/serve-run';
 import type { SoftmaxConfig } from '../lib/nn/decoder';
 import { Network, type Batch } from '../lib/nn/network';
+import { StepGraphs } from '../lib/nn/graphs';
 import { Optimizer } from '../lib/nn/optimizer';
 import { Random } from '../lib/util/random';
 import { relError } from '../test/rel-error';
@@ -354,31 +356,53 @@ async function trainingRun(cuda: Backend) {
   ref.initialize(5);
   // The same run in tf32 and with cuDNN's algorithm timed per shape: their losses beside fp32's.
   const auto: Backend = { ...cuda, createRnn: (o) => cuda.createRnn({ ...o, algorithm: 'auto' }) };
-  const runs = [['cpu', cpuBackend, {}], ['cuda', cuda, {}], ['cuda-tf32', cuda, { precision: 'tf32' }], ['cuda-auto', auto, {}]] as const;
+  // And with the step captured as a CUDA graph and replayed (nn/graphs.ts, as fit with RNNLM_GRAPHS=1):
+  // the same kernels, so the same losses to the last bit as 'cuda'.
+  const runs = [['cpu', cpuBackend, {}], ['cuda', cuda, {}], ['cuda-graphs', cuda, {}], ['cuda-tf32', cuda, { precision: 'tf32' }], ['cuda-auto', auto, {}]] as const;
+  const graphCounts: Record<string, number> = {};
   for (const [name, backend, extra] of runs) {
     const n = net(backend, 'lstm', V, 64, 64, 2, 0, undefined, extra);
     await copyWeights(ref, n);
     const opt = new Optimizer(n.stream, { type: 'adam', lr: 3e-3 }, n.parameterCount, 'f32');
+    const graphs = name === 'cuda-graphs' ? new StepGraphs(n.stream) : undefined;
     losses[name] = [];
     n.resetState(B);
     for (let s = 0; s < steps; s++) {
-      n.zeroGrad();
-      n.forward(batch(T, B, V, s % 25, false), { training: true, seed: s });
-      n.backward();
-      n.clipGradNorm(1);
-      opt.apply(n.allParams, n.allGrads);
-      n.carryState();
+      const b = batch(T, B, V, s % 25, false);
+      const body = (staged: boolean) => {
+        n.zeroGrad();
+        n.forward(b, { training: true, seed: s, staged });
+        n.backward();
+        n.clipGradNorm(1);
+      };
+      if (graphs) {
+        n.stage(b);
+        opt.prepare();
+        graphs.run(`${T}x${B}`, () => {
+          body(true);
+          opt.update(n.allParams, n.allGrads);
+          n.carryState();
+        });
+      } else {
+        body(false);
+        opt.apply(n.allParams, n.allGrads);
+        n.carryState();
+      }
       losses[name].push((await n.readLoss()).loss);
     }
+    if (graphs) Object.assign(graphCounts, graphs.counts);
+    graphs?.clear();
     opt.dispose();
     n.dispose();
   }
+  const graphsExact = losses['cuda-graphs'].every((l, i) => l === losses.cuda[i]);
+  console.log(`  graphs: ${JSON.stringify(graphCounts)}; losses ${graphsExact ? 'identical to' : 'DIFFER from'} the uncaptured run's`);
   ref.dispose();
   const diff = (other: number[]) => Math.max(...losses.cpu.map((l, i) => Math.abs(l - other[i]) / l));
   const last = (k: string) => losses[k][steps - 1].toFixed(5);
   console.log(`200-step run: final loss cpu ${last('cpu')} cuda ${last('cuda')} tf32 ${last('cuda-tf32')} auto ${last('cuda-auto')}; max relative difference from the CPU: cuda ${diff(losses.cuda).toExponential(2)}, tf32 ${diff(losses['cuda-tf32']).toExponential(2)}, auto ${diff(losses['cuda-auto']).toExponential(2)}`);
   return {
-    steps, cpu: losses.cpu, cuda: losses.cuda, tf32: losses['cuda-tf32'], auto: losses['cuda-auto'],
+    steps, cpu: losses.cpu, cuda: losses.cuda, tf32: losses['cuda-tf32'], auto: losses['cuda-auto'], graphs: { counts: graphCounts, exact: graphsExact },
     maxRelDiff: diff(losses.cuda), maxRelDiffTf32: diff(losses['cuda-tf32']), maxRelDiffAuto: diff(losses['cuda-auto']),
   };
 }

@@ -63,7 +63,10 @@ interface GpuCheck {
   'parity:generate'?: Rows<{ cell: string; temperature?: number; agree?: number; n?: number; pass: boolean; error?: string }>;
   'parity:batched'?: Rows<{ cell: string; requests?: number; identical?: number; maxLogProbDiff?: number; pass: boolean; error?: string }>;
   'throughput:batching'?: { tokens: number; on: Throughput; off: Throughput } | { error: string };
-  training?: { steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number; tf32?: number[]; maxRelDiffTf32?: number; auto?: number[]; maxRelDiffAuto?: number } | { error: string };
+  training?: {
+    steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number; tf32?: number[]; maxRelDiffTf32?: number; auto?: number[]; maxRelDiffAuto?: number;
+    graphs?: { counts: Record<string, number>; exact: boolean };
+  } | { error: string };
   serve?: ServeReport | { error: string };
 }
 
@@ -102,6 +105,7 @@ function checkLines(name: string, g: GpuCheck): string[] {
   if (t && 'steps' in t) {
     out.push(`  ${t.steps}-step training: final loss ${fmt(t.cpu.at(-1)!, 5)} CPU, ${fmt(t.cuda.at(-1)!, 5)} CUDA, largest relative difference ${t.maxRelDiff.toExponential(2)}`);
     if (t.tf32 && t.maxRelDiffTf32 !== undefined) out.push(`    tf32: final loss ${fmt(t.tf32.at(-1)!, 5)}, largest relative difference from the CPU ${t.maxRelDiffTf32.toExponential(2)}`);
+    if (t.graphs) out.push(`    captured as a CUDA graph (${Object.entries(t.graphs.counts).map(([k, v]) => `${k} ${v}`).join(', ')}): losses ${t.graphs.exact ? 'identical to the uncaptured run (target: exact): met' : 'DIFFER from the uncaptured run (target: exact): MISSED'}`);
     if (t.auto && t.maxRelDiffAuto !== undefined) out.push(`    cuDNN algorithm auto: final loss ${fmt(t.auto.at(-1)!, 5)}, largest relative difference from the CPU ${t.maxRelDiffAuto.toExponential(2)}`);
   } else if (t) out.push(`  training: FAILED: ${t.error.split('\n')[0]}`);
   const sv = g.serve;
@@ -139,6 +143,40 @@ function benchLines(rep: BenchReport): string[] {
   return out;
 }
 
+/**
+ * Our CUDA variants (issue 26) against plain fp32 and PyTorch with CUDA graphs, each configuration:
+ * graphs' training ÷ PyTorch CUDA graphs is the fp32 target (>= 1.0x), and every variant's speed-up
+ * over plain rnnlm-cuda is the measure of its change.
+ */
+function variantLines(rep: BenchReport): string[] {
+  const out = [`variants: ${rep.machine.gpu ?? 'no GPU named'}${rep.partial ? ' (PARTIAL: the run was stopped)' : ''}`];
+  const by = (config: string, peer: string): RunResult | undefined => rep.runs.find((r) => r.config === config && r.peer === peer);
+  for (const config of [...new Set(rep.runs.map((r) => r.config))]) {
+    const plain = by(config, 'rnnlm-cuda');
+    const parts: string[] = [];
+    for (const peer of ['rnnlm-cuda-graphs', 'rnnlm-cuda-auto', 'rnnlm-cuda-tf32']) {
+      const r = by(config, peer);
+      if (!r?.train) {
+        if (r) parts.push(`${peer} ${r.status}: ${firstLine(r.reason ?? '')}`);
+        continue;
+      }
+      const over = (what: 'train' | 'generate', base?: RunResult) => {
+        const a = r[what]?.tokensPerSecond, b = base?.[what]?.tokensPerSecond;
+        return a && b ? `${fmt(a / b)}x` : '—';
+      };
+      let figure = `${peer.replace('rnnlm-cuda-', '')} ${over('train', plain)} / ${over('generate', plain)} plain`;
+      const graphs = by(config, 'pytorch-cudagraph');
+      if (peer === 'rnnlm-cuda-graphs' && graphs?.train) {
+        const t = r.train.tokensPerSecond / graphs.train.tokensPerSecond;
+        figure += `, training ${fmt(t)}x PyTorch CUDA graphs (target 1: ${verdict(t >= 1)})`;
+      }
+      parts.push(figure);
+    }
+    out.push(`  ${config}: ${plain?.train ? `plain ${Math.round(plain.train.tokensPerSecond).toLocaleString('en-US')} training tokens/s; ` : ''}${parts.join('; ') || 'no variant ran'}`);
+  }
+  return out;
+}
+
 function reproduceLines(name: string, r: Record<string, unknown>): string[] {
   const minutes = Number(r.minutes);
   if (name.includes('brown')) {
@@ -155,6 +193,7 @@ export function summarize(folder: string): string[] {
   const lines: string[] = [];
   for (const name of ['gpu-check.json', 'sync/gpu-check.json']) if (f.has(name)) lines.push(...checkLines(name, json<GpuCheck>(f.get(name)!)));
   if (f.has('bench-gpu.json')) lines.push(...benchLines(json<BenchReport>(f.get('bench-gpu.json')!)));
+  if (f.has('bench-gpu-variants.json')) lines.push(...variantLines(json<BenchReport>(f.get('bench-gpu-variants.json')!)));
   for (const [name, p] of f) if (isReproduce(name)) lines.push(...reproduceLines(basename(name), json(p)));
   if (f.has('fixtures.tar')) lines.push('fixtures.tar: PyTorch (cuDNN) fixtures for test/reference/fixtures');
   if (lines.length === 0) lines.push(`nothing to summarize in ${folder} (expected gpu-check.json, bench-gpu.json, fixtures.tar or reproduce-*-cuda.json)`);
@@ -176,6 +215,7 @@ function main() {
     [f.get('gpu-check.json'), `gpu-check-${kind}.json`],
     [f.get('sync/gpu-check.json'), `gpu-check-${kind}-sync.json`],
     [f.get('bench-gpu.json'), `gpu-${kind}.json`],
+    [f.get('bench-gpu-variants.json'), `gpu-variants-${kind}.json`],
     ...[...f].filter(([n]) => isReproduce(n)).map(([, p]) => [p, basename(p)] as [string, string]),
   ];
   for (const [from, to] of copies) {

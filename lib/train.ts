@@ -19,6 +19,7 @@ import { parseFitOptions, type EpochLog, type FitOptions, type FitSettings } fro
 import type { DataMode, Inputs, TextInput } from './inputs';
 import { idOrderProblem } from './nn/decoder';
 import { gib, type Batch, type Network } from './nn/network';
+import { StepGraphs } from './nn/graphs';
 import { Optimizer } from './nn/optimizer';
 import { finishTrainState, restoreTrainState, saveTrainState, trainStateFiles, type CheckpointedModel, type TrainState } from './train-state';
 import { DEFAULTS } from './defaults';
@@ -122,6 +123,8 @@ class FitRun<Model> {
   /** The read of the step in flight (two steps in flight: step k's loss is read while step k+1 is queued). */
   private pending?: Promise<StepStats>;
   private bar?: SingleBar;
+  /** Steps captured as graphs and replayed (nn/graphs.ts): opt-in (RNNLM_GRAPHS=1) until a GPU run has verified them. */
+  private readonly graphs?: StepGraphs;
 
   constructor(
     private readonly host: TrainHost<Model>,
@@ -131,6 +134,7 @@ class FitRun<Model> {
     this.net = host.network;
     this.opt = new Optimizer(this.net.stream, settings.optim, this.net.parameterCount, 'f32');
     this.st = { step: 0, epoch: 1, batch: 0, lr: this.opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, fingerprint: data.fingerprint, averaged: 0 };
+    if (process.env.RNNLM_GRAPHS === '1' && this.net.graphable && data.stream && !settings.average) this.graphs = new StepGraphs(this.net.stream);
     try {
       if (settings.average) this.averager = new Averager(this.net.stream, this.net.allParams, settings.average, this.st);
     } catch (e) {
@@ -220,15 +224,29 @@ class FitRun<Model> {
   private async step(batch: Batch): Promise<void> {
     const { st, net, settings: s } = this;
     if (this.data.sentences) net.resetState(batch.batchSize);
-    net.zeroGrad();
-    net.forward(batch, { training: true, seed: (s.seed * 1000003 + st.step) % 2147483647 });
-    net.backward({ ar: s.ar, tar: s.tar });
-    if (s.clipValue !== undefined) net.stream.clipValue(net.allGrads, s.clipValue);
-    // Always measured (clipping only with clipNorm): a non-finite norm makes the device skip the update.
-    net.clipGradNorm(s.clipNorm ?? 0);
-    this.opt.apply(net.allParams, net.allGrads, net.statsTensor);
-    this.averager?.afterStep();
-    if (this.data.stream) net.carryState();
+    const compute = (staged: boolean) => {
+      net.zeroGrad();
+      net.forward(batch, { training: true, seed: (s.seed * 1000003 + st.step) % 2147483647, staged });
+      net.backward({ ar: s.ar, tar: s.tar });
+      if (s.clipValue !== undefined) net.stream.clipValue(net.allGrads, s.clipValue);
+      // Always measured (clipping only with clipNorm): a non-finite norm makes the device skip the update.
+      net.clipGradNorm(s.clipNorm ?? 0);
+    };
+    if (this.graphs && !batch.lengths) {
+      // The step's writes first (the batch, lr and step); the rest is one graph per window shape.
+      net.stage(batch);
+      this.opt.prepare();
+      this.graphs.run(`${batch.seqLength}x${batch.batchSize}`, () => {
+        compute(true);
+        this.opt.update(net.allParams, net.allGrads, net.statsTensor);
+        net.carryState();
+      });
+    } else {
+      compute(false);
+      this.opt.apply(net.allParams, net.allGrads, net.statsTensor);
+      this.averager?.afterStep();
+      if (this.data.stream) net.carryState();
+    }
     // Queue this step's read, then account for the previous step's (the one in flight).
     const previous = this.pending;
     this.pending = net.readStepStats();
@@ -324,6 +342,7 @@ class FitRun<Model> {
   close(): void {
     this.pending?.catch(() => {});
     this.bar?.stop();
+    this.graphs?.clear();
     this.opt.dispose();
     // However fit ends, a model that was averaging is left with the mean (as its checkpoints hold).
     if (this.averager && !this.net.stream.disposed) this.averager.swapIn();

@@ -29,6 +29,7 @@ if [ $# -eq 0 ]; then
     test/unit/sampling.test.ts test/model/lifetime.test.ts test/model/model.test.ts test/stress/event-loop.test.ts test/stress/fuzz-checkpoint.test.ts \
     test/unit/safetensors.test.ts test/unit/tokenizers.test.ts test/reference/pytorch-fixtures.test.ts test/stress/crash-safety.test.ts \
     test/stress/process-lifecycle.test.ts test/reference/adaptive-decoder.test.ts test/reference/quantized.test.ts \
-    test/reference/regularizers.test.ts test/reference/cache.test.ts test/model/cache-inference.test.ts
+    test/reference/regularizers.test.ts test/reference/cache.test.ts test/model/cache-inference.test.ts \
+    test/reference/graphs.test.ts test/unit/rnn-options.test.ts test/model/precision.test.ts
 fi
 npx vitest run "$@"

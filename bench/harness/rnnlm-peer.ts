@@ -1,9 +1,9 @@
 /**
  * rnnlm itself as a benchmark peer, through the public API a user calls: LanguageModel.fit in
  * stream mode (Adam, clipNorm, carried state) and LanguageModel.generate, token by token.
- * Variants on CUDA: a precision (rnnlm-cuda-tf32) and cuDNN's algorithm timed per shape
- * (rnnlm-cuda-auto, through RNNLM_CUDNN_RNN_ALGO: each run is its own process); the latter notes
- * what it chose.
+ * Variants on CUDA: a precision (rnnlm-cuda-tf32), cuDNN's algorithm timed per shape
+ * (rnnlm-cuda-auto, through RNNLM_CUDNN_RNN_ALGO: each run is its own process; it notes what it
+ * chose) and training steps captured as CUDA graphs (rnnlm-cuda-graphs, RNNLM_GRAPHS=1).
  */
 import { selectBackend } from '../../lib/backend';
 import type { Backend, Precision, RnnAlgorithm } from '../../lib/backend/types';
@@ -15,9 +15,10 @@ import { packageRoot } from '../../lib/util/package-root';
 import type { BenchConfig } from './configs';
 import { PeerUnavailable, syntheticTokens, type Peer } from './peer';
 
-export function rnnlmPeer(device: 'cpu' | 'cuda', variant: { precision?: Precision; algorithm?: RnnAlgorithm } = {}) {
+export function rnnlmPeer(device: 'cpu' | 'cuda', variant: { precision?: Precision; algorithm?: RnnAlgorithm; graphs?: boolean } = {}) {
   return async (c: BenchConfig, seed: number): Promise<Peer> => {
     if (variant.algorithm) process.env.RNNLM_CUDNN_RNN_ALGO = variant.algorithm;
+    if (variant.graphs) process.env.RNNLM_GRAPHS = '1';
     let backend: Backend;
     try {
       backend = selectBackend(device).backend;

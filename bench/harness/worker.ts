@@ -14,6 +14,7 @@ export const PEERS: Record<string, PeerFactory> = {
   'rnnlm-cuda': rnnlmPeer('cuda'),
   'rnnlm-cuda-tf32': rnnlmPeer('cuda', { precision: 'tf32' }),
   'rnnlm-cuda-auto': rnnlmPeer('cuda', { algorithm: 'auto' }),
+  'rnnlm-cuda-graphs': rnnlmPeer('cuda', { graphs: true }),
   'tfjs-cpu': tfjsPeer('cpu'),
   'tfjs-wasm': tfjsPeer('wasm'),
   'tfjs-webgpu': tfjsPeer('webgpu'),

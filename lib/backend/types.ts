@@ -210,6 +210,21 @@ export interface Stream {
   copy(src: Tensor, dst: Tensor): void;
   /** Stops the stream; queued work is dropped and pending reads reject with ERR_DISPOSED. */
   dispose(): void;
+  /** Buffers allocated on this stream so far (a captured graph is valid while this is unchanged). */
+  readonly allocations: number;
+
+  /**
+   * Graphs (native/common/binding/graphs.h): captureBegin(), then one step's compute ops, then
+   * captureEnd() returns an id that replay(id) runs again in one call (a CUDA graph; on the CPU the
+   * ops kept). Each op's arguments are fixed when queued; what changes per step must be in device
+   * memory, written before the replay (the optimizers' `live`). Between begin and end, alloc, write,
+   * read and sync throw. A failed capture fails the stream's next read, and its replays.
+   */
+  captureBegin(): void;
+  captureEnd(): number;
+  replay(graph: number): void;
+  /** Frees a graph (after the replays queued before). */
+  releaseGraph(graph: number): void;
 
   /** out[n] = table[ids[n]]. table [V, E], ids i32 [N], out [N, E]; an i8 table with its row scales (f32 [V]): out[n] = scale[id] table[id]. */
   embeddingForward(table: Tensor, ids: Tensor, out: Tensor, scale?: Tensor | null): void;
@@ -292,8 +307,9 @@ export interface Stream {
   clipGradNorm(grads: Tensor, maxNorm: number, out: Tensor): void;
   clipValue(grads: Tensor, value: number): void;
   /** guard [n <= 8] (e.g. the step's loss and gradient norm): when any is not finite the update is skipped, on the device. */
-  sgd(params: Tensor, grads: Tensor, momentum: Tensor | null, args: SgdArgs, guard?: Tensor | null): void;
-  adam(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, args: AdamArgs, guard?: Tensor | null): void;
+  /** live (i32 [4], optional: Optimizer.prepare writes lr's float64 bits and the step): read when the update runs, overriding args' lr and step (a graph's replay takes this step's). */
+  sgd(params: Tensor, grads: Tensor, momentum: Tensor | null, args: SgdArgs, guard?: Tensor | null, live?: Tensor | null): void;
+  adam(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, args: AdamArgs, guard?: Tensor | null, live?: Tensor | null): void;
 
   rnnForward(rnn: RnnDescriptor, args: RnnForwardArgs): void;
   /** After a training-mode rnnForward with the same T, B and lengths. */

@@ -141,7 +141,9 @@ export interface Decoder {
    * is written to dx (=) and the decoder's weight gradients accumulate (+=). `targets` are read
    * on the host (the adaptive softmax routes rows by them).
    */
-  loss(x: Tensor, targets: Int32Array, ignore: number, loss: Tensor, dx: Tensor | null): void;
+  loss(x: Tensor, targets: Int32Array, ignore: number, loss: Tensor, dx: Tensor | null, staged?: boolean): void;
+  /** The targets' write of loss, ahead of it (staged: true; a graph's step). The full softmax only. */
+  stageTargets?(targets: Int32Array): void;
   /** Elements of scratch a loss over N rows needs at most (memory estimates). */
   lossScratch(N: number): number;
 }
@@ -170,11 +172,15 @@ class FullDecoder implements Decoder {
     s.logSoftmax(out, out);
   }
 
-  loss(x: Tensor, targets: Int32Array, ignore: number, loss: Tensor, dx: Tensor | null): void {
+  stageTargets(targets: Int32Array): void {
+    this.host.stream.write(this.scratch.i32('targets', targets.length), targets);
+  }
+
+  loss(x: Tensor, targets: Int32Array, ignore: number, loss: Tensor, dx: Tensor | null, staged = false): void {
     const s = this.host.stream, N = targets.length, V = this.V;
     const tg = this.scratch.i32('targets', N);
     const logits = this.scratch.f('logits', N * V, [N, V]);
-    s.write(tg, targets);
+    if (!staged) s.write(tg, targets);
     s.linearForward(x, this.host.param('decoder.weight'), this.host.param('decoder.bias'), logits, linearOptions(this.host, 'decoder.weight'));
     // The gradient of the logits replaces them (the fused op writes it in place).
     s.crossEntropy(logits, tg, ignore, loss, dx ? logits : null);

@@ -343,10 +343,33 @@ export class Network {
    * scratch does not outlive the pass): zero the gradients before a training forward. The
    * initial state is whatever the arena's hx/cx hold.
    */
-  forward(batch: Batch, opts: { training: boolean; seed?: number }): void {
+  forward(batch: Batch, opts: { training: boolean; seed?: number; staged?: boolean }): void {
     const a = this.run(batch, opts);
     const N = a.T * a.B, H = this.config.hiddenSize;
-    this.decoder.loss(flat(a.yDrop, N, H), batch.targets, this.config.ignoreIndex ?? this.config.paddingIdx, a.loss, opts.training ? flat(a.dyDrop, N, H) : null);
+    this.decoder.loss(flat(a.yDrop, N, H), batch.targets, this.config.ignoreIndex ?? this.config.paddingIdx, a.loss, opts.training ? flat(a.dyDrop, N, H) : null, opts.staged);
+  }
+
+  /**
+   * Writes a batch's ids and targets to the device, the writes of forward: a step captured as a
+   * graph (nn/graphs.ts) stages its batch, then runs forward with staged: true (or is replayed).
+   */
+  stage(batch: Batch): void {
+    const { seqLength: T, batchSize: B } = batch;
+    this.checkBatch(batch);
+    this.stream.write(this.arena.views(T, B).ids, batch.inputs);
+    if (!this.decoder.stageTargets) throw invalidArgument('stage: this network cannot stage a batch (its softmax is adaptive)');
+    this.decoder.stageTargets(batch.targets);
+  }
+
+  /**
+   * Whether a training step can be captured as a graph: the full softmax (the adaptive one
+   * gathers each batch's cluster rows on the host) and nothing drawn per step (dropout of any
+   * kind, weight drop: their seeds are op arguments), float weights, the stack in one piece.
+   */
+  get graphable(): boolean {
+    const r = this.rates;
+    return this.config.softmax?.type !== 'adaptive' && !this.quantization && !this.layerwise && !this.weightDrop &&
+      r.input === 0 && r.hidden === 0 && r.output === 0 && r.words === 0;
   }
 
   /**
@@ -367,13 +390,18 @@ export class Network {
     return flat(a.y, a.T * a.B, this.config.hiddenSize);
   }
 
-  /** Embedding -> dropout -> RNN -> dropout (the decoder's input, yDrop). */
-  private run(batch: Batch, opts: { training: boolean; seed?: number }): StepViews {
-    const { seqLength: T, batchSize: B } = batch;
-    const N = T * B;
+  private checkBatch(batch: Batch): void {
+    const { seqLength: T, batchSize: B } = batch, N = T * B;
     if (batch.inputs.length !== N || batch.targets.length !== N) {
       throw invalidArgument(`a batch of ${T} x ${B} needs ${N} inputs and targets (got ${batch.inputs.length} and ${batch.targets.length})`);
     }
+  }
+
+  /** Embedding -> dropout -> RNN -> dropout (the decoder's input, yDrop). */
+  private run(batch: Batch, opts: { training: boolean; seed?: number; staged?: boolean }): StepViews {
+    const { seqLength: T, batchSize: B } = batch;
+    const N = T * B;
+    this.checkBatch(batch);
     const a = this.arena.views(T, B);
     const st = this.statesFor(B);
     const { embeddingSize: E, hiddenSize: H } = this.config;
@@ -382,7 +410,7 @@ export class Network {
     // Locked: element (t, b, c) of [T, B, C] draws key (b, c), so every step shares the mask.
     const keys = (C: number) => (r.locked ? { period: B * C } : undefined);
     this.last = { views: a, training: train, lengths: batch.lengths ?? null };
-    s.write(a.ids, batch.inputs);
+    if (!opts.staged) s.write(a.ids, batch.inputs);
     this.embed(a.ids, flat(a.emb, N, E));
     // The seeds are drawn in a fixed order whatever is on, so one option does not move another's masks.
     const [inputSeed, rnnSeed, outputSeed, wordSeed, weightSeed] = [rng.seed(), rng.seed(), rng.seed(), rng.seed(), rng.seed()];

@@ -44,6 +44,8 @@ export class Optimizer {
   step = 0;
   lr: number;
   private readonly state: DeviceBuffer[] = [];
+  /** lr and step on the device (i32 [4]: the halves of lr's float64 bits and of the step), written by prepare(). */
+  private liveBuffer?: DeviceBuffer;
 
   constructor(
     private readonly stream: Stream,
@@ -76,6 +78,29 @@ export class Optimizer {
   /** One update; with a guard (e.g. the step's loss and norm) the device skips it when any is not finite. */
   apply(params: Tensor, grads: Tensor, guard: Tensor | null = null): void {
     this.step++;
+    this.queue(params, grads, guard, null);
+  }
+
+  /**
+   * The update in two halves, for a step captured as a graph (nn/graphs.ts): prepare() counts the
+   * step and writes its lr and step to the device (a write: before the capture or replay), update()
+   * queues the op, which reads them there when it runs, so a replay of it takes each step's.
+   */
+  prepare(): void {
+    this.step++;
+    this.liveBuffer ??= this.stream.alloc('i32', 4);
+    const live = new Int32Array(4);
+    new Float64Array(live.buffer, 0, 1)[0] = this.lr; // little-endian, as every platform we build for
+    live[2] = this.step % 2 ** 32 | 0;
+    live[3] = Math.floor(this.step / 2 ** 32);
+    this.stream.write(tensor(this.liveBuffer, 0, [4]), live);
+  }
+  update(params: Tensor, grads: Tensor, guard: Tensor | null = null): void {
+    if (!this.liveBuffer) throw invalidArgument('Optimizer.update: call prepare() first (each step)');
+    this.queue(params, grads, guard, tensor(this.liveBuffer, 0, [4]));
+  }
+
+  private queue(params: Tensor, grads: Tensor, guard: Tensor | null, live: Tensor | null): void {
     const o = this.options;
     if (o.type === 'sgd') {
       const d = OPTIMIZER_DEFAULTS.sgd;
@@ -86,7 +111,7 @@ export class Optimizer {
         weightDecay: o.weightDecay ?? d.weightDecay,
         nesterov: o.nesterov ?? d.nesterov,
         step: this.step,
-      }, guard);
+      }, guard, live);
     } else {
       const [m, v] = this.stateTensors;
       const d = OPTIMIZER_DEFAULTS[o.type];
@@ -98,11 +123,12 @@ export class Optimizer {
         weightDecay: o.weightDecay ?? d.weightDecay,
         decoupled: o.type === 'adamw',
         step: this.step,
-      }, guard);
+      }, guard, live);
     }
   }
 
   dispose(): void {
     for (const b of this.state) b.free();
+    this.liveBuffer?.free();
   }
 }

@@ -17,6 +17,7 @@
 #include <napi.h>
 
 #include "alloc_stats.h"
+#include "binding/graphs.h"
 #include "binding/handles.h"
 #include "binding/ops.h"
 #include "binding/recurrent.h"

@@ -1,8 +1,11 @@
 // Optimizer hyperparameters, as both backends' fused update ops take them, and the per-step
-// scalars of the Adam update, computed here once for both.
+// scalars of the Adam update, computed here once for both (and for CUDA's kernels).
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+
+#include "rng.h"  // RNNLM_HD
 
 namespace rnnlm {
 
@@ -32,11 +35,22 @@ struct AdamParams {
 struct AdamScalars {
   double l2, shrink, stepSize, invSqrtBc2;
 };
-inline AdamScalars adamScalars(const AdamParams& a) {
-  const double bc1 = 1 - std::pow(a.beta1, double(a.step));
-  const double bc2 = 1 - std::pow(a.beta2, double(a.step));
+// On the host, and in a CUDA kernel that reads the step from the device (a graph's replay).
+RNNLM_HD AdamScalars adamScalars(const AdamParams& a) {
+  const double bc1 = 1 - ::pow(a.beta1, double(a.step));
+  const double bc2 = 1 - ::pow(a.beta2, double(a.step));
   return {a.decoupled ? 0 : a.weightDecay, a.decoupled ? 1 - a.lr * a.weightDecay : 1, a.lr / bc1,
-          1 / std::sqrt(bc2)};
+          1 / ::sqrt(bc2)};
+}
+
+// A step's values read when the update runs rather than when it is queued (so that a captured
+// graph's replay takes this step's): `live` is i32 [4] on the op's device, the little-endian
+// halves of lr's float64 bits and of the int64 step, so the update is the same to the last bit.
+RNNLM_HD void applyLive(const int32_t* live, double& lr, int64_t& step) {
+  if (!live) return;
+  const uint64_t bits = (uint64_t(uint32_t(live[1])) << 32) | uint32_t(live[0]);
+  memcpy(&lr, &bits, sizeof lr);
+  step = int64_t((uint64_t(uint32_t(live[3])) << 32) | uint32_t(live[2]));
 }
 
 }  // namespace rnnlm

@@ -60,6 +60,10 @@ class Stream {
     std::function<void()> run;
     // Reads run even after an error, to deliver it: they get the error and clear it.
     std::function<void(std::optional<Error>)> deliver;
+    // Runs even after an error (and when the stream is cancelled), told whether one is pending;
+    // the error stays for the next read. A graph capture's end: the device stream must leave
+    // capture mode whatever happened in between.
+    std::function<void(bool failed)> always;
   };
 
   Stream() : gate_(ExitGate::get()), worker_([this] { loop(); }) {}
@@ -69,6 +73,7 @@ class Stream {
   void pushRead(std::function<void()> run, std::function<void(std::optional<Error>)> deliver) {
     enqueue(Task{std::move(run), std::move(deliver)});
   }
+  void pushAlways(std::function<void(bool failed)> always) { enqueue(Task{nullptr, nullptr, std::move(always)}); }
 
   // Cancels queued compute (reads are still delivered, with ERR_DISPOSED) and joins.
   void shutdown() {
@@ -132,6 +137,10 @@ class Stream {
         queued_.store(queue_.size(), std::memory_order_relaxed);
         cancelled = stopping_;
       }
+      if (task.always) {
+        runAlways(task, cancelled);
+        continue;
+      }
       if (cancelled || !gate_.enter()) {
         if (task.deliver) task.deliver(Error(Code::Disposed, "the model was disposed before this read ran"));
         continue;
@@ -153,6 +162,18 @@ class Stream {
         error_.reset();
       }
     }
+  }
+
+  void runAlways(Task& task, bool cancelled) {
+    if (!gate_.enter()) return;  // the process is exiting: no device calls any more
+    try {
+      task.always(cancelled || error_.has_value());
+    } catch (const Error& e) {
+      if (!error_) error_ = e;
+    } catch (const std::exception& e) {
+      if (!error_) error_ = Error(Code::Native, e.what());
+    }
+    gate_.leave();
   }
 
   std::mutex mu_;

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <vector>
 
 #include "../common/rnn_layout.h"
 #include "../common/status.h"
@@ -28,6 +30,14 @@ struct CpuDevice {
   struct Context {
     explicit Context(Precision) {}
   };
+  // Graphs (common/binding/graphs.h): the CPU has none; its ops ran as they were captured, and a
+  // replay runs them again, in order: the twin of CUDA's, with the same fixed arguments.
+  struct Graph {};
+  static void captureBegin(Context&) {}
+  static void captureEnd(Context&, Graph&, bool) {}
+  static void replay(Context&, Graph&, const std::vector<std::function<void()>>& ops) {
+    for (const auto& op : ops) op();
+  }
 
   // Memory the kernel can still hand out (MemAvailable), or -1 where unknown.
   static double availableBytes() {
@@ -150,12 +160,15 @@ struct CpuDevice {
     return true;
   }
   template <typename T>
-  static void sgd(Context&, T* p, const T* g, T* buf, int64_t n, const SgdParams& s, const T* guard, int64_t guardN) {
+  static void sgd(Context&, T* p, const T* g, T* buf, int64_t n, SgdParams s, const T* guard, int64_t guardN,
+                  const int32_t* live) {
+    applyLive(live, s.lr, s.step);
     if (allFinite(guard, guardN)) cpu::sgd(p, g, buf, n, s);
   }
   template <typename T>
-  static void adam(Context&, T* p, const T* g, T* m, T* v, int64_t n, const AdamParams& a, const T* guard,
-                   int64_t guardN) {
+  static void adam(Context&, T* p, const T* g, T* m, T* v, int64_t n, AdamParams a, const T* guard, int64_t guardN,
+                   const int32_t* live) {
+    applyLive(live, a.lr, a.step);
     if (allFinite(guard, guardN)) cpu::adam(p, g, m, v, n, a);
   }
 

@@ -57,6 +57,7 @@ struct CUstream_st;
   X(cublasDestroy_v2)             \
   X(cublasSetStream_v2)           \
   X(cublasSetMathMode)            \
+  X(cublasSetWorkspace_v2)        \
   X(cublasGetVersion_v2)          \
   X(cublasSgemm_v2)
 
@@ -344,6 +345,7 @@ typedef cublasStatus_t (*cublasCreate_v2_t)(cublasHandle_t* handle);
 typedef cublasStatus_t (*cublasDestroy_v2_t)(cublasHandle_t handle);
 typedef cublasStatus_t (*cublasSetStream_v2_t)(cublasHandle_t handle, cudaStream_t stream);
 typedef cublasStatus_t (*cublasSetMathMode_t)(cublasHandle_t handle, cublasMath_t mode);
+typedef cublasStatus_t (*cublasSetWorkspace_v2_t)(cublasHandle_t handle, void* workspace, size_t workspaceSizeInBytes);
 typedef cublasStatus_t (*cublasGetVersion_v2_t)(cublasHandle_t handle, int* version);
 typedef cublasStatus_t (*cublasSgemm_v2_t)(cublasHandle_t handle, cublasOperation_t transa,
                                            cublasOperation_t transb, int m, int n, int k, const float* alpha,

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "../common/alloc_stats.h"
@@ -72,6 +74,9 @@ class Staging {
 
   void toDevice(cudaStream_t s, void* dst, const void* src, size_t bytes) {
     if (bytes == 0) return;
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    RNNLM_CU(cudaStreamIsCapturing(s, &capture));
+    if (capture != cudaStreamCaptureStatusNone) fail(Code::Native, "an upload inside a graph capture (writes come before captureBegin)");
     if (bytes > kMaxBytes || !asyncUploads()) {
       RNNLM_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
       RNNLM_CU(cudaStreamSynchronize(s));  // the source dies with the op
@@ -140,12 +145,21 @@ struct CudaDevice {
       int32_t* const before = seqLengths.p;
       int32_t* dev = seqLengths.get(size_t(B));
       auto& held = seqLengthsHost;
-      if (!asyncUploads() || dev != before || held.size() != size_t(B) || !std::equal(held.begin(), held.end(), lengths)) {
+      // (During a capture the held lengths are trusted on either upload path: an upload there would fail.)
+      if ((!asyncUploads() && !capturing) || dev != before || held.size() != size_t(B) ||
+          !std::equal(held.begin(), held.end(), lengths)) {
+        if (capturing)
+          fail(Code::Native, "a graph capture would upload new sequence lengths: capture a step whose shape ran before");
         staging.toDevice(stream, dev, lengths, size_t(B) * sizeof(int32_t));
         held.assign(lengths, lengths + B);
       }
       return dev;
     }
+
+    // A graph capture is in progress on this stream (captureBegin .. captureEnd; the worker's).
+    bool capturing = false;
+    // cuBLAS's workspace, ours from the first capture on, so that no capture makes cuBLAS allocate.
+    void* cublasWorkspace = nullptr;
 
     explicit Context(Precision precision) {
       const Libraries& L = libs();
@@ -161,10 +175,17 @@ struct CudaDevice {
       RNNLM_CU(L.cudnn.cudnnSetStream(cudnn, stream));
     }
     ~Context() {
+      if (capturing) {  // disposed mid-capture: leave capture mode before anything else
+        cudaGraph_t g = nullptr;
+        cudaStreamEndCapture(stream, &g);
+        if (g) cudaGraphDestroy(g);
+        cudaGetLastError();
+      }
       if (stream) cudaStreamSynchronize(stream);
       if (cudnn) libs().cudnn.cudnnDestroy(cudnn);
       if (cublas) libs().cublas.cublasDestroy_v2(cublas);
       if (errFlag) cudaFree(errFlag);
+      if (cublasWorkspace) cudaFree(cublasWorkspace);
       if (stream) cudaStreamDestroy(stream);
     }
     Context(const Context&) = delete;
@@ -174,6 +195,56 @@ struct CudaDevice {
   // Half-precision RNN data (bf16, fp16) is not written yet.
   static constexpr const char* kPrecisions = "'fp32' and 'tf32'";
   static constexpr bool supports(Precision p) { return p == Precision::FP32 || p == Precision::TF32; }
+
+  // CUDA graphs (common/binding/graphs.h): the ops between captureBegin and captureEnd are
+  // captured on the stream (thread-local mode: this worker may not allocate meanwhile, which a
+  // warm-up run of the same shape ensures), instantiated, and launched once (the capture itself
+  // ran nothing) and at each replay.
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    std::string failed;  // why there is no exec
+    Graph() = default;
+    Graph(const Graph&) = delete;
+    Graph& operator=(const Graph&) = delete;
+    ~Graph() {
+      if (exec) cudaGraphExecDestroy(exec);  // an exec in flight is freed when it completes
+    }
+  };
+  static constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // cuBLAS's advice on Hopper
+  static void captureBegin(Context& c) {
+    if (!c.cublasWorkspace) {
+      RNNLM_CU(cudaMalloc(&c.cublasWorkspace, kCublasWorkspaceBytes));
+      allocStats().add(int64_t(kCublasWorkspaceBytes));
+      RNNLM_CU(libs().cublas.cublasSetWorkspace_v2(c.cublas, c.cublasWorkspace, kCublasWorkspaceBytes));
+    }
+    RNNLM_CU(cudaStreamBeginCapture(c.stream, cudaStreamCaptureModeThreadLocal));
+    c.capturing = true;
+  }
+  static void captureEnd(Context& c, Graph& g, bool failed) {
+    if (!c.capturing) {  // captureBegin itself failed
+      g.failed = "the capture did not start";
+      return;
+    }
+    c.capturing = false;
+    cudaGraph_t graph = nullptr;
+    const cudaError_t e = cudaStreamEndCapture(c.stream, &graph);
+    if (failed || e != cudaSuccess) {
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      g.failed = failed ? "an op failed while it was captured" : cudaGetErrorString(e);
+      if (!failed) check(e, "cudaStreamEndCapture");
+      return;
+    }
+    const cudaError_t ie = cudaGraphInstantiate(&g.exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (ie != cudaSuccess) g.failed = cudaGetErrorString(ie);
+    check(ie, "cudaGraphInstantiate");
+    RNNLM_CU(cudaGraphLaunch(g.exec, c.stream));
+  }
+  static void replay(Context& c, Graph& g, const std::vector<std::function<void()>>&) {
+    if (!g.exec) fail(Code::Native, "replay: this graph's capture failed (%s)", g.failed.c_str());
+    RNNLM_CU(cudaGraphLaunch(g.exec, c.stream));
+  }
 
   static void* alloc(size_t bytes, const char* dtype, int64_t n) {
     void* p = nullptr;
@@ -287,16 +358,18 @@ struct CudaDevice {
   static void clipValue(Context& c, float* g, int64_t n, double v) {
     RNNLM_LAUNCH(kernels::clipValue(c.stream, g, n, float(v)));
   }
+  // live (i32 [4] on the device: lr and step, common/optim.h): the kernels read this step's values when they run.
   static void sgd(Context& c, float* p, const float* g, float* buf, int64_t n, const SgdParams& s, const float* guard,
-                  int64_t guardN) {
+                  int64_t guardN, const int32_t* live) {
     RNNLM_LAUNCH(kernels::sgd(c.stream, p, g, buf, n, s.lr, s.momentum, s.dampening, s.weightDecay, s.nesterov, s.step == 1,
-                              guard, int(guardN)));
+                              guard, int(guardN), live));
   }
   static void adam(Context& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamParams& a,
-                   const float* guard, int64_t guardN) {
+                   const float* guard, int64_t guardN, const int32_t* live) {
     const AdamScalars s = adamScalars(a);
     RNNLM_LAUNCH(kernels::adam(c.stream, p, g, m, v, n, float(a.beta1), float(a.beta2), float(s.l2), float(s.shrink),
-                               float(s.stepSize), float(s.invSqrtBc2), float(a.eps), guard, int(guardN)));
+                               float(s.stepSize), float(s.invSqrtBc2), float(a.eps), guard, int(guardN), live ? &a : nullptr,
+                               live));
   }
 
   // cuDNN's RNN (rnn.h) run on this stream: its cuDNN handle, and the sequence lengths copied

@@ -354,8 +354,15 @@ __device__ bool allFinite(const float* guard, int n) {
 // PyTorch SGD (cpu::sgd): d = g + wd p; buf = first ? d : m buf + (1 - damp) d;
 // d = nesterov ? d + m buf : buf (momentum > 0); p -= lr d.
 __global__ void sgdKernel(float* p, const float* g, float* buf, int64_t n, float lr, float momentum, float dampening,
-                          float wd, bool nesterov, bool first, const float* guard, int guardN) {
+                          float wd, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live) {
   if (!allFinite(guard, guardN)) return;  // a non-finite loss or gradient: skip the step
+  if (live) {  // this step's, written before a graph's replay
+    double l = lr;
+    int64_t step = 0;
+    applyLive(live, l, step);
+    lr = float(l);
+    first = step == 1;
+  }
   GRID_STRIDE(i, n) {
     float d = g[i] + wd * p[i];
     if (momentum != 0.f) {
@@ -370,9 +377,22 @@ __global__ void sgdKernel(float* p, const float* g, float* buf, int64_t n, float
 // PyTorch Adam / AdamW (cpu::adam via vecmath.h adamImpl), with the scalars of adamScalars (common/optim.h):
 //   g' = g + l2 p; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
 //   p = p shrink - stepSize m / (sqrt(v) invSqrtBc2 + eps)
+// With live, each block's first thread computes the scalars of this step (live's lr and step,
+// in double as the host would) for the block.
 __global__ void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2,
-                           float shrink, float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN) {
-  if (!allFinite(guard, guardN)) return;  // a non-finite loss or gradient: skip the step
+                           float shrink, float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN,
+                           AdamParams base, const int32_t* live) {
+  if (!allFinite(guard, guardN)) return;  // a non-finite loss or gradient: skip the step (uniform: all threads)
+  if (live) {
+    __shared__ float sc[4];
+    if (threadIdx.x == 0) {
+      applyLive(live, base.lr, base.step);
+      const AdamScalars s = adamScalars(base);
+      sc[0] = float(s.l2), sc[1] = float(s.shrink), sc[2] = float(s.stepSize), sc[3] = float(s.invSqrtBc2);
+    }
+    __syncthreads();
+    l2 = sc[0], shrink = sc[1], stepSize = sc[2], invSqrtBc2 = sc[3];
+  }
   GRID_STRIDE(i, n) {
     const float gi = g[i] + l2 * p[i];
     const float mi = b1 * m[i] + (1.f - b1) * gi;
@@ -442,13 +462,15 @@ void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, dou
 }
 void clipValue(Stream s, float* g, int64_t n, float v) { clipValueKernel<<<blocksFor(n), kThreads, 0, s>>>(g, n, v); }
 void sgd(Stream s, float* p, const float* g, float* buf, int64_t n, double lr, double momentum, double dampening,
-         double weightDecay, bool nesterov, bool first, const float* guard, int guardN) {
+         double weightDecay, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live) {
   sgdKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, buf, n, float(lr), float(momentum), float(dampening),
-                                              float(weightDecay), nesterov, first, guard, guardN);
+                                              float(weightDecay), nesterov, first, guard, guardN, live);
 }
 void adam(Stream s, float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2, float shrink,
-          float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN) {
-  adamKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps, guard, guardN);
+          float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN, const AdamParams* base,
+          const int32_t* live) {
+  adamKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps, guard, guardN,
+                                               base ? *base : AdamParams{}, live);
 }
 
 }  // namespace rnnlm::cuda::kernels

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "../common/optim.h"
 #include "../common/rng.h"
 #include "../common/sample.h"
 
@@ -49,9 +50,12 @@ void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a,
 // out [1] = ||g||; g *= maxNorm / (norm + 1e-6) when that is < 1. scratch holds 1024 doubles + 1.
 void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch);
 void clipValue(Stream s, float* g, int64_t n, float v);
+// live (device i32 [4]: lr and step, common/optim.h applyLive; or null): read when the kernel runs instead of lr / first
+// (sgd) or the scalars (adam, computed from `base` with live's lr and step: common/optim.h).
 void sgd(Stream s, float* p, const float* g, float* buf, int64_t n, double lr, double momentum, double dampening,
-         double weightDecay, bool nesterov, bool first, const float* guard, int guardN);
+         double weightDecay, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live);
 void adam(Stream s, float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2, float shrink,
-          float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN);
+          float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN, const AdamParams* base,
+          const int32_t* live);
 
 }  // namespace rnnlm::cuda::kernels

@@ -104,3 +104,23 @@ test('the parity of each cuDNN algorithm and of tf32: the largest error against 
   lines = write({ 'parity:algorithms': [...algorithms, refused] });
   expect(lines.find((l) => l.includes('each cuDNN algorithm'))).toMatch(/5 cases, largest relative error Infinity .*: MISSED; failed: gru x2 persist_static_small_h \(cudnnRNNForward failed: CUDNN_STATUS_NOT_SUPPORTED\)$/);
 });
+
+test("the variants' report: each variant over plain fp32, and graphs' training against PyTorch's CUDA graphs (target 1x)", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rnnlm-gpu-results-'));
+  const rnd = (i: number) => 1000 + Math.abs(Math.sin(i * 3.7)) * 9000;
+  const run = (peer: string, config: string, i: number) => ({ peer, config, status: 'ok', notes: [], train: { tokensPerSecond: rnd(i) }, generate: { tokensPerSecond: rnd(i + 50) } });
+  const peers = ['rnnlm-cuda', 'rnnlm-cuda-graphs', 'rnnlm-cuda-auto', 'rnnlm-cuda-tf32', 'pytorch-cudagraph'];
+  const runs = ['zaremba-small', 'char-lstm'].flatMap((config, c) => peers.map((peer, i) => run(peer, config, c * 10 + i)));
+  const variants = { ...structuredClone(report), runs };
+  writeFileSync(join(dir, 'bench-gpu-variants.json'), JSON.stringify(variants));
+  const lines = summarize(dir);
+  for (const config of ['zaremba-small', 'char-lstm']) {
+    const tps = (peer: string, what: 'train' | 'generate') => runs.find((r) => r.config === config && r.peer === peer)![what].tokensPerSecond;
+    const line = lines.find((l) => l.trim().startsWith(`${config}:`))!;
+    for (const v of ['graphs', 'auto', 'tf32']) {
+      expect(line).toContain(`${v} ${(tps(`rnnlm-cuda-${v}`, 'train') / tps('rnnlm-cuda', 'train')).toFixed(2)}x / ${(tps(`rnnlm-cuda-${v}`, 'generate') / tps('rnnlm-cuda', 'generate')).toFixed(2)}x plain`);
+    }
+    const t = tps('rnnlm-cuda-graphs', 'train') / tps('pytorch-cudagraph', 'train');
+    expect(line).toContain(`training ${t.toFixed(2)}x PyTorch CUDA graphs (target 1: ${t >= 1 ? 'met' : 'MISSED'})`);
+  }
+});

@@ -450,7 +450,19 @@ View NativeStream<D>::guardArg(Napi::Value v, const char* op, DType t) {
   return g;
 }
 
-// sgd(params, grads, momentumBuffer | null, { lr, momentum, dampening, weightDecay, nesterov, step }, guard?)
+// live (i32 [4], optional: the halves of lr's float64 bits and of the int64 step): the update reads
+// this step's lr and step from it when it runs (common/optim.h applyLive), overriding the
+// options' — what a graph's replay needs.
+template <class D>
+View NativeStream<D>::liveArg(Napi::Value v, const char* op) {
+  View lv = optView(v, op, "live");
+  if (lv)
+    RNNLM_CHECK(lv.dtype == DType::I32 && lv.shape.size() == 1 && lv.numel == 4, Code::InvalidArgument,
+                "%s: live must be i32 [4] (lr and step; got %s %s)", op, dtypeName(lv.dtype), lv.shapeStr().c_str());
+  return lv;
+}
+
+// sgd(params, grads, momentumBuffer | null, { lr, momentum, dampening, weightDecay, nesterov, step }, guard?, live?)
 template <class D>
 Napi::Value NativeStream<D>::Sgd(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -471,14 +483,15 @@ Napi::Value NativeStream<D>::Sgd(const Napi::CallbackInfo& info) {
     if (buf) expectSameSize(op, p, "params", buf, "momentum");
     expectDisjoint(op, {{&p, "params"}, {&g, "grads"}, {&buf, "momentum"}});
     View guard = guardArg(info[4], op, t);
+    View lv = liveArg(info[5], op);
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
-      D::sgd(ctx, p.p<T>(), g.p<T>(), buf.p<T>(), p.numel, s, guard.p<T>(), guard.numel);
+      D::sgd(ctx, p.p<T>(), g.p<T>(), buf.p<T>(), p.numel, s, guard.p<T>(), guard.numel, lv.p<int32_t>());
     });
   });
 }
 
-// adam(params, grads, m, v, { lr, beta1, beta2, eps, weightDecay, decoupled, step }, guard?)
+// adam(params, grads, m, v, { lr, beta1, beta2, eps, weightDecay, decoupled, step }, guard?, live?)
 template <class D>
 Napi::Value NativeStream<D>::Adam(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -501,9 +514,10 @@ Napi::Value NativeStream<D>::Adam(const Napi::CallbackInfo& info) {
     expectSameSize(op, p, "params", v, "v");
     expectDisjoint(op, {{&p, "params"}, {&g, "grads"}, {&m, "m"}, {&v, "v"}});
     View guard = guardArg(info[5], op, t);
+    View lv = liveArg(info[6], op);
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
-      D::adam(ctx, p.p<T>(), g.p<T>(), m.p<T>(), v.p<T>(), p.numel, a, guard.p<T>(), guard.numel);
+      D::adam(ctx, p.p<T>(), g.p<T>(), m.p<T>(), v.p<T>(), p.numel, a, guard.p<T>(), guard.numel, lv.p<int32_t>());
     });
   });
 }

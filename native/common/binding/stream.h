@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +59,11 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
          S::template InstanceMethod<&S::Read>("read"), S::template InstanceMethod<&S::Sync>("sync"),
          S::template InstanceMethod<&S::Fill>("fill"), S::template InstanceMethod<&S::Copy>("copy"),
          S::template InstanceMethod<&S::Dispose>("dispose"), S::template InstanceAccessor<&S::Disposed>("disposed"),
+         S::template InstanceAccessor<&S::Allocations>("allocations"),
+         // graphs (binding/graphs.h)
+         S::template InstanceMethod<&S::CaptureBegin>("captureBegin"),
+         S::template InstanceMethod<&S::CaptureEnd>("captureEnd"), S::template InstanceMethod<&S::Replay>("replay"),
+         S::template InstanceMethod<&S::ReleaseGraph>("releaseGraph"),
          // ops (binding/ops.h)
          S::template InstanceMethod<&S::EmbeddingForward>("embeddingForward"),
          S::template InstanceMethod<&S::EmbeddingBackward>("embeddingBackward"),
@@ -113,6 +119,8 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
     if (!atTeardown) napi_remove_env_cleanup_hook(env, &NativeStream::onTeardown, this);
     stream_->shutdown();  // cancels queued work, delivers ERR_DISPOSED to queued reads, joins
     stream_.reset();
+    recording_.reset();  // the graphs' hold on the model's memory goes with it
+    graphs_.clear();
     channel_->tsfn.Release();
   }
 
@@ -120,7 +128,13 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
   // disposes this stream.
   void push(std::function<void()> run) {
     live();
+    if (recording_) recording_->ops.push_back(run);  // graphs.h: a capture keeps its ops
     stream_->push(std::move(run));
+  }
+  // Between captureBegin and captureEnd only compute ops are queued (binding/graphs.h).
+  void notCapturing(const char* what) const {
+    RNNLM_CHECK(!recording_, Code::InvalidArgument,
+                "%s: not while a graph is being captured (between captureBegin and captureEnd: compute ops only)", what);
   }
 
   void live() const {
@@ -185,6 +199,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
   Napi::Value Alloc(const Napi::CallbackInfo& info) {
     return js::guard(info, [&]() -> Napi::Value {
       live();
+      notCapturing("alloc");
       const std::string dt = js::string(info[0], "dtype");
       DType t;
       if (dt == "f32") t = DType::F32;
@@ -198,6 +213,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
                   "alloc: the %s backend computes in f32 only (f64 is for the CPU backend's gradient checks)", D::kName);
       const int64_t n = js::integer(info[1], "alloc length", 1, kMaxElements);
       auto st = std::make_shared<Storage>(D::alloc(size_t(n) * dtypeSize(t), dtypeName(t), n), n, t, &D::release);
+      ++allocations_;
       Napi::External<std::shared_ptr<Storage>> ext = Napi::External<std::shared_ptr<Storage>>::New(this->Env(), &st);
       return addonData(this->Env())->bufferClass.New({ext, Napi::Number::New(this->Env(), double(id_))});
     });
@@ -207,6 +223,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
   Napi::Value Write(const Napi::CallbackInfo& info) {
     return js::guard(info, [&]() -> Napi::Value {
       live();
+      notCapturing("write");
       View dst = view(info[0], "write", "destination");
       RNNLM_CHECK(info[1].IsTypedArray(), Code::InvalidArgument,
                   "write: data must be a Float32Array, Float64Array, Int32Array or Int8Array");
@@ -267,6 +284,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
 
   Napi::Value enqueueRead(View src, bool isVoid) {
     live();
+    notCapturing(isVoid ? "sync" : "read");
     Napi::Env env = this->Env();
     auto* r = new ReadResult{channel_, Napi::Promise::Deferred::New(env), {}, src.dtype, isVoid, std::nullopt};
     Napi::Promise promise = r->deferred.Promise();
@@ -371,6 +389,24 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
     return info.Env().Undefined();
   }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !stream_); }
+  // Buffers this stream has allocated: a captured graph is valid while no memory it might use has changed.
+  Napi::Value Allocations(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(allocations_)); }
+
+  // --- graphs (binding/graphs.h) --------------------------------------------------------------
+  // A capture's ops: kept for the graph's life (they hold the buffers it uses), and on a device
+  // without graphs (the CPU) what a replay runs.
+  struct Recording {
+    std::vector<std::function<void()>> ops;
+    typename D::Graph graph;
+  };
+  Napi::Value CaptureBegin(const Napi::CallbackInfo& info);
+  Napi::Value CaptureEnd(const Napi::CallbackInfo& info);
+  Napi::Value Replay(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseGraph(const Napi::CallbackInfo& info);
+  std::shared_ptr<Recording> recording_;  // the capture in progress
+  std::map<int64_t, std::shared_ptr<Recording>> graphs_;
+  int64_t nextGraph_ = 1;
+  int64_t allocations_ = 0;
 
   // --- ops (binding/ops.h) --------------------------------------------------------------------
   Napi::Value EmbeddingForward(const Napi::CallbackInfo& info);
@@ -392,6 +428,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
   static SampleArgs sampleArgs(const char* op, Napi::Value temperature, Napi::Value topK, Napi::Value topP,
                                Napi::Value exclude, int64_t V);
   View guardArg(Napi::Value v, const char* op, DType t);
+  View liveArg(Napi::Value v, const char* op);
   View scaleArg(Napi::Value v, const char* op, const char* name, const View& W, const View& out);
 
   // --- recurrent stack (binding/recurrent.h) --------------------------------------------------

@@ -1,0 +1,186 @@
+// Steps captured as graphs and replayed (issue 26, item 1), on the CPU: its twin of CUDA graphs
+// keeps a capture's ops and runs them again, with the arguments they were queued with — CUDA's
+// rule, so a per-step value left in an op's arguments breaks the CPU the same way. Here: the
+// stream's capture / replay and its refusals; the optimizers' live lr and step; a training loop
+// and fit() with RNNLM_GRAPHS=1 against the same without, bit for bit; and the control that
+// shows the comparison would catch a frozen argument. CUDA's capture is the GPU check's.
+import { afterEach, expect, test } from 'vitest';
+import { cpuBackend, Network } from '../../lib/advanced';
+import { tensor } from '../../lib/backend/types';
+import { StepGraphs } from '../../lib/nn/graphs';
+import { Optimizer, type OptimizerOptions } from '../../lib/nn/optimizer';
+import type { Batch } from '../../lib/nn/network';
+import { LanguageModel, networkOf } from '../../lib/model';
+import { Random } from '../../lib/util/random';
+import { errorOf, make } from '../helpers';
+
+afterEach(() => {
+  delete process.env.RNNLM_GRAPHS;
+});
+
+test('a replay runs the captured ops again on what the buffers hold then; between begin and end only compute ops', async () => {
+  const s = cpuBackend.createStream();
+  const rng = new Random(3);
+  const x = make(s, 'f32', [3, 4], Array.from({ length: 12 }, () => rng.next() - 0.5));
+  const W = make(s, 'f32', [5, 4], Array.from({ length: 20 }, () => rng.next() - 0.5));
+  const y = make(s, 'f32', [3, 5]), z = make(s, 'f32', [3, 5]);
+  const before = s.allocations;
+  s.captureBegin();
+  s.linearForward(x, W, null, y);
+  s.copy(y, z);
+  for (const [what, call] of [
+    ['write', () => s.write(x, new Float32Array(12))],
+    ['alloc', () => s.alloc('f32', 4)],
+    ['read', () => s.read(z)],
+    ['sync', () => s.sync()],
+    ['replay', () => s.replay(1)],
+    ['captureBegin', () => s.captureBegin()],
+  ] as const) {
+    expect(errorOf(call)).toMatch(new RegExp(`ERR_INVALID_ARGUMENT: ${what}: not while a graph is being captured`));
+  }
+  const id = s.captureEnd();
+  expect(s.allocations).toBe(before);
+  // Reference: the same ops queued one by one, on another pair of inputs.
+  const expected = async (xs: Float32Array) => {
+    const r = cpuBackend.createStream();
+    const out = make(r, 'f32', [3, 5]);
+    r.linearForward(make(r, 'f32', [3, 4], xs), make(r, 'f32', [5, 4], (await s.read(W)) as Float32Array), null, out);
+    const v = await r.read(out);
+    r.dispose();
+    return v;
+  };
+  expect(await s.read(z)).toEqual(await expected((await s.read(x)) as Float32Array));
+  const x2 = Float32Array.from({ length: 12 }, () => rng.next() * 2 - 1);
+  s.write(x, x2);
+  s.fill(z, 0);
+  s.replay(id);
+  expect(await s.read(z)).toEqual(await expected(x2));
+  expect(s.allocations).toBe(before);
+  expect(errorOf(() => s.captureEnd())).toMatch(/captureEnd: no capture in progress/);
+  s.releaseGraph(id);
+  expect(errorOf(() => s.replay(id))).toMatch(/replay: no graph \d+ on this stream/);
+  s.alloc('f32', 1);
+  expect(s.allocations).toBe(before + 1);
+  s.dispose();
+});
+
+test("the optimizers' live lr and step: read when the update runs, so a replayed update takes each step's", async () => {
+  for (const options of [{ type: 'adam', lr: 0.01 }, { type: 'adamw', lr: 0.02, weightDecay: 0.1 }, { type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true }] as OptimizerOptions[]) {
+    const run = async (captured: boolean) => {
+      const s = cpuBackend.createStream();
+      const rng = new Random(9);
+      const n = 50;
+      const p = make(s, 'f32', [n], Array.from({ length: n }, () => rng.next() - 0.5));
+      const g = make(s, 'f32', [n]);
+      const opt = new Optimizer(s, options, n, 'f32');
+      const graphs = new StepGraphs(s);
+      for (let step = 0; step < 6; step++) {
+        s.write(g, Float32Array.from({ length: n }, () => rng.next() - 0.5));
+        if (step === 3) opt.lr /= 2; // a schedule's change
+        opt.prepare();
+        if (captured) graphs.run('step', () => opt.update(p, g));
+        else opt.update(p, g);
+      }
+      const out = await s.read(p);
+      if (captured) expect(graphs.counts).toEqual({ ran: 1, captured: 1, replayed: 4 });
+      opt.dispose();
+      s.dispose();
+      return out;
+    };
+    expect(await run(true)).toEqual(await run(false));
+  }
+  const s = cpuBackend.createStream();
+  const p = make(s, 'f32', [4]);
+  expect(errorOf(() => s.adam(p, make(s, 'f32', [4]), make(s, 'f32', [4]), make(s, 'f32', [4]), { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, decoupled: false, step: 1 }, null, make(s, 'f32', [4]))))
+    .toMatch(/adam: live must be i32 \[4\] \(lr and step; got f32 \[4\]\)/);
+  s.dispose();
+});
+
+const V = 30, T = 6, B = 4;
+function batchOf(rng: Random): Batch {
+  const ids = () => Int32Array.from({ length: T * B }, () => 1 + Math.floor(rng.next() * (V - 1)));
+  return { seqLength: T, batchSize: B, inputs: ids(), targets: ids(), lengths: null };
+}
+
+/** A training loop as fit's (train.ts) over a fresh network: with graphs, or not, or (frozen) with the update's step fixed at capture. */
+async function train(how: 'plain' | 'graphs' | 'frozen', optimizer: OptimizerOptions) {
+  const net = new Network(cpuBackend, { vocabSize: V, embeddingSize: 8, hiddenSize: 8, layers: 2, cell: 'lstm', dropout: 0, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
+  net.initialize(4);
+  const opt = new Optimizer(net.stream, optimizer, net.parameterCount, 'f32');
+  const graphs = new StepGraphs(net.stream);
+  const rng = new Random(8);
+  net.resetState(B);
+  const losses: number[] = [];
+  for (let step = 0; step < 8; step++) {
+    const b = batchOf(rng);
+    if (step === 5) opt.lr *= 0.5;
+    const body = (staged: boolean) => {
+      net.zeroGrad();
+      net.forward(b, { training: true, staged });
+      net.backward({ ar: 0.5, tar: 0.25 });
+      net.clipGradNorm(1);
+    };
+    if (how === 'plain') {
+      body(false);
+      opt.apply(net.allParams, net.allGrads, net.statsTensor);
+      net.carryState();
+    } else {
+      net.stage(b);
+      if (how === 'graphs') opt.prepare();
+      graphs.run(`${T}x${B}`, () => {
+        body(true);
+        if (how === 'graphs') opt.update(net.allParams, net.allGrads, net.statsTensor);
+        else opt.apply(net.allParams, net.allGrads, net.statsTensor); // its step and lr are queued as arguments
+        net.carryState();
+      });
+    }
+    losses.push((await net.readStepStats()).loss);
+  }
+  const weights = await net.stream.read(net.allParams);
+  if (how !== 'plain') expect(graphs.counts).toEqual({ ran: 1, captured: 1, replayed: 6 });
+  graphs.clear();
+  opt.dispose();
+  net.dispose();
+  return { losses, weights };
+}
+
+test('a training loop with graphs equals the same loop without, bit for bit (Adam, SGD with momentum; AR / TAR, clipping, carried state, an lr change)', async () => {
+  expect(new Network(cpuBackend, { vocabSize: V, embeddingSize: 8, hiddenSize: 8, layers: 2, cell: 'gru', dropout: 0.1, tieWeights: false, dtype: 'f32', paddingIdx: 0 }).graphable).toBe(false);
+  for (const optimizer of [{ type: 'adam', lr: 0.01 }, { type: 'sgd', lr: 0.5, momentum: 0.9 }] as OptimizerOptions[]) {
+    const plain = await train('plain', optimizer), graphs = await train('graphs', optimizer);
+    expect(graphs.losses).toEqual(plain.losses);
+    expect(graphs.weights).toEqual(plain.weights);
+    // The control: an update whose step and lr were arguments at capture replays them, and the comparison sees it.
+    const frozen = await train('frozen', optimizer);
+    expect(frozen.losses.slice(0, 3)).toEqual(plain.losses.slice(0, 3));
+    expect(frozen.weights).not.toEqual(plain.weights);
+  }
+});
+
+test('fit with RNNLM_GRAPHS=1 replays its steps and trains the same weights as without; a model with dropout trains uncaptured', async () => {
+  const rng = new Random(2);
+  const ids = Array.from({ length: 2000 }, () => 1 + Math.floor(rng.next() * (V - 1)));
+  const fit = async (graphs: boolean, options: object = {}) => {
+    if (graphs) process.env.RNNLM_GRAPHS = '1';
+    else delete process.env.RNNLM_GRAPHS;
+    const m = await LanguageModel.create({ vocabSize: V, embeddingSize: 8, hiddenSize: 8, layers: 2, device: 'cpu', seed: 5, ...options });
+    // Counted on the stream itself: the replays fit queued.
+    const s = networkOf(m).stream, replay = s.replay.bind(s);
+    let replays = 0;
+    Object.defineProperty(s, 'replay', { value: (id: number) => void (replays++, replay(id)) });
+    const logs = await m.fit(ids, { epochs: 2, batchSize: 4, seqLength: 10, progress: false, clipNorm: 1, optimizer: { type: 'adam', lr: 0.01 }, lrSchedule: { type: 'step', every: 1, factor: 0.5 } });
+    const w = await networkOf(m).stream.read(networkOf(m).allParams);
+    m.dispose();
+    return { loss: logs.map((l) => l.loss), w, replays };
+  };
+  const plain = await fit(false), graphs = await fit(true);
+  // 2 epochs of 49 windows of 10 x 4: the first window of each shape warms up, the second is captured, and an
+  // epoch's end (its validation-free log, the schedule) allocates nothing, so the rest replay.
+  expect([plain.replays, graphs.replays]).toEqual([0, 2 * 49 - 2]);
+  expect(graphs.loss).toEqual(plain.loss);
+  expect(graphs.w).toEqual(plain.w);
+  const dropout = { dropout: 0.2 };
+  const [d1, d0] = [await fit(true, dropout), await fit(false, dropout)];
+  expect(d1.replays).toBe(0);
+  expect(d1).toEqual(d0);
+});
