@@ -286,7 +286,7 @@ export async function completions(served: Served, request: FastifyRequest<{ Body
         if (!work.gone) send(toHttpError(e).body());
         res.end();
       }
-      await flushed(res, () => taken);
+      await flushed(res, () => taken, () => work.abort(new ClientGone()));
     });
     return reply;
   });
@@ -296,15 +296,18 @@ export async function completions(served: Served, request: FastifyRequest<{ Body
  * Resolves once an ended stream has been handed to the connection ('finish') or the connection
  * closed: the request is answered only then, so a shutdown that closes the connections after the
  * requests (server/index.ts) never cuts a stream's last events. A client that takes nothing for
- * STALL_MS (`taken()`: when it last took a chunk) loses its connection, as during the stream.
+ * STALL_MS (`taken()`: when it last took a chunk) is gone (499: `gone()` marks it) and loses its
+ * connection, as during the stream.
  */
-function flushed(res: import('node:http').ServerResponse, taken: () => number): Promise<void> {
+function flushed(res: import('node:http').ServerResponse, taken: () => number, gone: () => void): Promise<void> {
   if (res.writableFinished || res.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout;
     const check = () => {
-      if (performance.now() - taken() > STALL_MS) res.destroy();
-      else timer = setTimeout(check, STALL_MS);
+      if (performance.now() - taken() > STALL_MS) {
+        gone();
+        res.destroy();
+      } else timer = setTimeout(check, STALL_MS);
     };
     timer = setTimeout(check, STALL_MS);
     const done = () => {
