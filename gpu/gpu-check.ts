@@ -235,7 +235,8 @@ async function modelsOf(cell: Cell, folder: string) {
   await cpu.save(path);
   const cuda = await LanguageModel.load(path, { device: 'cuda' });
   const alone = await LanguageModel.load(path, { device: 'cuda', batching: false });
-  return { cpu, cuda, alone, dispose: () => [cpu, cuda, alone].forEach((m) => m.dispose()) };
+  const graphs = await LanguageModel.load(path, { device: 'cuda' });
+  return { cpu, cuda, alone, graphs, dispose: () => [cpu, cuda, alone, graphs].forEach((m) => m.dispose()) };
 }
 type Models = Awaited<ReturnType<typeof modelsOf>>;
 
@@ -288,6 +289,32 @@ async function batchedParity(m: Models, cell: Cell) {
   console.log(`batched parity ${cell}: ${calls.length - diverged.length} of ${calls.length} requests identical batched and alone, largest log-probability difference ${maxLogProbDiff.toExponential(2)} ${pass ? 'ok' : 'FAIL'}`);
   if (diverged.length) console.log('  ', JSON.stringify(diverged));
   return { cell, requests: calls.length, identical, maxLogProbDiff, pass, diverged };
+}
+
+/**
+ * Generation with the decoding chunks captured as CUDA graphs (RNNLM_GRAPHS=1, read when a model's
+ * runtime starts) against the same calls without: one long sampled generation and four batched
+ * ones with their own options. The same kernels run, so the ids and log-probabilities must be identical.
+ */
+async function graphGenerateParity(m: Models, cell: Cell) {
+  const calls = [
+    { prompt: ids(5, 1, 2000), maxTokens: 1000, temperature: 1, seed: 7, stopAtEos: false, details: true },
+    ...[0, 0.8, 1, 1.2].map((temperature, i) => ({ prompt: ids(3 + i, 20 + i, 2000), maxTokens: 300, temperature, seed: 30 + i, stopAtEos: false, details: true, ...(i === 2 ? { ban: [1, 2, 3] } : {}) })),
+  ] as const;
+  const one = (model: LanguageModel, c: (typeof calls)[number]) => model.generate({ ...c, details: true });
+  const run = async (model: LanguageModel): Promise<Generation[]> => [await one(model, calls[0]), ...(await Promise.all(calls.slice(1).map((c) => one(model, c))))];
+  const plain = await run(m.cuda);
+  process.env.RNNLM_GRAPHS = '1';
+  let graphed: Generation[];
+  try {
+    graphed = await run(m.graphs);
+  } finally {
+    delete process.env.RNNLM_GRAPHS;
+  }
+  const identical = plain.filter((g, i) => JSON.stringify([g.ids, g.logProbs]) === JSON.stringify([graphed[i].ids, graphed[i].logProbs])).length;
+  const pass = identical === calls.length;
+  console.log(`graphs generate parity ${cell}: ${identical} of ${calls.length} generations identical with and without CUDA graphs ${pass ? 'ok' : 'FAIL'}`);
+  return { cell, requests: calls.length, identical, pass };
 }
 
 /** check(models, cell) for lstm and gru, each on its own models (one failing cell does not hide the other). */
@@ -471,6 +498,7 @@ async function main() {
   await phase('parity:sample', () => sampleParity(cuda));
   await phase('parity:generate', () => perCell(generateParity));
   await phase('parity:batched', () => perCell(batchedParity));
+  await phase('parity:graphs', () => perCell(graphGenerateParity));
   await phase('training', () => trainingRun(cuda));
   await phase('throughput:batching', batchingThroughput);
   await phase('serve', () => serveBench(info.device));
@@ -478,6 +506,7 @@ async function main() {
   const checks = [
     ['parity', 'ops, CUDA vs CPU'], ['parity:algorithms', "each cuDNN algorithm vs CPU (a refusal counts as a failure here; the rows say which)"],
     ['parity:tf32', 'tf32 vs CPU fp32, within 1e-2'], ['parity:generate', 'greedy generation, CUDA vs CPU'], ['parity:batched', 'generation batched vs alone on CUDA'],
+    ['parity:graphs', 'generation with CUDA graphs vs without (identical)'],
   ];
   for (const [name, what] of checks) {
     const rows = report[name];

@@ -62,6 +62,7 @@ interface GpuCheck {
   'parity:sample'?: Record<string, number>;
   'parity:generate'?: Rows<{ cell: string; temperature?: number; agree?: number; n?: number; pass: boolean; error?: string }>;
   'parity:batched'?: Rows<{ cell: string; requests?: number; identical?: number; maxLogProbDiff?: number; pass: boolean; error?: string }>;
+  'parity:graphs'?: Rows<{ cell: string; requests?: number; identical?: number; pass: boolean; error?: string }>;
   'throughput:batching'?: { tokens: number; on: Throughput; off: Throughput } | { error: string };
   training?: {
     steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number; tf32?: number[]; maxRelDiffTf32?: number; auto?: number[]; maxRelDiffAuto?: number;
@@ -95,6 +96,11 @@ function checkLines(name: string, g: GpuCheck): string[] {
       : `${r.cell} ${fmt(r.identical! * 100, 1)} % of ${r.requests} requests identical, largest log-probability difference ${r.maxLogProbDiff!.toExponential(2)}`);
     out.push(`  generation batched vs alone on CUDA (all identical, log-probabilities within 1e-4): ${bat.map(row).join('; ')}: ${bat.every((r) => r.pass) ? 'PASS' : 'FAIL'}`);
   } else if (bat) out.push(`  generation batched vs alone on CUDA: FAIL: ${firstLine(bat.error)}`);
+  const gg = g['parity:graphs'];
+  if (Array.isArray(gg)) {
+    const row = (r: (typeof gg)[number]) => (r.error ? `${r.cell} ERROR (${firstLine(r.error)})` : `${r.cell} ${r.identical} of ${r.requests}`);
+    out.push(`  generation with CUDA graphs vs without (identical): ${gg.map(row).join(', ')}: ${verdict(gg.every((r) => r.pass))}`);
+  } else if (gg) out.push(`  generation with CUDA graphs: FAILED: ${firstLine(gg.error)}`);
   const tp = g['throughput:batching'];
   if (tp && 'on' in tp) {
     const tps = (x: number) => Math.round(x).toLocaleString('en-US');

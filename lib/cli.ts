@@ -12,7 +12,7 @@ import { DEFAULTS } from './defaults';
 import { RnnlmError, invalidArgument } from './errors';
 import { LanguageModel, parseCreateOptions } from './model';
 import { packageRoot } from './util/package-root';
-import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, precisionOption, quantizeOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown, softmaxOf } from './cli/flags';
+import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, notePrecision, precisionOption, quantizeOption, int, kebab, lines, list, lossyOption, modelOptions, num, shown, softmaxOf } from './cli/flags';
 import { readText } from './cli/input';
 import { serveCommand } from './cli/serve';
 import { Interrupted, trainCommand } from './cli/train';
@@ -44,6 +44,7 @@ export function program(): Command {
     .action(async (path, o) => {
       const text = readText(o.text, Boolean(o.lossyUtf8));
       const model = await LanguageModel.load(path, { device: o.device, precision: o.precision, quantize: o.quantize });
+      notePrecision(model, o.precision);
       try {
         const mode = o.mode ?? model.mode ?? 'stream';
         const r = await model.evaluate(mode === 'sentences' ? lines(text) : text, { mode, batchSize: o.batchSize, seqLength: o.seqLength });
@@ -72,6 +73,7 @@ export function program(): Command {
     .addHelpText('after', API_DEFAULTS)
     .action(async (path, o) => {
       const model = await LanguageModel.load(path, { device: o.device, precision: o.precision, quantize: o.quantize });
+      notePrecision(model, o.precision);
       try {
         // A stream model was never shown a start of text (no <sos>; newlines are not tokens), so
         // no token is a principled default beginning: it continues what the user gives.
@@ -101,6 +103,7 @@ export function program(): Command {
     .addHelpText('after', API_DEFAULTS)
     .action(async (path, o) => {
       const model = await LanguageModel.load(path, { device: o.device, precision: o.precision, quantize: o.quantize });
+      notePrecision(model, o.precision);
       try {
         const predictions = await model.predictNext(o.context, { topK: o.topK });
         if (o.json) console.log(JSON.stringify(predictions));

@@ -252,7 +252,8 @@ export class LanguageModel {
     if (!supported.includes(precision)) {
       const what = quantization ? `an ${quantization} model computes in int8 and fp32` : `the ${backend.device} backend computes in ${supported.map((p) => `'${p}'`).join(' and ')}`;
       // 'auto' asks for whatever is here: the request is a permission to round more, never a need.
-      if (device !== 'auto') throw invalidArgument(`LanguageModel: precision '${precision}' is not available: ${what}${backend.device === 'cpu' ? ` ('tf32' is a mode of CUDA's tensor cores)` : ''}`);
+      const why = precision === 'tf32' ? " ('tf32' is a mode of CUDA's tensor cores)" : ` ('bf16' and 'fp16' are on neither device yet)`;
+      if (device !== 'auto') throw invalidArgument(`LanguageModel: precision '${precision}' is not available: ${what}${why}`);
       reason += `; precision '${precision}' fell back to 'fp32' (${what})`;
       precision = 'fp32';
     }

@@ -302,6 +302,8 @@ export interface Stream {
     seed: number,
     exclude?: Int32Array | null,
     values?: Tensor | null,
+    /** i32 [2]: the seed's low and high 32 bits, read when the draw runs instead of `seed` (a graph's replay draws each token's). */
+    seedFrom?: Tensor | null,
   ): void;
   /** out [1] = ||grads||; grads *= maxNorm / (norm + 1e-6) when that is < 1 (maxNorm 0: measure only). */
   clipGradNorm(grads: Tensor, maxNorm: number, out: Tensor): void;

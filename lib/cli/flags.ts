@@ -116,6 +116,11 @@ export const deviceOption = (device: string) =>
 export const precisionOption = () =>
   new Option('--precision <precision>', `float math: fp32, or tf32 on CUDA (tensor cores); bf16 and fp16 not yet${shown(DEFAULTS.create.precision)}`).choices(PRECISIONS);
 
+/** Says on stderr when the model computes in another precision than --precision asked (device auto's fallback). */
+export function notePrecision(model: { precision: string; deviceReason: string }, asked: string | undefined): void {
+  if (asked !== undefined && model.precision !== asked) console.error(`rnnlm: ${model.deviceReason.split('; ').pop()}`);
+}
+
 /** Commands that load a model: quantize it as it loads (an int8 file loads as int8 anyway). */
 export const quantizeOption = () => new Option('--quantize <type>', 'load as an int8 model: int8 weights, inference on the CPU (README: "Compact models")').choices(QUANTIZATIONS);
 

@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { DEFAULTS } from '../defaults';
 import { LanguageModel } from '../model';
 import { createServer } from '../server/index';
-import { deviceOption, int, num, precisionOption, quantizeOption, shown } from './flags';
+import { deviceOption, int, notePrecision, num, precisionOption, quantizeOption, shown } from './flags';
 
 const S = DEFAULTS.serve;
 
@@ -59,6 +59,7 @@ export function serveCommand(prog: Command): void {
         if (model) {
           const c = model.config;
           console.log(`rnnlm serve: ready: ${modelId} (${c.cell}, ${c.layers} x ${c.hiddenSize}, ${model.parameterCount.toLocaleString('en-US')} parameters, vocabulary ${c.vocabSize}, ${model.device}${model.precision !== 'fp32' ? `, ${model.precision}` : ''}${model.quantization ? `, ${model.quantization}` : ''})`);
+          notePrecision(model, o.precision);
           await stop;
         }
       } finally {

@@ -72,6 +72,10 @@ export class RowGroup {
   swap(): void {
     this.side = 1 - this.side;
   }
+  /** Which set is current (a captured step's key: its buffers depend on it). */
+  get parity(): number {
+    return this.side;
+  }
   /** The top layer's h of the current rows ([B, H]): the input of the decoder. */
   top(): Tensor {
     const { layers: L, hiddenSize: H } = this.shape;

@@ -19,7 +19,9 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { tensor, type Tensor } from '../backend/types';
 import { RnnlmError } from '../errors';
+import { StepGraphs } from '../nn/graphs';
 import type { Network } from '../nn/network';
+import { chunkKey, packSeeds, type Draw } from './draws';
 import { RowGroup, copyState, type StateRef, type StateShape } from './rows';
 
 /** Tokens a feeding row feeds per step. */
@@ -40,14 +42,7 @@ const INVARIANT = { batchInvariant: true };
 const MAX_STEPS = 64;
 const STEPS_MS = 4;
 
-/**
- * How a decoding row draws its next token: on the device (native sampler), or on the host from its
- * row of log-probabilities. `withRow`: the device draws, and the host reads the row too (onToken
- * gets it), so that looking at the distribution never changes what is drawn.
- */
-export type Draw =
-  | { device: true; temperature: number; topK: number; topP: number; seed: number; exclude: Int32Array; withRow?: boolean }
-  | { device: false; pick: (logProbs: Float32Array) => number };
+export type { Draw } from './draws';
 
 /** The runtime's load: requests waiting for a row, and rows stepping (decoding and prefilling). */
 export interface RuntimeStats {
@@ -120,6 +115,8 @@ export class Scheduler {
   private stepped = false;
   private disposed = false;
   private readonly shape: StateShape;
+  /** Decoding chunks captured as graphs (decode-graph.ts): opt-in (RNNLM_GRAPHS=1) until a GPU run verifies them. */
+  private readonly graphs?: StepGraphs;
 
   constructor(
     private readonly net: Network,
@@ -129,6 +126,7 @@ export class Scheduler {
     this.shape = { layers: c.layers, hiddenSize: c.hiddenSize, cell: c.cell === 'lstm', dtype: c.dtype };
     this.decRows = new RowGroup(net.stream, this.shape);
     this.preRows = new RowGroup(net.stream, this.shape);
+    if (process.env.RNNLM_GRAPHS === '1') this.graphs = new StepGraphs(net.stream);
   }
 
   get stateShape(): StateShape {
@@ -410,7 +408,6 @@ export class Scheduler {
     const distribution = () => {
       net.decoder.logProbs(g.top(), logits, INVARIANT);
     };
-    distribution();
     const first = this.dec.map((a) => (a.ended || a.job.then === 'dist' ? undefined : a.job.draw!(a.drawn)));
     const allDevice = first.every((d, b) => d?.device === true && !this.dec[b].job.save);
     // Nothing could join before these steps end: no request waits, or the rows are full.
@@ -428,20 +425,35 @@ export class Scheduler {
       ? s.read(tensor(logits.buffer, bs[0] * V, [V])).then((r) => () => r as Float32Array)
       : s.read(tensor(logits.buffer, 0, [B * V])).then((all) => (b) => (all as Float32Array).subarray(b * V, (b + 1) * V));
     this.idsAt = (n - 1) * B;
+    // Each row's draws of the n steps, in its order (a draw takes the request's next seed).
     const draws: (Draw | undefined)[][] = [first];
+    for (let j = 1; j < n; j++) draws.push(this.dec.map((a) => a.job.draw!(a.drawn + j)));
     /** Per step, the rows of device draws `withRow`. */
     const seen: (Promise<(b: number) => Float32Array> | undefined)[] = [];
-    for (let j = 0; j < n; j++) {
-      if (j > 0) {
-        this.step((j - 1) * B);
-        distribution();
-        draws.push(this.dec.map((a) => a.job.draw!(a.drawn + j)));
+    /** The n steps' ops; seeds: where each draw reads its seed (a graph's), else its own. */
+    const steps = (seeds: Tensor | null) => {
+      distribution();
+      for (let j = 0; j < n; j++) {
+        if (j > 0) {
+          this.step((j - 1) * B);
+          distribution();
+        }
+        draws[j].forEach((d, b) => {
+          const at = j * B + b;
+          if (d?.device) s.sample(row(b), tensor(ids.buffer, at, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, at, [1]), seeds && tensor(seeds.buffer, 2 * at, [2]));
+        });
+        const want = draws[j].flatMap((d, b) => (d?.device && d.withRow ? [b] : []));
+        seen.push(want.length > 0 ? readRows(want) : undefined);
       }
-      draws[j].forEach((d, b) => {
-        if (d?.device) s.sample(row(b), tensor(ids.buffer, j * B + b, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, j * B + b, [1]));
-      });
-      const want = draws[j].flatMap((d, b) => (d?.device && d.withRow ? [b] : []));
-      seen.push(want.length > 0 ? readRows(want) : undefined);
+    };
+    const key = this.graphs && chunkKey(draws, B, g.parity);
+    if (this.graphs && key) {
+      const seeds = g.i32('seeds', 2 * MAX_STEPS * B);
+      s.write(tensor(seeds.buffer, 0, [2 * n * B]), packSeeds(draws));
+      // A replay skips the steps' one effect on the host, the state sets' swaps: make them.
+      if (this.graphs.run(key, () => steps(seeds)) === 'replayed') for (let j = 1; j < n; j++) g.swap();
+    } else {
+      steps(null);
     }
     // Rows read by the host (a distribution, a draw on the host).
     const hostRows = this.dec.map((a, b) => (a.ended || first[b]?.device ? -1 : b)).filter((b) => b >= 0);
@@ -504,6 +516,7 @@ export class Scheduler {
     this.queue.length = 0;
     this.dec = [];
     this.pre = [];
+    this.graphs?.clear();
     this.decRows.dispose();
     this.preRows.dispose();
   }

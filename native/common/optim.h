@@ -46,11 +46,15 @@ RNNLM_HD AdamScalars adamScalars(const AdamParams& a) {
 // A step's values read when the update runs rather than when it is queued (so that a captured
 // graph's replay takes this step's): `live` is i32 [4] on the op's device, the little-endian
 // halves of lr's float64 bits and of the int64 step, so the update is the same to the last bit.
-RNNLM_HD void applyLive(const int32_t* live, double& lr, int64_t& step) {
-  if (!live) return;
+// False when they are not an lr in [0, 1e6] (the options' range) and a step >= 1: the update is
+// then not made, and the op's error says why.
+RNNLM_HD bool applyLive(const int32_t* live, double& lr, int64_t& step) {
+  if (!live) return true;
   const uint64_t bits = (uint64_t(uint32_t(live[1])) << 32) | uint32_t(live[0]);
   memcpy(&lr, &bits, sizeof lr);
   step = int64_t((uint64_t(uint32_t(live[3])) << 32) | uint32_t(live[2]));
+  return lr >= 0 && lr <= 1e6 && step >= 1;  // false for a NaN lr too
 }
+inline const char* kLiveError = "an optimizer's live values (lr, step) are out of range: lr must be in [0, 1e6], step >= 1";
 
 }  // namespace rnnlm

@@ -32,10 +32,15 @@ struct CpuDevice {
   };
   // Graphs (common/binding/graphs.h): the CPU has none; its ops ran as they were captured, and a
   // replay runs them again, in order: the twin of CUDA's, with the same fixed arguments.
-  struct Graph {};
+  // As on CUDA, a capture during which an error was pending (an op failed, or one before it) is
+  // no graph: its replays fail.
+  struct Graph {
+    bool failed = false;
+  };
   static void captureBegin(Context&) {}
-  static void captureEnd(Context&, Graph&, bool) {}
-  static void replay(Context&, Graph&, const std::vector<std::function<void()>>& ops) {
+  static void captureEnd(Context&, Graph& g, bool failed) { g.failed = failed; }
+  static void replay(Context&, Graph& g, const std::vector<std::function<void()>>& ops) {
+    if (g.failed) fail(Code::Native, "replay: this graph's capture failed (an op failed while it was captured)");
     for (const auto& op : ops) op();
   }
 
@@ -142,7 +147,9 @@ struct CpuDevice {
   }
   static constexpr bool kSampleFiltered = true;  // top-k / top-p on this device
   template <typename T>
-  static void sample(Context&, const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, T* values) {
+  static void sample(Context&, const T* z, int64_t N, int64_t V, SampleArgs a, int32_t* ids, T* values,
+                     const int32_t* seed) {
+    a.seedFrom(seed);
     cpu::sample(z, N, V, a, ids, values);
   }
   template <typename T>
@@ -162,13 +169,13 @@ struct CpuDevice {
   template <typename T>
   static void sgd(Context&, T* p, const T* g, T* buf, int64_t n, SgdParams s, const T* guard, int64_t guardN,
                   const int32_t* live) {
-    applyLive(live, s.lr, s.step);
+    RNNLM_CHECK(applyLive(live, s.lr, s.step), Code::InvalidArgument, "sgd: %s", kLiveError);
     if (allFinite(guard, guardN)) cpu::sgd(p, g, buf, n, s);
   }
   template <typename T>
   static void adam(Context&, T* p, const T* g, T* m, T* v, int64_t n, AdamParams a, const T* guard, int64_t guardN,
                    const int32_t* live) {
-    applyLive(live, a.lr, a.step);
+    RNNLM_CHECK(applyLive(live, a.lr, a.step), Code::InvalidArgument, "adam: %s", kLiveError);
     if (allFinite(guard, guardN)) cpu::adam(p, g, m, v, n, a);
   }
 

@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../common/alloc_stats.h"
@@ -20,107 +22,11 @@
 #include "../common/status.h"
 #include "errors.h"
 #include "kernels.h"
+#include "memory.h"
 #include "loader.h"
 #include "rnn.h"
 
 namespace rnnlm::cuda {
-
-// A device buffer that only grows (scratch for reductions, sequence lengths).
-template <typename T>
-struct Grow {
-  T* p = nullptr;
-  size_t n = 0;
-  T* get(size_t need) {
-    if (need > n) {
-      if (p) {
-        cudaFree(p);
-        allocStats().sub(int64_t(n * sizeof(T)));
-      }
-      p = nullptr;
-      n = 0;
-      RNNLM_CU(cudaMalloc(&p, need * sizeof(T)));
-      n = need;
-      allocStats().add(int64_t(n * sizeof(T)));
-    }
-    return p;
-  }
-  ~Grow() {
-    if (p) {
-      cudaFree(p);
-      allocStats().sub(int64_t(n * sizeof(T)));
-    }
-  }
-};
-
-// Host -> device copies in stream order that never wait for the stream. The source (a host
-// vector owned by the op) is copied into a pinned slot and the DMA runs from there; a slot is
-// reused only after the copy out of it has run (one event per slot), which with a few slots is
-// long past. Waiting for the whole stream instead (the simple way) made every write and every
-// cuDNN call a round trip: per generated token, the GPU then idles while the host issues work.
-// Opt-in (RNNLM_CUDA_ASYNC_UPLOADS=1) until a GPU session has run the parity suite with it;
-// scripts/gpu-check.sh turns it on.
-inline bool asyncUploads() {
-  static const bool on = [] {
-    const char* v = std::getenv("RNNLM_CUDA_ASYNC_UPLOADS");
-    return v && std::strcmp(v, "1") == 0;
-  }();
-  return on;
-}
-
-class Staging {
- public:
-  static constexpr size_t kMaxBytes = size_t(1) << 20;  // larger copies: copy, then wait
-  static constexpr int kSlots = 8;
-
-  void toDevice(cudaStream_t s, void* dst, const void* src, size_t bytes) {
-    if (bytes == 0) return;
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    RNNLM_CU(cudaStreamIsCapturing(s, &capture));
-    if (capture != cudaStreamCaptureStatusNone) fail(Code::Native, "an upload inside a graph capture (writes come before captureBegin)");
-    if (bytes > kMaxBytes || !asyncUploads()) {
-      RNNLM_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
-      RNNLM_CU(cudaStreamSynchronize(s));  // the source dies with the op
-      return;
-    }
-    if (bytes > slotBytes_) grow(bytes);
-    const int k = next_;
-    next_ = (next_ + 1) % kSlots;
-    if (used_[k]) RNNLM_CU(cudaEventSynchronize(done_[k]));
-    char* slot = host_ + size_t(k) * slotBytes_;
-    std::memcpy(slot, src, bytes);
-    RNNLM_CU(cudaMemcpyAsync(dst, slot, bytes, cudaMemcpyHostToDevice, s));
-    RNNLM_CU(cudaEventRecord(done_[k], s));
-    used_[k] = true;
-  }
-  ~Staging() { release(); }
-
- private:
-  void grow(size_t bytes) {
-    release();
-    size_t n = 4096;
-    while (n < bytes) n *= 2;
-    RNNLM_CU(cudaHostAlloc(reinterpret_cast<void**>(&host_), n * kSlots, cudaHostAllocDefault));
-    slotBytes_ = n;
-    for (auto& e : done_) RNNLM_CU(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-  }
-  void release() {
-    for (int k = 0; k < kSlots; ++k) {
-      if (used_[k]) cudaEventSynchronize(done_[k]);
-      if (done_[k]) cudaEventDestroy(done_[k]);
-      done_[k] = nullptr;
-      used_[k] = false;
-    }
-    if (host_) cudaFreeHost(host_);
-    host_ = nullptr;
-    slotBytes_ = 0;
-    next_ = 0;
-  }
-  char* host_ = nullptr;
-  size_t slotBytes_ = 0;
-  cudaEvent_t done_[kSlots] = {};
-  bool used_[kSlots] = {};
-  int next_ = 0;
-};
 
 struct CudaDevice {
   static constexpr const char* kName = "cuda";
@@ -142,22 +48,22 @@ struct CudaDevice {
     Grow<int32_t> seqLengths;
     std::vector<int32_t> seqLengthsHost;
     const int32_t* lengthsOnDevice(const int32_t* lengths, int64_t B) {
+      // In a capture the graph's own copy: the shared buffer below changes between replays.
+      if (arena) return static_cast<const int32_t*>(arena->put(stream, lengths, size_t(B) * sizeof(int32_t)));
       int32_t* const before = seqLengths.p;
       int32_t* dev = seqLengths.get(size_t(B));
       auto& held = seqLengthsHost;
-      // (During a capture the held lengths are trusted on either upload path: an upload there would fail.)
-      if ((!asyncUploads() && !capturing) || dev != before || held.size() != size_t(B) ||
-          !std::equal(held.begin(), held.end(), lengths)) {
-        if (capturing)
-          fail(Code::Native, "a graph capture would upload new sequence lengths: capture a step whose shape ran before");
+      if (!asyncUploads() || dev != before || held.size() != size_t(B) || !std::equal(held.begin(), held.end(), lengths)) {
         staging.toDevice(stream, dev, lengths, size_t(B) * sizeof(int32_t));
         held.assign(lengths, lengths + B);
       }
       return dev;
     }
 
-    // A graph capture is in progress on this stream (captureBegin .. captureEnd; the worker's).
+    // A graph capture is in progress on this stream (captureBegin .. captureEnd; the worker's),
+    // with the arena its graph will own.
     bool capturing = false;
+    std::unique_ptr<CaptureArena> arena;
     // cuBLAS's workspace, ours from the first capture on, so that no capture makes cuBLAS allocate.
     void* cublasWorkspace = nullptr;
 
@@ -202,7 +108,8 @@ struct CudaDevice {
   // ran nothing) and at each replay.
   struct Graph {
     cudaGraphExec_t exec = nullptr;
-    std::string failed;  // why there is no exec
+    std::unique_ptr<CaptureArena> arena;  // destroyed after exec (declared first)
+    std::string failed;                   // why there is no exec
     Graph() = default;
     Graph(const Graph&) = delete;
     Graph& operator=(const Graph&) = delete;
@@ -212,6 +119,8 @@ struct CudaDevice {
   };
   static constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // cuBLAS's advice on Hopper
   static void captureBegin(Context& c) {
+    c.ceScratch.retain = c.normScratch.retain = c.seqLengths.retain = true;
+    c.arena = std::make_unique<CaptureArena>();
     if (!c.cublasWorkspace) {
       RNNLM_CU(cudaMalloc(&c.cublasWorkspace, kCublasWorkspaceBytes));
       allocStats().add(int64_t(kCublasWorkspaceBytes));
@@ -222,10 +131,12 @@ struct CudaDevice {
   }
   static void captureEnd(Context& c, Graph& g, bool failed) {
     if (!c.capturing) {  // captureBegin itself failed
+      c.arena.reset();
       g.failed = "the capture did not start";
       return;
     }
     c.capturing = false;
+    g.arena = std::move(c.arena);
     cudaGraph_t graph = nullptr;
     const cudaError_t e = cudaStreamEndCapture(c.stream, &graph);
     if (failed || e != cudaSuccess) {
@@ -266,8 +177,9 @@ struct CudaDevice {
     RNNLM_CU(cudaMemcpy(&err, c.errFlag, sizeof(int), cudaMemcpyDeviceToHost));
     if (err) {
       RNNLM_CU(cudaMemset(c.errFlag, 0, sizeof(int)));
-      fail(Code::InvalidArgument, err == kernels::kErrTargetId ? "a target id is outside the vocabulary [0, vocabSize)"
-                                                                : "a token id is outside the vocabulary [0, vocabSize)");
+      fail(Code::InvalidArgument, err == kernels::kErrLive       ? kLiveError
+                                  : err == kernels::kErrTargetId ? "a target id is outside the vocabulary [0, vocabSize)"
+                                                                 : "a token id is outside the vocabulary [0, vocabSize)");
     }
   }
   static void download(Context& c, void* dst, const void* src, size_t bytes) {
@@ -349,8 +261,8 @@ struct CudaDevice {
   // Top-k / top-p need a sort: generation does those on the host (one row copied per token).
   static constexpr bool kSampleFiltered = false;
   static void sample(Context& c, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids,
-                     float* values) {
-    RNNLM_LAUNCH(kernels::sample(c.stream, z, N, V, a, ids, values));
+                     float* values, const int32_t* seed) {
+    RNNLM_LAUNCH(kernels::sample(c.stream, z, N, V, a, ids, values, seed));
   }
   static void clipGradNorm(Context& c, float* g, int64_t n, double maxNorm, float* out) {
     RNNLM_LAUNCH(kernels::clipGradNorm(c.stream, g, n, maxNorm, out, c.normScratch.get(1025)));
@@ -362,14 +274,14 @@ struct CudaDevice {
   static void sgd(Context& c, float* p, const float* g, float* buf, int64_t n, const SgdParams& s, const float* guard,
                   int64_t guardN, const int32_t* live) {
     RNNLM_LAUNCH(kernels::sgd(c.stream, p, g, buf, n, s.lr, s.momentum, s.dampening, s.weightDecay, s.nesterov, s.step == 1,
-                              guard, int(guardN), live));
+                              guard, int(guardN), live, c.errFlag));
   }
   static void adam(Context& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamParams& a,
                    const float* guard, int64_t guardN, const int32_t* live) {
     const AdamScalars s = adamScalars(a);
     RNNLM_LAUNCH(kernels::adam(c.stream, p, g, m, v, n, float(a.beta1), float(a.beta2), float(s.l2), float(s.shrink),
                                float(s.stepSize), float(s.invSqrtBc2), float(a.eps), guard, int(guardN), live ? &a : nullptr,
-                               live));
+                               live, c.errFlag));
   }
 
   // cuDNN's RNN (rnn.h) run on this stream: its cuDNN handle, and the sequence lengths copied

@@ -230,7 +230,8 @@ __global__ void logSoftmaxIntoKernel(const float* x, int64_t K, float* out, int6
 //   values[n] = z[n, ids[n]] when values is not null.
 // Each thread owns a contiguous chunk of the row, so the running sum is the chunk totals
 // scanned in thread order followed by one walk inside the chunk that holds u W.
-__global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* ids, float* values) {
+__global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* ids, float* values, const int32_t* seed) {
+  a.seedFrom(seed);
   __shared__ float sv[kThreads];
   __shared__ int64_t si[kThreads];
   __shared__ int owner;
@@ -354,12 +355,16 @@ __device__ bool allFinite(const float* guard, int n) {
 // PyTorch SGD (cpu::sgd): d = g + wd p; buf = first ? d : m buf + (1 - damp) d;
 // d = nesterov ? d + m buf : buf (momentum > 0); p -= lr d.
 __global__ void sgdKernel(float* p, const float* g, float* buf, int64_t n, float lr, float momentum, float dampening,
-                          float wd, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live) {
+                          float wd, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live,
+                          int* err) {
   if (!allFinite(guard, guardN)) return;  // a non-finite loss or gradient: skip the step
   if (live) {  // this step's, written before a graph's replay
     double l = lr;
     int64_t step = 0;
-    applyLive(live, l, step);
+    if (!applyLive(live, l, step)) {  // every thread reads the same: all return
+      if (blockIdx.x == 0 && threadIdx.x == 0) atomicMax(err, kErrLive);
+      return;
+    }
     lr = float(l);
     first = step == 1;
   }
@@ -381,12 +386,15 @@ __global__ void sgdKernel(float* p, const float* g, float* buf, int64_t n, float
 // in double as the host would) for the block.
 __global__ void adamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2,
                            float shrink, float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN,
-                           AdamParams base, const int32_t* live) {
+                           AdamParams base, const int32_t* live, int* err) {
   if (!allFinite(guard, guardN)) return;  // a non-finite loss or gradient: skip the step (uniform: all threads)
   if (live) {
     __shared__ float sc[4];
+    if (!applyLive(live, base.lr, base.step)) {  // every thread reads the same: all return
+      if (blockIdx.x == 0 && threadIdx.x == 0) atomicMax(err, kErrLive);
+      return;
+    }
     if (threadIdx.x == 0) {
-      applyLive(live, base.lr, base.step);
       const AdamScalars s = adamScalars(base);
       sc[0] = float(s.l2), sc[1] = float(s.shrink), sc[2] = float(s.stepSize), sc[3] = float(s.invSqrtBc2);
     }
@@ -451,8 +459,9 @@ void logSoftmaxInto(Stream s, const float* x, int64_t N, int64_t K, float* out, 
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out) {
   logSoftmaxKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, out);
 }
-void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, float* values) {
-  sampleKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, a, ids, values);
+void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, float* values,
+            const int32_t* seed) {
+  sampleKernel<<<unsigned(N), kThreads, 0, s>>>(z, V, a, ids, values, seed);
 }
 void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch) {
   const unsigned blocks = blocksFor(n) < 1024 ? blocksFor(n) : 1024;
@@ -462,15 +471,15 @@ void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, dou
 }
 void clipValue(Stream s, float* g, int64_t n, float v) { clipValueKernel<<<blocksFor(n), kThreads, 0, s>>>(g, n, v); }
 void sgd(Stream s, float* p, const float* g, float* buf, int64_t n, double lr, double momentum, double dampening,
-         double weightDecay, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live) {
+         double weightDecay, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live, int* err) {
   sgdKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, buf, n, float(lr), float(momentum), float(dampening),
-                                              float(weightDecay), nesterov, first, guard, guardN, live);
+                                              float(weightDecay), nesterov, first, guard, guardN, live, err);
 }
 void adam(Stream s, float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2, float shrink,
           float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN, const AdamParams* base,
-          const int32_t* live) {
+          const int32_t* live, int* err) {
   adamKernel<<<blocksFor(n), kThreads, 0, s>>>(p, g, m, v, n, b1, b2, l2, shrink, stepSize, invSqrtBc2, eps, guard, guardN,
-                                               base ? *base : AdamParams{}, live);
+                                               base ? *base : AdamParams{}, live, err);
 }
 
 }  // namespace rnnlm::cuda::kernels

@@ -20,6 +20,7 @@ using Stream = CUstream_st*;
 // Device-side error flag values (Context::errFlag); the host reads the flag with each read.
 constexpr int kErrTokenId = 1;
 constexpr int kErrTargetId = 2;
+constexpr int kErrLive = 3;  // an optimizer's live lr / step out of range (common/optim.h)
 
 void fill(Stream s, float* p, int64_t n, float v);
 void fill(Stream s, int32_t* p, int64_t n, int32_t v);
@@ -45,7 +46,9 @@ void logSoftmaxInto(Stream s, const float* x, int64_t N, int64_t K, float* out, 
 void logSoftmax(Stream s, const float* z, int64_t N, int64_t V, float* out);
 // ids [N] drawn from softmax(z / temperature) over allowed ids (whole-distribution mode only);
 // values [N] (may be null) = z[n, ids[n]].
-void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, float* values);
+// seed (device i32 [2], or null): the seed read when the kernel runs (SampleArgs::seedFrom).
+void sample(Stream s, const float* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, float* values,
+            const int32_t* seed);
 // sgd / adam skip the update when any of guard[0..guardN) (the step's loss, norm) is not finite.
 // out [1] = ||g||; g *= maxNorm / (norm + 1e-6) when that is < 1. scratch holds 1024 doubles + 1.
 void clipGradNorm(Stream s, float* g, int64_t n, double maxNorm, float* out, double* scratch);
@@ -53,9 +56,9 @@ void clipValue(Stream s, float* g, int64_t n, float v);
 // live (device i32 [4]: lr and step, common/optim.h applyLive; or null): read when the kernel runs instead of lr / first
 // (sgd) or the scalars (adam, computed from `base` with live's lr and step: common/optim.h).
 void sgd(Stream s, float* p, const float* g, float* buf, int64_t n, double lr, double momentum, double dampening,
-         double weightDecay, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live);
+         double weightDecay, bool nesterov, bool first, const float* guard, int guardN, const int32_t* live, int* err);
 void adam(Stream s, float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float l2, float shrink,
           float stepSize, float invSqrtBc2, float eps, const float* guard, int guardN, const AdamParams* base,
-          const int32_t* live);
+          const int32_t* live, int* err);
 
 }  // namespace rnnlm::cuda::kernels

@@ -62,6 +62,16 @@ test('train -> eval -> predict -> generate -> summary of a checkpoint', () => {
   expect(p.code).toBe(0);
   expect(p.out.trim().split('\n')).toHaveLength(3);
   expect(p.out).toMatch(/"(sees|likes)"/);
+  // --precision: the same predictions where it falls back (no GPU: device auto computes in fp32 and says so);
+  // refused on the CPU explicitly.
+  const pt = rnnlm('predict', model, '--context', 'the cat', '--top-k', '3', '--precision', 'tf32');
+  if (!/GPU answered/.test(pt.err)) {
+    expect([pt.code, pt.out]).toEqual([0, p.out]);
+    expect(oneLine(pt.err)).toBe("rnnlm: precision 'tf32' fell back to 'fp32' (the cpu backend computes in 'fp32')");
+  }
+  const pc = rnnlm('predict', model, '--context', 'the cat', '--precision', 'bf16', '--device', 'cpu');
+  expect(pc.code).not.toBe(0);
+  expect(oneLine(pc.err)).toMatch(/precision 'bf16' is not available: the cpu backend computes in 'fp32'/);
   // --json: the same predictions, as one JSON array of the API's { token, id, probability }.
   const pj = rnnlm('predict', model, '--context', 'the cat', '--top-k', '3', '--json');
   expect(pj.code).toBe(0);

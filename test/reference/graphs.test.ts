@@ -184,3 +184,67 @@ test('fit with RNNLM_GRAPHS=1 replays its steps and trains the same weights as w
   expect(d1.replays).toBe(0);
   expect(d1).toEqual(d0);
 });
+
+test('generation with RNNLM_GRAPHS=1 replays decoding chunks and draws the same tokens as without (one request, and three batched with their own options)', async () => {
+  const generateAll = async (graphs: boolean) => {
+    if (graphs) process.env.RNNLM_GRAPHS = '1';
+    else delete process.env.RNNLM_GRAPHS;
+    const m = await LanguageModel.create({ vocabSize: V, embeddingSize: 8, hiddenSize: 8, layers: 2, device: 'cpu', seed: 6 });
+    const s = networkOf(m).stream, replay = s.replay.bind(s);
+    let replays = 0;
+    Object.defineProperty(s, 'replay', { value: (id: number) => void (replays++, replay(id)) });
+    const one = await m.generate({ prompt: [1, 2, 3], maxTokens: 2000, temperature: 1, seed: 11, stopAtEos: false, details: true });
+    const three = await Promise.all([
+      m.generate({ prompt: [4], maxTokens: 600, temperature: 0.7, seed: 1, stopAtEos: false, details: true }),
+      m.generate({ prompt: [5, 6], maxTokens: 600, temperature: 1.3, seed: 2, stopAtEos: false, details: true, ban: [7, 8] }),
+      m.generate({ prompt: [9], maxTokens: 600, temperature: 0, stopAtEos: false, details: true }),
+    ]);
+    m.dispose();
+    return { outputs: [one, ...three].map((g) => ({ ids: g.ids, logProbs: g.logProbs })), replays };
+  };
+  const plain = await generateAll(false), graphs = await generateAll(true);
+  expect(plain.replays).toBe(0);
+  // Chunks of up to 64 steps of the same key (their count follows the measured step time) replay.
+  expect(graphs.replays).toBeGreaterThan(0);
+  expect(graphs.outputs).toEqual(plain.outputs);
+});
+
+test("a capture during which an op failed is no graph (as on CUDA): the error reaches the next read, and each replay fails", async () => {
+  const s = cpuBackend.createStream();
+  const table = make(s, 'f32', [5, 3]), ids = make(s, 'i32', [4], [0, 1, 99, 3]), out = make(s, 'f32', [4, 3]);
+  s.captureBegin();
+  s.embeddingForward(table, ids, out);
+  s.fill(out, 7);
+  const g = s.captureEnd();
+  await expect(s.sync()).rejects.toThrow(/token id 99 .*outside the vocabulary/);
+  s.write(ids, Int32Array.of(0, 1, 2, 3));
+  s.replay(g);
+  await expect(s.sync()).rejects.toThrow(/replay: this graph's capture failed/);
+  // The stream itself is fine afterwards.
+  s.fill(out, 2);
+  expect(Array.from(await s.read(out))).toEqual(new Array(12).fill(2));
+  s.dispose();
+});
+
+test("the optimizers' live values are checked when the update runs: an lr outside [0, 1e6] or a step < 1 fails it, weights untouched", async () => {
+  const s = cpuBackend.createStream();
+  const p = make(s, 'f32', [4], [1, 2, 3, 4]), g = make(s, 'f32', [4], [1, 1, 1, 1]), live = make(s, 'i32', [4]);
+  const args = { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, decoupled: false, step: 1 };
+  const bits = (lr: number, step: number) => {
+    const v = new Int32Array(4);
+    new Float64Array(v.buffer, 0, 1)[0] = lr;
+    v[2] = step;
+    v[3] = step < 0 ? -1 : 0; // the int64's high half
+    return v;
+  };
+  for (const [lr, step] of [[NaN, 1], [Infinity, 1], [-0.1, 1], [0.1, 0], [0.1, -5]]) {
+    s.write(live, bits(lr, step));
+    s.adam(p, g, make(s, 'f32', [4]), make(s, 'f32', [4]), args, null, live);
+    await expect(s.sync()).rejects.toThrow(/adam: an optimizer's live values \(lr, step\) are out of range/);
+    s.write(live, bits(lr, step));
+    s.sgd(p, g, null, { lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, step: 1 }, null, live);
+    await expect(s.sync()).rejects.toThrow(/sgd: an optimizer's live values/);
+  }
+  expect(Array.from(await s.read(p))).toEqual([1, 2, 3, 4]);
+  s.dispose();
+});

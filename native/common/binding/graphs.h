@@ -12,6 +12,8 @@
 #pragma once
 #include <napi.h>
 
+#include <algorithm>
+
 #include "stream.h"
 
 namespace rnnlm::binding {
@@ -50,7 +52,7 @@ Napi::Value NativeStream<D>::Replay(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
     live();
     notCapturing("replay");
-    const int64_t id = js::integer(info[0], "graph id", 1, nextGraph_);
+    const int64_t id = js::integer(info[0], "graph id", 1, std::max<int64_t>(1, nextGraph_ - 1));
     const auto it = graphs_.find(id);
     RNNLM_CHECK(it != graphs_.end(), Code::InvalidArgument, "replay: no graph %lld on this stream (released, or never captured)",
                 (long long)id);
@@ -65,7 +67,7 @@ template <class D>
 Napi::Value NativeStream<D>::ReleaseGraph(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
     live();
-    const int64_t id = js::integer(info[0], "graph id", 1, nextGraph_);
+    const int64_t id = js::integer(info[0], "graph id", 1, std::max<int64_t>(1, nextGraph_ - 1));
     const auto it = graphs_.find(id);
     if (it == graphs_.end()) return info.Env().Undefined();
     // Dropped on the worker, after the replays queued before this call.

@@ -396,9 +396,15 @@ Napi::Value NativeStream<D>::Sample(const Napi::CallbackInfo& info) {
     expectDisjoint(op, {{&z, "logits"}, {&values, "values"}});  // ids, being i32, is in another buffer
     SampleArgs a = sampleArgs(op, info[2], info[3], info[4], info[6], V);
     a.seed = js::seed(info[5], "seed");
+    // seedFrom (i32 [2], optional): the seed's 64 bits read when the draw runs, overriding `seed`.
+    View seedFrom = optView(info[8], op, "seedFrom");
+    if (seedFrom)
+      RNNLM_CHECK(seedFrom.dtype == DType::I32 && seedFrom.numel == 2, Code::InvalidArgument,
+                  "%s: seedFrom must be i32 [2] (the seed's low and high 32 bits; got %s %s)", op,
+                  dtypeName(seedFrom.dtype), seedFrom.shapeStr().c_str());
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
-      D::sample(ctx, z.p<T>(), N, V, a, ids.p<int32_t>(), values.p<T>());
+      D::sample(ctx, z.p<T>(), N, V, a, ids.p<int32_t>(), values.p<T>(), seedFrom.p<int32_t>());
     });
   });
 }
