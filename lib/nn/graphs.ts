@@ -15,8 +15,8 @@
  */
 import type { Stream } from '../backend/types';
 
-/** Shapes captured at most: others run uncaptured (a graph holds its step's memory and launch plan). */
-const MAX_GRAPHS = 8;
+/** Keys kept at most (a graph holds its step's memory and launch plan): the least recently run goes first. */
+export const MAX_GRAPHS = 8;
 
 export type StepRun = 'ran' | 'captured' | 'replayed';
 
@@ -35,6 +35,10 @@ export class StepGraphs {
     if (this.stream.allocations !== this.allocations) this.clear();
     const id = this.graphs.get(key);
     let how: StepRun;
+    if (id !== undefined) {
+      this.graphs.delete(key); // to the end: the map's order is least recently run first
+      this.graphs.set(key, id);
+    }
     if (typeof id === 'number') {
       this.stream.replay(id);
       how = 'replayed';
@@ -52,12 +56,19 @@ export class StepGraphs {
       how = 'captured';
     } else {
       body();
-      if (this.graphs.size < MAX_GRAPHS) this.graphs.set(key, null);
+      if (this.graphs.size >= MAX_GRAPHS) this.evictOldest();
+      this.graphs.set(key, null);
       how = 'ran';
     }
     this.allocations = this.stream.allocations;
     this.counts[how]++;
     return how;
+  }
+
+  private evictOldest(): void {
+    const [key, id] = this.graphs.entries().next().value as [string, number | null];
+    if (typeof id === 'number') this.stream.releaseGraph(id);
+    this.graphs.delete(key);
   }
 
   /** Drops every graph (they run no more; their memory is freed after the replays queued). */

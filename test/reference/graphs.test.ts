@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from 'vitest';
 import { cpuBackend, Network } from '../../lib/advanced';
 import { tensor } from '../../lib/backend/types';
-import { StepGraphs } from '../../lib/nn/graphs';
+import { MAX_GRAPHS, StepGraphs } from '../../lib/nn/graphs';
 import { Optimizer, type OptimizerOptions } from '../../lib/nn/optimizer';
 import type { Batch } from '../../lib/nn/network';
 import { LanguageModel, networkOf } from '../../lib/model';
@@ -246,5 +246,27 @@ test("the optimizers' live values are checked when the update runs: an lr outsid
     await expect(s.sync()).rejects.toThrow(/sgd: an optimizer's live values/);
   }
   expect(Array.from(await s.read(p))).toEqual([1, 2, 3, 4]);
+  s.dispose();
+});
+
+test(`StepGraphs keeps the ${MAX_GRAPHS} keys run last: a key past them evicts the least recently run, whose graph is released`, async () => {
+  const s = cpuBackend.createStream();
+  const x = make(s, 'f32', [1], [0]), one = make(s, 'f32', [1], [1]);
+  const graphs = new StepGraphs(s);
+  let released = 0;
+  const release = s.releaseGraph.bind(s);
+  Object.defineProperty(s, 'releaseGraph', { value: (id: number) => void (released++, release(id)) });
+  const step = (key: string) => graphs.run(key, () => s.average(x, one, 1)); // x = one: any op
+  const keys = Array.from({ length: MAX_GRAPHS }, (_, i) => `k${i}`);
+  for (const k of keys) step(k);
+  for (const k of keys) expect(step(k)).toBe('captured');
+  expect(step('k0')).toBe('replayed'); // k0 is now the most recent; k1 the oldest
+  expect(step('new')).toBe('ran');
+  expect(released).toBe(1);
+  expect(step('k1')).toBe('ran'); // evicted: warms up again (evicting k2)
+  expect(step('k0')).toBe('replayed');
+  expect(step('new')).toBe('captured');
+  expect(released).toBe(2);
+  graphs.clear();
   s.dispose();
 });
