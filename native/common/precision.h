@@ -15,22 +15,9 @@ namespace rnnlm {
 
 enum class Precision { FP32 = 0, TF32 = 1, BF16 = 2, FP16 = 3 };
 
-inline const char* precisionName(Precision p) {
-  switch (p) {
-    case Precision::TF32: return "tf32";
-    case Precision::BF16: return "bf16";
-    case Precision::FP16: return "fp16";
-    default: return "fp32";
-  }
-}
-
-inline Precision parsePrecision(const std::string& s) {
-  if (s == "fp32") return Precision::FP32;
-  if (s == "tf32") return Precision::TF32;
-  if (s == "bf16") return Precision::BF16;
-  if (s == "fp16") return Precision::FP16;
-  fail(Code::InvalidArgument, "precision must be one of 'fp32', 'tf32', 'bf16', 'fp16' (got '%s')", s.c_str());
-}
+inline constexpr const char* kPrecisionNames[] = {"fp32", "tf32", "bf16", "fp16"};
+inline const char* precisionName(Precision p) { return kPrecisionNames[int(p)]; }
+inline Precision parsePrecision(const std::string& s) { return Precision(parseName(kPrecisionNames, s, "precision")); }
 
 // The device's check, with the message the binding throws.
 template <class D>

@@ -29,21 +29,9 @@ namespace rnnlm {
 // ignores it.
 enum class RnnAlgorithm { Standard = 0, PersistStatic = 1, PersistStaticSmallH = 2, Auto = 3 };
 
-inline const char* algorithmName(RnnAlgorithm a) {
-  switch (a) {
-    case RnnAlgorithm::PersistStatic: return "persist_static";
-    case RnnAlgorithm::PersistStaticSmallH: return "persist_static_small_h";
-    case RnnAlgorithm::Auto: return "auto";
-    default: return "standard";
-  }
-}
-
-inline RnnAlgorithm parseAlgorithm(const std::string& s) {
-  for (RnnAlgorithm a : {RnnAlgorithm::Standard, RnnAlgorithm::PersistStatic, RnnAlgorithm::PersistStaticSmallH, RnnAlgorithm::Auto})
-    if (s == algorithmName(a)) return a;
-  fail(Code::InvalidArgument,
-       "algorithm must be one of 'standard', 'persist_static', 'persist_static_small_h', 'auto' (got '%s')", s.c_str());
-}
+inline constexpr const char* kAlgorithmNames[] = {"standard", "persist_static", "persist_static_small_h", "auto"};
+inline const char* algorithmName(RnnAlgorithm a) { return kAlgorithmNames[int(a)]; }
+inline RnnAlgorithm parseAlgorithm(const std::string& s) { return RnnAlgorithm(parseName(kAlgorithmNames, s, "algorithm")); }
 
 // The choices made so far, by key; the log of each timing (milliseconds per algorithm, -1
 // where it did not run) for the reports. Written on the stream's thread, read from any.

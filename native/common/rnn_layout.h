@@ -23,12 +23,8 @@ inline int gateCount(Cell c) {
 }
 
 inline Cell parseCell(const std::string& s) {
-  if (s == "lstm") return Cell::LSTM;
-  if (s == "gru") return Cell::GRU;
-  if (s == "rnn_tanh") return Cell::RNN_TANH;
-  if (s == "rnn_relu") return Cell::RNN_RELU;
-  fail(Code::InvalidArgument, "cell must be one of 'lstm', 'gru', 'rnn_tanh', 'rnn_relu' (got '%s')",
-       s.c_str());
+  static constexpr const char* kNames[] = {"lstm", "gru", "rnn_tanh", "rnn_relu"};  // Cell's order
+  return Cell(parseName(kNames, s, "cell"));
 }
 
 struct RnnConfig {

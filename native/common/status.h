@@ -61,4 +61,16 @@ __attribute__((format(printf, 2, 3)))
     if (!(cond)) ::rnnlm::fail((code), __VA_ARGS__); \
   } while (0)
 
+// An option's value among its names (an enum's, in order): its index, or "<what> must be one of
+// 'a', 'b' (got 's')".
+template <size_t N>
+int parseName(const char* const (&names)[N], const std::string& s, const char* what) {
+  std::string list;
+  for (size_t i = 0; i < N; ++i) {
+    if (s == names[i]) return int(i);
+    list += (i ? ", '" : "'") + std::string(names[i]) + "'";
+  }
+  fail(Code::InvalidArgument, "%s must be one of %s (got '%.100s')", what, list.c_str(), s.c_str());
+}
+
 }  // namespace rnnlm
