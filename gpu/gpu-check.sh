@@ -9,9 +9,15 @@
 # `reproduce` (not in the default) runs reproduce:brown (plain and RECIPE=awd) and reproduce:shakespeare on the GPU
 # for BROWN_MINUTES / SHAKESPEARE_MINUTES (default 20 / 10); REPRODUCE_DEVICE=cpu rehearses it here.
 # Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
-# A GPU session (30 minutes of device time, 10 per call), carrying .gpu: call 1
-#   BENCH_BUDGET=40 bash gpu/gpu-check.sh 2>&1 | tee $OUT/log
-# call 2 (the runs share the GPU)
+# A GPU session (now 15 minutes of device time in all, 10 per call; none of the calls below has
+# been timed on a GPU since issue 26's phases were added), carrying .gpu: call 1, every opt-in path
+# verified (parity of each cuDNN algorithm and of tf32, training and generation captured as CUDA
+# graphs against uncaptured, async uploads, layerwise)
+#   GPU_CHECK_ONLY=parity,training bash gpu/gpu-check.sh 2>&1 | tee $OUT/log
+# call 2, what the time left allows: the benchmarks (the variants' report compares graphs, auto
+# and tf32 with plain fp32 and PyTorch's CUDA graphs), then throughput and serve
+#   GPU_CHECK_ONLY=bench BENCH_BUDGET=30 bash gpu/gpu-check.sh
+# and, in another session, the reproduce recipes (the runs share the GPU)
 #   GPU_CHECK_ONLY=reproduce BROWN_MINUTES=8 SHAKESPEARE_MINUTES=8 bash gpu/gpu-check.sh
 # then, here, `node --import tsx gpu/gpu-results.ts FILES_AT h100` (h200 on that machine) after
 # each call: it prints every figure against the issues' targets, copies bench-gpu.json /

@@ -69,9 +69,9 @@ class Stream {
   Stream() : gate_(ExitGate::get()), worker_([this] { loop(); }) {}
   ~Stream() { shutdown(); }
 
-  void push(std::function<void()> run) { enqueue(Task{std::move(run), nullptr}); }
+  void push(std::function<void()> run) { enqueue(Task{std::move(run), nullptr, nullptr}); }
   void pushRead(std::function<void()> run, std::function<void(std::optional<Error>)> deliver) {
-    enqueue(Task{std::move(run), std::move(deliver)});
+    enqueue(Task{std::move(run), std::move(deliver), nullptr});
   }
   void pushAlways(std::function<void(bool failed)> always) { enqueue(Task{nullptr, nullptr, std::move(always)}); }
 
