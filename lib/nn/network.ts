@@ -356,7 +356,12 @@ export class Network {
   stage(batch: Batch): void {
     const { seqLength: T, batchSize: B } = batch;
     this.checkBatch(batch);
-    this.stream.write(this.arena.views(T, B).ids, batch.inputs);
+    // What a training forward does on the host besides queueing ops, so that a replayed step
+    // leaves the network as a run one does: its states (zeroed if B changed) and its last views.
+    const a = this.arena.views(T, B);
+    this.statesFor(B);
+    this.last = { views: a, training: true, lengths: batch.lengths ?? null };
+    this.stream.write(a.ids, batch.inputs);
     if (!this.decoder.stageTargets) throw invalidArgument('stage: this network cannot stage a batch (its softmax is adaptive)');
     this.decoder.stageTargets(batch.targets);
   }

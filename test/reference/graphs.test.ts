@@ -102,18 +102,26 @@ function batchOf(rng: Random): Batch {
   return { seqLength: T, batchSize: B, inputs: ids(), targets: ids(), lengths: null };
 }
 
-/** A training loop as fit's (train.ts) over a fresh network: with graphs, or not, or (frozen) with the update's step fixed at capture. */
+/**
+ * A training loop as fit's (train.ts) over a fresh network: with graphs, or not, or (frozen) with
+ * the update's step fixed at capture. After step 4 an inference of another shape seen before (so
+ * nothing is allocated and no graph dropped) moves the network's states and last views: the next
+ * steps must find them as a run step would.
+ */
 async function train(how: 'plain' | 'graphs' | 'frozen', optimizer: OptimizerOptions) {
   const net = new Network(cpuBackend, { vocabSize: V, embeddingSize: 8, hiddenSize: 8, layers: 2, cell: 'lstm', dropout: 0, tieWeights: false, dtype: 'f32', paddingIdx: 0 });
   net.initialize(4);
   const opt = new Optimizer(net.stream, optimizer, net.parameterCount, 'f32');
   const graphs = new StepGraphs(net.stream);
   const rng = new Random(8);
+  const other = Int32Array.from({ length: 3 * 2 }, (_, i) => 1 + (i % (V - 1)));
+  await net.stream.read(net.logProbs(other, 3, 2)); // its shape's memory, before any graph
   net.resetState(B);
   const losses: number[] = [];
   for (let step = 0; step < 8; step++) {
     const b = batchOf(rng);
     if (step === 5) opt.lr *= 0.5;
+    if (step === 4) await net.stream.read(net.logProbs(other, 3, 2));
     const body = (staged: boolean) => {
       net.zeroGrad();
       net.forward(b, { training: true, staged });
