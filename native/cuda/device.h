@@ -30,6 +30,7 @@ namespace rnnlm::cuda {
 
 struct CudaDevice {
   static constexpr const char* kName = "cuda";
+  static constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // graphs' cuBLAS workspace: cuBLAS's advice on Hopper
   static constexpr bool kF64 = false;
   static constexpr bool kInt8 = false;  // no int8 kernels: quantized models run on the CPU
   static constexpr bool kLockedDropout = false;  // cuDNN drops per element between layers
@@ -91,7 +92,10 @@ struct CudaDevice {
       if (cudnn) libs().cudnn.cudnnDestroy(cudnn);
       if (cublas) libs().cublas.cublasDestroy_v2(cublas);
       if (errFlag) cudaFree(errFlag);
-      if (cublasWorkspace) cudaFree(cublasWorkspace);
+      if (cublasWorkspace) {
+        cudaFree(cublasWorkspace);
+        allocStats().sub(int64_t(kCublasWorkspaceBytes));
+      }
       if (stream) cudaStreamDestroy(stream);
     }
     Context(const Context&) = delete;
@@ -108,7 +112,7 @@ struct CudaDevice {
   // ran nothing) and at each replay.
   struct Graph {
     cudaGraphExec_t exec = nullptr;
-    std::unique_ptr<CaptureArena> arena;  // destroyed after exec (declared first)
+    std::unique_ptr<CaptureArena> arena;  // freed after the exec (the destructor's body runs first)
     std::string failed;                   // why there is no exec
     Graph() = default;
     Graph(const Graph&) = delete;
@@ -117,7 +121,6 @@ struct CudaDevice {
       if (exec) cudaGraphExecDestroy(exec);  // an exec in flight is freed when it completes
     }
   };
-  static constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // cuBLAS's advice on Hopper
   static void captureBegin(Context& c) {
     c.ceScratch.retain = c.normScratch.retain = c.seqLengths.retain = true;
     c.arena = std::make_unique<CaptureArena>();

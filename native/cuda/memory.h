@@ -69,10 +69,12 @@ struct CaptureArena {
       cudaFreeHost(host);
       check(e, "cudaMalloc (a graph's arena)");
     }
+    allocStats().add(int64_t(kBytes));
   }
   ~CaptureArena() {
     cudaFree(dev);  // synchronizes: no replay still reads it
     cudaFreeHost(host);
+    allocStats().sub(int64_t(kBytes));
   }
   CaptureArena(const CaptureArena&) = delete;
   CaptureArena& operator=(const CaptureArena&) = delete;
