@@ -18,6 +18,7 @@ import { initialWeights, parameterSpecs, weightSpaceOffset, type ParamEntry } fr
 import { isQuantized, quantizable, type HostWeights, type Quantization } from './quantize';
 import { Arena, type StepViews } from './arena';
 import { Scratch } from './scratch';
+import { RecurrentStates, type States } from './states';
 import { WeightDrop } from './weight-drop';
 import { Layerwise } from './layerwise';
 import { ratesOf, type Rates, type Regularization } from './regularization';
@@ -81,18 +82,6 @@ export interface Batch {
   lengths?: Int32Array | null;
 }
 
-/** Recurrent state of B sequences, kept across steps (and across arena growth). */
-interface States {
-  B: number;
-  buf: DeviceBuffer;
-  hx: Tensor;
-  cx: Tensor;
-  hy: Tensor;
-  cy: Tensor;
-  dhx: Tensor;
-  dcx: Tensor;
-}
-
 export class Network {
   readonly config: NetworkConfig;
   readonly stream: Stream;
@@ -119,7 +108,7 @@ export class Network {
   private readonly arena: Arena;
   /** Memory whose size varies by call: the decoder's, and logProbs' output. */
   private readonly scratch: Scratch;
-  private states?: States;
+  private readonly states: RecurrentStates;
   private last?: { views: StepViews; training: boolean; lengths: Int32Array | null };
   /** The dropout rates, resolved (nn/regularization.ts). */
   readonly rates: Rates;
@@ -188,6 +177,7 @@ export class Network {
       if (q) this.side = this.stream.alloc('f32', side);
       else this.gradBuf = this.stream.alloc(config.dtype, offset);
       this.scratch = new Scratch(this.stream, config.dtype);
+      this.states = new RecurrentStates(this.stream, { layers: L, hiddenSize: H, dtype: config.dtype });
       if (dropsWeights) this.weightDrop = new WeightDrop(this.stream, this.rnn, L, this.rates.weights, config.dtype);
       const r = this.rates;
       // On CUDA opt-in (RNNLM_CUDA_LAYERWISE=1) until a GPU run has verified it; else cuDNN's stack refuses the rate.
@@ -300,32 +290,15 @@ export class Network {
     return f * (this.config.dtype === 'f64' ? 8 : 4) + 2 * T * B * 4;
   }
 
-  /** The recurrent state of B sequences (zeros when first made or when B changes). */
-  private statesFor(B: number): States {
-    if (this.states?.B === B) return this.states;
-    const { layers: L, hiddenSize: H } = this.config;
-    const n = L * B * H;
-    // Reuse a buffer big enough (training and evaluation alternate batch sizes).
-    let buf = this.states?.buf;
-    if (!buf || buf.length < 6 * n) {
-      buf?.free();
-      buf = this.stream.alloc(this.config.dtype, 6 * n);
-    }
-    const t = (k: number) => tensor(buf, k * n, [L, B, H]);
-    this.states = { B, buf, hx: t(0), cx: t(1), hy: t(2), cy: t(3), dhx: t(4), dcx: t(5) };
-    this.stream.fill(tensor(buf, 0, [6 * n]), 0);
-    return this.states;
-  }
-
   /** The recurrent state tensors for batches of B sequences: hx/cx go in, hy/cy come out. */
   state(batchSize: number): Omit<States, 'B' | 'buf'> {
-    const { hx, cx, hy, cy, dhx, dcx } = this.statesFor(batchSize);
+    const { hx, cx, hy, cy, dhx, dcx } = this.states.for(batchSize);
     return { hx, cx, hy, cy, dhx, dcx };
   }
 
   /** Zeroes the initial state (a new epoch, or new independent sequences). */
   resetState(batchSize: number): void {
-    const st = this.statesFor(batchSize);
+    const st = this.states.for(batchSize);
     this.stream.fill(st.hx, 0);
     this.stream.fill(st.cx, 0);
   }
@@ -359,7 +332,7 @@ export class Network {
     // What a training forward does on the host besides queueing ops, so that a replayed step
     // leaves the network as a run one does: its states (zeroed if B changed) and its last views.
     const a = this.arena.views(T, B);
-    this.statesFor(B);
+    this.states.for(B);
     this.last = { views: a, training: true, lengths: batch.lengths ?? null };
     this.stream.write(a.ids, batch.inputs);
     if (!this.decoder.stageTargets) throw invalidArgument('stage: this network cannot stage a batch (its softmax is adaptive)');
@@ -408,7 +381,7 @@ export class Network {
     const N = T * B;
     this.checkBatch(batch);
     const a = this.arena.views(T, B);
-    const st = this.statesFor(B);
+    const st = this.states.for(B);
     const { embeddingSize: E, hiddenSize: H } = this.config;
     const r = this.rates, s = this.stream, train = opts.training;
     const rng = new Random(opts.seed ?? 0);
@@ -531,14 +504,14 @@ export class Network {
     return this.last.views;
   }
   private requireStates(what: string): States {
-    if (!this.states) throw new RnnlmError('ERR_INVALID_ARGUMENT', `${what} needs a forward pass first`);
-    return this.states;
+    if (!this.states.current) throw new RnnlmError('ERR_INVALID_ARGUMENT', `${what} needs a forward pass first`);
+    return this.states.current;
   }
 
   dispose(): void {
     this.arena.free();
     this.scratch.free();
-    this.states?.buf.free();
+    this.states.free();
     this.params.free();
     this.side?.free();
     this.gradBuf?.free();
