@@ -4,10 +4,11 @@
  * whose default is not a value (fit's mode: from the input; fit's seed: the model's; generate's
  * seed: random) is not here. README.md's API tables list the same values.
  */
+import type { Precision } from './backend/types';
 
 const device = 'auto';
 /** The runtime's (create and load): continuous batching, the rows stepped together at most, the float math's precision. */
-const runtime = { batching: true, maxBatchSize: 64, precision: 'fp32' as 'fp32' | 'tf32' | 'bf16' | 'fp16' };
+const runtime = { batching: true, maxBatchSize: 64, precision: 'fp32' as Precision };
 
 export const DEFAULTS = {
   /** LanguageModel.create */

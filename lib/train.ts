@@ -19,7 +19,7 @@ import { parseFitOptions, type EpochLog, type FitOptions, type FitSettings } fro
 import type { DataMode, Inputs, TextInput } from './inputs';
 import { idOrderProblem } from './nn/decoder';
 import { gib, type Batch, type Network } from './nn/network';
-import { StepGraphs } from './nn/graphs';
+import { StepGraphs, graphsEnabled } from './nn/graphs';
 import { Optimizer } from './nn/optimizer';
 import { finishTrainState, restoreTrainState, saveTrainState, trainStateFiles, type CheckpointedModel, type TrainState } from './train-state';
 import { DEFAULTS } from './defaults';
@@ -134,7 +134,7 @@ class FitRun<Model> {
     this.net = host.network;
     this.opt = new Optimizer(this.net.stream, settings.optim, this.net.parameterCount, 'f32');
     this.st = { step: 0, epoch: 1, batch: 0, lr: this.opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, fingerprint: data.fingerprint, averaged: 0 };
-    if (process.env.RNNLM_GRAPHS === '1' && this.net.graphable && data.stream && !settings.average) this.graphs = new StepGraphs(this.net.stream);
+    if (graphsEnabled() && this.net.graphable && data.stream && !settings.average) this.graphs = new StepGraphs(this.net.stream);
     try {
       if (settings.average) this.averager = new Averager(this.net.stream, this.net.allParams, settings.average, this.st);
     } catch (e) {

@@ -15,6 +15,9 @@
  */
 import type { Stream } from '../backend/types';
 
+/** Whether steps are captured as graphs (fit's and the runtime's): opt-in until a GPU run has verified them. */
+export const graphsEnabled = (): boolean => process.env.RNNLM_GRAPHS === '1';
+
 /** Keys kept at most (a graph holds its step's memory and launch plan): the least recently run goes first. */
 export const MAX_GRAPHS = 8;
 

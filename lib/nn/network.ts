@@ -327,13 +327,9 @@ export class Network {
    * graph (nn/graphs.ts) stages its batch, then runs forward with staged: true (or is replayed).
    */
   stage(batch: Batch): void {
-    const { seqLength: T, batchSize: B } = batch;
-    this.checkBatch(batch);
-    // What a training forward does on the host besides queueing ops, so that a replayed step
-    // leaves the network as a run one does: its states (zeroed if B changed) and its last views.
-    const a = this.arena.views(T, B);
-    this.states.for(B);
-    this.last = { views: a, training: true, lengths: batch.lengths ?? null };
+    // The host's part of a training forward as well, so that a replayed step leaves the network
+    // as a run one does: its states (zeroed if B changed) and its last views.
+    const { a } = this.begin(batch, true);
     this.stream.write(a.ids, batch.inputs);
     if (!this.decoder.stageTargets) throw invalidArgument('stage: this network cannot stage a batch (its softmax is adaptive)');
     this.decoder.stageTargets(batch.targets);
@@ -368,26 +364,28 @@ export class Network {
     return flat(a.y, a.T * a.B, this.config.hiddenSize);
   }
 
-  private checkBatch(batch: Batch): void {
+  /** A forward's work on the host: the batch checked, its views and states, and it as the last forward. */
+  private begin(batch: Batch, training: boolean): { a: StepViews; st: States } {
     const { seqLength: T, batchSize: B } = batch, N = T * B;
     if (batch.inputs.length !== N || batch.targets.length !== N) {
       throw invalidArgument(`a batch of ${T} x ${B} needs ${N} inputs and targets (got ${batch.inputs.length} and ${batch.targets.length})`);
     }
+    const a = this.arena.views(T, B);
+    const st = this.states.for(B);
+    this.last = { views: a, training, lengths: batch.lengths ?? null };
+    return { a, st };
   }
 
   /** Embedding -> dropout -> RNN -> dropout (the decoder's input, yDrop). */
   private run(batch: Batch, opts: { training: boolean; seed?: number; staged?: boolean }): StepViews {
     const { seqLength: T, batchSize: B } = batch;
     const N = T * B;
-    this.checkBatch(batch);
-    const a = this.arena.views(T, B);
-    const st = this.states.for(B);
+    const { a, st } = this.begin(batch, opts.training);
     const { embeddingSize: E, hiddenSize: H } = this.config;
     const r = this.rates, s = this.stream, train = opts.training;
     const rng = new Random(opts.seed ?? 0);
     // Locked: element (t, b, c) of [T, B, C] draws key (b, c), so every step shares the mask.
     const keys = (C: number) => (r.locked ? { period: B * C } : undefined);
-    this.last = { views: a, training: train, lengths: batch.lengths ?? null };
     if (!opts.staged) s.write(a.ids, batch.inputs);
     this.embed(a.ids, flat(a.emb, N, E));
     // The seeds are drawn in a fixed order whatever is on, so one option does not move another's masks.

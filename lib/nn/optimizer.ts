@@ -6,6 +6,7 @@
 import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import { tensor, type DeviceBuffer, type Stream, type Tensor } from '../backend/types';
+import { putFloat64Bits, putInt64 } from '../util/int64';
 
 /** An optimizer and its settings, with PyTorch's semantics; left out, a setting takes OPTIMIZER_DEFAULTS'. */
 export type OptimizerOptions =
@@ -90,9 +91,8 @@ export class Optimizer {
     this.step++;
     this.liveBuffer ??= this.stream.alloc('i32', 4);
     const live = new Int32Array(4);
-    new Float64Array(live.buffer, 0, 1)[0] = this.lr; // little-endian, as every platform we build for
-    live[2] = this.step % 2 ** 32 | 0;
-    live[3] = Math.floor(this.step / 2 ** 32);
+    putFloat64Bits(live, 0, this.lr);
+    putInt64(live, 2, this.step);
     this.stream.write(tensor(this.liveBuffer, 0, [4]), live);
   }
   update(params: Tensor, grads: Tensor, guard: Tensor | null = null): void {

@@ -6,6 +6,8 @@
  * step's ops take is in the key, so a chunk that differs in it is another graph.
  */
 
+import { putInt64 } from '../util/int64';
+
 /**
  * How a decoding row draws its next token: on the device (native sampler), or on the host from its
  * row of log-probabilities. `withRow`: the device draws, and the host reads the row too (onToken
@@ -41,9 +43,8 @@ export function packSeeds(draws: (Draw | undefined)[][]): Int32Array {
   let i = 0;
   for (const ds of draws) {
     for (const d of ds) {
-      const seed = d?.device ? d.seed : 0;
-      out[i++] = seed % 2 ** 32 | 0;
-      out[i++] = Math.floor(seed / 2 ** 32);
+      putInt64(out, i, d?.device ? d.seed : 0);
+      i += 2;
     }
   }
   return out;

@@ -19,7 +19,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { tensor, type Tensor } from '../backend/types';
 import { RnnlmError } from '../errors';
-import { StepGraphs } from '../nn/graphs';
+import { StepGraphs, graphsEnabled } from '../nn/graphs';
 import type { Network } from '../nn/network';
 import { chunkKey, packSeeds, type Draw } from './draws';
 import { RowGroup, copyState, type StateRef, type StateShape } from './rows';
@@ -115,7 +115,7 @@ export class Scheduler {
   private stepped = false;
   private disposed = false;
   private readonly shape: StateShape;
-  /** Decoding chunks captured as graphs (decode-graph.ts): opt-in (RNNLM_GRAPHS=1) until a GPU run verifies them. */
+  /** Decoding chunks captured as graphs (draws.ts): opt-in (RNNLM_GRAPHS=1) until a GPU run verifies them. */
   private readonly graphs?: StepGraphs;
 
   constructor(
@@ -126,7 +126,7 @@ export class Scheduler {
     this.shape = { layers: c.layers, hiddenSize: c.hiddenSize, cell: c.cell === 'lstm', dtype: c.dtype };
     this.decRows = new RowGroup(net.stream, this.shape);
     this.preRows = new RowGroup(net.stream, this.shape);
-    if (process.env.RNNLM_GRAPHS === '1') this.graphs = new StepGraphs(net.stream);
+    if (graphsEnabled()) this.graphs = new StepGraphs(net.stream);
   }
 
   get stateShape(): StateShape {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "rng.h"  // RNNLM_HD
+#include "rng.h"  // RNNLM_HD, joinHalves
 
 namespace rnnlm {
 
@@ -50,9 +50,9 @@ RNNLM_HD AdamScalars adamScalars(const AdamParams& a) {
 // then not made, and the op's error says why.
 RNNLM_HD bool applyLive(const int32_t* live, double& lr, int64_t& step) {
   if (!live) return true;
-  const uint64_t bits = (uint64_t(uint32_t(live[1])) << 32) | uint32_t(live[0]);
+  const uint64_t bits = joinHalves(live);
   memcpy(&lr, &bits, sizeof lr);
-  step = int64_t((uint64_t(uint32_t(live[3])) << 32) | uint32_t(live[2]));
+  step = int64_t(joinHalves(live + 2));
   return lr >= 0 && lr <= 1e6 && step >= 1;  // false for a NaN lr too
 }
 inline const char* kLiveError = "an optimizer's live values (lr, step) are out of range: lr must be in [0, 1e6], step >= 1";

@@ -12,6 +12,12 @@
 
 namespace rnnlm {
 
+// A 64-bit value JavaScript wrote as two int32s, low half first (a seed, a step, a float64's
+// bits: what an op reads from the device when it runs; lib/util/int64.ts writes them).
+RNNLM_HD uint64_t joinHalves(const int32_t* halves) {
+  return (uint64_t(uint32_t(halves[1])) << 32) | uint32_t(halves[0]);
+}
+
 // splitmix64 finaliser over seed and index: a good 64-bit mix for counters.
 RNNLM_HD uint64_t mix64(uint64_t seed, uint64_t index) {
   uint64_t z = seed * 0x9E3779B97F4A7C15ull + index + 0x632BE59BD9B4E019ull;

@@ -27,7 +27,7 @@ struct SampleArgs {
   // The seed read when the draw runs (a graph's replay draws with each token's): i32 [2], the
   // little-endian halves of the 64-bit seed, on the op's device.
   RNNLM_HD void seedFrom(const int32_t* live) {
-    if (live) seed = (uint64_t(uint32_t(live[1])) << 32) | uint32_t(live[0]);
+    if (live) seed = joinHalves(live);
   }
 };
 

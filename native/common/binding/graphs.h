@@ -35,8 +35,7 @@ Napi::Value NativeStream<D>::CaptureEnd(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
     live();
     RNNLM_CHECK(recording_, Code::InvalidArgument, "captureEnd: no capture in progress (call captureBegin first)");
-    std::shared_ptr<Recording> rec = std::move(recording_);
-    recording_.reset();
+    std::shared_ptr<Recording> rec = std::move(recording_);  // leaves recording_ empty: the capture is over
     const int64_t id = nextGraph_++;
     graphs_[id] = rec;
     auto* ctx = ctx_.get();
