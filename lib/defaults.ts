@@ -31,6 +31,8 @@ export const DEFAULTS = {
     nonFinite: 'stop',
     /** average 'nonmonotone': epochs looked back past (AWD-LSTM's nonmono) */
     averageWindow: 5,
+    /** lossScale (on by default in precision 'fp16'): PyTorch GradScaler's first scale and growth interval */
+    lossScale: { initial: 2 ** 16, growthInterval: 2000 },
   },
   /** fit's checkpoint */
   checkpoint: { every: 'epoch', keepTrainingState: false },

@@ -5,9 +5,10 @@
 import { invalidArgument } from './errors';
 import type { DataMode, TextInput } from './inputs';
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from './nn/optimizer';
-import { Options } from './options';
+import { Options, show } from './options';
 import { DEFAULTS } from './defaults';
 import type { AverageSettings } from './train-average';
+import { MAX_LOSS_SCALE, MIN_LOSS_SCALE, type LossScaleSettings } from './nn/loss-scale';
 
 export type LrSchedule =
   | 'constant'
@@ -38,6 +39,10 @@ export interface EpochLog {
   seconds: number;
   /** Steps whose loss or gradient was not finite (their updates were skipped). */
   skipped: number;
+  /** With a loss scale (FitOptions.lossScale): steps whose scaled gradients overflowed (skipped, the scale halved; not in `skipped`). */
+  overflows?: number;
+  /** With a loss scale: the scale at the epoch's end. */
+  lossScale?: number;
 }
 
 /**
@@ -122,10 +127,20 @@ export interface FitOptions<Model = any> {
    * is counted in the epoch's `skipped`.
    */
   nonFinite?: 'stop' | 'skip';
+  /**
+   * Dynamic loss scaling, as PyTorch's GradScaler: the loss gradient is multiplied by a scale S
+   * (a power of two) before the backward pass and the gradients divided by it after, so that
+   * fp16's backward pass keeps the small ones; a step whose scaled gradients overflow is skipped
+   * and halves S (counted in the log's `overflows`, never an error), `growthInterval` finite
+   * steps in a row double it (S stays in [1, 2^24]). true: initial 2^16, growthInterval 2000.
+   * Default: on in precision 'fp16', off otherwise (bf16 and fp32 keep float32's range). Exact:
+   * a step that does not overflow updates the weights as it would without it.
+   */
+  lossScale?: boolean | { initial?: number; growthInterval?: number };
 }
 
 const FIT_KEYS = ['validation', 'mode', 'epochs', 'batchSize', 'seqLength', 'variableLength', 'optimizer', 'lrSchedule', 'clipNorm', 'clipValue', 'ar', 'tar', 'average',
-  'shuffle', 'bucketing', 'onEpochEnd', 'checkpoint', 'resume', 'signal', 'progress', 'seed', 'nonFinite'] as const;
+  'shuffle', 'bucketing', 'onEpochEnd', 'checkpoint', 'resume', 'signal', 'progress', 'seed', 'nonFinite', 'lossScale'] as const;
 
 export interface Schedule {
   kind: 'constant' | 'step' | 'plateau';
@@ -159,12 +174,13 @@ export interface FitSettings<Model> {
   showProgress: boolean;
   seed: number;
   nonFinite: 'stop' | 'skip';
+  lossScale?: LossScaleSettings;
   /** The validation data as given (prepared with the training data). */
   validation?: { data: unknown };
 }
 
-/** Validates fit's options; `mode` and `seed` are the defaults that depend on the data and the model. */
-export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { mode: DataMode; seed: number }): FitSettings<Model> {
+/** Validates fit's options; `mode`, `seed` and `lossScale` (on in fp16) are the defaults that depend on the data and the model. */
+export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { mode: DataMode; seed: number; lossScale: boolean }): FitSettings<Model> {
   const o = new Options('fit', options, FIT_KEYS);
   const mode = o.oneOf('mode', defaults.mode, ['stream', 'sentences'] as const);
   const epochs = o.integer('epochs', DEFAULTS.fit.epochs, { min: 1, max: 1_000_000 });
@@ -201,9 +217,10 @@ export function parseFitOptions<Model>(options: FitOptions<Model>, defaults: { m
   const showProgress = o.boolean('progress', DEFAULTS.fit.progress) && Boolean(process.stderr.isTTY);
   const seed = o.integer('seed', defaults.seed, { min: 0, max: 2 ** 31 - 1 });
   const nonFinite = o.oneOf('nonFinite', DEFAULTS.fit.nonFinite, ['stop', 'skip'] as const);
+  const lossScale = parseLossScale(o, defaults.lossScale);
   return {
     mode, epochs, batchSize, seqLength, variableLength, optim, schedule, clipNorm, clipValue, ar, tar, average, shuffle, bucketing, onEpochEnd,
-    checkpoint: checkpoint as FitSettings<Model>['checkpoint'], resumePath, signal, showProgress, seed, nonFinite,
+    checkpoint: checkpoint as FitSettings<Model>['checkpoint'], resumePath, signal, showProgress, seed, nonFinite, lossScale,
     validation: o.has('validation') ? { data: o.raw('validation') } : undefined,
   };
 }
@@ -275,4 +292,17 @@ function parseOptimizer(o: Options): OptimizerOptions {
     throw invalidArgument(`fit: optimizer.type must be 'adam', 'adamw' or 'sgd' (got ${JSON.stringify(type)})`);
   }
   throw invalidArgument(`fit: optimizer must be 'adam', 'adamw', 'sgd' or an object { type, lr, ... } (got ${JSON.stringify(raw) ?? String(raw)})`);
+}
+
+function parseLossScale(o: Options, on: boolean): LossScaleSettings | undefined {
+  const raw = o.raw('lossScale');
+  if (raw === false || (raw === undefined && !on)) return undefined;
+  const d = DEFAULTS.fit.lossScale;
+  if (raw === true || raw === undefined) return { ...d };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidArgument(`fit: lossScale must be true, false or { initial?, growthInterval? } (got ${show(raw)})`);
+  const n = o.nested('lossScale', ['initial', 'growthInterval'])!;
+  const initial = n.number('initial', d.initial, { min: MIN_LOSS_SCALE, max: MAX_LOSS_SCALE });
+  // A power of two: the scaling is then exact.
+  if (2 ** Math.round(Math.log2(initial)) !== initial) throw invalidArgument(`fit: lossScale.initial must be a power of two in [1, 2^24] (got ${initial})`);
+  return { initial, growthInterval: n.integer('growthInterval', d.growthInterval, { min: 1, max: 1 << 24 }) };
 }

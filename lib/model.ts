@@ -98,11 +98,14 @@ export interface CreateOptions extends Regularization {
   /** Requests stepped together at most when batching (integer in [1, 4096]). Default 64. */
   maxBatchSize?: number;
   /**
-   * How the float math runs on the device: 'fp32' (default), or 'tf32' on CUDA: tensor cores
-   * multiply operands rounded to TF32 (10-bit mantissa) and sum in float32, faster on Ampere and
-   * later. 'bf16' and 'fp16' are not available yet. The CPU computes in 'fp32' only: device 'cpu'
-   * refuses the others, device 'auto' falls back to 'fp32' on the CPU (deviceReason says so).
-   * Parameters, gradients, optimizer state and checkpoints are float32 in every precision.
+   * How the float math runs on the device: 'fp32' (default); on CUDA also 'tf32' (tensor cores
+   * multiply operands rounded to TF32, a 10-bit mantissa, and sum in float32: Ampere and later),
+   * 'bf16' and 'fp16' (mixed precision: cuDNN's RNN runs on bf16 / fp16 copies of its data with
+   * float math, the decoder's products round their operands to bf16 / fp16 and sum in float32;
+   * 'fp16' training scales its loss dynamically, FitOptions.lossScale; 'bf16' needs cuDNN 9.13).
+   * The CPU computes in 'fp32' only: device 'cpu' refuses the others, device 'auto' falls back
+   * to 'fp32' on the CPU (deviceReason says so). Parameters, gradients, optimizer state and
+   * checkpoints are float32 in every precision: the half copies are made as the math needs them.
    */
   precision?: Precision;
 }
@@ -252,7 +255,7 @@ export class LanguageModel {
     if (!supported.includes(precision)) {
       const what = quantization ? `an ${quantization} model computes in int8 and fp32` : `the ${backend.device} backend computes in ${supported.map((p) => `'${p}'`).join(' and ')}`;
       // 'auto' asks for whatever is here: the request is a permission to round more, never a need.
-      const why = precision === 'tf32' ? " ('tf32' is a mode of CUDA's tensor cores)" : ` ('bf16' and 'fp16' are on neither device yet)`;
+      const why = quantization ? '' : precision === 'tf32' ? " ('tf32' is a mode of CUDA's tensor cores)" : ` ('${precision}' is CUDA's mixed precision)`;
       if (device !== 'auto') throw invalidArgument(`LanguageModel: precision '${precision}' is not available: ${what}${why}`);
       reason += `; precision '${precision}' fell back to 'fp32' (${what})`;
       precision = 'fp32';

@@ -7,7 +7,7 @@
 import { invalidArgument } from './errors';
 
 /** What an option got, as an error shows it (a long string cut: the message stays readable). */
-function show(v: unknown): string {
+export function show(v: unknown): string {
   if (typeof v === 'string') return v.length > 80 ? `'${v.slice(0, 80)}…' (${v.length.toLocaleString('en-US')} characters)` : `'${v}'`;
   if (typeof v === 'function') return 'a function';
   if (Array.isArray(v)) return 'an array';

@@ -4,6 +4,7 @@
  * that a resumed run computes the same numbers as an uninterrupted one; and the previous sidecar,
  * so that a crash in the middle of a save still leaves the state that matches the model file.
  */
+import type { LossScaleState } from './nn/loss-scale';
 import { readCheckpoint, type ModelConfig } from './checkpoint';
 import { RnnlmError, invalidArgument } from './errors';
 import type { EpochLog } from './fit-options';
@@ -34,6 +35,10 @@ export interface TrainState {
   epochCount: number;
   epochSeconds: number;
   epochSkipped: number;
+  /** Steps of the epoch whose scaled gradients overflowed (fit's lossScale; absent in older states). */
+  epochOverflows?: number;
+  /** The loss scale's device state when saved (fit's lossScale). */
+  lossScale?: LossScaleState;
   fingerprint: string;
   /** Steps taken into the mean of iterate averaging (fit's average; lib/train-average.ts); 0: not averaging (yet). */
   averaged: number;

@@ -24,6 +24,7 @@ import { Optimizer } from './nn/optimizer';
 import { finishTrainState, restoreTrainState, saveTrainState, trainStateFiles, type CheckpointedModel, type TrainState } from './train-state';
 import { DEFAULTS } from './defaults';
 import { Averager } from './train-average';
+import { LossScaler } from './nn/loss-scale';
 
 /** The training state's name for the raw weights while averaging (the model file holds the mean). */
 const RAW = 'average.raw';
@@ -55,7 +56,7 @@ interface FitData {
 type StepStats = { loss: number; count: number; norm: number };
 
 export async function fitModel<Model>(host: TrainHost<Model>, train: TextInput, options: FitOptions<Model>): Promise<EpochLog[]> {
-  const settings = parseFitOptions(options, { mode: host.inputs.inferMode(train), seed: host.config.seed });
+  const settings = parseFitOptions(options, { mode: host.inputs.inferMode(train), seed: host.config.seed, lossScale: host.network.config.precision === 'fp16' });
   // What is at the checkpoint's paths is checked now (a FIFO, a device, a directory is refused), not after an epoch.
   if (settings.checkpoint) await trainStateFiles(settings.checkpoint.path);
   const data = prepareData(host.inputs, train, settings, host.network);
@@ -110,7 +111,7 @@ function checkMemory<Model>(net: Network, s: FitSettings<Model>, data: FitData):
 
 /** The position at the start of the epoch after st's. */
 function nextEpoch(st: TrainState): TrainState {
-  return { ...st, epoch: st.epoch + 1, batch: 0, epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0 };
+  return { ...st, epoch: st.epoch + 1, batch: 0, epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, epochOverflows: 0 };
 }
 
 /** One fit in progress: its optimizer, its position (st) and the step whose loss is being read. */
@@ -125,6 +126,9 @@ class FitRun<Model> {
   private bar?: SingleBar;
   /** Steps captured as graphs and replayed (nn/graphs.ts): opt-in (RNNLM_GRAPHS=1) until a GPU run has verified them. */
   private readonly graphs?: StepGraphs;
+  /** The dynamic loss scale (fit's lossScale; nn/loss-scale.ts), and its steps not finite at scale 1 accounted for. */
+  private readonly scaler?: LossScaler;
+  private floorSeen = 0;
 
   constructor(
     private readonly host: TrainHost<Model>,
@@ -133,12 +137,14 @@ class FitRun<Model> {
   ) {
     this.net = host.network;
     this.opt = new Optimizer(this.net.stream, settings.optim, this.net.parameterCount, 'f32');
-    this.st = { step: 0, epoch: 1, batch: 0, lr: this.opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, fingerprint: data.fingerprint, averaged: 0 };
+    this.st = { step: 0, epoch: 1, batch: 0, lr: this.opt.lr, best: Infinity, bad: 0, history: [], epochNll: 0, epochCount: 0, epochSeconds: 0, epochSkipped: 0, epochOverflows: 0, fingerprint: data.fingerprint, averaged: 0 };
     if (graphsEnabled() && this.net.graphable && data.stream && !settings.average) this.graphs = new StepGraphs(this.net.stream);
     try {
       if (settings.average) this.averager = new Averager(this.net.stream, this.net.allParams, settings.average, this.st);
+      if (settings.lossScale) this.net.lossScaler = this.scaler = new LossScaler(this.net.stream, 'f32', settings.lossScale);
     } catch (e) {
       this.opt.dispose();
+      this.averager?.free();
       throw e;
     }
   }
@@ -150,6 +156,10 @@ class FitRun<Model> {
 
   async resume(path: string): Promise<void> {
     const extra = await restoreTrainState(this.host, this.opt, this.st, path, this.carried, [RAW]);
+    if (this.scaler && this.st.lossScale) {
+      this.scaler.restore(this.st.lossScale);
+      this.floorSeen = this.st.lossScale.floor ?? 0;
+    }
     if (this.st.averaged > 0) {
       const raw = extra.get(RAW);
       if (!this.averager || !raw) throw new RnnlmError('ERR_CHECKPOINT', `${path}: its training state averages weights but ${raw ? 'this fit has no average option' : `has no ${RAW}`}`);
@@ -161,7 +171,8 @@ class FitRun<Model> {
   private async save(st: TrainState, carried: number): Promise<void> {
     const a = this.averager;
     a?.swapIn();
-    await saveTrainState(this.host, this.opt, st, this.settings.checkpoint!.path, carried, a?.active ? [{ name: RAW, tensor: a.rawTensor }] : []);
+    const lossScale = await this.scaler?.read();
+    await saveTrainState(this.host, this.opt, { ...st, lossScale }, this.settings.checkpoint!.path, carried, a?.active ? [{ name: RAW, tensor: a.rawTensor }] : []);
   }
 
   /** A checkpoint in the middle of an epoch (every N steps, or an abort). */
@@ -228,6 +239,7 @@ class FitRun<Model> {
       net.zeroGrad();
       net.forward(batch, { training: true, seed: (s.seed * 1000003 + st.step) % 2147483647, staged });
       net.backward({ ar: s.ar, tar: s.tar });
+      this.scaler?.unscale(net.allGrads);
       if (s.clipValue !== undefined) net.stream.clipValue(net.allGrads, s.clipValue);
       // Always measured (clipping only with clipNorm): a non-finite norm makes the device skip the update.
       net.clipGradNorm(s.clipNorm ?? 0);
@@ -239,11 +251,13 @@ class FitRun<Model> {
       this.graphs.run(`${batch.seqLength}x${batch.batchSize}`, () => {
         compute(true);
         this.opt.update(net.allParams, net.allGrads, net.statsTensor);
+        this.scaler?.update(net.statsTensor);
         net.carryState();
       });
     } else {
       compute(false);
       this.opt.apply(net.allParams, net.allGrads, net.statsTensor);
+      this.scaler?.update(net.statsTensor);
       this.averager?.afterStep();
       if (this.data.stream) net.carryState();
     }
@@ -260,6 +274,16 @@ class FitRun<Model> {
     const r = await read;
     const st = this.st;
     if (!Number.isFinite(r.loss) || !Number.isFinite(r.norm)) {
+      // A finite loss whose scaled gradients overflowed is the scale's (it has halved), unless
+      // the step ran at the least scale (1): the device counts those (loss_scale.h's floor).
+      if (this.scaler && Number.isFinite(r.loss)) {
+        const { floor } = await this.scaler.read();
+        if (floor <= this.floorSeen) {
+          st.epochOverflows = (st.epochOverflows ?? 0) + 1;
+          return;
+        }
+        this.floorSeen++;
+      }
       if (this.settings.nonFinite === 'stop') {
         throw new RnnlmError(
           'ERR_NON_FINITE',
@@ -294,6 +318,10 @@ class FitRun<Model> {
       seconds: st.epochSeconds,
       skipped: st.epochSkipped,
     };
+    if (this.scaler) {
+      log.overflows = st.epochOverflows ?? 0;
+      log.lossScale = (await this.scaler.read()).scale;
+    }
     if (this.data.validation !== undefined) {
       const v = await evaluateSet(this.net, this.data.validation);
       log.valLoss = v.loss;
@@ -344,6 +372,10 @@ class FitRun<Model> {
     this.bar?.stop();
     this.graphs?.clear();
     this.opt.dispose();
+    if (this.scaler) {
+      this.net.lossScaler = null;
+      this.scaler.free();
+    }
     // However fit ends, a model that was averaging is left with the mean (as its checkpoints hold).
     if (this.averager && !this.net.stream.disposed) this.averager.swapIn();
     this.averager?.free();

@@ -30,6 +30,7 @@ if [ $# -eq 0 ]; then
     test/unit/safetensors.test.ts test/unit/tokenizers.test.ts test/reference/pytorch-fixtures.test.ts test/stress/crash-safety.test.ts \
     test/stress/process-lifecycle.test.ts test/reference/adaptive-decoder.test.ts test/reference/quantized.test.ts \
     test/reference/regularizers.test.ts test/reference/cache.test.ts test/model/cache-inference.test.ts \
-    test/reference/graphs.test.ts test/unit/rnn-options.test.ts test/model/precision.test.ts
+    test/reference/graphs.test.ts test/unit/rnn-options.test.ts test/model/precision.test.ts \
+    test/reference/loss-scale.test.ts
 fi
 npx vitest run "$@"

@@ -140,8 +140,7 @@ export function cudaBackend(): Backend {
     device: 'cuda',
     dtypes: ['f32'],
     int8: false,
-    // bf16 / fp16 (half-precision RNN data) are not written yet: native/common/precision.h.
-    precisions: ['fp32', 'tf32'],
+    precisions: ['fp32', 'tf32', 'bf16', 'fp16'],
     createStream: (options) => new addon.Stream(options),
     createRnn: (options) => new addon.Rnn({ algorithm: defaultAlgorithm(), ...options }),
     info: () => ({ ...info, backend: 'cuda', memory: addon.memoryInfo() }),

@@ -35,12 +35,23 @@ export const isCell = (v: unknown): v is Cell => typeof v === 'string' && Object
 /**
  * How a model's float math runs (create's and load's `precision`): 'fp32' float32 products, the
  * default and the CPU's only one; 'tf32' CUDA tensor cores with products of TF32-rounded
- * operands (10-bit mantissa) and float32 sums; 'bf16' / 'fp16' half-precision RNN data with
- * float math, not available yet. Parameters, gradients, optimizer state and checkpoints are
- * float32 in every precision. native/common/precision.h is the native twin of this list.
+ * operands (10-bit mantissa) and float32 sums; 'bf16' / 'fp16' (CUDA) cuDNN's RNN on half copies of
+ * its data with float math, and the decoder's products of bf16- / fp16-rounded operands with
+ * float32 sums ('fp16' trains with a dynamic loss scale: FitOptions.lossScale). Parameters,
+ * gradients, optimizer state and checkpoints are float32 in every precision.
+ * native/common/precision.h is the native twin of this list.
  */
 export const PRECISIONS = ['fp32', 'tf32', 'bf16', 'fp16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
+
+/** Stream.updateLossScale's rule: growth >= 1, backoff in (0, 1], interval >= 1, minScale <= maxScale. */
+export interface LossScaleArgs {
+  growth: number;
+  backoff: number;
+  interval: number;
+  minScale: number;
+  maxScale: number;
+}
 
 /** Options of Backend.createStream. */
 export interface StreamOptions {
@@ -312,6 +323,21 @@ export interface Stream {
   /** live (i32 [4], optional: Optimizer.prepare writes lr's float64 bits and the step): read when the update runs, overriding args' lr and step (a graph's replay takes this step's). */
   sgd(params: Tensor, grads: Tensor, momentum: Tensor | null, args: SgdArgs, guard?: Tensor | null, live?: Tensor | null): void;
   adam(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, args: AdamArgs, guard?: Tensor | null, live?: Tensor | null): void;
+
+  /**
+   * Dynamic loss scaling (native/common/loss_scale.h): state [4] (the network's dtype) = the
+   * scale S, finite steps since S changed, backoffs so far, steps not finite at S = minScale;
+   * read when each op runs.
+   * scaleBy: x *= S, or x *= 1 / S with inverse.
+   */
+  scaleBy(x: Tensor, state: Tensor, inverse: boolean): void;
+  /**
+   * After a step: when every entry of guard (the optimizer's: loss, count, gradient norm) is
+   * finite, counts it and multiplies S by growth every interval finite steps (at most maxScale);
+   * else multiplies S by backoff (at least minScale), restarts the count and counts a backoff
+   * (and, when S was already minScale, a step not finite at the floor).
+   */
+  updateLossScale(state: Tensor, guard: Tensor, args: LossScaleArgs): void;
 
   rnnForward(rnn: RnnDescriptor, args: RnnForwardArgs): void;
   /** After a training-mode rnnForward with the same T, B and lengths. */

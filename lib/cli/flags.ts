@@ -114,7 +114,7 @@ export const deviceOption = (device: string) =>
 
 /** --precision of create (train) or load (the other commands): how the float math runs on the device. */
 export const precisionOption = () =>
-  new Option('--precision <precision>', `float math: fp32, or tf32 on CUDA (tensor cores); bf16 and fp16 not yet${shown(DEFAULTS.create.precision)}`).choices(PRECISIONS);
+  new Option('--precision <precision>', `float math: fp32, or on CUDA tf32 (tensor cores), bf16 or fp16 (mixed precision)${shown(DEFAULTS.create.precision)}`).choices(PRECISIONS);
 
 /** Says on stderr when the model computes in another precision than --precision asked (device auto's fallback). */
 export function notePrecision(model: { precision: string; deviceReason: string }, asked: string | undefined): void {

@@ -20,6 +20,7 @@
 import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
 import type { Stream, Tensor } from '../backend/types';
+import type { LossScaler } from './loss-scale';
 import type { Scratch } from './scratch';
 
 /** The output layer's kind and, for the adaptive softmax, its clusters. */
@@ -131,6 +132,8 @@ export interface DecoderHost {
   /** The row scales of an int8 matrix (a quantized network), else null. */
   scale(name: string): Tensor | null;
   grad(name: string): Tensor;
+  /** In training with a loss scale (nn/loss-scale.ts): each loss gradient is multiplied by S before it flows back. */
+  readonly lossScaler?: LossScaler | null;
 }
 
 export interface Decoder {
@@ -184,6 +187,7 @@ class FullDecoder implements Decoder {
     s.linearForward(x, this.host.param('decoder.weight'), this.host.param('decoder.bias'), logits, linearOptions(this.host, 'decoder.weight'));
     // The gradient of the logits replaces them (the fused op writes it in place).
     s.crossEntropy(logits, tg, ignore, loss, dx ? logits : null);
+    if (dx) this.host.lossScaler?.scale(logits);
     if (dx) s.linearBackward(x, this.host.param('decoder.weight'), logits, dx, this.host.grad('decoder.weight'), this.host.grad('decoder.bias'));
   }
 
@@ -268,6 +272,7 @@ class AdaptiveDecoder implements Decoder {
     s.linearForward(x, this.host.param('decoder.head.weight'), this.headBias, head, linearOptions(this.host, 'decoder.head.weight'));
     s.crossEntropy(head, tg, -1, loss, dx ? head : null);
     if (dx) {
+      this.host.lossScaler?.scale(head);
       s.linearBackward(x, this.host.param('decoder.head.weight'), head, dx, this.host.grad('decoder.head.weight'), this.sm.headBias ? this.host.grad('decoder.head.bias') : null);
     }
     this.clusters.forEach((k, i) => {
@@ -294,6 +299,7 @@ class AdaptiveDecoder implements Decoder {
         // The cluster's NLL joins the head's mean: divided by every counted target, added to loss[0].
         s.crossEntropy(logits, rel, -1, loss, dx ? logits : null, { divisor: count, accumulate: true });
         if (dx) {
+          this.host.lossScaler?.scale(logits);
           const dp = this.scratch.f('dproj', r * k.proj, [r, k.proj]);
           const dg = this.scratch.f('dgathered', r * H, [r, H]);
           s.linearBackward(p, O, logits, dp, this.host.grad(`decoder.tail.${i}.1.weight`), null);

@@ -21,6 +21,7 @@ import { Scratch } from './scratch';
 import { RecurrentStates, type States } from './states';
 import { WeightDrop } from './weight-drop';
 import { Layerwise } from './layerwise';
+import type { LossScaler } from './loss-scale';
 import { ratesOf, type Rates, type Regularization } from './regularization';
 import {
   CELLS,
@@ -118,6 +119,8 @@ export class Network {
   private readonly layerwise?: Layerwise;
   /** No backward since the last zeroGrad (weight drop masks the recurrent gradients, which must be this step's alone). */
   private gradsZeroed = false;
+  /** The loss scale of training (fit's lossScale, nn/loss-scale.ts): the gradients are S times d loss until the caller unscales them. */
+  lossScaler: LossScaler | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -431,9 +434,13 @@ export class Network {
     const N = a.T * a.B;
     const s = this.stream;
     s.fill(a.penalty, 0);
+    // AR and TAR add unscaled terms: the gradient leaves the loss scale around them (exact, S a power of two).
+    const scaler = ar > 0 || tar > 0 ? this.lossScaler : null;
+    scaler?.unscale(a.dyDrop);
     if (ar > 0) s.activationRegularization(a.yDrop, a.dyDrop, ar, 0, a.penalty);
     if (a.dy !== a.dyDrop) s.multiply(a.dyDrop, a.yMask, a.dy);
     if (tar > 0) s.activationRegularization(a.y, a.dy, 0, tar, a.penalty);
+    scaler?.scale(a.dy);
     const weights = dropped ? dropped.masked : this.rnnWeights;
     if (this.layerwise) {
       this.layerwise.backward({ y: a.y, dy: a.dy, dx: a.dEmbDrop, dhx: opts.stateGrads ? st.dhx : null, dcx: opts.stateGrads ? st.dcx : null, dweights: this.rnnGrads });

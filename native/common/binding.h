@@ -5,6 +5,7 @@
 //   binding/stream.h     the stream class: memory, lifecycle, and enqueue(), which queues every op
 //   binding/ops.h        the op entry points (embedding, dropout, linear, losses, sampling, optimizers)
 //   binding/recurrent.h  the recurrent stack's: rnnForward and the backward passes
+//   binding/loss_scale.h the dynamic loss scale's: scaleBy, updateLossScale
 // Every entry point validates its arguments on the JavaScript thread (types, dtypes, shapes,
 // bounds, overlaps, released buffers) and throws RnnlmError before anything is queued; the op
 // itself then runs on the model's stream thread through D. Only reads return Promises.
@@ -19,6 +20,7 @@
 #include "alloc_stats.h"
 #include "binding/graphs.h"
 #include "binding/handles.h"
+#include "binding/loss_scale.h"
 #include "binding/ops.h"
 #include "binding/recurrent.h"
 #include "binding/stream.h"

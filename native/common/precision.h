@@ -4,7 +4,10 @@
 //   fp32  float32 products with float32 accumulation (the default; the CPU's only one)
 //   tf32  CUDA tensor cores: products of operands rounded to TF32 (10-bit mantissa),
 //         float32 accumulation (cuBLAS TF32 math mode, cuDNN's default math)
-//   bf16, fp16  half-precision RNN data with float math: not implemented on either backend yet
+//   bf16, fp16  CUDA mixed precision: cuDNN's RNN on half copies of its data (weights, inputs,
+//         outputs, states) with float math where cuDNN allows it (cuda/rnn_half.h); the
+//         decoder's GEMMs round their float operands to the half format, float32 sums
+//         (cublasGemmEx's 32F_FAST_16BF / _16F); fp16 training scales the loss (loss_scale.h)
 // Each device says what it supports (D::supports); the binding refuses the rest.
 #pragma once
 #include <string>

@@ -11,6 +11,7 @@
 #include <functional>
 #include <vector>
 
+#include "../common/loss_scale.h"
 #include "../common/rnn_layout.h"
 #include "../common/status.h"
 #include "ops.h"
@@ -165,6 +166,16 @@ struct CpuDevice {
     for (int64_t i = 0; i < n; ++i)
       if (!std::isfinite(guard[i])) return false;
     return true;
+  }
+  // Loss scaling (common/loss_scale.h).
+  template <typename T>
+  static void scaleBy(Context&, T* x, int64_t n, const T* state, bool inverse) {
+    const T f = lossScaleFactor(state[0], inverse);
+    for (int64_t i = 0; i < n; ++i) x[i] *= f;
+  }
+  template <typename T>
+  static void updateLossScale(Context&, T* state, const T* guard, int64_t guardN, const LossScaleParams& p) {
+    lossScaleUpdate(state, allFinite(guard, guardN), p);
   }
   template <typename T>
   static void sgd(Context&, T* p, const T* g, T* buf, int64_t n, SgdParams s, const T* guard, int64_t guardN,

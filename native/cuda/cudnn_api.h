@@ -59,7 +59,8 @@ struct CUstream_st;
   X(cublasSetMathMode)            \
   X(cublasSetWorkspace_v2)        \
   X(cublasGetVersion_v2)          \
-  X(cublasSgemm_v2)
+  X(cublasSgemm_v2)               \
+  X(cublasGemmEx)
 
 // Enumerators: X(name, value). check_api.cc walks the same lists, so nothing declared here
 // goes unchecked.
@@ -211,6 +212,21 @@ struct CUstream_st;
   X(CUBLAS_TF32_TENSOR_OP_MATH, 3)                         \
   X(CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION, 16)
 
+// cublasGemmEx's operand types (library_types.h) and compute types: float operands with float
+// accumulation, products rounded to bf16 / fp16 / TF32 (the precision option, precision.h).
+#define RNNLM_CUDA_DATA_TYPE_VALUES(X) \
+  X(CUDA_R_32F, 0)                     \
+  X(CUDA_R_16F, 2)                     \
+  X(CUDA_R_16BF, 14)
+
+#define RNNLM_CUBLAS_COMPUTE_TYPE_VALUES(X) \
+  X(CUBLAS_COMPUTE_32F, 68)                 \
+  X(CUBLAS_COMPUTE_32F_FAST_16F, 74)        \
+  X(CUBLAS_COMPUTE_32F_FAST_16BF, 75)       \
+  X(CUBLAS_COMPUTE_32F_FAST_TF32, 77)
+
+#define RNNLM_CUBLAS_GEMM_ALGO_VALUES(X) X(CUBLAS_GEMM_DEFAULT, -1)
+
 #define RNNLM_CUBLAS_POINTER_MODE_VALUES(X) \
   X(CUBLAS_POINTER_MODE_HOST, 0)            \
   X(CUBLAS_POINTER_MODE_DEVICE, 1)
@@ -251,6 +267,9 @@ enum cublasStatus_t { RNNLM_CUBLAS_STATUS_VALUES(RNNLM_API_ENUMERATOR) };
 enum cublasOperation_t { RNNLM_CUBLAS_OPERATION_VALUES(RNNLM_API_ENUMERATOR) };
 enum cublasMath_t { RNNLM_CUBLAS_MATH_VALUES(RNNLM_API_ENUMERATOR) };
 enum cublasPointerMode_t { RNNLM_CUBLAS_POINTER_MODE_VALUES(RNNLM_API_ENUMERATOR) };
+enum cudaDataType_t { RNNLM_CUDA_DATA_TYPE_VALUES(RNNLM_API_ENUMERATOR) };
+enum cublasComputeType_t { RNNLM_CUBLAS_COMPUTE_TYPE_VALUES(RNNLM_API_ENUMERATOR) };
+enum cublasGemmAlgo_t { RNNLM_CUBLAS_GEMM_ALGO_VALUES(RNNLM_API_ENUMERATOR) };
 #undef RNNLM_API_ENUMERATOR
 
 // auxFlags of cudnnSetRNNDescriptor_v8. cudnn_adv.h makes these macros; keep any such macro
@@ -351,6 +370,11 @@ typedef cublasStatus_t (*cublasSgemm_v2_t)(cublasHandle_t handle, cublasOperatio
                                            cublasOperation_t transb, int m, int n, int k, const float* alpha,
                                            const float* A, int lda, const float* B, int ldb, const float* beta,
                                            float* C, int ldc);
+typedef cublasStatus_t (*cublasGemmEx_t)(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                         int m, int n, int k, const void* alpha, const void* A, cudaDataType_t Atype,
+                                         int lda, const void* B, cudaDataType_t Btype, int ldb, const void* beta,
+                                         void* C, cudaDataType_t Ctype, int ldc, cublasComputeType_t computeType,
+                                         cublasGemmAlgo_t algo);
 
 }  // extern "C"
 

@@ -23,6 +23,7 @@
 #include "errors.h"
 #include "kernels.h"
 #include "memory.h"
+#include "mixed.h"
 #include "loader.h"
 #include "rnn.h"
 
@@ -68,7 +69,8 @@ struct CudaDevice {
     // cuBLAS's workspace, ours from the first capture on, so that no capture makes cuBLAS allocate.
     void* cublasWorkspace = nullptr;
 
-    explicit Context(Precision precision) {
+    Precision precision;
+    explicit Context(Precision p) : precision(p) {
       const Libraries& L = libs();
       RNNLM_CU(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
       RNNLM_CU(cudaMalloc(&errFlag, sizeof(int)));
@@ -102,9 +104,8 @@ struct CudaDevice {
     Context& operator=(const Context&) = delete;
   };
 
-  // Half-precision RNN data (bf16, fp16) is not written yet.
-  static constexpr const char* kPrecisions = "'fp32' and 'tf32'";
-  static constexpr bool supports(Precision p) { return p == Precision::FP32 || p == Precision::TF32; }
+  static constexpr const char* kPrecisions = "'fp32', 'tf32', 'bf16' and 'fp16'";
+  static constexpr bool supports(Precision) { return true; }
 
   // CUDA graphs (common/binding/graphs.h): the ops between captureBegin and captureEnd are
   // captured on the stream (thread-local mode: this worker may not allocate meanwhile, which a
@@ -222,6 +223,25 @@ struct CudaDevice {
     RNNLM_LAUNCH(kernels::multiply(c.stream, a, b, n, out));
   }
 
+  // Column-major C[m, n] = alpha op(A) op(B) + beta C in the model's precision (precision.h):
+  // cublasSgemm for fp32 and tf32 (the handle's math mode says which), cublasGemmEx for bf16 and
+  // fp16: float operands and accumulation, the products' operands rounded to the half format.
+  static void gemm(Context& c, api::cublasOperation_t ta, api::cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                   int64_t ldc) {
+    const auto& L = libs().cublas;
+    if (c.precision == Precision::FP32 || c.precision == Precision::TF32) {
+      RNNLM_CU(L.cublasSgemm_v2(c.cublas, ta, tb, int(m), int(n), int(k), &alpha, A, int(lda), B, int(ldb), &beta, C,
+                                int(ldc)));
+      return;
+    }
+    const api::cublasComputeType_t compute =
+        c.precision == Precision::BF16 ? api::CUBLAS_COMPUTE_32F_FAST_16BF : api::CUBLAS_COMPUTE_32F_FAST_16F;
+    RNNLM_CU(L.cublasGemmEx(c.cublas, ta, tb, int(m), int(n), int(k), &alpha, A, api::CUDA_R_32F, int(lda), B,
+                            api::CUDA_R_32F, int(ldb), &beta, C, api::CUDA_R_32F, int(ldc), compute,
+                            api::CUBLAS_GEMM_DEFAULT));
+  }
+
   // Row-major y[N, O] = x[N, I] W[O, I]^T + b is column-major y^T = W x^T: gemm(T, N).
   // batchInvariant is not honoured: cuBLAS may round a row differently by N (lib/backend/types.ts).
   static void linearForward(Context& c, const float* x, const float* W, const float* b, int64_t N, int64_t I,
@@ -232,21 +252,14 @@ struct CudaDevice {
       beta = 1.f;
     }
     const float alpha = 1.f;
-    RNNLM_CU(libs().cublas.cublasSgemm_v2(c.cublas, api::CUBLAS_OP_T, api::CUBLAS_OP_N, int(O), int(N), int(I), &alpha, W,
-                                          int(I), x, int(I), &beta, y, int(O)));
+    gemm(c, api::CUBLAS_OP_T, api::CUBLAS_OP_N, O, N, I, alpha, W, I, x, I, beta, y, O);
   }
   // dx[N, I] (=|+=) dy W: column-major dx^T = W^T dy^T, gemm(N, N);
   // dW[O, I] += dy^T x: column-major dW^T = x^T dy, gemm(N, T); db += column sums of dy.
   static void linearBackward(Context& c, const float* x, const float* W, const float* dy, int64_t N, int64_t I,
                              int64_t O, float* dx, bool acc, float* dW, float* db) {
-    const float one = 1.f, zero = 0.f;
-    const auto& B = libs().cublas;
-    if (dx)
-      RNNLM_CU(B.cublasSgemm_v2(c.cublas, api::CUBLAS_OP_N, api::CUBLAS_OP_N, int(I), int(N), int(O), &one, W, int(I), dy,
-                                int(O), acc ? &one : &zero, dx, int(I)));
-    if (dW)
-      RNNLM_CU(B.cublasSgemm_v2(c.cublas, api::CUBLAS_OP_N, api::CUBLAS_OP_T, int(I), int(O), int(N), &one, x, int(I), dy,
-                                int(O), &one, dW, int(I)));
+    if (dx) gemm(c, api::CUBLAS_OP_N, api::CUBLAS_OP_N, I, N, O, 1.f, W, I, dy, O, acc ? 1.f : 0.f, dx, I);
+    if (dW) gemm(c, api::CUBLAS_OP_N, api::CUBLAS_OP_T, I, O, N, 1.f, x, I, dy, O, 1.f, dW, I);
     if (db) RNNLM_LAUNCH(kernels::columnSumAdd(c.stream, dy, N, O, db));
   }
   static void crossEntropy(Context& c, const float* z, const int32_t* targets, int64_t N, int64_t V, int64_t ignore,
@@ -272,6 +285,13 @@ struct CudaDevice {
   }
   static void clipValue(Context& c, float* g, int64_t n, double v) {
     RNNLM_LAUNCH(kernels::clipValue(c.stream, g, n, float(v)));
+  }
+  // Loss scaling (common/loss_scale.h, mixed.cu).
+  static void scaleBy(Context& c, float* x, int64_t n, const float* state, bool inverse) {
+    RNNLM_LAUNCH(kernels::scaleBy(c.stream, x, n, state, inverse));
+  }
+  static void updateLossScale(Context& c, float* state, const float* guard, int64_t guardN, const LossScaleParams& p) {
+    RNNLM_LAUNCH(kernels::updateLossScale(c.stream, state, guard, int(guardN), p));
   }
   // live (i32 [4] on the device: lr and step, common/optim.h): the kernels read this step's values when they run.
   static void sgd(Context& c, float* p, const float* g, float* buf, int64_t n, const SgdParams& s, const float* guard,
@@ -302,13 +322,13 @@ struct CudaDevice {
     void backwardData(Context& c, int64_t Tn, int64_t B, const int32_t* lengths, const float* W, const float* y,
                       const float* dy, const float* dhy, const float* dcy, const float* hx, const float* cx, float* dx,
                       float* dhx, float* dcx, float* reserve, int64_t reserveN, float* ws, int64_t wsN) const {
-      CudnnRnn::backwardData(c.cudnn, c.lengthsOnDevice(lengths, B), Tn, B, lengths, W, y, dy, dhy, dcy, hx, cx, dx, dhx,
-                             dcx, reserve, reserveN, ws, wsN);
+      CudnnRnn::backwardData(c.cudnn, c.stream, c.lengthsOnDevice(lengths, B), Tn, B, lengths, W, y, dy, dhy, dcy, hx, cx,
+                             dx, dhx, dcx, reserve, reserveN, ws, wsN);
     }
     void backwardWeights(Context& c, int64_t Tn, int64_t B, const int32_t* lengths, const float* x, const float* hx,
                          const float* y, float* dW, float* reserve, int64_t reserveN, float* ws, int64_t wsN) const {
-      CudnnRnn::backwardWeights(c.cudnn, c.lengthsOnDevice(lengths, B), Tn, B, lengths, x, hx, y, dW, reserve, reserveN,
-                                ws, wsN);
+      CudnnRnn::backwardWeights(c.cudnn, c.stream, c.lengthsOnDevice(lengths, B), Tn, B, lengths, x, hx, y, dW, reserve,
+                                reserveN, ws, wsN);
     }
   };
 };

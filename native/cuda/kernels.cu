@@ -7,19 +7,11 @@
 
 #include "../common/rng.h"
 #include "../common/sample.h"
+#include "grid.cuh"
 #include "kernels.h"
 
 namespace rnnlm::cuda::kernels {
 namespace {
-
-constexpr int kThreads = 256;
-
-inline unsigned blocksFor(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return unsigned(b < 65535 * 16 ? (b < 1 ? 1 : b) : 65535 * 16);
-}
-
-#define GRID_STRIDE(i, n) for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 template <typename T>
 __global__ void fillKernel(T* p, int64_t n, T v) {
@@ -344,12 +336,6 @@ __global__ void scaleKernel(float* g, int64_t n, const double* scale) {
 // g = clamp(g, -v, v)   (cpu::clipValue)
 __global__ void clipValueKernel(float* g, int64_t n, float v) {
   GRID_STRIDE(i, n) g[i] = fminf(v, fmaxf(-v, g[i]));
-}
-
-__device__ bool allFinite(const float* guard, int n) {
-  for (int i = 0; i < n; ++i)
-    if (!isfinite(guard[i])) return false;
-  return true;
 }
 
 // PyTorch SGD (cpu::sgd): d = g + wd p; buf = first ? d : m buf + (1 - damp) d;

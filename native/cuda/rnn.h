@@ -7,6 +7,8 @@
 // Same conventions as the CPU: forward, backward-data, then backward-weights sharing a reserve
 // space; x [T, B, I], y [T, B, H], h/c [L, B, H]; sequence b is padded past lengths[b] (cuDNN
 // carries its state and writes zeros to y there); weights in PyTorch's layout (rnn_layout.h).
+// Precision bf16 / fp16: cuDNN runs on half copies of all of these (rnn_half.h), float math
+// where cuDNN allows it; everything the caller sees stays float32.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -21,6 +23,7 @@
 #include "../common/status.h"
 #include "errors.h"
 #include "loader.h"
+#include "rnn_half.h"
 
 namespace rnnlm::cuda {
 
@@ -43,8 +46,18 @@ inline api::cudnnHandle_t queryHandle() {
 // descriptors) and on the device (for cuDNN), and element counts of the reserve and workspace.
 class CudnnRnn {
  public:
-  explicit CudnnRnn(const RnnConfig& c) : cfg_(c) {
+  explicit CudnnRnn(const RnnConfig& c)
+      : cfg_(c),
+        half_(c.precision == Precision::BF16 || c.precision == Precision::FP16),
+        halfKind_(c.precision == Precision::BF16 ? kernels::Half::BF16 : kernels::Half::FP16),
+        dataType_(!half_ ? api::CUDNN_DATA_FLOAT
+                         : c.precision == Precision::BF16 ? api::CUDNN_DATA_BFLOAT16 : api::CUDNN_DATA_HALF),
+        elem_(half_ ? 2 : 4) {
     const auto& D = libs().cudnn;
+    if (c.precision == Precision::BF16 && D.cudnnGetVersion() < 91300)
+      fail(Code::InvalidArgument,
+           "precision 'bf16' needs cuDNN 9.13 or later for the RNN (this is cuDNN %zu); use 'fp16' or 'tf32'",
+           size_t(D.cudnnGetVersion()));
     api::cudnnHandle_t h = queryHandle();
     RNNLM_CU(D.cudnnCreateDropoutDescriptor(&drop_));
     if (c.dropout > 0) {
@@ -98,7 +111,9 @@ class CudnnRnn {
   CudnnRnn(const CudnnRnn&) = delete;
   CudnnRnn& operator=(const CudnnRnn&) = delete;
 
-  int64_t weightSize() const { return int64_t(weightBytes_ / sizeof(float)); }
+  // The weight space in elements: the float32 master weights the caller holds have cuDNN's
+  // layout in elements of its data type (the half copy is cast element by element).
+  int64_t weightSize() const { return int64_t(weightBytes_ / elem_); }
   ParamRef weightParam(int64_t layer, int id) const { return params_.at(size_t(layer * 4 + id)); }
   std::vector<AlgoChoices::Entry> algorithmLog() const { return choices_.log(); }
 
@@ -129,6 +144,10 @@ class CudnnRnn {
       }
     }
     if (!any) RNNLM_CU(first);
+    if (half_) {
+      reserve += HalfParts::reserveBytes(cfg_, weightSize(), T, B);
+      ws += HalfParts::workspaceBytes(cfg_, weightSize(), T, B);
+    }
     return {int64_t((reserve + 3) / 4) + 1, int64_t((ws + 3) / 4) + 1};
   }
 
@@ -137,32 +156,79 @@ class CudnnRnn {
                float* hy, float* cy, float* reserve, int64_t reserveN, float* ws, int64_t wsN, bool training) const {
     std::lock_guard<std::mutex> lock(mu_);
     setData(Tn, B, reinterpret_cast<const int*>(lengths));
-    const Run r{h, devLengths, x, hx, cx, W, y, hy, cy, reserve, size_t(reserveN) * 4, ws, size_t(wsN) * 4};
-    const Algo& a = algos_[size_t(chooseAlgo(s, r, training, Tn, B))];
-    RNNLM_CU(runForward(a.desc, r, training));
+    if (!half_) {
+      const Run r{h, devLengths, x, hx, cx, W, y, hy, cy, reserve, size_t(reserveN) * 4, ws, size_t(wsN) * 4};
+      RNNLM_CU(runForward(algos_[size_t(chooseAlgo(s, r, training, Tn, B))].desc, r, training));
+      return;
+    }
+    const auto R = HalfParts::reserve(cfg_, weightSize(), Tn, B, reserve, size_t(reserveN) * 4);
+    const auto Wk = HalfParts::workspace(cfg_, weightSize(), Tn, B, ws, size_t(wsN) * 4);
+    const bool lstm = cfg_.cell == Cell::LSTM;
+    const int64_t states = cfg_.layers * B * cfg_.hiddenSize;
+    toHalf(s, W, weightSize(), R.W);
+    toHalf(s, x, Tn * B * cfg_.inputSize, R.x);
+    // The initial states are kept (zeros when absent): the backward passes read them.
+    toHalf(s, hx, states, R.hx);
+    if (lstm) toHalf(s, cx, states, R.cx);
+    const Run r{h, devLengths, R.x, R.hx, lstm ? R.cx : nullptr, R.W, R.y, hy ? Wk.hy : nullptr,
+                cy ? Wk.cy : nullptr, reserve, R.cudnnBytes, ws, Wk.cudnnBytes};
+    RNNLM_CU(runForward(algos_[size_t(chooseAlgo(s, r, training, Tn, B))].desc, r, training));
+    fromHalf(s, R.y, Tn * B * cfg_.hiddenSize, y, false);
+    if (hy) fromHalf(s, Wk.hy, states, hy, false);
+    if (cy && lstm) fromHalf(s, Wk.cy, states, cy, false);
   }
-  void backwardData(api::cudnnHandle_t h, const int32_t* devLengths, int64_t Tn, int64_t B, const int32_t* lengths,
-                    const float* W, const float* y, const float* dy, const float* dhy, const float* dcy,
-                    const float* hx, const float* cx, float* dx, float* dhx, float* dcx, float* reserve,
-                    int64_t reserveN, float* ws, int64_t wsN) const {
+  void backwardData(api::cudnnHandle_t h, cudaStream_t s, const int32_t* devLengths, int64_t Tn, int64_t B,
+                    const int32_t* lengths, const float* W, const float* y, const float* dy, const float* dhy,
+                    const float* dcy, const float* hx, const float* cx, float* dx, float* dhx, float* dcx,
+                    float* reserve, int64_t reserveN, float* ws, int64_t wsN) const {
     if (!y || !dx) fail(Code::InvalidArgument, "rnnBackwardData on CUDA needs y (the forward output) and dx");
     std::lock_guard<std::mutex> lock(mu_);
     setData(Tn, B, reinterpret_cast<const int*>(lengths));
     const bool lstm = cfg_.cell == Cell::LSTM;
-    RNNLM_CU(libs().cudnn.cudnnRNNBackwardData_v8(h, trainedDesc(Tn, B), devLengths, yDesc_, y, dy, xDesc_, dx, hDesc_,
-                                                  hx, dhy, dhx, hDesc_, lstm ? cx : nullptr, lstm ? dcy : nullptr,
-                                                  lstm ? dcx : nullptr, weightBytes_, W, size_t(wsN) * 4, ws,
-                                                  size_t(reserveN) * 4, reserve));
+    const auto& D = libs().cudnn;
+    if (!half_) {
+      RNNLM_CU(D.cudnnRNNBackwardData_v8(h, trainedDesc(Tn, B), devLengths, yDesc_, y, dy, xDesc_, dx, hDesc_, hx, dhy,
+                                         dhx, hDesc_, lstm ? cx : nullptr, lstm ? dcy : nullptr, lstm ? dcx : nullptr,
+                                         weightBytes_, W, size_t(wsN) * 4, ws, size_t(reserveN) * 4, reserve));
+      return;
+    }
+    // The forward's half copies (W, y, hx, cx) are in the reserve; the caller's float32 y and hx are the same values.
+    const auto R = HalfParts::reserve(cfg_, weightSize(), Tn, B, reserve, size_t(reserveN) * 4);
+    const auto Wk = HalfParts::workspace(cfg_, weightSize(), Tn, B, ws, size_t(wsN) * 4);
+    const int64_t states = cfg_.layers * B * cfg_.hiddenSize;
+    toHalf(s, dy, Tn * B * cfg_.hiddenSize, Wk.dy);
+    if (dhy) toHalf(s, dhy, states, Wk.dhy);
+    if (dcy && lstm) toHalf(s, dcy, states, Wk.dcy);
+    RNNLM_CU(D.cudnnRNNBackwardData_v8(h, trainedDesc(Tn, B), devLengths, yDesc_, R.y, Wk.dy, xDesc_, Wk.dx, hDesc_,
+                                       R.hx, dhy ? Wk.dhy : nullptr, dhx ? Wk.dhx : nullptr, hDesc_,
+                                       lstm ? R.cx : nullptr, lstm && dcy ? Wk.dcy : nullptr,
+                                       lstm && dcx ? Wk.dcx : nullptr, weightBytes_, R.W, Wk.cudnnBytes, ws,
+                                       R.cudnnBytes, reserve));
+    fromHalf(s, Wk.dx, Tn * B * cfg_.inputSize, dx, false);
+    if (dhx) fromHalf(s, Wk.dhx, states, dhx, false);
+    if (dcx && lstm) fromHalf(s, Wk.dcx, states, dcx, false);
   }
-  void backwardWeights(api::cudnnHandle_t h, const int32_t* devLengths, int64_t Tn, int64_t B, const int32_t* lengths,
-                       const float* x, const float* hx, const float* y, float* dW, float* reserve, int64_t reserveN,
-                       float* ws, int64_t wsN) const {
+  void backwardWeights(api::cudnnHandle_t h, cudaStream_t s, const int32_t* devLengths, int64_t Tn, int64_t B,
+                       const int32_t* lengths, const float* x, const float* hx, const float* y, float* dW,
+                       float* reserve, int64_t reserveN, float* ws, int64_t wsN) const {
     if (!y) fail(Code::InvalidArgument, "rnnBackwardWeights on CUDA needs y (the forward output)");
     std::lock_guard<std::mutex> lock(mu_);
     setData(Tn, B, reinterpret_cast<const int*>(lengths));
-    RNNLM_CU(libs().cudnn.cudnnRNNBackwardWeights_v8(h, trainedDesc(Tn, B), api::CUDNN_WGRAD_MODE_ADD, devLengths,
-                                                     xDesc_, x, hDesc_, hx, yDesc_, y, weightBytes_, dW,
-                                                     size_t(wsN) * 4, ws, size_t(reserveN) * 4, reserve));
+    const auto& D = libs().cudnn;
+    if (!half_) {
+      RNNLM_CU(D.cudnnRNNBackwardWeights_v8(h, trainedDesc(Tn, B), api::CUDNN_WGRAD_MODE_ADD, devLengths, xDesc_, x,
+                                            hDesc_, hx, yDesc_, y, weightBytes_, dW, size_t(wsN) * 4, ws,
+                                            size_t(reserveN) * 4, reserve));
+      return;
+    }
+    // This call's gradient in half (zeroed, then cuDNN adds to it), added to the float32 dW.
+    const auto R = HalfParts::reserve(cfg_, weightSize(), Tn, B, reserve, size_t(reserveN) * 4);
+    const auto Wk = HalfParts::workspace(cfg_, weightSize(), Tn, B, ws, size_t(wsN) * 4);
+    RNNLM_CU(cudaMemsetAsync(Wk.dW, 0, weightBytes_, s));
+    RNNLM_CU(D.cudnnRNNBackwardWeights_v8(h, trainedDesc(Tn, B), api::CUDNN_WGRAD_MODE_ADD, devLengths, xDesc_, R.x,
+                                          hDesc_, R.hx, yDesc_, R.y, weightBytes_, Wk.dW, Wk.cudnnBytes, ws,
+                                          R.cudnnBytes, reserve));
+    fromHalf(s, Wk.dW, weightSize(), dW, true);
   }
 
  private:
@@ -174,12 +240,21 @@ class CudnnRnn {
   struct Run {
     api::cudnnHandle_t h;
     const int32_t* devLengths;
-    const float *x, *hx, *cx, *W;
-    float *y, *hy, *cy, *reserve;
+    const void *x, *hx, *cx, *W;  // float32, or the half copies (rnn_half.h)
+    void *y, *hy, *cy, *reserve;
     size_t reserveBytes;
-    float* ws;
+    void* ws;
     size_t wsBytes;
   };
+
+  // The casts around a half-precision call (mixed.cu); a null float32 state is zeros.
+  void toHalf(cudaStream_t s, const float* src, int64_t n, void* dst) const {
+    if (src) RNNLM_LAUNCH(kernels::toHalf(s, src, n, dst, halfKind_));
+    else RNNLM_CU(cudaMemsetAsync(dst, 0, size_t(n) * elem_, s));
+  }
+  void fromHalf(cudaStream_t s, const void* src, int64_t n, float* dst, bool accumulate) const {
+    RNNLM_LAUNCH(kernels::fromHalf(s, src, n, dst, halfKind_, accumulate));
+  }
 
   static api::cudnnRNNAlgo_t cudnnAlgo(RnnAlgorithm a) {
     switch (a) {
@@ -200,7 +275,8 @@ class CudnnRnn {
   }
 
   // The RNN descriptor of one algorithm; null where cuDNN refuses it and it is not required.
-  // Precision TF32 lets cuDNN use TF32 tensor cores; otherwise FP32 FMA math (precision.h).
+  // Precision TF32 lets cuDNN use TF32 tensor cores; FP32 is FMA math (precision.h); half data
+  // uses tensor cores with float math, or the data type's math where cuDNN refuses float.
   api::cudnnRNNDescriptor_t describe(RnnAlgorithm a, bool required) const {
     const auto& D = libs().cudnn;
     const RnnConfig& c = cfg_;
@@ -210,11 +286,17 @@ class CudnnRnn {
                                                                 : api::CUDNN_RNN_RELU;
     api::cudnnRNNDescriptor_t d = nullptr;
     RNNLM_CU(D.cudnnCreateRNNDescriptor(&d));
-    const api::cudnnStatus_t st = D.cudnnSetRNNDescriptor_v8(
-        d, cudnnAlgo(a), mode, api::CUDNN_RNN_DOUBLE_BIAS, api::CUDNN_UNIDIRECTIONAL, api::CUDNN_LINEAR_INPUT,
-        api::CUDNN_DATA_FLOAT, api::CUDNN_DATA_FLOAT,
-        c.precision == Precision::TF32 ? api::CUDNN_DEFAULT_MATH : api::CUDNN_FMA_MATH, int32_t(c.inputSize),
-        int32_t(c.hiddenSize), int32_t(c.hiddenSize), int32_t(c.layers), drop_, api::CUDNN_RNN_PADDED_IO_ENABLED);
+    const api::cudnnMathType_t math = half_                             ? api::CUDNN_TENSOR_OP_MATH
+                                      : c.precision == Precision::TF32 ? api::CUDNN_DEFAULT_MATH
+                                                                        : api::CUDNN_FMA_MATH;
+    auto set = [&](api::cudnnDataType_t mathPrec) {
+      return D.cudnnSetRNNDescriptor_v8(d, cudnnAlgo(a), mode, api::CUDNN_RNN_DOUBLE_BIAS, api::CUDNN_UNIDIRECTIONAL,
+                                        api::CUDNN_LINEAR_INPUT, dataType_, mathPrec, math, int32_t(c.inputSize),
+                                        int32_t(c.hiddenSize), int32_t(c.hiddenSize), int32_t(c.layers), drop_,
+                                        api::CUDNN_RNN_PADDED_IO_ENABLED);
+    };
+    api::cudnnStatus_t st = set(api::CUDNN_DATA_FLOAT);
+    if (st != api::CUDNN_STATUS_SUCCESS && half_) st = set(dataType_);
     if (st != api::CUDNN_STATUS_SUCCESS) {
       D.cudnnDestroyRNNDescriptor(d);
       if (required) check(st, "cudnnSetRNNDescriptor_v8");
@@ -244,8 +326,8 @@ class CudnnRnn {
     constexpr int kReps = 3;
     const auto& D = libs().cudnn;
     const bool lstm = cfg_.cell == Cell::LSTM;
-    float* dx = nullptr;
-    float* dW = nullptr;
+    void* dx = nullptr;
+    void* dW = nullptr;
     cudaEvent_t start = nullptr, stop = nullptr;
     AlgoChoices::Entry entry{key, algos_[0].algorithm, {}};
     int best = 0;
@@ -260,7 +342,7 @@ class CudnnRnn {
       RNNLM_CU(cudaEventCreate(&start));
       RNNLM_CU(cudaEventCreate(&stop));
       if (training) {
-        RNNLM_CU(cudaMalloc(&dx, size_t(Tn * B * cfg_.inputSize) * sizeof(float)));
+        RNNLM_CU(cudaMalloc(&dx, size_t(Tn * B * cfg_.inputSize) * elem_));
         RNNLM_CU(cudaMalloc(&dW, weightBytes_));
       }
       for (size_t i = 0; i < algos_.size(); ++i) {
@@ -310,13 +392,13 @@ class CudnnRnn {
   void setData(int64_t T, int64_t B, const int* lengths) const {
     const auto& D = libs().cudnn;
     float fill = 0.f;
-    RNNLM_CU(D.cudnnSetRNNDataDescriptor(xDesc_, api::CUDNN_DATA_FLOAT, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
-                                         int(T), int(B), int(cfg_.inputSize), lengths, &fill));
-    RNNLM_CU(D.cudnnSetRNNDataDescriptor(yDesc_, api::CUDNN_DATA_FLOAT, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
-                                         int(T), int(B), int(cfg_.hiddenSize), lengths, &fill));
+    RNNLM_CU(D.cudnnSetRNNDataDescriptor(xDesc_, dataType_, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, int(T),
+                                         int(B), int(cfg_.inputSize), lengths, &fill));
+    RNNLM_CU(D.cudnnSetRNNDataDescriptor(yDesc_, dataType_, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, int(T),
+                                         int(B), int(cfg_.hiddenSize), lengths, &fill));
     const int dims[3] = {int(cfg_.layers), int(B), int(cfg_.hiddenSize)};
     const int strides[3] = {int(B * cfg_.hiddenSize), int(cfg_.hiddenSize), 1};
-    RNNLM_CU(D.cudnnSetTensorNdDescriptor(hDesc_, api::CUDNN_DATA_FLOAT, 3, dims, strides));
+    RNNLM_CU(D.cudnnSetTensorNdDescriptor(hDesc_, dataType_, 3, dims, strides));
   }
 
   // Where PyTorch's four tensors of each layer lie in cuDNN's weight space (in floats).
@@ -335,7 +417,7 @@ class CudnnRnn {
     RNNLM_CU(D.cudnnCreateTensorDescriptor(&mDesc));
     RNNLM_CU(D.cudnnCreateTensorDescriptor(&bDesc));
     const int64_t G = cfg_.gates(), H = cfg_.hiddenSize;
-    auto offsetOf = [&](void* p) { return int64_t((static_cast<char*>(p) - static_cast<char*>(space)) / sizeof(float)); };
+    auto offsetOf = [&](void* p) { return int64_t((static_cast<char*>(p) - static_cast<char*>(space)) / elem_); };
     try {
       for (int64_t l = 0; l < cfg_.layers; ++l) {
         const int64_t in = cfg_.layerInput(l);
@@ -373,6 +455,10 @@ class CudnnRnn {
   }
 
   RnnConfig cfg_;
+  bool half_;                    // bf16 / fp16: cuDNN runs on half copies (rnn_half.h)
+  kernels::Half halfKind_;
+  api::cudnnDataType_t dataType_;  // of x, y, the states and the weight space, as cuDNN sees them
+  size_t elem_;                  // its size in bytes
   std::vector<Algo> algos_;  // the candidates, in candidates()'s order
   mutable AlgoChoices choices_;
   api::cudnnDropoutDescriptor_t drop_ = nullptr;

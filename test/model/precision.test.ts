@@ -20,7 +20,7 @@ test('the CPU computes in fp32 only: device cpu refuses every other precision wi
   for (const precision of PRECISIONS.filter((p) => p !== 'fp32')) {
     await expect(LanguageModel.create({ ...tiny, device: 'cpu', precision })).rejects.toMatchObject({
       code: 'ERR_INVALID_ARGUMENT',
-      message: expect.stringMatching(new RegExp(`precision '${precision}' is not available: the cpu backend computes in 'fp32' \\(${precision === 'tf32' ? "'tf32' is a mode of CUDA's tensor cores" : "'bf16' and 'fp16' are on neither device yet"}\\)`)),
+      message: expect.stringMatching(new RegExp(`precision '${precision}' is not available: the cpu backend computes in 'fp32' \\(${precision === 'tf32' ? "'tf32' is a mode of CUDA's tensor cores" : `'${precision}' is CUDA's mixed precision`}\\)`)),
     });
   }
   // What it got, cut to a readable length.
@@ -64,9 +64,13 @@ test('load: the same rules; an int8 model computes in int8 and fp32; quantize ma
   });
   await expect(LanguageModel.load(path, { precision: 'half' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/precision must be one of/) });
   const auto = await LanguageModel.load(path, { precision: 'fp16' });
-  // fp16 is on no backend yet: 'auto' falls back on either device.
-  expect(auto.precision).toBe('fp32');
-  expect(auto.deviceReason).toMatch(/precision 'fp16' fell back to 'fp32'/);
+  // fp16 is CUDA's: 'auto' keeps it there and falls back on the CPU.
+  if (auto.device === 'cuda') {
+    expect(auto.precision).toBe('fp16');
+  } else {
+    expect(auto.precision).toBe('fp32');
+    expect(auto.deviceReason).toMatch(/precision 'fp16' fell back to 'fp32' \(the cpu backend computes in 'fp32'\)/);
+  }
   const q = await m.quantize('int8');
   expect(q.precision).toBe('fp32');
   // An int8 file loaded under 'auto' runs on the CPU: a precision falls back there too.

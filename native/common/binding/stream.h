@@ -79,6 +79,9 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
          S::template InstanceMethod<&S::ClipGradNorm>("clipGradNorm"),
          S::template InstanceMethod<&S::ClipValue>("clipValue"), S::template InstanceMethod<&S::Sgd>("sgd"),
          S::template InstanceMethod<&S::Adam>("adam"),
+         // loss scaling (binding/loss_scale.h)
+         S::template InstanceMethod<&S::ScaleBy>("scaleBy"),
+         S::template InstanceMethod<&S::UpdateLossScale>("updateLossScale"),
          // recurrent stack (binding/recurrent.h)
          S::template InstanceMethod<&S::RnnForward>("rnnForward"),
          S::template InstanceMethod<&S::RnnBackwardData>("rnnBackwardData"),
@@ -430,6 +433,11 @@ class NativeStream : public Napi::ObjectWrap<NativeStream<D>> {
   View guardArg(Napi::Value v, const char* op, DType t);
   View liveArg(Napi::Value v, const char* op);
   View scaleArg(Napi::Value v, const char* op, const char* name, const View& W, const View& out);
+
+  // --- loss scaling (binding/loss_scale.h) ----------------------------------------------------
+  Napi::Value ScaleBy(const Napi::CallbackInfo& info);
+  Napi::Value UpdateLossScale(const Napi::CallbackInfo& info);
+  View lossScaleArg(Napi::Value v, const char* op, DType t);
 
   // --- recurrent stack (binding/recurrent.h) --------------------------------------------------
   Napi::Value RnnForward(const Napi::CallbackInfo& info);
