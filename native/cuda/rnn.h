@@ -7,8 +7,10 @@
 // Same conventions as the CPU: forward, backward-data, then backward-weights sharing a reserve
 // space; x [T, B, I], y [T, B, H], h/c [L, B, H]; sequence b is padded past lengths[b] (cuDNN
 // carries its state and writes zeros to y there); weights in PyTorch's layout (rnn_layout.h).
-// Precision bf16 / fp16: cuDNN runs on half copies of all of these (rnn_half.h), float math
-// where cuDNN allows it; everything the caller sees stays float32.
+// Precision bf16 / fp16: training runs cuDNN on half copies of all of these (rnn_half.h), float
+// math where cuDNN allows it; inference runs in float32 (the half copy of the weights would be
+// cast again at every call, which at one token a call costs more than the half math saves), a
+// precision being a permission to round, not a need. What the caller sees stays float32.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -49,10 +51,7 @@ class CudnnRnn {
   explicit CudnnRnn(const RnnConfig& c)
       : cfg_(c),
         half_(c.precision == Precision::BF16 || c.precision == Precision::FP16),
-        halfKind_(c.precision == Precision::BF16 ? kernels::Half::BF16 : kernels::Half::FP16),
-        dataType_(!half_ ? api::CUDNN_DATA_FLOAT
-                         : c.precision == Precision::BF16 ? api::CUDNN_DATA_BFLOAT16 : api::CUDNN_DATA_HALF),
-        elem_(half_ ? 2 : 4) {
+        halfKind_(c.precision == Precision::BF16 ? kernels::Half::BF16 : kernels::Half::FP16) {
     const auto& D = libs().cudnn;
     if (c.precision == Precision::BF16 && D.cudnnGetVersion() < 91300)
       fail(Code::InvalidArgument,
@@ -68,29 +67,14 @@ class CudnnRnn {
     } else {
       RNNLM_CU(D.cudnnSetDropoutDescriptor(drop_, h, 0.f, nullptr, 0, 0ull));
     }
-    for (RnnAlgorithm a : candidates(c.algorithm)) {
-      // Auto: an algorithm cuDNN refuses for this configuration is no candidate; a named one
-      // (and auto's STANDARD) must work.
-      const bool required = c.algorithm != RnnAlgorithm::Auto || a == RnnAlgorithm::Standard;
-      api::cudnnRNNDescriptor_t d = describe(a, required);
-      if (!d) continue;
-      try {
-        size_t bytes = 0;
-        RNNLM_CU(D.cudnnGetRNNWeightSpaceSize(h, d, &bytes));
-        std::vector<ParamRef> layout = layoutParams(h, d, bytes);
-        if (algos_.empty()) {
-          weightBytes_ = bytes;
-          params_ = std::move(layout);
-        } else if (bytes != weightBytes_ || !sameLayout(layout, params_)) {
-          fail(Code::Native, "cuDNN lays out the weights of algorithm %s unlike %s's", algorithmName(a),
-               algorithmName(algos_[0].algorithm));
-        }
-      } catch (const Error&) {
-        D.cudnnDestroyRNNDescriptor(d);
-        if (required) throw;
-        continue;
-      }
-      algos_.push_back({a, d});
+    main_.type = !half_ ? api::CUDNN_DATA_FLOAT
+                 : c.precision == Precision::BF16 ? api::CUDNN_DATA_BFLOAT16 : api::CUDNN_DATA_HALF;
+    main_.elem = half_ ? 2 : 4;
+    build(h, main_);
+    if (half_) {  // inference's float32 descriptors, on the same weight layout
+      float_.type = api::CUDNN_DATA_FLOAT;
+      float_.elem = 4;
+      build(h, float_);
     }
     RNNLM_CU(D.cudnnCreateRNNDataDescriptor(&xDesc_));
     RNNLM_CU(D.cudnnCreateRNNDataDescriptor(&yDesc_));
@@ -101,7 +85,8 @@ class CudnnRnn {
     if (hDesc_) D.cudnnDestroyTensorDescriptor(hDesc_);
     if (yDesc_) D.cudnnDestroyRNNDataDescriptor(yDesc_);
     if (xDesc_) D.cudnnDestroyRNNDataDescriptor(xDesc_);
-    for (const Algo& a : algos_) D.cudnnDestroyRNNDescriptor(a.desc);
+    for (const Set* set : {&main_, &float_})
+      for (const Algo& a : set->algos) D.cudnnDestroyRNNDescriptor(a.desc);
     if (drop_) D.cudnnDestroyDropoutDescriptor(drop_);
     if (dropStates_) {
       cudaFree(dropStates_);
@@ -113,7 +98,7 @@ class CudnnRnn {
 
   // The weight space in elements: the float32 master weights the caller holds have cuDNN's
   // layout in elements of its data type (the half copy is cast element by element).
-  int64_t weightSize() const { return int64_t(weightBytes_ / elem_); }
+  int64_t weightSize() const { return int64_t(main_.weightBytes / main_.elem); }
   ParamRef weightParam(int64_t layer, int id) const { return params_.at(size_t(layer * 4 + id)); }
   std::vector<AlgoChoices::Entry> algorithmLog() const { return choices_.log(); }
 
@@ -125,13 +110,14 @@ class CudnnRnn {
   Sizes spaces(int64_t T, int64_t B) const {
     std::lock_guard<std::mutex> lock(mu_);
     const std::vector<int> lengths(static_cast<size_t>(B), static_cast<int>(T));
-    setData(T, B, lengths.data());
     size_t ws = 0, reserve = 0;
     api::cudnnStatus_t first = api::CUDNN_STATUS_SUCCESS;
     bool any = false;
     const auto& D = libs().cudnn;
-    for (const Algo& a : algos_) {
-      for (const auto mode : {api::CUDNN_FWD_MODE_TRAINING, api::CUDNN_FWD_MODE_INFERENCE}) {
+    for (const auto mode : {api::CUDNN_FWD_MODE_TRAINING, api::CUDNN_FWD_MODE_INFERENCE}) {
+      const Set& set = setFor(mode == api::CUDNN_FWD_MODE_TRAINING);
+      setData(T, B, lengths.data(), set.type);
+      for (const Algo& a : set.algos) {
         size_t w = 0, r = 0;
         const api::cudnnStatus_t st = D.cudnnGetRNNTempSpaceSizes(queryHandle(), a.desc, mode, xDesc_, &w, &r);
         if (st != api::CUDNN_STATUS_SUCCESS) {
@@ -155,10 +141,11 @@ class CudnnRnn {
                const int32_t* lengths, const float* x, const float* hx, const float* cx, const float* W, float* y,
                float* hy, float* cy, float* reserve, int64_t reserveN, float* ws, int64_t wsN, bool training) const {
     std::lock_guard<std::mutex> lock(mu_);
-    setData(Tn, B, reinterpret_cast<const int*>(lengths));
-    if (!half_) {
+    const Set& set = setFor(training);
+    setData(Tn, B, reinterpret_cast<const int*>(lengths), set.type);
+    if (set.type == api::CUDNN_DATA_FLOAT) {
       const Run r{h, devLengths, x, hx, cx, W, y, hy, cy, reserve, size_t(reserveN) * 4, ws, size_t(wsN) * 4};
-      RNNLM_CU(runForward(algos_[size_t(chooseAlgo(s, r, training, Tn, B))].desc, r, training));
+      RNNLM_CU(runForward(set, set.algos[size_t(chooseAlgo(s, set, r, training, Tn, B))].desc, r, training));
       return;
     }
     const auto R = HalfParts::reserve(cfg_, weightSize(), Tn, B, reserve, size_t(reserveN) * 4);
@@ -172,7 +159,7 @@ class CudnnRnn {
     if (lstm) toHalf(s, cx, states, R.cx);
     const Run r{h, devLengths, R.x, R.hx, lstm ? R.cx : nullptr, R.W, R.y, hy ? Wk.hy : nullptr,
                 cy ? Wk.cy : nullptr, reserve, R.cudnnBytes, ws, Wk.cudnnBytes};
-    RNNLM_CU(runForward(algos_[size_t(chooseAlgo(s, r, training, Tn, B))].desc, r, training));
+    RNNLM_CU(runForward(set, set.algos[size_t(chooseAlgo(s, set, r, training, Tn, B))].desc, r, training));
     fromHalf(s, R.y, Tn * B * cfg_.hiddenSize, y, false);
     if (hy) fromHalf(s, Wk.hy, states, hy, false);
     if (cy && lstm) fromHalf(s, Wk.cy, states, cy, false);
@@ -183,13 +170,14 @@ class CudnnRnn {
                     float* reserve, int64_t reserveN, float* ws, int64_t wsN) const {
     if (!y || !dx) fail(Code::InvalidArgument, "rnnBackwardData on CUDA needs y (the forward output) and dx");
     std::lock_guard<std::mutex> lock(mu_);
-    setData(Tn, B, reinterpret_cast<const int*>(lengths));
+    setData(Tn, B, reinterpret_cast<const int*>(lengths), main_.type);
+    const size_t weightBytes = main_.weightBytes;
     const bool lstm = cfg_.cell == Cell::LSTM;
     const auto& D = libs().cudnn;
     if (!half_) {
       RNNLM_CU(D.cudnnRNNBackwardData_v8(h, trainedDesc(Tn, B), devLengths, yDesc_, y, dy, xDesc_, dx, hDesc_, hx, dhy,
                                          dhx, hDesc_, lstm ? cx : nullptr, lstm ? dcy : nullptr, lstm ? dcx : nullptr,
-                                         weightBytes_, W, size_t(wsN) * 4, ws, size_t(reserveN) * 4, reserve));
+                                         weightBytes, W, size_t(wsN) * 4, ws, size_t(reserveN) * 4, reserve));
       return;
     }
     // The forward's half copies (W, y, hx, cx) are in the reserve; the caller's float32 y and hx are the same values.
@@ -202,7 +190,7 @@ class CudnnRnn {
     RNNLM_CU(D.cudnnRNNBackwardData_v8(h, trainedDesc(Tn, B), devLengths, yDesc_, R.y, Wk.dy, xDesc_, Wk.dx, hDesc_,
                                        R.hx, dhy ? Wk.dhy : nullptr, dhx ? Wk.dhx : nullptr, hDesc_,
                                        lstm ? R.cx : nullptr, lstm && dcy ? Wk.dcy : nullptr,
-                                       lstm && dcx ? Wk.dcx : nullptr, weightBytes_, R.W, Wk.cudnnBytes, ws,
+                                       lstm && dcx ? Wk.dcx : nullptr, weightBytes, R.W, Wk.cudnnBytes, ws,
                                        R.cudnnBytes, reserve));
     fromHalf(s, Wk.dx, Tn * B * cfg_.inputSize, dx, false);
     if (dhx) fromHalf(s, Wk.dhx, states, dhx, false);
@@ -213,20 +201,21 @@ class CudnnRnn {
                        float* reserve, int64_t reserveN, float* ws, int64_t wsN) const {
     if (!y) fail(Code::InvalidArgument, "rnnBackwardWeights on CUDA needs y (the forward output)");
     std::lock_guard<std::mutex> lock(mu_);
-    setData(Tn, B, reinterpret_cast<const int*>(lengths));
+    setData(Tn, B, reinterpret_cast<const int*>(lengths), main_.type);
+    const size_t weightBytes = main_.weightBytes;
     const auto& D = libs().cudnn;
     if (!half_) {
       RNNLM_CU(D.cudnnRNNBackwardWeights_v8(h, trainedDesc(Tn, B), api::CUDNN_WGRAD_MODE_ADD, devLengths, xDesc_, x,
-                                            hDesc_, hx, yDesc_, y, weightBytes_, dW, size_t(wsN) * 4, ws,
+                                            hDesc_, hx, yDesc_, y, weightBytes, dW, size_t(wsN) * 4, ws,
                                             size_t(reserveN) * 4, reserve));
       return;
     }
     // This call's gradient in half (zeroed, then cuDNN adds to it), added to the float32 dW.
     const auto R = HalfParts::reserve(cfg_, weightSize(), Tn, B, reserve, size_t(reserveN) * 4);
     const auto Wk = HalfParts::workspace(cfg_, weightSize(), Tn, B, ws, size_t(wsN) * 4);
-    RNNLM_CU(cudaMemsetAsync(Wk.dW, 0, weightBytes_, s));
+    RNNLM_CU(cudaMemsetAsync(Wk.dW, 0, weightBytes, s));
     RNNLM_CU(D.cudnnRNNBackwardWeights_v8(h, trainedDesc(Tn, B), api::CUDNN_WGRAD_MODE_ADD, devLengths, xDesc_, R.x,
-                                          hDesc_, R.hx, yDesc_, R.y, weightBytes_, Wk.dW, Wk.cudnnBytes, ws,
+                                          hDesc_, R.hx, yDesc_, R.y, weightBytes, Wk.dW, Wk.cudnnBytes, ws,
                                           R.cudnnBytes, reserve));
     fromHalf(s, Wk.dW, weightSize(), dW, true);
   }
@@ -236,6 +225,43 @@ class CudnnRnn {
     RnnAlgorithm algorithm;
     api::cudnnRNNDescriptor_t desc;
   };
+  // The descriptors of one data type: one per candidate algorithm, all on one weight layout.
+  struct Set {
+    api::cudnnDataType_t type = api::CUDNN_DATA_FLOAT;
+    size_t elem = 4;  // bytes per element
+    size_t weightBytes = 0;
+    std::vector<Algo> algos;
+  };
+  // The model's precision (training; and inference in fp32 / tf32), or inference's float32 ones.
+  const Set& setFor(bool training) const { return half_ && !training ? float_ : main_; }
+
+  // set's descriptors, one per candidate algorithm: auto's candidates cuDNN refuses for this
+  // configuration are left out; a named algorithm (and auto's STANDARD) must work. Each lays the
+  // weights out as the first set's first did, in elements (checked), or the model is refused.
+  void build(api::cudnnHandle_t h, Set& set) {
+    const auto& D = libs().cudnn;
+    for (RnnAlgorithm a : candidates(cfg_.algorithm)) {
+      const bool required = cfg_.algorithm != RnnAlgorithm::Auto || a == RnnAlgorithm::Standard;
+      api::cudnnRNNDescriptor_t d = describe(a, required, set.type);
+      if (!d) continue;
+      try {
+        size_t bytes = 0;
+        RNNLM_CU(D.cudnnGetRNNWeightSpaceSize(h, d, &bytes));
+        std::vector<ParamRef> layout = layoutParams(h, d, bytes, set.elem);
+        if (params_.empty()) params_ = std::move(layout);
+        else if (bytes / set.elem != size_t(weightSize()) || !sameLayout(layout, params_))
+          fail(Code::Native, "cuDNN lays out the weights of algorithm %s in %s unlike %s's", algorithmName(a),
+               set.type == api::CUDNN_DATA_FLOAT ? "float32" : precisionName(cfg_.precision),
+               algorithmName(main_.algos.empty() ? a : main_.algos[0].algorithm));
+        set.weightBytes = bytes;
+      } catch (const Error&) {
+        D.cudnnDestroyRNNDescriptor(d);
+        if (required) throw;
+        continue;
+      }
+      set.algos.push_back({a, d});
+    }
+  }
   // The pointers of one forward (and of the backward a training timing adds).
   struct Run {
     api::cudnnHandle_t h;
@@ -250,7 +276,7 @@ class CudnnRnn {
   // The casts around a half-precision call (mixed.cu); a null float32 state is zeros.
   void toHalf(cudaStream_t s, const float* src, int64_t n, void* dst) const {
     if (src) RNNLM_LAUNCH(kernels::toHalf(s, src, n, dst, halfKind_));
-    else RNNLM_CU(cudaMemsetAsync(dst, 0, size_t(n) * elem_, s));
+    else RNNLM_CU(cudaMemsetAsync(dst, 0, size_t(n) * 2, s));
   }
   void fromHalf(cudaStream_t s, const void* src, int64_t n, float* dst, bool accumulate) const {
     RNNLM_LAUNCH(kernels::fromHalf(s, src, n, dst, halfKind_, accumulate));
@@ -277,7 +303,7 @@ class CudnnRnn {
   // The RNN descriptor of one algorithm; null where cuDNN refuses it and it is not required.
   // Precision TF32 lets cuDNN use TF32 tensor cores; FP32 is FMA math (precision.h); half data
   // uses tensor cores with float math, or the data type's math where cuDNN refuses float.
-  api::cudnnRNNDescriptor_t describe(RnnAlgorithm a, bool required) const {
+  api::cudnnRNNDescriptor_t describe(RnnAlgorithm a, bool required, api::cudnnDataType_t type) const {
     const auto& D = libs().cudnn;
     const RnnConfig& c = cfg_;
     const api::cudnnRNNMode_t mode = c.cell == Cell::LSTM ? api::CUDNN_LSTM
@@ -286,17 +312,19 @@ class CudnnRnn {
                                                                 : api::CUDNN_RNN_RELU;
     api::cudnnRNNDescriptor_t d = nullptr;
     RNNLM_CU(D.cudnnCreateRNNDescriptor(&d));
-    const api::cudnnMathType_t math = half_                             ? api::CUDNN_TENSOR_OP_MATH
-                                      : c.precision == Precision::TF32 ? api::CUDNN_DEFAULT_MATH
-                                                                        : api::CUDNN_FMA_MATH;
+    // A half precision's float32 inference may round as TF32 does (its products round more).
+    const bool half = type != api::CUDNN_DATA_FLOAT;
+    const api::cudnnMathType_t math = half                                     ? api::CUDNN_TENSOR_OP_MATH
+                                      : c.precision == Precision::FP32 ? api::CUDNN_FMA_MATH
+                                                                        : api::CUDNN_DEFAULT_MATH;
     auto set = [&](api::cudnnDataType_t mathPrec) {
       return D.cudnnSetRNNDescriptor_v8(d, cudnnAlgo(a), mode, api::CUDNN_RNN_DOUBLE_BIAS, api::CUDNN_UNIDIRECTIONAL,
-                                        api::CUDNN_LINEAR_INPUT, dataType_, mathPrec, math, int32_t(c.inputSize),
+                                        api::CUDNN_LINEAR_INPUT, type, mathPrec, math, int32_t(c.inputSize),
                                         int32_t(c.hiddenSize), int32_t(c.hiddenSize), int32_t(c.layers), drop_,
                                         api::CUDNN_RNN_PADDED_IO_ENABLED);
     };
     api::cudnnStatus_t st = set(api::CUDNN_DATA_FLOAT);
-    if (st != api::CUDNN_STATUS_SUCCESS && half_) st = set(dataType_);
+    if (st != api::CUDNN_STATUS_SUCCESS && half) st = set(type);
     if (st != api::CUDNN_STATUS_SUCCESS) {
       D.cudnnDestroyRNNDescriptor(d);
       if (required) check(st, "cudnnSetRNNDescriptor_v8");
@@ -305,21 +333,22 @@ class CudnnRnn {
     return d;
   }
 
-  api::cudnnStatus_t runForward(api::cudnnRNNDescriptor_t d, const Run& r, bool training) const {
+  api::cudnnStatus_t runForward(const Set& set, api::cudnnRNNDescriptor_t d, const Run& r, bool training) const {
     const bool lstm = cfg_.cell == Cell::LSTM;
     return libs().cudnn.cudnnRNNForward(r.h, d, training ? api::CUDNN_FWD_MODE_TRAINING : api::CUDNN_FWD_MODE_INFERENCE,
                                         r.devLengths, xDesc_, r.x, yDesc_, r.y, hDesc_, r.hx, r.hy, hDesc_,
-                                        lstm ? r.cx : nullptr, lstm ? r.cy : nullptr, weightBytes_, r.W, r.wsBytes,
+                                        lstm ? r.cx : nullptr, lstm ? r.cy : nullptr, set.weightBytes, r.W, r.wsBytes,
                                         r.ws, r.reserveBytes, r.reserve);
   }
 
-  // The index in algos_ of the algorithm for this shape: the only one, the one chosen before,
+  // The index in set.algos of the algorithm for this shape: the only one, the one chosen before,
   // or (first use) the fastest of those that run it. A training timing runs forward,
   // backward-data and backward-weights (into scratch: dx, dW; dy = y, no state gradients),
   // once to warm up and then kReps times between two events, on the stream; the real forward
   // runs after it and overwrites every output the timing wrote.
-  int chooseAlgo(cudaStream_t s, const Run& r, bool training, int64_t Tn, int64_t B) const {
-    if (algos_.size() == 1) return 0;
+  int chooseAlgo(cudaStream_t s, const Set& set, const Run& r, bool training, int64_t Tn, int64_t B) const {
+    const std::vector<Algo>& algos = set.algos;
+    if (algos.size() == 1) return 0;
     const AlgoChoices::Key key = AlgoChoices::keyOf(training, B, Tn);
     const int known = choices_.find(key);
     if (known >= 0) return known;
@@ -329,7 +358,7 @@ class CudnnRnn {
     void* dx = nullptr;
     void* dW = nullptr;
     cudaEvent_t start = nullptr, stop = nullptr;
-    AlgoChoices::Entry entry{key, algos_[0].algorithm, {}};
+    AlgoChoices::Entry entry{key, algos[0].algorithm, {}};
     int best = 0;
     double bestMs = -1;
     auto cleanup = [&] {
@@ -342,20 +371,20 @@ class CudnnRnn {
       RNNLM_CU(cudaEventCreate(&start));
       RNNLM_CU(cudaEventCreate(&stop));
       if (training) {
-        RNNLM_CU(cudaMalloc(&dx, size_t(Tn * B * cfg_.inputSize) * elem_));
-        RNNLM_CU(cudaMalloc(&dW, weightBytes_));
+        RNNLM_CU(cudaMalloc(&dx, size_t(Tn * B * cfg_.inputSize) * set.elem));
+        RNNLM_CU(cudaMalloc(&dW, set.weightBytes));
       }
-      for (size_t i = 0; i < algos_.size(); ++i) {
-        const api::cudnnRNNDescriptor_t d = algos_[i].desc;
+      for (size_t i = 0; i < algos.size(); ++i) {
+        const api::cudnnRNNDescriptor_t d = algos[i].desc;
         auto once = [&]() -> api::cudnnStatus_t {
-          api::cudnnStatus_t st = runForward(d, r, training);
+          api::cudnnStatus_t st = runForward(set, d, r, training);
           if (st != api::CUDNN_STATUS_SUCCESS || !training) return st;
           st = D.cudnnRNNBackwardData_v8(r.h, d, r.devLengths, yDesc_, r.y, r.y, xDesc_, dx, hDesc_, r.hx, nullptr,
-                                         nullptr, hDesc_, lstm ? r.cx : nullptr, nullptr, nullptr, weightBytes_, r.W,
+                                         nullptr, hDesc_, lstm ? r.cx : nullptr, nullptr, nullptr, set.weightBytes, r.W,
                                          r.wsBytes, r.ws, r.reserveBytes, r.reserve);
           if (st != api::CUDNN_STATUS_SUCCESS) return st;
           return D.cudnnRNNBackwardWeights_v8(r.h, d, api::CUDNN_WGRAD_MODE_ADD, r.devLengths, xDesc_, r.x, hDesc_, r.hx,
-                                              yDesc_, r.y, weightBytes_, dW, r.wsBytes, r.ws, r.reserveBytes, r.reserve);
+                                              yDesc_, r.y, set.weightBytes, dW, r.wsBytes, r.ws, r.reserveBytes, r.reserve);
         };
         double ms = -1;
         if (once() == api::CUDNN_STATUS_SUCCESS) {
@@ -369,7 +398,7 @@ class CudnnRnn {
           if (ok) ms = elapsed / kReps;
         }
         cudaGetLastError();  // an algorithm's refusal leaves no error behind
-        entry.ms.push_back({algos_[i].algorithm, ms});
+        entry.ms.push_back({algos[i].algorithm, ms});
         if (ms >= 0 && (bestMs < 0 || ms < bestMs)) best = int(i), bestMs = ms;
       }
     } catch (...) {
@@ -377,38 +406,40 @@ class CudnnRnn {
       throw;
     }
     cleanup();
-    entry.chosen = algos_[size_t(best)].algorithm;
+    entry.chosen = algos[size_t(best)].algorithm;
     choices_.add(key, best, std::move(entry));
     return best;
   }
   // The descriptor the training forward of this shape ran with (its reserve's layout).
   api::cudnnRNNDescriptor_t trainedDesc(int64_t Tn, int64_t B) const {
-    if (algos_.size() == 1) return algos_[0].desc;
+    const std::vector<Algo>& algos = main_.algos;
+    if (algos.size() == 1) return algos[0].desc;
     const int k = choices_.find(AlgoChoices::keyOf(true, B, Tn));
-    return algos_[size_t(k < 0 ? 0 : k)].desc;
+    return algos[size_t(k < 0 ? 0 : k)].desc;
   }
 
   // Data descriptors for T x B (padded, time-major) and the state descriptor [L, B, H].
-  void setData(int64_t T, int64_t B, const int* lengths) const {
+  void setData(int64_t T, int64_t B, const int* lengths, api::cudnnDataType_t type) const {
     const auto& D = libs().cudnn;
     float fill = 0.f;
-    RNNLM_CU(D.cudnnSetRNNDataDescriptor(xDesc_, dataType_, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, int(T),
+    RNNLM_CU(D.cudnnSetRNNDataDescriptor(xDesc_, type, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, int(T),
                                          int(B), int(cfg_.inputSize), lengths, &fill));
-    RNNLM_CU(D.cudnnSetRNNDataDescriptor(yDesc_, dataType_, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, int(T),
+    RNNLM_CU(D.cudnnSetRNNDataDescriptor(yDesc_, type, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, int(T),
                                          int(B), int(cfg_.hiddenSize), lengths, &fill));
     const int dims[3] = {int(cfg_.layers), int(B), int(cfg_.hiddenSize)};
     const int strides[3] = {int(B * cfg_.hiddenSize), int(cfg_.hiddenSize), 1};
-    RNNLM_CU(D.cudnnSetTensorNdDescriptor(hDesc_, dataType_, 3, dims, strides));
+    RNNLM_CU(D.cudnnSetTensorNdDescriptor(hDesc_, type, 3, dims, strides));
   }
 
-  // Where PyTorch's four tensors of each layer lie in cuDNN's weight space (in floats).
+  // Where PyTorch's four tensors of each layer lie in cuDNN's weight space (in elements).
   // This relies on cuDNN's gate ids (linLayerID) following PyTorch's gate order, which is not
   // checked here (only contiguity is): ids 0 .. G-1 are the input GEMM's gates and G .. 2G-1 the
   // recurrent GEMM's, LSTM (input, forget, cell candidate, output) = PyTorch's (i, f, g, o),
   // GRU (reset, update, new) = PyTorch's (r, z, n). So PyTorch's weight_ih is the G matrices of
   // ids 0 .. G-1 in id order, and so on. The GPU parity check (gpu/gpu-check.ts: the same
   // canonical tensors through both backends) is what verifies the order.
-  std::vector<ParamRef> layoutParams(api::cudnnHandle_t h, api::cudnnRNNDescriptor_t desc, size_t weightBytes) const {
+  std::vector<ParamRef> layoutParams(api::cudnnHandle_t h, api::cudnnRNNDescriptor_t desc, size_t weightBytes,
+                                     size_t elem) const {
     const auto& D = libs().cudnn;
     std::vector<ParamRef> params;
     void* space = nullptr;
@@ -417,7 +448,7 @@ class CudnnRnn {
     RNNLM_CU(D.cudnnCreateTensorDescriptor(&mDesc));
     RNNLM_CU(D.cudnnCreateTensorDescriptor(&bDesc));
     const int64_t G = cfg_.gates(), H = cfg_.hiddenSize;
-    auto offsetOf = [&](void* p) { return int64_t((static_cast<char*>(p) - static_cast<char*>(space)) / elem_); };
+    auto offsetOf = [&](void* p) { return int64_t((static_cast<char*>(p) - static_cast<char*>(space)) / elem); };
     try {
       for (int64_t l = 0; l < cfg_.layers; ++l) {
         const int64_t in = cfg_.layerInput(l);
@@ -457,14 +488,12 @@ class CudnnRnn {
   RnnConfig cfg_;
   bool half_;                    // bf16 / fp16: cuDNN runs on half copies (rnn_half.h)
   kernels::Half halfKind_;
-  api::cudnnDataType_t dataType_;  // of x, y, the states and the weight space, as cuDNN sees them
-  size_t elem_;                  // its size in bytes
-  std::vector<Algo> algos_;  // the candidates, in candidates()'s order
+  Set main_;   // the model's data type: every training call, and inference in fp32 / tf32
+  Set float_;  // bf16 / fp16: inference's float32 descriptors (empty otherwise)
   mutable AlgoChoices choices_;
   api::cudnnDropoutDescriptor_t drop_ = nullptr;
   void* dropStates_ = nullptr;
   size_t dropStatesBytes_ = 0;
-  size_t weightBytes_ = 0;
   std::vector<ParamRef> params_;
   mutable std::mutex mu_;
   api::cudnnRNNDataDescriptor_t xDesc_ = nullptr, yDesc_ = nullptr;
