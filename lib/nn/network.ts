@@ -13,7 +13,7 @@
  */
 import { RnnlmError, invalidArgument } from '../errors';
 import { Random } from '../util/random';
-import { createDecoder, parseSoftmax, type Decoder, type SoftmaxConfig } from './decoder';
+import { createDecoder, parseSoftmax, type Decoder } from './decoder';
 import { initialWeights, parameterSpecs, weightSpaceOffset, type ParamEntry } from './layout';
 import { isQuantized, quantizable, type HostWeights, type Quantization } from './quantize';
 import { Arena, type StepViews } from './arena';
@@ -22,16 +22,15 @@ import { RecurrentStates, type States } from './states';
 import { WeightDrop } from './weight-drop';
 import { Layerwise } from './layerwise';
 import type { LossScaler } from './loss-scale';
-import { ratesOf, type Rates, type Regularization } from './regularization';
+import { ratesOf, type Rates } from './regularization';
+import type { Batch, NetworkConfig } from './config';
 import {
   CELLS,
   numel,
   tensor,
   type Backend,
-  type Cell,
   type DeviceBuffer,
   type FloatArray,
-  type Precision,
   type RnnDescriptor,
   type Stream,
   type Tensor,
@@ -40,48 +39,7 @@ import {
 export type { ParamEntry } from './layout';
 export type { Regularization } from './regularization';
 
-export interface NetworkConfig extends Regularization {
-  vocabSize: number;
-  embeddingSize: number;
-  hiddenSize: number;
-  layers: number;
-  cell: Cell;
-  /** Dropout on the embeddings, between layers and on the RNN output (training only). */
-  dropout: number;
-  /** decoder.weight is encoder.weight (needs embeddingSize == hiddenSize). */
-  tieWeights: boolean;
-  dtype: 'f32' | 'f64';
-  /** Its embedding row gets no gradient (-1: none); targets with this id are not counted, unless ignoreIndex says otherwise. */
-  paddingIdx: number;
-  /** Targets with this value are not counted in the loss (default: paddingIdx). */
-  ignoreIndex?: number;
-  /** The output layer (nn/decoder.ts). Default: the full softmax. */
-  softmax?: SoftmaxConfig;
-  /**
-   * 'int8': an inference-only network of int8 matrices with per-row scales (nn/quantize.ts), on a
-   * backend with int8 kernels (the CPU). Default null: float weights, trainable.
-   */
-  quantization?: Quantization | null;
-  /**
-   * Train the stack one layer at a time (nn/layerwise.ts) when locked dropout between layers is on.
-   * Default: on CUDA, whose stacked RNN drops per element between layers, with RNNLM_CUDA_LAYERWISE=1
-   * (opt-in until a GPU run has verified it); true makes the CPU take that path as well (its
-   * checks, and the GPU check's reference).
-   */
-  layerwise?: boolean;
-  /** How the float products run (backend/types.ts PRECISIONS; the backend's precisions). Default 'fp32'. */
-  precision?: Precision;
-}
-
-/** One batch, time-major: ids and targets have T * B entries, position t * B + b. */
-export interface Batch {
-  seqLength: number;
-  batchSize: number;
-  inputs: Int32Array;
-  targets: Int32Array;
-  /** Per-sequence lengths for padded batches; omitted = all seqLength. */
-  lengths?: Int32Array | null;
-}
+export type { Batch, NetworkConfig } from './config';
 
 export class Network {
   readonly config: NetworkConfig;
