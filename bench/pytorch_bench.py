@@ -13,7 +13,13 @@ beside ours in one report):
                      ids read once per 64 tokens — the fastest PyTorch we know how to write.
   pytorch-cpu        (--device cpu) the eager peer on the CPU, all cores, each configuration in its
                      own process so that its peak RSS is its own, as our bench does.
+  pytorch-amp-bf16-cudagraph, pytorch-amp-fp16-cudagraph  (--amp) the cudagraph peer under
+                     torch.autocast (bf16 / fp16: cuDNN's RNN and the linear layer in half, the
+                     loss in float32), fp16 with a static loss scale of 2^12 (GradScaler's dynamic
+                     scale reads found_inf on the host, which a captured graph cannot): rnnlm's
+                     bf16 / fp16 against the fastest mixed-precision PyTorch we know how to write.
 """
+import contextlib
 import argparse
 import json
 import multiprocessing
@@ -121,8 +127,20 @@ def eager(cfg, seconds, dev):
     return train, {"tokens": n, "seconds": gdt, "tokensPerSecond": n / gdt}
 
 
-def cudagraph(cfg, seconds, dev):
+AMP_SCALE = 2.0**12
+
+
+def amp_cudagraph(dtype):
+    def run(cfg, seconds, dev):
+        return cudagraph(cfg, seconds, dev, dtype)
+
+    return run
+
+
+def cudagraph(cfg, seconds, dev, amp=None):
     name, cell, L, H, E, B, T, V = cfg
+    autocast = (lambda: torch.autocast("cuda", dtype=amp)) if amp is not None else contextlib.nullcontext
+    scale = AMP_SCALE if amp == torch.float16 else 1.0
     torch.manual_seed(1)
     model = RNNModel(cell, V, E, H, L).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
@@ -132,9 +150,14 @@ def cudagraph(cfg, seconds, dev):
     h = as_tuple(states(cell, L, B, H, dev))
 
     def body():
-        out, hn = model(x, h if cell == "lstm" else h[0])
-        loss = loss_fn(out.view(-1, V), t.view(-1))
-        loss.backward()
+        with autocast():
+            out, hn = model(x, h if cell == "lstm" else h[0])
+        loss = loss_fn(out.view(-1, V).float(), t.view(-1))
+        if scale != 1.0:
+            (loss * scale).backward()
+            torch._foreach_mul_([p.grad for p in model.parameters()], 1.0 / scale)
+        else:
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP, foreach=True)
         opt.step()
         for s, n in zip(h, as_tuple(hn)):
@@ -174,8 +197,9 @@ def cudagraph(cfg, seconds, dev):
 
         def tokens():
             for i in range(GRAPH_TOKENS):
-                out, gn = model(tok, g if cell == "lstm" else g[0])
-                idx = torch.multinomial(torch.softmax(out[-1, 0], -1), 1)
+                with autocast():
+                    out, gn = model(tok, g if cell == "lstm" else g[0])
+                idx = torch.multinomial(torch.softmax(out[-1, 0].float(), -1), 1)
                 tok.copy_(idx.view(1, 1))
                 ids[i : i + 1].copy_(idx)
                 for s, n in zip(g, as_tuple(gn)):
@@ -230,6 +254,7 @@ def main():
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     ap.add_argument("--configs", help="comma-separated configuration names (default: all)")
     ap.add_argument("--threads", type=int, default=1, help="torch's intra-op threads on the CPU (default 1: see below)")
+    ap.add_argument("--amp", action="store_true", help="the mixed-precision cudagraph peers instead (bf16, fp16)")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -237,6 +262,8 @@ def main():
         dev = torch.device("cuda")
         info = {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "device": torch.cuda.get_device_name(0)}
         peers = (("pytorch-eager", eager), ("pytorch-cudagraph", cudagraph))
+        if args.amp:
+            peers = (("pytorch-amp-bf16-cudagraph", amp_cudagraph(torch.bfloat16)), ("pytorch-amp-fp16-cudagraph", amp_cudagraph(torch.float16)))
     else:
         # The GEMMs run in the BLAS on every core (its own threads) whatever torch's thread count.
         # On the 2-core machine, torch threads 1 + OpenBLAS 2 was the fastest setting (zaremba-small
@@ -253,7 +280,9 @@ def main():
     runs = []
     for cfg in (c for c in CONFIGS if c[0] in names):
         for peer, fn in peers:
-            notes = [f"generation: {GRAPH_TOKENS} token steps per graph replay, ids read once per replay"] if fn is cudagraph else []
+            notes = [f"generation: {GRAPH_TOKENS} token steps per graph replay, ids read once per replay"] if fn is not eager else []
+            if peer.startswith("pytorch-amp-fp16"):
+                notes.append(f"static loss scale {AMP_SCALE:g}")
             run = {"peer": peer, "config": cfg[0], "status": "ok", "info": info, "notes": notes}
             try:
                 if args.device == "cuda":

@@ -11,11 +11,12 @@
 # Without a GPU (or without .gpu) it runs in dry mode: says CUDA is unavailable, exits 0.
 # A GPU session (now 15 minutes of device time in all, 10 per call; none of the calls below has
 # been timed on a GPU since issue 26's phases were added), carrying .gpu: call 1, every opt-in path
-# verified (parity of each cuDNN algorithm and of tf32, training and generation captured as CUDA
-# graphs against uncaptured, async uploads, layerwise)
+# verified (parity of each cuDNN algorithm and of each precision, training in each precision and
+# 500 steps of fit in bf16 / fp16 against fp32, training and generation captured as CUDA graphs
+# against uncaptured, async uploads, layerwise)
 #   GPU_CHECK_ONLY=parity,training bash gpu/gpu-check.sh 2>&1 | tee $OUT/log
-# call 2, what the time left allows: the benchmarks (the variants' report compares graphs, auto
-# and tf32 with plain fp32 and PyTorch's CUDA graphs), then throughput and serve
+# call 2, what the time left allows: the benchmarks (the variants' report compares graphs, auto,
+# tf32, bf16 and fp16 with plain fp32, PyTorch's CUDA graphs and its AMP), then throughput and serve
 #   GPU_CHECK_ONLY=bench BENCH_BUDGET=30 bash gpu/gpu-check.sh
 # and, in another session, the reproduce recipes (the runs share the GPU)
 #   GPU_CHECK_ONLY=reproduce BROWN_MINUTES=8 SHAKESPEARE_MINUTES=8 bash gpu/gpu-check.sh
@@ -24,7 +25,7 @@
 # gpu-check.json (its serve phase as serve-KIND.json) / reproduce-*-cuda.json to bench/results/, unpacks
 # fixtures.tar into test/reference/fixtures and re-renders the README.
 # The device returns at most 8 files from $OUT: call 1 leaves log, gpu-check.json, fixtures.tar,
-# pytorch.json, bench-gpu.json, bench-gpu-variants.json (and sync/gpu-check.json if the async path failed); scratch goes
+# pytorch.json, pytorch-amp.json, bench-gpu.json, bench-gpu-variants.json (and sync/gpu-check.json if the async path failed); scratch goes
 # to a temporary folder.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -108,11 +109,20 @@ fi
 # 3. PyTorch: parity fixtures from our checkpoints (`tar -C test/reference -xf fixtures.tar` puts them in
 #    test/reference/fixtures/, where CI checks the CPU backend against them), then PyTorch's benchmark runs.
 WITH=()
+VARIANTS_WITH=()
 if [ -x "$PY" ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   if [[ $ONLY == *parity* ]] && "$PY" bench/pytorch_fixtures.py "$OUT/fixtures"; then
     (cd "$OUT" && tar -cf fixtures.tar fixtures/*.fixture.safetensors)  # one file back: untar into test/reference/
   fi
   [[ $ONLY == *bench* ]] && PYTHONUNBUFFERED=1 "$PY" bench/pytorch_bench.py --json "$OUT/pytorch.json" --seconds "${BENCH_SECONDS:-5}" && WITH=(--with "$OUT/pytorch.json")
+  # Mixed precision's peers (autocast + CUDA graphs) where issue 26 sets its bf16 / fp16 targets,
+  # merged with the runs above into one file (scratch) for the variants' report.
+  if [[ $ONLY == *bench* ]] && [ "${BENCH_VARIANTS:-1}" = 1 ] && [ ${#WITH[@]} -gt 0 ] &&
+    PYTHONUNBUFFERED=1 "$PY" bench/pytorch_bench.py --amp --configs zaremba-large,char-lstm --json "$OUT/pytorch-amp.json" --seconds "${BENCH_SECONDS:-5}"; then
+    merged=$(mktemp -d)/pytorch-variants.json
+    "$PY" -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:3]); a["runs"] += b["runs"]; json.dump(a, open(sys.argv[3], "w"))' \
+      "$OUT/pytorch.json" "$OUT/pytorch-amp.json" "$merged" && VARIANTS_WITH=(--with "$merged")
+  fi
 fi
 
 rm -rf "$OUT/fixtures"  # the inputs (our checkpoints and batches) and outputs, now in fixtures.tar
@@ -123,10 +133,13 @@ if [[ $ONLY == *bench* ]]; then
   run cli lib/cli.ts bench --peers "${BENCH_PEERS:-rnnlm-cuda,tfjs-webgpu}" --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" \
     "${WITH[@]}" --json "$OUT/bench-gpu.json" || status=1
   # Our opt-in CUDA variants (issue 26) beside plain fp32 on the two configurations PyTorch's CUDA
-  # graphs beat us at, without the concurrency scenario: a second report (BENCH_VARIANTS=0 skips it).
+  # graphs beat us at and zaremba-large (a bf16 / fp16 target), without the concurrency scenario:
+  # a second report (BENCH_VARIANTS=0 skips it), with PyTorch's AMP peers where they ran.
   if [ "${BENCH_VARIANTS:-1}" = 1 ]; then
-    run cli lib/cli.ts bench --config zaremba-small,char-lstm --peers rnnlm-cuda,rnnlm-cuda-graphs,rnnlm-cuda-auto,rnnlm-cuda-tf32 \
-      --no-concurrency --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" "${WITH[@]}" --json "$OUT/bench-gpu-variants.json" || status=1
+    [ ${#VARIANTS_WITH[@]} -gt 0 ] || VARIANTS_WITH=("${WITH[@]}")
+    run cli lib/cli.ts bench --config zaremba-small,zaremba-large,char-lstm \
+      --peers rnnlm-cuda,rnnlm-cuda-graphs,rnnlm-cuda-auto,rnnlm-cuda-tf32,rnnlm-cuda-bf16,rnnlm-cuda-fp16 \
+      --no-concurrency --min-seconds "${BENCH_SECONDS:-5}" --budget "${BENCH_BUDGET:-60}" "${VARIANTS_WITH[@]}" --json "$OUT/bench-gpu-variants.json" || status=1
   fi
 fi
 # 5. Where the time goes (GPU_PROFILE=1, where Nsight Systems is installed): CUDA API and kernel

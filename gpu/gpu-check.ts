@@ -2,11 +2,14 @@
 // machine by gpu/gpu-check.sh). With no GPU it says why and exits 0 (dry mode).
 //  1. parity: the same weights and batch through the CPU (float32) and CUDA backends, all
 //     four cells, 1-3 layers, padded batches: loss, final states and every gradient; the same
-//     under each cuDNN algorithm (persist_static, persist_static_small_h, auto) and in tf32; the
+//     under each cuDNN algorithm (persist_static, persist_static_small_h, auto) and in each precision
+//     (tf32, bf16, fp16 with and without a loss scale; gpu/parity.ts); the
 //     sampler; through the inference runtime (LanguageModel), greedy generation on CUDA against
 //     the CPU, and concurrent (batched) generate calls on CUDA against the same calls alone;
-//  2. training: a 200-step run on each device, losses side by side (CUDA also in tf32, with cuDNN's
-//     algorithm timed per shape, and captured as a CUDA graph: that one's losses must equal CUDA's);
+//  2. training: a 200-step run on each device, losses side by side (CUDA also in tf32, bf16, fp16
+//     with a loss scale, with cuDNN's algorithm timed per shape, and captured as a CUDA graph: that
+//     one's losses must equal CUDA's); training:half, 500 steps of fit on Tiny Shakespeare in fp32,
+//     bf16 and fp16, their validation losses within 1 % (gpu/half.ts);
 //  3. throughput: aggregate generation tokens/s of 64 concurrent calls against 1, batching on and off;
 //  4. serve: the server benchmark (bench/harness/serve.ts) short, with --device cuda: 64 connections,
 //     5-second runs on /v1/next and /v1/completions, batching on and off (its report in gpu-check.json);
@@ -25,179 +28,19 @@ import { writeSafetensorsFile } from '../lib/io/safetensors';
 import { LanguageModel, type Generation } from '../lib/model';
 import { runServeBench } from '../bench/harness/serve-run';
 import type { SoftmaxConfig } from '../lib/nn/decoder';
-import { Network, type Batch } from '../lib/nn/network';
+import { LossScaler } from '../lib/nn/loss-scale';
+import { Network } from '../lib/nn/network';
 import { StepGraphs } from '../lib/nn/graphs';
 import { Optimizer } from '../lib/nn/optimizer';
 import { Random } from '../lib/util/random';
-import { relError } from '../test/rel-error';
+import { halfTraining } from './half';
+import { algorithmParity, batch, copyWeights, net, parity, precisionParity } from './parity';
 
 const out = process.env.OUT ?? '.';
 const report: Record<string, unknown> = {
   date: new Date().toISOString(), node: process.version, asyncUploads: process.env.RNNLM_CUDA_ASYNC_UPLOADS === '1', layerwise: process.env.RNNLM_CUDA_LAYERWISE === '1',
 };
 
-
-function batch(T: number, B: number, V: number, seed: number, ragged: boolean): Batch {
-  const rng = new Random(seed);
-  const lengths = Int32Array.from({ length: B }, (_, b) => (ragged ? Math.max(1, T - ((b * 3) % T)) : T));
-  const inputs = new Int32Array(T * B), targets = new Int32Array(T * B);
-  for (let t = 0; t < T; t++)
-    for (let b = 0; b < B; b++) {
-      const valid = t < lengths[b];
-      inputs[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
-      targets[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
-    }
-  return { seqLength: T, batchSize: B, inputs, targets, lengths: ragged ? lengths : null };
-}
-
-function net(backend: Backend, cell: Cell, V: number, E: number, H: number, L: number, dropout = 0, softmax?: SoftmaxConfig, regularization: object = {}) {
-  return new Network(backend, { vocabSize: V, embeddingSize: E, hiddenSize: H, layers: L, cell, dropout, tieWeights: false, dtype: 'f32', paddingIdx: 0, softmax, ...regularization });
-}
-
-/**
- * AWD-LSTM's regularizers: the same masks on both backends (one counter RNG, the same keys), so
- * the loss and gradients must agree as without them. Locked dropout between layers makes CUDA train
- * the stack layer by layer (nn/layerwise.ts; here asked for explicitly, whatever
- * RNNLM_CUDA_LAYERWISE says); the CPU reference takes that path too, so that its masks are the
- * dropout op's, as CUDA's.
- */
-const AWD = { dropoutEmbedding: 0.1, dropoutInput: 0.3, dropoutHidden: 0.3, dropoutOutput: 0.3, lockedDropout: true, weightDrop: 0.4 };
-
-/** The adaptive softmax's parity case: a head and two clusters (cuBLAS on gathered rows, our kernels). */
-const ADAPTIVE: SoftmaxConfig = { type: 'adaptive', cutoffs: [10, 30], divValue: 2, headBias: true };
-
-/** The same canonical tensors, by name (the CUDA weight space is cuDNN's layout, not the CPU's). */
-async function copyWeights(from: Network, to: Network) {
-  for (const e of from.layout) to.writeParam(e.name, (await from.readParam(e.name)) as Float32Array);
-}
-
-async function parity(cuda: Backend) {
-  const rows = [];
-  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
-    for (const L of [1, 2, 3]) {
-      try {
-        rows.push(await parityOne(cuda, cell, L));
-      } catch (e) {
-        console.error(`parity ${cell} L=${L}: ERROR`, e);
-        rows.push({ cell, layers: L, pass: false, error: String((e as Error)?.stack ?? e) });
-      }
-    }
-  }
-  try {
-    rows.push(await parityOne(cuda, 'lstm', 2, ADAPTIVE));
-  } catch (e) {
-    console.error('parity lstm L=2 adaptive: ERROR', e);
-    rows.push({ cell: 'lstm', layers: 2, softmax: 'adaptive', pass: false, error: String((e as Error)?.stack ?? e) });
-  }
-  for (const cell of ['lstm', 'gru'] as Cell[]) {
-    try {
-      rows.push(await parityOne(cuda, cell, 2, undefined, true));
-    } catch (e) {
-      console.error(`parity ${cell} L=2 awd: ERROR`, e);
-      rows.push({ cell, layers: 2, awd: true, pass: false, error: String((e as Error)?.stack ?? e) });
-    }
-  }
-  return rows;
-}
-
-/** A variant of the CUDA side: its own config keys (precision), a limit other than 1e-4, a label. */
-interface Variant {
-  label: string;
-  gpu?: object;
-  limit: number;
-}
-
-async function parityOne(cuda: Backend, cell: Cell, L: number, softmax?: SoftmaxConfig, awd = false, variant?: Variant) {
-  const V = 50, E = 24, H = 32, T = 12, B = 6;
-  const reg = awd ? AWD : {};
-  const both = awd ? { ...reg, layerwise: true } : reg;
-  const limit = variant?.limit ?? 1e-4;
-  const a = net(cpuBackend, cell, V, E, H, L, 0, softmax, both), g = net(cuda, cell, V, E, H, L, 0, softmax, { ...both, ...variant?.gpu });
-  a.initialize(7);
-  await copyWeights(a, g);
-  const bt = batch(T, B, V, 3, true);
-  const errors: Record<string, number> = {};
-  for (const n of [a, g]) {
-    const st = n.state(B);
-    const h0 = Float32Array.from({ length: L * B * H }, (_, i) => Math.sin(i) * 0.3);
-    n.stream.write(st.hx, h0);
-    n.stream.write(st.cx, h0);
-    n.zeroGrad();
-    // The AWD case's batch has no padding: AR / TAR need whole time steps.
-    n.forward(awd ? { ...bt, lengths: null } : bt, { training: true, seed: 1 });
-    n.backward({ stateGrads: true, ...(awd ? { ar: 2, tar: 1 } : {}) });
-  }
-  const [la, lg] = [await a.readLoss(), await g.readLoss()];
-  errors.loss = Math.abs(la.loss - lg.loss) / Math.abs(la.loss);
-  if (awd) errors.penalty = Math.abs((await a.readPenalty()) - (await g.readPenalty())) / Math.abs(await a.readPenalty());
-  const sa = a.state(B), sg = g.state(B);
-  errors.hy = relError(await a.stream.read(sa.hy), await g.stream.read(sg.hy));
-  errors.dhx = relError(await a.stream.read(sa.dhx), await g.stream.read(sg.dhx));
-  if (cell === 'lstm') {
-    errors.cy = relError(await a.stream.read(sa.cy), await g.stream.read(sg.cy));
-    errors.dcx = relError(await a.stream.read(sa.dcx), await g.stream.read(sg.dcx));
-  }
-  for (const e of a.layout) errors[`d ${e.name}`] = relError(await a.readGrad(e.name), await g.readGrad(e.name));
-  if (softmax) {
-    // The full distribution (every cluster) as inference computes it.
-    for (const n of [a, g]) n.resetState(B);
-    errors.logProbs = relError(await a.stream.read(a.logProbs(bt.inputs, T, B)), await g.stream.read(g.logProbs(bt.inputs, T, B)));
-  }
-  const worst = Math.max(...Object.values(errors));
-  const name = `${cell} L=${L}${softmax ? ` ${softmax.type}` : ''}${awd ? ' awd' : ''}${variant ? ` ${variant.label}` : ''}`;
-  console.log(`parity ${name}: max relative error ${worst.toExponential(2)} ${worst <= limit ? 'ok' : 'FAIL'} (limit ${limit})`);
-  if (worst > limit) console.log('  ', JSON.stringify(errors));
-  const algorithms = g.rnn.algorithms();
-  a.dispose();
-  g.dispose();
-  return {
-    cell, layers: L, ...(softmax ? { softmax: softmax.type } : {}), ...(awd ? { awd } : {}), ...(variant ? { variant: variant.label, limit } : {}),
-    maxRelError: worst, pass: worst <= limit, errors, ...(algorithms.length ? { algorithms } : {}),
-  };
-}
-
-/**
- * Each cuDNN algorithm (issue 26, item 2) against the CPU, as the fp32 parity: all four cells at
- * 1 and 2 layers, every algorithm named and then auto (each shape timed, the fastest kept: its
- * choices are in the rows). An algorithm cuDNN refuses for a configuration (its status at the
- * descriptor or the run) is a row with that error: the report tells refused from wrong.
- */
-async function algorithmParity(cuda: Backend) {
-  const rows = [];
-  for (const algorithm of ['persist_static', 'persist_static_small_h', 'auto'] as const) {
-    const withAlgorithm: Backend = { ...cuda, createRnn: (o) => cuda.createRnn({ ...o, algorithm }) };
-    for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
-      for (const L of [1, 2]) {
-        try {
-          rows.push({ algorithm, ...(await parityOne(withAlgorithm, cell, L, undefined, false, { label: algorithm, limit: 1e-4 })) });
-        } catch (e) {
-          console.error(`parity ${cell} L=${L} ${algorithm}: ERROR ${(e as Error).message}`);
-          rows.push({ algorithm, cell, layers: L, pass: false, error: String((e as Error)?.stack ?? e) });
-        }
-      }
-    }
-  }
-  return rows;
-}
-
-/**
- * precision 'tf32' (issue 26, item 3) against the CPU's fp32: TF32 rounds each product's
- * operands to a 10-bit mantissa (relative 2^-11 = 4.9e-4 each), summed in float32 over
- * I + H terms per gate and carried through T steps and L layers; 1e-2 is the limit, the
- * measured errors are the record.
- */
-async function tf32Parity(cuda: Backend) {
-  const rows = [];
-  for (const cell of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'] as Cell[]) {
-    try {
-      rows.push(await parityOne(cuda, cell, 2, undefined, false, { label: 'tf32', gpu: { precision: 'tf32' }, limit: 1e-2 }));
-    } catch (e) {
-      console.error(`parity ${cell} L=2 tf32: ERROR`, e);
-      rows.push({ cell, layers: 2, variant: 'tf32', pass: false, error: String((e as Error)?.stack ?? e) });
-    }
-  }
-  return rows;
-}
 
 /** kernels::sample against cpu::sample: same logits, same seed; ids may differ only where a
  *  float rounding moves u W across a boundary (expected: a handful per 100,000 rows). On each
@@ -385,13 +228,19 @@ async function trainingRun(cuda: Backend) {
   const auto: Backend = { ...cuda, createRnn: (o) => cuda.createRnn({ ...o, algorithm: 'auto' }) };
   // And with the step captured as a CUDA graph and replayed (nn/graphs.ts, as fit with RNNLM_GRAPHS=1):
   // the same kernels, so the same losses to the last bit as 'cuda'.
-  const runs = [['cpu', cpuBackend, {}], ['cuda', cuda, {}], ['cuda-graphs', cuda, {}], ['cuda-tf32', cuda, { precision: 'tf32' }], ['cuda-auto', auto, {}]] as const;
+  const runs = [
+    ['cpu', cpuBackend, {}], ['cuda', cuda, {}], ['cuda-graphs', cuda, {}], ['cuda-tf32', cuda, { precision: 'tf32' }], ['cuda-auto', auto, {}],
+    ['cuda-bf16', cuda, { precision: 'bf16' }], ['cuda-fp16', cuda, { precision: 'fp16' }],
+  ] as const;
   const graphCounts: Record<string, number> = {};
   for (const [name, backend, extra] of runs) {
     const n = net(backend, 'lstm', V, 64, 64, 2, 0, undefined, extra);
     await copyWeights(ref, n);
     const opt = new Optimizer(n.stream, { type: 'adam', lr: 3e-3 }, n.parameterCount, 'f32');
     const graphs = name === 'cuda-graphs' ? new StepGraphs(n.stream) : undefined;
+    // fp16 trains as fit does: with the dynamic loss scale (nn/loss-scale.ts).
+    const scaler = name === 'cuda-fp16' ? new LossScaler(n.stream, 'f32', { initial: 2 ** 16, growthInterval: 2000 }) : null;
+    n.lossScaler = scaler;
     losses[name] = [];
     n.resetState(B);
     for (let s = 0; s < steps; s++) {
@@ -400,6 +249,7 @@ async function trainingRun(cuda: Backend) {
         n.zeroGrad();
         n.forward(b, { training: true, seed: s, staged });
         n.backward();
+        scaler?.unscale(n.allGrads);
         n.clipGradNorm(1);
       };
       if (graphs) {
@@ -412,13 +262,16 @@ async function trainingRun(cuda: Backend) {
         });
       } else {
         body(false);
-        opt.apply(n.allParams, n.allGrads);
+        opt.apply(n.allParams, n.allGrads, n.statsTensor);
+        scaler?.update(n.statsTensor);
         n.carryState();
       }
       losses[name].push((await n.readLoss()).loss);
     }
     if (graphs) Object.assign(graphCounts, graphs.counts);
     graphs?.clear();
+    if (scaler) report.fp16LossScale = await scaler.read();
+    scaler?.free();
     opt.dispose();
     n.dispose();
   }
@@ -427,10 +280,12 @@ async function trainingRun(cuda: Backend) {
   ref.dispose();
   const diff = (other: number[]) => Math.max(...losses.cpu.map((l, i) => Math.abs(l - other[i]) / l));
   const last = (k: string) => losses[k][steps - 1].toFixed(5);
-  console.log(`200-step run: final loss cpu ${last('cpu')} cuda ${last('cuda')} tf32 ${last('cuda-tf32')} auto ${last('cuda-auto')}; max relative difference from the CPU: cuda ${diff(losses.cuda).toExponential(2)}, tf32 ${diff(losses['cuda-tf32']).toExponential(2)}, auto ${diff(losses['cuda-auto']).toExponential(2)}`);
+  console.log(`200-step run: final loss cpu ${last('cpu')} cuda ${last('cuda')} tf32 ${last('cuda-tf32')} auto ${last('cuda-auto')} bf16 ${last('cuda-bf16')} fp16 ${last('cuda-fp16')}; max relative difference from the CPU: cuda ${diff(losses.cuda).toExponential(2)}, tf32 ${diff(losses['cuda-tf32']).toExponential(2)}, auto ${diff(losses['cuda-auto']).toExponential(2)}, bf16 ${diff(losses['cuda-bf16']).toExponential(2)}, fp16 ${diff(losses['cuda-fp16']).toExponential(2)}`);
   return {
-    steps, cpu: losses.cpu, cuda: losses.cuda, tf32: losses['cuda-tf32'], auto: losses['cuda-auto'], graphs: { counts: graphCounts, exact: graphsExact },
+    steps, cpu: losses.cpu, cuda: losses.cuda, tf32: losses['cuda-tf32'], auto: losses['cuda-auto'], bf16: losses['cuda-bf16'], fp16: losses['cuda-fp16'],
+    graphs: { counts: graphCounts, exact: graphsExact },
     maxRelDiff: diff(losses.cuda), maxRelDiffTf32: diff(losses['cuda-tf32']), maxRelDiffAuto: diff(losses['cuda-auto']),
+    maxRelDiffBf16: diff(losses['cuda-bf16']), maxRelDiffFp16: diff(losses['cuda-fp16']),
   };
 }
 
@@ -494,18 +349,19 @@ async function main() {
   };
   await phase('parity', () => parity(cuda));
   await phase('parity:algorithms', () => algorithmParity(cuda));
-  await phase('parity:tf32', () => tf32Parity(cuda));
+  await phase('parity:precision', () => precisionParity(cuda));
   await phase('parity:sample', () => sampleParity(cuda));
   await phase('parity:generate', () => perCell(generateParity));
   await phase('parity:batched', () => perCell(batchedParity));
   await phase('parity:graphs', () => perCell(graphGenerateParity));
   await phase('training', () => trainingRun(cuda));
+  await phase('training:half', halfTraining);
   await phase('throughput:batching', batchingThroughput);
   await phase('serve', () => serveBench(info.device));
   // The verdicts together (the figures are in the log above and in gpu-check.json).
   const checks = [
     ['parity', 'ops, CUDA vs CPU'], ['parity:algorithms', "each cuDNN algorithm vs CPU (a refusal counts as a failure here; the rows say which)"],
-    ['parity:tf32', 'tf32 vs CPU fp32, within 1e-2'], ['parity:generate', 'greedy generation, CUDA vs CPU'], ['parity:batched', 'generation batched vs alone on CUDA'],
+    ['parity:precision', 'tf32, bf16, fp16 (and fp16 loss-scaled) vs CPU fp32, within their limits'], ['parity:generate', 'greedy generation, CUDA vs CPU'], ['parity:batched', 'generation batched vs alone on CUDA'],
     ['parity:graphs', 'generation with CUDA graphs vs without (identical)'],
   ];
   for (const [name, what] of checks) {

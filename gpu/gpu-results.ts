@@ -25,6 +25,10 @@ const VS_TFJS_WEBGPU = 20;
 const BATCHED_VS_ALONE = 20; // aggregate generation tokens/s, 64 concurrent requests against 1
 const BROWN = { perplexity: 200, minutes: 20 };
 const SHAKESPEARE = { nats: 1.47, minutes: 10 };
+// Mixed precision (issue 26): bf16 / fp16 training >= 1.5x our fp32 at these and >= 1.0x PyTorch
+// AMP with CUDA graphs; validation loss after 500 steps within 1 % of fp32's.
+const HALF_VS_FP32: Record<string, number> = { 'zaremba-large': 1.5, 'char-lstm': 1.5 };
+const HALF_VAL_LOSS = 0.01;
 
 /** Every file under a folder, by base name (the device keeps paths below $OUT). */
 function files(folder: string): Map<string, string> {
@@ -59,6 +63,8 @@ interface GpuCheck {
   parity?: ParityRow[] | { error: string };
   'parity:algorithms'?: ParityRow[] | { error: string };
   'parity:tf32'?: ParityRow[] | { error: string };
+  'parity:precision'?: ParityRow[] | { error: string };
+  'training:half'?: { rows: { precision: string; relDiff: number; speedup: number; pass: boolean }[]; runs: Record<string, { valLoss: number[]; overflows?: number; lossScale?: number; error?: string }> } | { error: string };
   'parity:sample'?: Record<string, number>;
   'parity:generate'?: Rows<{ cell: string; temperature?: number; agree?: number; n?: number; pass: boolean; error?: string }>;
   'parity:batched'?: Rows<{ cell: string; requests?: number; identical?: number; maxLogProbDiff?: number; pass: boolean; error?: string }>;
@@ -66,6 +72,7 @@ interface GpuCheck {
   'throughput:batching'?: { tokens: number; on: Throughput; off: Throughput } | { error: string };
   training?: {
     steps: number; cpu: number[]; cuda: number[]; maxRelDiff: number; tf32?: number[]; maxRelDiffTf32?: number; auto?: number[]; maxRelDiffAuto?: number;
+    bf16?: number[]; maxRelDiffBf16?: number; fp16?: number[]; maxRelDiffFp16?: number;
     graphs?: { counts: Record<string, number>; exact: boolean };
   } | { error: string };
   serve?: ServeReport | { error: string };
@@ -76,13 +83,21 @@ function checkLines(name: string, g: GpuCheck): string[] {
   const parityLine = (what: string, rows: ParityRow[] | { error: string } | undefined, limit: number) => {
     if (Array.isArray(rows)) {
       const worst = Math.max(...rows.map((r) => r.maxRelError ?? Infinity));
-      const failed = rows.filter((r) => !r.pass).map((r) => `${r.cell} x${r.layers}${r.algorithm ? ` ${r.algorithm}` : ''}${r.error ? ` (${firstLine(r.error)})` : ''}`);
+      const failed = rows.filter((r) => !r.pass).map((r) => `${r.cell} x${r.layers}${r.algorithm ? ` ${r.algorithm}` : ''}${r.variant ? ` ${r.variant}` : ''}${r.error ? ` (${firstLine(r.error)})` : ''}`);
       out.push(`  ${what}: ${rows.length} cases, largest relative error ${worst.toExponential(2)} (target <= ${limit}): ${verdict(failed.length === 0)}${failed.length ? `; failed: ${failed.join(', ')}` : ''}`);
     } else if (rows) out.push(`  ${what}: FAILED: ${firstLine(rows.error)}`);
   };
   parityLine('parity', g.parity, 1e-4);
   parityLine('parity, each cuDNN algorithm', g['parity:algorithms'], 1e-4);
   parityLine('parity, tf32 against fp32', g['parity:tf32'], 1e-2);
+  const precision = g['parity:precision'];
+  if (Array.isArray(precision)) {
+    // One line per precision, each against its own limit.
+    for (const v of [...new Set(precision.map((r) => r.variant ?? '?'))]) {
+      const rows = precision.filter((r) => (r.variant ?? '?') === v);
+      parityLine(`parity, ${v} against fp32`, rows, rows.find((r) => r.limit !== undefined)?.limit ?? NaN);
+    }
+  } else parityLine('parity, each precision against fp32', precision, NaN);
   const s = g['parity:sample'];
   if (s) out.push(`  sampler: rows differing ${Object.entries(s).map(([k, v]) => `${k} ${(v * 100).toFixed(3)} %`).join(', ')}`);
   const gen = g['parity:generate'];
@@ -113,7 +128,19 @@ function checkLines(name: string, g: GpuCheck): string[] {
     if (t.tf32 && t.maxRelDiffTf32 !== undefined) out.push(`    tf32: final loss ${fmt(t.tf32.at(-1)!, 5)}, largest relative difference from the CPU ${t.maxRelDiffTf32.toExponential(2)}`);
     if (t.graphs) out.push(`    captured as a CUDA graph (${Object.entries(t.graphs.counts).map(([k, v]) => `${k} ${v}`).join(', ')}): losses ${t.graphs.exact ? 'identical to the uncaptured run (target: exact): met' : 'DIFFER from the uncaptured run (target: exact): MISSED'}`);
     if (t.auto && t.maxRelDiffAuto !== undefined) out.push(`    cuDNN algorithm auto: final loss ${fmt(t.auto.at(-1)!, 5)}, largest relative difference from the CPU ${t.maxRelDiffAuto.toExponential(2)}`);
+    for (const [p, losses, diff] of [['bf16', t.bf16, t.maxRelDiffBf16], ['fp16 (loss-scaled)', t.fp16, t.maxRelDiffFp16]] as const) {
+      if (losses && diff !== undefined) out.push(`    ${p}: final loss ${fmt(losses.at(-1)!, 5)}, largest relative difference from the CPU ${diff.toExponential(2)}`);
+    }
   } else if (t) out.push(`  training: FAILED: ${t.error.split('\n')[0]}`);
+  const half = g['training:half'];
+  if (half && 'rows' in half) {
+    const fp32 = half.runs.fp32?.valLoss.at(-1);
+    for (const r of half.rows) {
+      const run = half.runs[r.precision];
+      const loss = run?.valLoss.at(-1);
+      out.push(`  500 steps of fit in ${r.precision}: validation loss ${loss === undefined ? (run?.error ? `ERROR (${firstLine(run.error)})` : '—') : fmt(loss, 4)} vs fp32 ${fp32 === undefined ? '—' : fmt(fp32, 4)}, ${fmt(r.relDiff * 100)} % (target <= ${HALF_VAL_LOSS * 100} %: ${verdict(r.pass)}); ${fmt(r.speedup)}x fp32's tokens/s${run?.overflows !== undefined ? `; ${run.overflows} overflows, final loss scale ${run.lossScale}` : ''}`);
+    }
+  } else if (half) out.push(`  training:half: FAILED: ${firstLine(half.error)}`);
   const sv = g.serve;
   if (sv && 'runs' in sv) out.push(...serveTargets(sv).map((x) => `  serve: ${x.what}: ${x.figure} (${serveVerdict(x)})`));
   else if (sv) out.push(`  serve: FAILED: ${firstLine(sv.error)}`);
@@ -151,8 +178,9 @@ function benchLines(rep: BenchReport): string[] {
 
 /**
  * Our CUDA variants (issue 26) against plain fp32 and PyTorch with CUDA graphs, each configuration:
- * graphs' training ÷ PyTorch CUDA graphs is the fp32 target (>= 1.0x), and every variant's speed-up
- * over plain rnnlm-cuda is the measure of its change.
+ * graphs' training ÷ PyTorch CUDA graphs is the fp32 target (>= 1.0x), bf16's and fp16's over plain
+ * (>= 1.5x at zaremba-large and char-lstm) and over PyTorch AMP with CUDA graphs (>= 1.0x) theirs,
+ * and every variant's speed-up over plain rnnlm-cuda is the measure of its change.
  */
 function variantLines(rep: BenchReport): string[] {
   const out = [`variants: ${rep.machine.gpu ?? 'no GPU named'}${rep.partial ? ' (PARTIAL: the run was stopped)' : ''}`];
@@ -160,7 +188,7 @@ function variantLines(rep: BenchReport): string[] {
   for (const config of [...new Set(rep.runs.map((r) => r.config))]) {
     const plain = by(config, 'rnnlm-cuda');
     const parts: string[] = [];
-    for (const peer of ['rnnlm-cuda-graphs', 'rnnlm-cuda-auto', 'rnnlm-cuda-tf32']) {
+    for (const peer of ['rnnlm-cuda-graphs', 'rnnlm-cuda-auto', 'rnnlm-cuda-tf32', 'rnnlm-cuda-bf16', 'rnnlm-cuda-fp16']) {
       const r = by(config, peer);
       if (!r?.train) {
         if (r) parts.push(`${peer} ${r.status}: ${firstLine(r.reason ?? '')}`);
@@ -175,6 +203,16 @@ function variantLines(rep: BenchReport): string[] {
       if (peer === 'rnnlm-cuda-graphs' && graphs?.train) {
         const t = r.train.tokensPerSecond / graphs.train.tokensPerSecond;
         figure += `, training ${fmt(t)}x PyTorch CUDA graphs (target 1: ${verdict(t >= 1)})`;
+      }
+      const half = /-(bf16|fp16)$/.exec(peer)?.[1];
+      if (half) {
+        const target = HALF_VS_FP32[config], speedup = plain?.train ? r.train.tokensPerSecond / plain.train.tokensPerSecond : undefined;
+        if (target && speedup !== undefined) figure += ` (training target ${target}x: ${verdict(speedup >= target)})`;
+        const amp = by(config, `pytorch-amp-${half}-cudagraph`);
+        if (amp?.train) {
+          const t = r.train.tokensPerSecond / amp.train.tokensPerSecond;
+          figure += `, training ${fmt(t)}x PyTorch AMP ${half} with CUDA graphs (target 1: ${verdict(t >= 1)})`;
+        } else if (amp) figure += `, PyTorch AMP ${half} ${amp.status}: ${firstLine(amp.reason ?? '')}`;
       }
       parts.push(figure);
     }

@@ -1,7 +1,8 @@
 /**
  * rnnlm itself as a benchmark peer, through the public API a user calls: LanguageModel.fit in
  * stream mode (Adam, clipNorm, carried state) and LanguageModel.generate, token by token.
- * Variants on CUDA: a precision (rnnlm-cuda-tf32), cuDNN's algorithm timed per shape
+ * Variants on CUDA: a precision (rnnlm-cuda-tf32, -bf16, -fp16: fit's default loss scale in
+ * fp16), cuDNN's algorithm timed per shape
  * (rnnlm-cuda-auto, through RNNLM_CUDNN_RNN_ALGO: each run is its own process; it notes what it
  * chose) and training steps captured as CUDA graphs (rnnlm-cuda-graphs, RNNLM_GRAPHS=1).
  */

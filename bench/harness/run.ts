@@ -20,7 +20,7 @@ export { CONFIGS };
 
 /** The peers a bench runs unless told (--peers); ALL_PEERS adds our CUDA variants (rnnlm-peer.ts), asked for by name. */
 export const DEFAULT_PEERS = ['rnnlm-cpu', 'rnnlm-cuda', 'tfjs-cpu', 'tfjs-wasm', 'tfjs-webgpu'];
-export const ALL_PEERS = [...DEFAULT_PEERS, 'rnnlm-cuda-tf32', 'rnnlm-cuda-auto', 'rnnlm-cuda-graphs'];
+export const ALL_PEERS = [...DEFAULT_PEERS, 'rnnlm-cuda-tf32', 'rnnlm-cuda-bf16', 'rnnlm-cuda-fp16', 'rnnlm-cuda-auto', 'rnnlm-cuda-graphs'];
 
 /** Ours on the same class of device as a peer: ratios compare GPU with GPU and CPU with CPU. */
 export function oursFor(peer: string): string {

@@ -13,6 +13,8 @@ export const PEERS: Record<string, PeerFactory> = {
   'rnnlm-cpu': rnnlmPeer('cpu'),
   'rnnlm-cuda': rnnlmPeer('cuda'),
   'rnnlm-cuda-tf32': rnnlmPeer('cuda', { precision: 'tf32' }),
+  'rnnlm-cuda-bf16': rnnlmPeer('cuda', { precision: 'bf16' }),
+  'rnnlm-cuda-fp16': rnnlmPeer('cuda', { precision: 'fp16' }),
   'rnnlm-cuda-auto': rnnlmPeer('cuda', { algorithm: 'auto' }),
   'rnnlm-cuda-graphs': rnnlmPeer('cuda', { graphs: true }),
   'tfjs-cpu': tfjsPeer('cpu'),

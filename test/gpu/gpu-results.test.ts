@@ -124,3 +124,40 @@ test("the variants' report: each variant over plain fp32, and graphs' training a
     expect(line).toContain(`training ${t.toFixed(2)}x PyTorch CUDA graphs (target 1: ${t >= 1 ? 'met' : 'MISSED'})`);
   }
 });
+
+test('mixed precision: each precision\'s parity against its own limit, 500 steps of fit against fp32 (1 %), bf16 / fp16 over plain (1.5x) and over PyTorch AMP (1x)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rnnlm-gpu-results-'));
+  const precision = [
+    { cell: 'lstm', layers: 2, variant: 'bf16', limit: 5e-2, maxRelError: 1.3e-2, pass: true },
+    { cell: 'gru', layers: 2, variant: 'bf16', limit: 5e-2, maxRelError: 2.1e-2, pass: true },
+    { cell: 'lstm', layers: 2, variant: 'fp16', limit: 1e-2, maxRelError: 1.2e-2, pass: false },
+    { cell: 'gru', layers: 2, variant: 'fp16', pass: false, error: 'cudnnSetRNNDescriptor_v8 failed\n  at x' },
+  ];
+  const half = {
+    runs: { fp32: { valLoss: [2, 1.8] }, bf16: { valLoss: [2.01, 1.81] }, fp16: { valLoss: [2.1, 1.9], overflows: 4, lossScale: 8192 } },
+    rows: [{ precision: 'bf16', relDiff: 0.01 / 1.8, speedup: 1.7, pass: true }, { precision: 'fp16', relDiff: 0.1 / 1.8, speedup: 1.9, pass: false }],
+  };
+  writeFileSync(join(dir, 'gpu-check.json'), JSON.stringify({ cuda: { device: 'NVIDIA H200', cudnn: 91400 }, 'parity:precision': precision, 'training:half': half }));
+  const rnd = (i: number) => 1000 + Math.abs(Math.sin(i * 3.7)) * 9000;
+  const peers = ['rnnlm-cuda', 'rnnlm-cuda-bf16', 'rnnlm-cuda-fp16', 'pytorch-amp-bf16-cudagraph', 'pytorch-amp-fp16-cudagraph'];
+  const runs = ['zaremba-large', 'zaremba-small'].flatMap((config, c) => peers.map((peer, i) => ({ peer, config, status: 'ok', notes: [], train: { tokensPerSecond: rnd(c * 10 + i) }, generate: { tokensPerSecond: rnd(c * 10 + i + 50) } })));
+  writeFileSync(join(dir, 'bench-gpu-variants.json'), JSON.stringify({ ...structuredClone(report), runs }));
+  const lines = summarize(dir);
+  expect(lines.find((l) => l.includes('parity, bf16'))).toBe('  parity, bf16 against fp32: 2 cases, largest relative error 2.10e-2 (target <= 0.05): met');
+  expect(lines.find((l) => l.includes('parity, fp16'))).toBe('  parity, fp16 against fp32: 2 cases, largest relative error Infinity (target <= 0.01): MISSED; failed: lstm x2 fp16, gru x2 fp16 (cudnnSetRNNDescriptor_v8 failed)');
+  expect(lines.find((l) => l.includes('fit in bf16'))).toBe("  500 steps of fit in bf16: validation loss 1.8100 vs fp32 1.8000, 0.56 % (target <= 1 %: met); 1.70x fp32's tokens/s");
+  expect(lines.find((l) => l.includes('fit in fp16'))).toBe("  500 steps of fit in fp16: validation loss 1.9000 vs fp32 1.8000, 5.56 % (target <= 1 %: MISSED); 1.90x fp32's tokens/s; 4 overflows, final loss scale 8192");
+  const tpsOf = (config: string, peer: string) => runs.find((r) => r.config === config && r.peer === peer)!.train.tokensPerSecond;
+  for (const config of ['zaremba-large', 'zaremba-small']) {
+    const line = lines.find((l) => l.trim().startsWith(`${config}:`))!;
+    for (const p of ['bf16', 'fp16']) {
+      const speedup = tpsOf(config, `rnnlm-cuda-${p}`) / tpsOf(config, 'rnnlm-cuda');
+      const vsAmp = tpsOf(config, `rnnlm-cuda-${p}`) / tpsOf(config, `pytorch-amp-${p}-cudagraph`);
+      // The 1.5x target is zaremba-large's (and char-lstm's), not zaremba-small's.
+      expect(line).toContain(`${p} ${speedup.toFixed(2)}x / `);
+      if (config === 'zaremba-large') expect(line).toContain(`(training target 1.5x: ${speedup >= 1.5 ? 'met' : 'MISSED'})`);
+      else expect(line).not.toContain('training target 1.5x');
+      expect(line).toContain(`training ${vsAmp.toFixed(2)}x PyTorch AMP ${p} with CUDA graphs (target 1: ${vsAmp >= 1 ? 'met' : 'MISSED'})`);
+    }
+  }
+});
