@@ -4,7 +4,7 @@
  * flags are CreateOptions, FitOptions (with the optimizer's and the schedule's fields) and the
  * tokenizer's options in kebab-case.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readCheckpoint, type ModelConfig } from '../checkpoint';
 import { DEFAULTS } from '../defaults';
 import { invalidArgument } from '../errors';
@@ -84,6 +84,7 @@ export function trainCommand(prog: Command): void {
     .addOption(new Option('--average <trigger>', 'iterate averaging (with --optimizer sgd: NT-ASGD): from when validation stops improving (nonmonotone), or from --average-start').choices(['nonmonotone', 'epoch']))
     .option('--average-window <n>', `--average nonmonotone: epochs looked back past${shown(F.averageWindow)}`, int('--average-window'))
     .option('--average-start <epoch>', '--average epoch: the first epoch averaged', int('--average-start'))
+    .option('--loss-scale <scale>', "dynamic loss scaling: on, off, or the first scale (a power of two in [1, 2^24]); unless given: on with --precision fp16 (initial 2^16)", lossScaleFlag)
     .addOption(new Option('--non-finite <action>', `a step with a NaN/Inf loss or gradient: stop (ERR_NON_FINITE) or skip it${shown(F.nonFinite)}`).choices(['stop', 'skip']))
     .option('--checkpoint-every <steps>', `save every N steps instead of every epoch${shown(DEFAULTS.checkpoint.every)}`, int('--checkpoint-every'))
     .option('--resume', 'continue the run saved at --out (its model, tokenizer, mode, batching and training seed come from there)')
@@ -139,6 +140,7 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
     tar: o.tar as number | undefined,
     average: averageOf(o),
     nonFinite: o.nonFinite as FitOptions['nonFinite'],
+    lossScale: o.lossScale as FitOptions['lossScale'],
     progress: o.progress as boolean | undefined,
     signal: controller.signal,
     checkpoint: { path: o.out, every: o.checkpointEvery as number | undefined, keepTrainingState: o.keepTrainingState as boolean | undefined },
@@ -146,7 +148,8 @@ async function train(o: TrainFlags, cmd: Command): Promise<void> {
     ...(validText ? { validation: sentences ? lines(validText) : validText } : {}),
     onEpochEnd: async (log, m) => {
       const val = log.valLoss !== undefined ? `, validation loss ${log.valLoss.toFixed(4)} (perplexity ${log.valPerplexity!.toFixed(2)})` : '';
-      console.log(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} (perplexity ${log.perplexity.toFixed(2)})${val}, ${Math.round(log.tokensPerSecond)} tokens/s, ${log.seconds.toFixed(1)} s`);
+      const scale = log.lossScale !== undefined ? `, loss scale ${log.lossScale} (${log.overflows} overflow${log.overflows === 1 ? '' : 's'} skipped)` : '';
+      console.log(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} (perplexity ${log.perplexity.toFixed(2)})${val}, ${Math.round(log.tokensPerSecond)} tokens/s, ${log.seconds.toFixed(1)} s${scale}`);
       if ((o.sample as number) > 0) console.log(`  sample: ${await sampleText(m, o.sample as number)}`);
     },
   };
@@ -180,6 +183,14 @@ function dryRun(create: CreateOptions, fit: FitOptions): void {
   const tokenizer = { kind: create.tokenizer!.kind, vocabSize: create.tokenizer!.vocabSize, unk: create.tokenizer!.hasUnk };
   console.log(JSON.stringify({ model: cfg, device, tokenizer, fit: { ...options, validation: validation !== undefined } }, null, 2));
   console.error('rnnlm: dry run: nothing was trained or written');
+}
+
+/** --loss-scale: on, off, or the first scale (fit checks its range). */
+function lossScaleFlag(v: string): FitOptions['lossScale'] {
+  if (v === 'on' || v === 'off') return v === 'on';
+  const initial = Number(v);
+  if (v.trim() === '' || !Number.isFinite(initial)) throw new InvalidArgumentError(`--loss-scale must be on, off or a power of two (got '${v.slice(0, 80)}')`);
+  return { initial };
 }
 
 /** fit's optimizer: its type and the fields given, each refused with a type that has no such field. */

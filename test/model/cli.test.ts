@@ -337,10 +337,10 @@ test('every training flag reaches create and fit: --dry-run prints the options i
     '--lr-schedule', 'step', '--lr-factor', '0.7', '--lr-start', '2', '--lr-every', '3', '--clip-norm', '1', '--clip-value', '0.5',
     '--non-finite', 'skip', '--checkpoint-every', '7', '--keep-training-state', '--no-progress', '--device', 'cpu',
     '--dropout-output', '0.2', '--dropout-embedding', '0.05', '--locked-dropout', '--weight-drop', '0.3', '--ar', '2', '--tar', '1',
-    '--average', 'nonmonotone', '--average-window', '3', '--variable-length'];
+    '--average', 'nonmonotone', '--average-window', '3', '--variable-length', '--loss-scale', '1024'];
   const sgd = ['--tokenizer', 'char', '--no-unk', '--mode', 'sentences', '--no-shuffle', '--bucketing', '--hidden-size', '8', '--embedding-size', '8',
     '--layers', '1', '--adaptive-softmax', '4,9', '--div-value', '2', '--head-bias', '--epochs', '2', '--batch-size', '16', '--optimizer', 'sgd', '--momentum', '0.5', '--dampening', '0.1', '--nesterov',
-    '--lr-schedule', 'plateau', '--lr-factor', '0.3', '--lr-patience', '2', '--lr-threshold', '0.01', '--keep-training-state', '--progress', '--device', 'cpu'];
+    '--lr-schedule', 'plateau', '--lr-factor', '0.3', '--lr-patience', '2', '--lr-threshold', '0.01', '--keep-training-state', '--progress', '--device', 'cpu', '--loss-scale', 'off'];
   const dry = (out: string, flags: string[]) => {
     const r = rnnlm('train', '--train', trainFile, '--out', out, ...flags, '--dry-run');
     expect(r.code).toBe(0);
@@ -359,14 +359,14 @@ test('every training flag reaches create and fit: --dry-run prints the options i
       mode: 'stream', epochs: 3, batchSize: 4, seqLength: 5, variableLength: true, seed: 9, validation: true, resume: undefined,
       optimizer: { type: 'adamw', lr: 0.002, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.05 },
       lrSchedule: { type: 'step', factor: 0.7, start: 2, every: 3 },
-      clipNorm: 1, clipValue: 0.5, ar: 2, tar: 1, average: { trigger: 'nonmonotone', window: 3 }, nonFinite: 'skip', progress: false, checkpoint: { path: outA, every: 7, keepTrainingState: true },
+      clipNorm: 1, clipValue: 0.5, ar: 2, tar: 1, average: { trigger: 'nonmonotone', window: 3 }, nonFinite: 'skip', lossScale: { initial: 1024 }, progress: false, checkpoint: { path: outA, every: 7, keepTrainingState: true },
     },
   });
   expect(dry(outB, sgd)).toMatchObject({
     model: { softmax: { type: 'adaptive', cutoffs: [4, 9], divValue: 2, headBias: true } },
     tokenizer: { kind: 'char', unk: false },
     fit: {
-      mode: 'sentences', shuffle: false, bucketing: true, progress: true,
+      mode: 'sentences', shuffle: false, bucketing: true, progress: true, lossScale: false,
       optimizer: { type: 'sgd', momentum: 0.5, dampening: 0.1, nesterov: true },
       lrSchedule: { type: 'plateau', factor: 0.3, patience: 2, threshold: 0.01 },
     },
