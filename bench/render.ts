@@ -8,6 +8,7 @@ import type { AdaptiveReport, AdaptiveRun } from './harness/adaptive';
 import { quantizeTable, type QuantizeReport } from './harness/quantize';
 import { aggregate, CONTEXT_TOKENS, concurrencyTargets, counterpart, GENERATE_TOKENS, ms, ratio, TOP_K, type ConcurrencyRun } from './harness/concurrency';
 import { CONFIGS, findConfig } from './harness/configs';
+import { flopsFigure, peerPrecision } from './harness/flops';
 import { type BenchReport, type GraphicsFacts, oursFor } from './harness/run';
 import {
   COMPLETION_TOKENS, CONTEXT_WORDS, errorsCell, NEXT_TOP_K, PROMPT_WORDS, runKey, serveTargets, verdict, type ServeReport, type ServeRun,
@@ -91,6 +92,12 @@ function table(rep: BenchReport): string {
   const stopped = failed.map((r) => `${r.peer} on ${r.axis ? `${r.axis} ${r.value}` : r.config}: ${r.status === 'error' ? 'failed: ' : ''}${firstLine(r.reason)}`);
   for (const x of [...notes, ...stopped, ...[...new Set(unavailable.map((r) => `${r.peer}: not run — ${firstLine(r.reason)}`))]]) out.push('', `- ${x}`);
   if (m.graphics) out.push('', `- ${graphicsLine(m.graphics)}`);
+  if (m.gpu) {
+    // The physical limit: our training's FLOP rate (matrix products only) against the GPU's peak.
+    const limit = rep.runs.filter((r) => r.peer.startsWith('rnnlm-cuda') && r.train && findConfig(r.config))
+      .map((r) => `${r.config}${r.peer === 'rnnlm-cuda' ? '' : ` (${r.peer})`} ${flopsFigure(findConfig(r.config)!, r.train!.tokensPerSecond, m.gpu, peerPrecision(r.peer))}`);
+    if (limit.length) out.push('', `- rnnlm's training against the GPU's limit (matrix products' FLOPs per token × tokens/s; dense peak of the precision): ${limit.join('; ')}.`);
+  }
   const allocs = rep.runs.filter((r) => r.train?.allocationsPerStep !== undefined).map((r) => `${r.config} ${n(r.train!.allocationsPerStep!)}`);
   if (allocs.length) out.push('', `- rnnlm device allocations per training step after warm-up: ${allocs.join(', ')}.`);
   if (rep.scaling?.length) out.push('', scalingTable(rep));

@@ -14,6 +14,8 @@ import { basename, join } from 'node:path';
 import type { BenchReport } from '../bench/harness/run';
 import type { RunResult } from '../bench/harness/worker';
 import { serveTargets, verdict as serveVerdict, type ServeReport } from '../bench/harness/serve';
+import { findConfig } from '../bench/harness/configs';
+import { flopsFigure, peerPrecision } from '../bench/harness/flops';
 
 const root = join(__dirname, '..');
 
@@ -171,6 +173,8 @@ function benchLines(rep: BenchReport): string[] {
     const webgpu = by(config, 'tfjs-webgpu');
     if (w !== undefined) parts.push(`train ${fmt(w, 0)}x tfjs-webgpu (target ${VS_TFJS_WEBGPU}: ${verdict(w >= VS_TFJS_WEBGPU)})`);
     else if (webgpu) parts.push(`tfjs-webgpu ${webgpu.status}: ${(webgpu.reason ?? '').split('\n')[0].slice(0, 80)}`);
+    const c = findConfig(config);
+    if (c) parts.push(`training at ${flopsFigure(c, ours.train.tokensPerSecond, rep.machine.gpu, 'fp32')}`);
     out.push(`  ${config}: ${Math.round(ours.train.tokensPerSecond).toLocaleString('en-US')} training, ${Math.round(ours.generate?.tokensPerSecond ?? 0).toLocaleString('en-US')} generation tokens/s; ${parts.join('; ')}`);
   }
   return out;
@@ -198,7 +202,8 @@ function variantLines(rep: BenchReport): string[] {
         const a = r[what]?.tokensPerSecond, b = base?.[what]?.tokensPerSecond;
         return a && b ? `${fmt(a / b)}x` : '—';
       };
-      let figure = `${peer.replace('rnnlm-cuda-', '')} ${over('train', plain)} / ${over('generate', plain)} plain`;
+      const c = findConfig(config);
+      let figure = `${peer.replace('rnnlm-cuda-', '')} ${over('train', plain)} / ${over('generate', plain)} plain${c ? ` (training at ${flopsFigure(c, r.train.tokensPerSecond, rep.machine.gpu, peerPrecision(peer))})` : ''}`;
       const graphs = by(config, 'pytorch-cudagraph');
       if (peer === 'rnnlm-cuda-graphs' && graphs?.train) {
         const t = r.train.tokensPerSecond / graphs.train.tokensPerSecond;

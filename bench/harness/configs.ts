@@ -46,10 +46,17 @@ export function findConfig(name: string): BenchConfig | undefined {
   return name === QUICK.name ? QUICK : CONFIGS.find((c) => c.name === name);
 }
 
-/** Multiply-adds x 2 of one training step (forward + backward = 3 x forward GEMMs), the usual "model FLOPs". */
-export function trainingFlopsPerToken(c: BenchConfig): number {
+/**
+ * Multiply-adds x 2 of one token's forward pass, the matrix products only (the usual "model
+ * FLOPs"; elementwise cell math, the softmax and the embedding gather left out): per layer
+ * 2 G H (I + H) (G gates, I = E for the first layer, H after), the decoder's 2 H V.
+ */
+export function forwardFlopsPerToken(c: BenchConfig): number {
   const G = GATES[c.cell];
   let rnn = 0;
   for (let l = 0; l < c.layers; l++) rnn += 2 * G * c.hiddenSize * ((l === 0 ? c.embeddingSize : c.hiddenSize) + c.hiddenSize);
-  return 3 * (rnn + 2 * c.hiddenSize * c.vocabSize);
+  return rnn + 2 * c.hiddenSize * c.vocabSize;
 }
+
+/** One training token's: forward + backward (a data and a weight gradient, each a product of the forward's size) = 3 x forward. */
+export const trainingFlopsPerToken = (c: BenchConfig) => 3 * forwardFlopsPerToken(c);
