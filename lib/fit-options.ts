@@ -8,7 +8,7 @@ import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from './nn/optimizer';
 import { Options, show } from './options';
 import { DEFAULTS } from './defaults';
 import type { AverageSettings } from './train-average';
-import { MAX_LOSS_SCALE, MIN_LOSS_SCALE, type LossScaleSettings } from './nn/loss-scale';
+import { checkInitialScale, type LossScaleSettings } from './nn/loss-scale';
 
 export type LrSchedule =
   | 'constant'
@@ -299,10 +299,9 @@ function parseLossScale(o: Options, on: boolean): LossScaleSettings | undefined 
   if (raw === false || (raw === undefined && !on)) return undefined;
   const d = DEFAULTS.fit.lossScale;
   if (raw === true || raw === undefined) return { ...d };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidArgument(`fit: lossScale must be true, false or { initial?, growthInterval? } (got ${show(raw)})`);
+  if (typeof raw !== 'object' || raw === null || Object.getPrototypeOf(raw) !== Object.prototype) throw invalidArgument(`fit: lossScale must be true, false or { initial?, growthInterval? } (got ${show(raw)})`);
   const n = o.nested('lossScale', ['initial', 'growthInterval'])!;
-  const initial = n.number('initial', d.initial, { min: MIN_LOSS_SCALE, max: MAX_LOSS_SCALE });
   // A power of two: the scaling is then exact.
-  if (2 ** Math.round(Math.log2(initial)) !== initial) throw invalidArgument(`fit: lossScale.initial must be a power of two in [1, 2^24] (got ${initial})`);
+  const initial = checkInitialScale(n.raw('initial') ?? d.initial, 'fit: lossScale: initial');
   return { initial, growthInterval: n.integer('growthInterval', d.growthInterval, { min: 1, max: 1 << 24 }) };
 }

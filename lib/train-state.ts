@@ -4,7 +4,7 @@
  * that a resumed run computes the same numbers as an uninterrupted one; and the previous sidecar,
  * so that a crash in the middle of a save still leaves the state that matches the model file.
  */
-import type { LossScaleState } from './nn/loss-scale';
+import { lossScaleStateProblem, type LossScaleState } from './nn/loss-scale';
 import { readCheckpoint, type ModelConfig } from './checkpoint';
 import { RnnlmError, invalidArgument } from './errors';
 import type { EpochLog } from './fit-options';
@@ -154,6 +154,9 @@ export async function restoreTrainState(model: CheckpointedModel, opt: Optimizer
   const extras = new Map(extra.filter((name) => tensors.has(name)).map((name) => [name, tensorData(tensors.get(name), [net.parameterCount], `${side}: ${name}`)]));
   await net.stream.sync();
   if (!Number.isSafeInteger(saved.averaged ?? 0) || (saved.averaged ?? 0) < 0) throw new RnnlmError('ERR_CHECKPOINT', `${side}: state.averaged must be a non-negative integer`);
+  if (!Number.isSafeInteger(saved.epochOverflows ?? 0) || (saved.epochOverflows ?? 0) < 0) throw new RnnlmError('ERR_CHECKPOINT', `${side}: state.epochOverflows must be a non-negative integer`);
+  const scaleProblem = saved.lossScale === undefined ? null : lossScaleStateProblem(saved.lossScale);
+  if (scaleProblem) throw new RnnlmError('ERR_CHECKPOINT', `${side}: state.lossScale: ${scaleProblem}`);
   opt.step = saved.optimizerStep;
   Object.assign(st, { ...saved, best: saved.best ?? Infinity, epochSkipped: saved.epochSkipped ?? 0, averaged: saved.averaged ?? 0 });
   // Resumed from the previous state: it becomes the current one, so that the newer sidecar (ahead

@@ -24,7 +24,7 @@ import { Optimizer } from './nn/optimizer';
 import { finishTrainState, restoreTrainState, saveTrainState, trainStateFiles, type CheckpointedModel, type TrainState } from './train-state';
 import { DEFAULTS } from './defaults';
 import { Averager } from './train-average';
-import { LossScaler } from './nn/loss-scale';
+import { LossScaler, MIN_LOSS_SCALE } from './nn/loss-scale';
 
 /** The training state's name for the raw weights while averaging (the model file holds the mean). */
 const RAW = 'average.raw';
@@ -53,7 +53,8 @@ interface FitData {
   fingerprint: string;
 }
 
-type StepStats = { loss: number; count: number; norm: number };
+/** A step's loss, counted targets and gradient norm (with a loss scale, also the scale it ran with). */
+type StepStats = { loss: number; count: number; norm: number; scale?: number };
 
 export async function fitModel<Model>(host: TrainHost<Model>, train: TextInput, options: FitOptions<Model>): Promise<EpochLog[]> {
   const settings = parseFitOptions(options, { mode: host.inputs.inferMode(train), seed: host.config.seed, lossScale: host.network.config.precision === 'fp16' });
@@ -126,9 +127,8 @@ class FitRun<Model> {
   private bar?: SingleBar;
   /** Steps captured as graphs and replayed (nn/graphs.ts): opt-in (RNNLM_GRAPHS=1) until a GPU run has verified them. */
   private readonly graphs?: StepGraphs;
-  /** The dynamic loss scale (fit's lossScale; nn/loss-scale.ts), and its steps not finite at scale 1 accounted for. */
+  /** The dynamic loss scale (fit's lossScale; nn/loss-scale.ts). */
   private readonly scaler?: LossScaler;
-  private floorSeen = 0;
 
   constructor(
     private readonly host: TrainHost<Model>,
@@ -156,10 +156,7 @@ class FitRun<Model> {
 
   async resume(path: string): Promise<void> {
     const extra = await restoreTrainState(this.host, this.opt, this.st, path, this.carried, [RAW]);
-    if (this.scaler && this.st.lossScale) {
-      this.scaler.restore(this.st.lossScale);
-      this.floorSeen = this.st.lossScale.floor ?? 0;
-    }
+    if (this.scaler && this.st.lossScale) this.scaler.restore(this.st.lossScale);
     if (this.st.averaged > 0) {
       const raw = extra.get(RAW);
       if (!this.averager || !raw) throw new RnnlmError('ERR_CHECKPOINT', `${path}: its training state averages weights but ${raw ? 'this fit has no average option' : `has no ${RAW}`}`);
@@ -263,7 +260,7 @@ class FitRun<Model> {
     }
     // Queue this step's read, then account for the previous step's (the one in flight).
     const previous = this.pending;
-    this.pending = net.readStepStats();
+    this.pending = this.scaler ? this.scaler.readRecord() : net.readStepStats();
     if (previous) await this.account(previous);
     st.step++;
     st.batch++;
@@ -275,14 +272,10 @@ class FitRun<Model> {
     const st = this.st;
     if (!Number.isFinite(r.loss) || !Number.isFinite(r.norm)) {
       // A finite loss whose scaled gradients overflowed is the scale's (it has halved), unless
-      // the step ran at the least scale (1): the device counts those (loss_scale.h's floor).
-      if (this.scaler && Number.isFinite(r.loss)) {
-        const { floor } = await this.scaler.read();
-        if (floor <= this.floorSeen) {
-          st.epochOverflows = (st.epochOverflows ?? 0) + 1;
-          return;
-        }
-        this.floorSeen++;
+      // the step ran at the least scale (1): then, as with a loss that is not finite, the model's.
+      if (r.scale !== undefined && Number.isFinite(r.loss) && r.scale > MIN_LOSS_SCALE) {
+        st.epochOverflows = (st.epochOverflows ?? 0) + 1;
+        return;
       }
       if (this.settings.nonFinite === 'stop') {
         throw new RnnlmError(
@@ -321,6 +314,10 @@ class FitRun<Model> {
     if (this.scaler) {
       log.overflows = st.epochOverflows ?? 0;
       log.lossScale = (await this.scaler.read()).scale;
+      // An epoch that updated nothing has no loss to log: under 'stop' that is an error, not a NaN.
+      if (st.epochCount === 0 && this.settings.nonFinite === 'stop') {
+        throw new RnnlmError('ERR_NON_FINITE', `epoch ${st.epoch}: none of its ${log.overflows} steps updated the weights: the scaled gradients of each overflowed, the loss scale backing off to ${log.lossScale}; give lossScale a smaller initial scale or more steps per epoch (nonFinite: 'skip' logs such an epoch with loss NaN)`);
+      }
     }
     if (this.data.validation !== undefined) {
       const v = await evaluateSet(this.net, this.data.validation);

@@ -325,19 +325,18 @@ export interface Stream {
   adam(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, args: AdamArgs, guard?: Tensor | null, live?: Tensor | null): void;
 
   /**
-   * Dynamic loss scaling (native/common/loss_scale.h): state [4] (the network's dtype) = the
-   * scale S, finite steps since S changed, backoffs so far, steps not finite at S = minScale;
-   * read when each op runs.
+   * Dynamic loss scaling (native/common/loss_scale.h): state [3] (the network's dtype) = the
+   * scale S, finite steps since S changed, backoffs so far; read when each op runs.
    * scaleBy: x *= S, or x *= 1 / S with inverse.
    */
   scaleBy(x: Tensor, state: Tensor, inverse: boolean): void;
   /**
    * After a step: when every entry of guard (the optimizer's: loss, count, gradient norm) is
    * finite, counts it and multiplies S by growth every interval finite steps (at most maxScale);
-   * else multiplies S by backoff (at least minScale), restarts the count and counts a backoff
-   * (and, when S was already minScale, a step not finite at the floor).
+   * else multiplies S by backoff (at least minScale), restarts the count and counts a backoff.
+   * record ([guard's n + 1]), when given, receives the guard's values and the S the step ran with.
    */
-  updateLossScale(state: Tensor, guard: Tensor, args: LossScaleArgs): void;
+  updateLossScale(state: Tensor, guard: Tensor, args: LossScaleArgs, record?: Tensor | null): void;
 
   rnnForward(rnn: RnnDescriptor, args: RnnForwardArgs): void;
   /** After a training-mode rnnForward with the same T, B and lengths. */

@@ -14,6 +14,7 @@ import { CharTokenizer, WordTokenizer, type Tokenizer } from '../tokenizers';
 import { readTrainState, type LrSchedule } from '../train';
 import { API_DEFAULTS, MODEL_KEYS, modelFlags, deviceOption, precisionOption, field, fraction, int, kebab, lines, lossyOption, modelOptions, num, shown, softmaxOf } from './flags';
 import { parseSoftmax } from '../nn/decoder';
+import { isLossScale } from '../nn/loss-scale';
 import { checkOut, readText } from './input';
 
 /** Training stopped by a signal: the CLI saves, then ends by that same signal. */
@@ -185,12 +186,11 @@ function dryRun(create: CreateOptions, fit: FitOptions): void {
   console.error('rnnlm: dry run: nothing was trained or written');
 }
 
-/** --loss-scale: on, off, or the first scale (fit checks its range). */
+/** --loss-scale: on, off, or the first scale (a power of two in [1, 2^24], the option's rule). */
 function lossScaleFlag(v: string): FitOptions['lossScale'] {
   if (v === 'on' || v === 'off') return v === 'on';
-  const initial = Number(v);
-  if (v.trim() === '' || !Number.isFinite(initial)) throw new InvalidArgumentError(`--loss-scale must be on, off or a power of two (got '${v.slice(0, 80)}')`);
-  return { initial };
+  if (!/^\d+$/.test(v) || !isLossScale(Number(v))) throw new InvalidArgumentError(`--loss-scale must be on, off or a power of two in [1, 16777216] (got '${v.slice(0, 80)}')`);
+  return { initial: Number(v) };
 }
 
 /** fit's optimizer: its type and the fields given, each refused with a type that has no such field. */

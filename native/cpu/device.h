@@ -174,8 +174,8 @@ struct CpuDevice {
     for (int64_t i = 0; i < n; ++i) x[i] *= f;
   }
   template <typename T>
-  static void updateLossScale(Context&, T* state, const T* guard, int64_t guardN, const LossScaleParams& p) {
-    lossScaleUpdate(state, allFinite(guard, guardN), p);
+  static void updateLossScale(Context&, T* state, const T* guard, int64_t guardN, const LossScaleParams& p, T* record) {
+    lossScaleUpdate(state, guard, guardN, allFinite(guard, guardN), record, p);
   }
   template <typename T>
   static void sgd(Context&, T* p, const T* g, T* buf, int64_t n, SgdParams s, const T* guard, int64_t guardN,

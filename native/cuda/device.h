@@ -290,8 +290,9 @@ struct CudaDevice {
   static void scaleBy(Context& c, float* x, int64_t n, const float* state, bool inverse) {
     RNNLM_LAUNCH(kernels::scaleBy(c.stream, x, n, state, inverse));
   }
-  static void updateLossScale(Context& c, float* state, const float* guard, int64_t guardN, const LossScaleParams& p) {
-    RNNLM_LAUNCH(kernels::updateLossScale(c.stream, state, guard, int(guardN), p));
+  static void updateLossScale(Context& c, float* state, const float* guard, int64_t guardN, const LossScaleParams& p,
+                              float* record) {
+    RNNLM_LAUNCH(kernels::updateLossScale(c.stream, state, guard, int(guardN), p, record));
   }
   // live (i32 [4] on the device: lr and step, common/optim.h): the kernels read this step's values when they run.
   static void sgd(Context& c, float* p, const float* g, float* buf, int64_t n, const SgdParams& s, const float* guard,

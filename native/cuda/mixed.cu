@@ -37,8 +37,8 @@ __global__ void scaleByKernel(float* x, int64_t n, const float* state, bool inve
 }
 
 // One thread: common/loss_scale.h's rule   (CpuDevice::updateLossScale)
-__global__ void updateLossScaleKernel(float* state, const float* guard, int guardN, LossScaleParams p) {
-  lossScaleUpdate(state, allFinite(guard, guardN), p);
+__global__ void updateLossScaleKernel(float* state, const float* guard, int guardN, LossScaleParams p, float* record) {
+  lossScaleUpdate(state, guard, guardN, allFinite(guard, guardN), record, p);
 }
 
 }  // namespace
@@ -52,8 +52,9 @@ void fromHalf(CUstream_st* s, const void* src, int64_t n, float* dst, Half h, bo
 void scaleBy(CUstream_st* s, float* x, int64_t n, const float* state, bool inverse) {
   scaleByKernel<<<blocksFor(n), kThreads, 0, s>>>(x, n, state, inverse);
 }
-void updateLossScale(CUstream_st* s, float* state, const float* guard, int guardN, const LossScaleParams& p) {
-  updateLossScaleKernel<<<1, 1, 0, s>>>(state, guard, guardN, p);
+void updateLossScale(CUstream_st* s, float* state, const float* guard, int guardN, const LossScaleParams& p,
+                     float* record) {
+  updateLossScaleKernel<<<1, 1, 0, s>>>(state, guard, guardN, p, record);
 }
 
 }  // namespace rnnlm::cuda::kernels

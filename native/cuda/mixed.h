@@ -18,7 +18,8 @@ void toHalf(CUstream_st* s, const float* src, int64_t n, void* dst, Half h);
 void fromHalf(CUstream_st* s, const void* src, int64_t n, float* dst, Half h, bool accumulate);
 // x *= S or 1 / S, S = state[0] when the kernel runs.
 void scaleBy(CUstream_st* s, float* x, int64_t n, const float* state, bool inverse);
-// The loss scale's update (lossScaleUpdate) with finite = guard[0..guardN) all finite.
-void updateLossScale(CUstream_st* s, float* state, const float* guard, int guardN, const LossScaleParams& p);
+// The loss scale's update (lossScaleUpdate) with finite = guard[0..guardN) all finite; record may be null.
+void updateLossScale(CUstream_st* s, float* state, const float* guard, int guardN, const LossScaleParams& p,
+                     float* record);
 
 }  // namespace rnnlm::cuda::kernels

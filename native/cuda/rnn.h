@@ -421,7 +421,7 @@ class CudnnRnn {
   // Data descriptors for T x B (padded, time-major) and the state descriptor [L, B, H].
   void setData(int64_t T, int64_t B, const int* lengths, api::cudnnDataType_t type) const {
     const auto& D = libs().cudnn;
-    float fill = 0.f;
+    double fill = 0;  // all-zero bytes: 0 in float, half and bfloat16 alike (cuDNN reads it in the data type)
     RNNLM_CU(D.cudnnSetRNNDataDescriptor(xDesc_, type, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, int(T),
                                          int(B), int(cfg_.inputSize), lengths, &fill));
     RNNLM_CU(D.cudnnSetRNNDataDescriptor(yDesc_, type, api::CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, int(T),

@@ -1,6 +1,6 @@
 // The loss scale's entry points of NativeStream (binding/stream.h): scaleBy and
-// updateLossScale, over the device state of common/loss_scale.h ([4], the network's float type:
-// S, finite steps since S changed, backoffs, steps not finite at the least S). Both read the state when they run, so a
+// updateLossScale, over the device state of common/loss_scale.h ([3], the network's float type:
+// S, finite steps since S changed, backoffs). Both read the state when they run, so a
 // captured training step replays with the scale of its replay.
 #pragma once
 #include <napi.h>
@@ -12,13 +12,13 @@
 
 namespace rnnlm::binding {
 
-// The state argument: the network's float type, shape [4].
+// The state argument: the network's float type, shape [3].
 template <class D>
 View NativeStream<D>::lossScaleArg(Napi::Value v, const char* op, DType t) {
   View s = view(v, op, "state");
   RNNLM_CHECK(s.dtype == t, Code::InvalidArgument, "%s: state must be %s like the tensors it scales (got %s)", op,
               dtypeName(t), dtypeName(s.dtype));
-  expectShape(s, op, "state", {4});
+  expectShape(s, op, "state", {3});
   return s;
 }
 
@@ -40,8 +40,9 @@ Napi::Value NativeStream<D>::ScaleBy(const Napi::CallbackInfo& info) {
   });
 }
 
-// updateLossScale(state, guard, { growth, backoff, interval, minScale, maxScale }): the rule of
-// common/loss_scale.h with finite = every entry of guard [n <= 8] finite (the optimizer's guard).
+// updateLossScale(state, guard, { growth, backoff, interval, minScale, maxScale }, record?): the
+// rule of common/loss_scale.h with finite = every entry of guard [n <= 8] finite (the optimizer's
+// guard); record [n + 1], when given, receives the guard's values and the scale the step ran with.
 template <class D>
 Napi::Value NativeStream<D>::UpdateLossScale(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -62,9 +63,16 @@ Napi::Value NativeStream<D>::UpdateLossScale(const Napi::CallbackInfo& info) {
     p.maxScale = float(js::number(o.Get("maxScale"), "maxScale", 0x1p-126, 0x1p127));
     RNNLM_CHECK(p.minScale <= p.maxScale, Code::InvalidArgument, "%s: minScale %g is above maxScale %g", op,
                 double(p.minScale), double(p.maxScale));
+    View record = optView(info[3], op, "record");
+    if (record) {
+      RNNLM_CHECK(record.dtype == t, Code::InvalidArgument, "%s: record must be %s like the state (got %s)", op,
+                  dtypeName(t), dtypeName(record.dtype));
+      expectShape(record, op, "record", {guard.numel + 1});
+      expectDisjoint(op, {{&state, "state"}, {&guard, "guard"}, {&record, "record"}});
+    }
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
-      D::updateLossScale(ctx, state.p<T>(), guard.p<T>(), guard.numel, p);
+      D::updateLossScale(ctx, state.p<T>(), guard.p<T>(), guard.numel, p, record.p<T>());
     });
   });
 }
