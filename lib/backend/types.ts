@@ -313,7 +313,11 @@ export interface Stream {
     seed: number,
     exclude?: Int32Array | null,
     values?: Tensor | null,
-    /** i32 [2]: the seed's low and high 32 bits, read when the draw runs instead of `seed` (a graph's replay draws each token's). */
+    /**
+     * i32 [2]: the seed's low and high 32 bits, read when the draw runs instead of `seed` (a graph's
+     * replay draws each token's); or i32 [N, 2], a seed per row: row n draws as it would alone with
+     * its own seed (the batched rows of generation in one op).
+     */
     seedFrom?: Tensor | null,
   ): void;
   /** out [1] = ||grads||; grads *= maxNorm / (norm + 1e-6) when that is < 1 (maxNorm 0: measure only). */

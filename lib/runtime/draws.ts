@@ -37,6 +37,22 @@ export function chunkKey(draws: (Draw | undefined)[][], B: number, parity: numbe
   return `${draws.length}x${B}@${parity}|${rows.join('|')}`;
 }
 
+/**
+ * The runs of consecutive rows [start, end) of one step that draw on the device alike (all but the
+ * seed): each run is one sample op, its rows' seeds read from the device (packSeeds), so that 64
+ * rows that draw alike cost one launch, not 64.
+ */
+export function sampleRuns(draws: (Draw | undefined)[]): { start: number; end: number; draw: Extract<Draw, { device: true }> }[] {
+  const runs: { start: number; end: number; draw: Extract<Draw, { device: true }> }[] = [];
+  draws.forEach((d, b) => {
+    if (!d?.device) return;
+    const last = runs[runs.length - 1];
+    if (last && last.end === b && optionsOf(last.draw) === optionsOf(d)) last.end = b + 1;
+    else runs.push({ start: b, end: b + 1, draw: d });
+  });
+  return runs;
+}
+
 /** Every draw's seed, [n * B] pairs of 32-bit halves, in draw order (step j, row b at j * B + b). */
 export function packSeeds(draws: (Draw | undefined)[][]): Int32Array {
   const out = new Int32Array(2 * draws.length * (draws[0]?.length ?? 0));

@@ -21,7 +21,7 @@ import { tensor, type Tensor } from '../backend/types';
 import { RnnlmError } from '../errors';
 import { StepGraphs, graphsEnabled } from '../nn/graphs';
 import type { Network } from '../nn/network';
-import { chunkKey, packSeeds, type Draw } from './draws';
+import { chunkKey, packSeeds, sampleRuns, type Draw } from './draws';
 import { RowGroup, copyState, type StateRef, type StateShape } from './rows';
 
 /** Tokens a feeding row feeds per step. */
@@ -418,7 +418,6 @@ export class Scheduler {
     // Sized for MAX_STEPS whatever n is: n follows the measured step time, and a slot that grew
     // whenever the steps got faster would grow long after the load settled.
     const ids = g.i32('ids', MAX_STEPS * B), values = g.f('values', MAX_STEPS * B);
-    const row = (b: number) => tensor(logits.buffer, b * V, [1, V]);
     // Rows of the logits as they are now (a read is queued in order, before a later step overwrites
     // them): one read of all the logits when several rows are needed, else the one row.
     const readRows = (bs: number[]): Promise<(b: number) => Float32Array> => bs.length === 1
@@ -430,30 +429,31 @@ export class Scheduler {
     for (let j = 1; j < n; j++) draws.push(this.dec.map((a) => a.job.draw!(a.drawn + j)));
     /** Per step, the rows of device draws `withRow`. */
     const seen: (Promise<(b: number) => Float32Array> | undefined)[] = [];
-    /** The n steps' ops; seeds: where each draw reads its seed (a graph's), else its own. */
-    const steps = (seeds: Tensor | null) => {
+    // Every device draw's seed, written once for the n steps (a graph's replay reads them too).
+    const seeds = g.i32('seeds', 2 * MAX_STEPS * B);
+    if (draws.some((ds) => ds.some((d) => d?.device))) s.write(tensor(seeds.buffer, 0, [2 * n * B]), packSeeds(draws));
+    /** The n steps' ops: per step, one sample op per run of rows that draw alike. */
+    const steps = () => {
       distribution();
       for (let j = 0; j < n; j++) {
         if (j > 0) {
           this.step((j - 1) * B);
           distribution();
         }
-        draws[j].forEach((d, b) => {
-          const at = j * B + b;
-          if (d?.device) s.sample(row(b), tensor(ids.buffer, at, [1]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, at, [1]), seeds && tensor(seeds.buffer, 2 * at, [2]));
-        });
+        for (const { start, end, draw: d } of sampleRuns(draws[j])) {
+          const at = j * B + start, k = end - start;
+          s.sample(tensor(logits.buffer, start * V, [k, V]), tensor(ids.buffer, at, [k]), d.temperature, d.topK, d.topP, d.seed, d.exclude, tensor(values.buffer, at, [k]), tensor(seeds.buffer, 2 * at, [2 * k]));
+        }
         const want = draws[j].flatMap((d, b) => (d?.device && d.withRow ? [b] : []));
         seen.push(want.length > 0 ? readRows(want) : undefined);
       }
     };
     const key = this.graphs && chunkKey(draws, B, g.parity);
     if (this.graphs && key) {
-      const seeds = g.i32('seeds', 2 * MAX_STEPS * B);
-      s.write(tensor(seeds.buffer, 0, [2 * n * B]), packSeeds(draws));
       // A replay skips the steps' one effect on the host, the state sets' swaps: make them.
-      if (this.graphs.run(key, () => steps(seeds)) === 'replayed') for (let j = 1; j < n; j++) g.swap();
+      if (this.graphs.run(key, steps) === 'replayed') for (let j = 1; j < n; j++) g.swap();
     } else {
-      steps(null);
+      steps();
     }
     // Rows read by the host (a distribution, a draw on the host).
     const hostRows = this.dec.map((a, b) => (a.ended || first[b]?.device ? -1 : b)).filter((b) => b >= 0);

@@ -151,7 +151,7 @@ struct CpuDevice {
   static void sample(Context&, const T* z, int64_t N, int64_t V, SampleArgs a, int32_t* ids, T* values,
                      const int32_t* seed) {
     a.seedFrom(seed);
-    cpu::sample(z, N, V, a, ids, values);
+    cpu::sample(z, N, V, a, ids, values, seed);
   }
   template <typename T>
   static void clipGradNorm(Context&, T* g, int64_t n, double maxNorm, T* out) {

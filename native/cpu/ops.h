@@ -199,7 +199,7 @@ void logSoftmaxInto(const T* x, int64_t N, int64_t K, T* out, int64_t W, int64_t
   }
 }
 
-// Sampling (SampleArgs in common/sample.h): for row n with u = uniform01(seed, n),
+// Sampling (SampleArgs in common/sample.h): for row n with u = uniform01(seed, n) (per-row seeds: a.uniform),
 //   w_v = exp((z_v - max z) / temperature) for allowed v (0 otherwise), W = sum_v w_v,
 //   ids[n] = the first v, in increasing id order, whose running sum of w exceeds u W.
 // With topK / topP the candidates are instead the allowed ids sorted by z (largest first), cut
@@ -229,7 +229,7 @@ int64_t argmaxAllowed(const T* row, int64_t V, T m, const SampleArgs& a) {
 }
 
 template <typename T>
-void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, T* values) {
+void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids, T* values, const int32_t* live) {
   thread_local std::vector<T> w, scaled;
   thread_local std::vector<int32_t> order;
   for (int64_t n = 0; n < N; ++n) {
@@ -238,7 +238,7 @@ void sample(const T* z, int64_t N, int64_t V, const SampleArgs& a, int32_t* ids,
     const int64_t best = argmaxAllowed(row, V, rowMax, a);
     ids[n] = int32_t(best);
     if (a.temperature == 0 || !std::isfinite(double(row[best]))) continue;
-    const double u = double(uniform01(a.seed, uint64_t(n)));
+    const double u = double(a.uniform(live, n));
     const T inv = T(1 / a.temperature);
     if (a.plain()) {
       // Shift by the max over all ids (excluded ones too), so no weight overflows.

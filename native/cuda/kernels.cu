@@ -217,7 +217,8 @@ __global__ void logSoftmaxIntoKernel(const float* x, int64_t K, float* out, int6
 
 // Sampling, whole-distribution mode (cpu::sample with topK 0, topP 1), one block per row n:
 //   x_v = z_v / temperature, w_v = exp(x_v - max_all x) for allowed v (0 otherwise), W = sum w,
-//   ids[n] = the first v in id order whose running sum of w exceeds u W, u = uniform01(seed, n);
+//   ids[n] = the first v in id order whose running sum of w exceeds u W, u = uniform01(seed, n)
+//   (per-row seeds: SampleArgs::uniform);
 //   temperature 0, or W = 0, gives the argmax over allowed ids (the lowest id among equals);
 //   values[n] = z[n, ids[n]] when values is not null.
 // Each thread owns a contiguous chunk of the row, so the running sum is the chunk totals
@@ -272,7 +273,7 @@ __global__ void sampleKernel(const float* z, int64_t V, SampleArgs a, int32_t* i
     for (int t = 0; t < int(blockDim.x); ++t) total += sv[t];
     owner = -1;
     if (total > 0.f) {
-      float r = uniform01(a.seed, uint64_t(n)) * total;
+      float r = a.uniform(seed, n) * total;
       int last = -1;
       for (int t = 0; t < int(blockDim.x) && owner < 0; ++t) {
         if (sv[t] == 0.f) continue;

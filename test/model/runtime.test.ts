@@ -2,7 +2,7 @@
 // request returns alone, and sessions hold the state that the model's calls over the whole
 // context have. More in runtime-score, runtime-controls, runtime-access and runtime-input.
 import { describe, expect, test } from 'vitest';
-import { LanguageModel, type Generation, type Prediction, type Score, type Session, type TokenIds } from '../../lib/model';
+import { LanguageModel, networkOf, type Generation, type Prediction, type Score, type Session, type TokenIds } from '../../lib/model';
 import { EOS_ID } from '../../lib/tokenizers';
 import {
   CELLS, TOKENIZER, aloneTwin, sentences, distribution, expectSameGeneration, expectSamePredictions, expectSameScore, ids,
@@ -140,6 +140,25 @@ describe('batched = alone', () => {
       alone.dispose();
     }
   });
+});
+
+test('batched rows that draw alike are sampled by one op a step (their seeds read from the device), with the same tokens as alone', async () => {
+  const m = await trained({});
+  const alone = await aloneTwin(m);
+  try {
+    const calls = Array.from({ length: 8 }, (_, i) => ({ prompt: ids(3, 40 + i), maxTokens: 40, stopAtEos: false, seed: 900 + i, details: true }) as const);
+    const s = networkOf(m).stream, sample = s.sample.bind(s);
+    let ops = 0, rows = 0;
+    Object.defineProperty(s, 'sample', { value: (...a: Parameters<typeof sample>) => void (ops++, (rows += a[0].shape[0]), sample(...a)) });
+    const together = await Promise.all(calls.map((c) => m.generate(c)));
+    for (const [i, c] of calls.entries()) expectSameGeneration(together[i], await alone.generate(c), `request ${i}`);
+    // Every token was drawn on the device (320 rows), in far fewer ops than rows.
+    expect(rows).toBe(8 * 40);
+    expect(ops).toBeLessThan(rows / 4);
+  } finally {
+    m.dispose();
+    alone.dispose();
+  }
 });
 
 describe('sessions', () => {

@@ -89,6 +89,27 @@ describe('the native sample op (the CPU reference of the CUDA kernel)', () => {
     if (p.filter((x) => x > 0).length > 1) expect(await s.read(ids)).not.toEqual(got);
   });
 
+  test.each(cases)('a seed per row (seedFrom [N, 2]): each row draws as it would alone with its seed — temperature %f, topK %i, topP %f, excluding %j', async (temperature, topK, topP, ex) => {
+    const rows = 64, rng = new Random(5);
+    const rowLogits = Float32Array.from({ length: rows * V }, () => rng.next() * 6 - 3);
+    const zr = make(s, 'f32', [rows, V], rowLogits), idr = make(s, 'i32', [rows]), vals = make(s, 'f32', [rows]);
+    // Seeds past 2^32 and 2^53's low bits: both halves matter.
+    const seeds = Array.from({ length: rows }, (_, n) => n * 0x1_0000_0001 + 77);
+    const halves = new Int32Array(2 * rows);
+    seeds.forEach((x, n) => ((halves[2 * n] = x % 2 ** 32 | 0), (halves[2 * n + 1] = Math.floor(x / 2 ** 32) | 0)));
+    const seedFrom = make(s, 'i32', [2 * rows], halves);
+    s.sample(zr, idr, temperature, topK, topP, 0, Int32Array.from(ex), vals, seedFrom);
+    const together = Array.from(await s.read(idr));
+    const alone: number[] = [];
+    for (let n = 0; n < rows; n++) {
+      const one = make(s, 'f32', [1, V], rowLogits.subarray(n * V, (n + 1) * V)), id = make(s, 'i32', [1]);
+      s.sample(one, id, temperature, topK, topP, seeds[n], Int32Array.from(ex));
+      alone.push((await s.read(id))[0]);
+    }
+    expect(together).toEqual(alone);
+    expect(Array.from(await s.read(vals))).toEqual(together.map((id, n) => rowLogits[n * V + id]));
+  });
+
   test('argmax at temperature 0; bad arguments are typed errors', async () => {
     const one = tensor(z.buffer, 0, [1, V]), id = tensor(ids.buffer, 0, [1]);
     s.sample(one, id, 0, 0, 1, 1, Int32Array.of(5));
@@ -99,6 +120,9 @@ describe('the native sample op (the CPU reference of the CUDA kernel)', () => {
     bad(() => s.sample(one, id, 1, 0, 1, 1, Int32Array.of(V)), /exclude\[0\]/);
     bad(() => s.sample(one, id, 1, 0, 1, 1, Int32Array.from({ length: V }, (_, i) => i)), /excluded ids/);
     bad(() => s.sample(one, tensor(z.buffer, 0, [1]), 1, 0, 1, 1), /ids/);
+    const two = tensor(z.buffer, 0, [2, V]), ids2 = tensor(ids.buffer, 0, [2]);
+    bad(() => s.sample(two, ids2, 1, 0, 1, 1, null, null, make(s, 'i32', [3])), /seedFrom must be i32 \[2\] \(the seed's low and high 32 bits\) or \[4\] \(a seed per row; got i32 \[3\]\)/);
+    bad(() => s.sample(two, ids2, 1, 0, 1, 1, null, null, tensor(ids.buffer, 1, [4])), /sample: .*overlap/);
   });
 
   // The op's argmax (temperature 0, and every draw's shift) is the first allowed id that no later

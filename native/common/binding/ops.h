@@ -380,7 +380,8 @@ SampleArgs NativeStream<D>::sampleArgs(const char* op, Napi::Value temperature, 
 // sample(logits [N, V], ids i32 [N], temperature, topK, topP, seed, exclude Int32Array | null,
 // values [N] | null): ids[n] drawn from softmax(logits[n] / temperature) (argmax when 0), among
 // the topK most likely (0 = all) and the smallest most-likely set with probability >= topP, never
-// an excluded id; values[n] = logits[n, ids[n]] when values is given.
+// an excluded id; values[n] = logits[n, ids[n]] when values is given; seedFrom (i32 [2] or
+// [N, 2], optional): the seed read when the draw runs, or each row's (row n draws as if alone).
 template <class D>
 Napi::Value NativeStream<D>::Sample(const Napi::CallbackInfo& info) {
   return js::guard(info, [&]() -> Napi::Value {
@@ -396,12 +397,15 @@ Napi::Value NativeStream<D>::Sample(const Napi::CallbackInfo& info) {
     expectDisjoint(op, {{&z, "logits"}, {&values, "values"}});  // ids, being i32, is in another buffer
     SampleArgs a = sampleArgs(op, info[2], info[3], info[4], info[6], V);
     a.seed = js::seed(info[5], "seed");
-    // seedFrom (i32 [2], optional): the seed's 64 bits read when the draw runs, overriding `seed`.
+    // seedFrom: the seed's 64 bits read when the draw runs, overriding `seed`; or one per row.
     View seedFrom = optView(info[8], op, "seedFrom");
-    if (seedFrom)
-      RNNLM_CHECK(seedFrom.dtype == DType::I32 && seedFrom.numel == 2, Code::InvalidArgument,
-                  "%s: seedFrom must be i32 [2] (the seed's low and high 32 bits; got %s %s)", op,
-                  dtypeName(seedFrom.dtype), seedFrom.shapeStr().c_str());
+    if (seedFrom) {
+      RNNLM_CHECK(seedFrom.dtype == DType::I32 && (seedFrom.numel == 2 || seedFrom.numel == 2 * N), Code::InvalidArgument,
+                  "%s: seedFrom must be i32 [2] (the seed's low and high 32 bits) or [%lld] (a seed per row; got %s %s)",
+                  op, (long long)(2 * N), dtypeName(seedFrom.dtype), seedFrom.shapeStr().c_str());
+      a.perRow = seedFrom.numel == 2 * N && N > 1;
+      expectDisjoint(op, {{&ids, "ids"}, {&seedFrom, "seedFrom"}});
+    }
     return enqueue(t, [=](auto& ctx, auto tag) {
       using T = decltype(tag);
       D::sample(ctx, z.p<T>(), N, V, a, ids.p<int32_t>(), values.p<T>(), seedFrom.p<int32_t>());
