@@ -7,18 +7,13 @@ import type { SoftmaxConfig } from '../lib/nn/decoder';
 import { LossScaler } from '../lib/nn/loss-scale';
 import { Network, type Batch } from '../lib/nn/network';
 import { Random } from '../lib/util/random';
+import { randomIds } from '../test/random-batch';
 import { relError } from '../test/rel-error';
 
 export function batch(T: number, B: number, V: number, seed: number, ragged: boolean): Batch {
   const rng = new Random(seed);
   const lengths = Int32Array.from({ length: B }, (_, b) => (ragged ? Math.max(1, T - ((b * 3) % T)) : T));
-  const inputs = new Int32Array(T * B), targets = new Int32Array(T * B);
-  for (let t = 0; t < T; t++)
-    for (let b = 0; b < B; b++) {
-      const valid = t < lengths[b];
-      inputs[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
-      targets[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
-    }
+  const { inputs, targets } = randomIds(rng, T, B, V, lengths);
   return { seqLength: T, batchSize: B, inputs, targets, lengths: ragged ? lengths : null };
 }
 

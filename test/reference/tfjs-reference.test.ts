@@ -12,6 +12,7 @@ import type { SoftmaxConfig } from '../../lib/nn/decoder';
 import { Network } from '../../lib/nn/network';
 import { Random } from '../../lib/util/random';
 import { adaptivePartsReached, backend, randomArray, relError } from '../helpers';
+import { randomIds } from '../random-batch';
 
 const T = 6, B = 3, V = 13, E = 6, H = 5, L = 2;
 const lengths = [6, 4, 2];
@@ -99,13 +100,7 @@ describe('native backend == tfjs autodiff on the same weights', () => {
   for (const { cell, softmax, what } of cases) {
     test(`${cell}${what}: loss, final states, every gradient and log-probabilities to 1e-4`, async () => {
       const rng = new Random(21);
-      const inputs = new Int32Array(T * B), targets = new Int32Array(T * B);
-      for (let t = 0; t < T; t++)
-        for (let b = 0; b < B; b++) {
-          const valid = t < lengths[b];
-          inputs[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
-          targets[t * B + b] = valid ? 1 + Math.floor(rng.next() * (V - 1)) : 0;
-        }
+      const { inputs, targets } = randomIds(rng, T, B, V, lengths);
       targets[1 * B + 0] = 0; // ignored targets inside sequences
       targets[0 * B + 2] = 0;
       // The head's words and every cluster reached by some counted target.
