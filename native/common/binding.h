@@ -3,7 +3,8 @@
 //   tensor.h             tensor views and the argument checks over them (no Node-API)
 //   binding/handles.h    the buffer and Rnn-descriptor classes, and the per-addon data
 //   binding/stream.h     the stream class: memory, lifecycle, and enqueue(), which queues every op
-//   binding/ops.h        the op entry points (embedding, dropout, linear, losses, sampling, optimizers)
+//   binding/ops.h        the op entry points (embedding, dropout, linear, losses, optimizers)
+//   binding/sampling.h   sample: the draw of token ids
 //   binding/recurrent.h  the recurrent stack's: rnnForward and the backward passes
 //   binding/loss_scale.h the dynamic loss scale's: scaleBy, updateLossScale
 // Every entry point validates its arguments on the JavaScript thread (types, dtypes, shapes,
@@ -23,6 +24,7 @@
 #include "binding/loss_scale.h"
 #include "binding/ops.h"
 #include "binding/recurrent.h"
+#include "binding/sampling.h"
 #include "binding/stream.h"
 #include "js.h"
 

@@ -3,7 +3,7 @@
 // cuDNN computes the cells itself, gate GEMMs and elementwise cell math in its own kernels, so
 // no cell math is written here: the equations it computes, and the reference the GPU parity
 // suite compares it with, are the CPU's (native/cpu/rnn.h: lstmCell, gruCell, rnnCell and their
-// backward). What is ours: the descriptors, the weight layout (layoutParams), and the calls.
+// backward). What is ours: the descriptors, the weight layout (rnn_weights.h), and the calls.
 // Same conventions as the CPU: forward, backward-data, then backward-weights sharing a reserve
 // space; x [T, B, I], y [T, B, H], h/c [L, B, H]; sequence b is padded past lengths[b] (cuDNN
 // carries its state and writes zeros to y there); weights in PyTorch's layout (rnn_layout.h).
@@ -26,6 +26,7 @@
 #include "errors.h"
 #include "loader.h"
 #include "rnn_half.h"
+#include "rnn_weights.h"
 
 namespace rnnlm::cuda {
 
@@ -247,7 +248,7 @@ class CudnnRnn {
       try {
         size_t bytes = 0;
         RNNLM_CU(D.cudnnGetRNNWeightSpaceSize(h, d, &bytes));
-        std::vector<ParamRef> layout = layoutParams(h, d, bytes, set.elem);
+        std::vector<ParamRef> layout = weightLayout(cfg_, h, d, bytes, set.elem);
         if (params_.empty()) params_ = std::move(layout);
         else if (bytes / set.elem != size_t(weightSize()) || !sameLayout(layout, params_))
           fail(Code::Native, "cuDNN lays out the weights of algorithm %s in %s unlike %s's", algorithmName(a),
@@ -429,60 +430,6 @@ class CudnnRnn {
     const int dims[3] = {int(cfg_.layers), int(B), int(cfg_.hiddenSize)};
     const int strides[3] = {int(B * cfg_.hiddenSize), int(cfg_.hiddenSize), 1};
     RNNLM_CU(D.cudnnSetTensorNdDescriptor(hDesc_, type, 3, dims, strides));
-  }
-
-  // Where PyTorch's four tensors of each layer lie in cuDNN's weight space (in elements).
-  // This relies on cuDNN's gate ids (linLayerID) following PyTorch's gate order, which is not
-  // checked here (only contiguity is): ids 0 .. G-1 are the input GEMM's gates and G .. 2G-1 the
-  // recurrent GEMM's, LSTM (input, forget, cell candidate, output) = PyTorch's (i, f, g, o),
-  // GRU (reset, update, new) = PyTorch's (r, z, n). So PyTorch's weight_ih is the G matrices of
-  // ids 0 .. G-1 in id order, and so on. The GPU parity check (gpu/gpu-check.ts: the same
-  // canonical tensors through both backends) is what verifies the order.
-  std::vector<ParamRef> layoutParams(api::cudnnHandle_t h, api::cudnnRNNDescriptor_t desc, size_t weightBytes,
-                                     size_t elem) const {
-    const auto& D = libs().cudnn;
-    std::vector<ParamRef> params;
-    void* space = nullptr;
-    RNNLM_CU(cudaMalloc(&space, weightBytes));
-    api::cudnnTensorDescriptor_t mDesc = nullptr, bDesc = nullptr;
-    RNNLM_CU(D.cudnnCreateTensorDescriptor(&mDesc));
-    RNNLM_CU(D.cudnnCreateTensorDescriptor(&bDesc));
-    const int64_t G = cfg_.gates(), H = cfg_.hiddenSize;
-    auto offsetOf = [&](void* p) { return int64_t((static_cast<char*>(p) - static_cast<char*>(space)) / elem); };
-    try {
-      for (int64_t l = 0; l < cfg_.layers; ++l) {
-        const int64_t in = cfg_.layerInput(l);
-        ParamRef w[2], bias[2];
-        for (int part = 0; part < 2; ++part) {  // 0: input GEMM (W_ih, b_ih), 1: recurrent GEMM (W_hh, b_hh)
-          const int64_t cols = part == 0 ? in : H;
-          int64_t m0 = 0, b0 = 0;
-          for (int64_t g = 0; g < G; ++g) {
-            void* m = nullptr;
-            void* b = nullptr;
-            RNNLM_CU(D.cudnnGetRNNWeightParams(h, desc, int32_t(l), weightBytes, space, int32_t(part * G + g), mDesc, &m,
-                                               bDesc, &b));
-            const int64_t mo = offsetOf(m), bo = offsetOf(b);
-            if (g == 0) m0 = mo, b0 = bo;
-            if (mo != m0 + g * H * cols || bo != b0 + g * H)
-              fail(Code::Native, "cuDNN's weight layout has the gate matrices of layer %lld apart; not supported",
-                   (long long)l);
-          }
-          w[part] = {m0, G * H, cols};
-          bias[part] = {b0, G * H, 1};
-        }
-        // ids 0..3: weight_ih, weight_hh, bias_ih, bias_hh (rnn_layout.h)
-        params.insert(params.end(), {w[0], w[1], bias[0], bias[1]});
-      }
-    } catch (...) {
-      D.cudnnDestroyTensorDescriptor(mDesc);
-      D.cudnnDestroyTensorDescriptor(bDesc);
-      cudaFree(space);
-      throw;
-    }
-    D.cudnnDestroyTensorDescriptor(mDesc);
-    D.cudnnDestroyTensorDescriptor(bDesc);
-    cudaFree(space);
-    return params;
   }
 
   RnnConfig cfg_;
