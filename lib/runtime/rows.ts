@@ -98,11 +98,14 @@ export class RowGroup {
 
   /**
    * New rows: row b' continues old row keep[b'] (an index into the current rows) or, past the
-   * survivors, starts from a source state (null: zeros). Queued on the stream; no reads.
+   * survivors, starts from a source state (null: zeros). `rows` (at least those): the rows kept on
+   * the device, the ones past them idle (a batch-size bucket's padding: stepped, never read).
+   * Queued on the stream; no reads.
    */
-  relayout(keep: number[], sources: (StateRef | null)[]): void {
+  relayout(keep: number[], sources: (StateRef | null)[], rows = keep.length + sources.length): void {
     const { layers: L, hiddenSize: H, cell } = this.shape;
-    const B0 = this.B, B1 = keep.length + sources.length;
+    const B0 = this.B, B1 = rows;
+    if (B1 < keep.length + sources.length) throw new Error(`relayout: ${B1} rows cannot hold ${keep.length + sources.length}`);
     const kinds: (0 | 1)[] = cell ? [0, 1] : [0];
     const unchanged = sources.length === 0 && B1 === B0 && keep.every((k, i) => k === i);
     if (unchanged) return;

@@ -371,15 +371,26 @@ export class Scheduler {
     this.dec = decNext;
     this.pre = preNext;
     // Decoding first: it copies from the feeding rows' current state, which the next re-layout replaces.
-    this.decRows.relayout(decKeep, decSources);
+    this.decRows.relayout(decKeep, decSources, this.bucket(decNext.length));
     this.preRows.relayout(preKeep, preSources);
+  }
+
+  /**
+   * The decoding rows kept on the device for B requests: B, or with graphs (RNNLM_GRAPHS=1) the
+   * batch-size bucket, the next power of two (at most maxRows): a captured chunk is then one graph
+   * per bucket, whatever the requests joining and leaving make B. The padding rows are idle:
+   * stepped and drawn for (seed 0, the last row's options), never read. On the CPU they change no
+   * bit of the others (batch-invariant products); on CUDA they round as any batch size does.
+   */
+  private bucket(B: number): number {
+    return this.graphs && B > 0 ? Math.min(this.options.maxRows, 2 ** Math.ceil(Math.log2(B))) : B;
   }
 
   /** Every decoding row feeds its token from the ids scratch at `at` (one step, T = 1). */
   private step(at: number): void {
     const net = this.net, s = net.stream, g = this.decRows;
     const { embeddingSize: E, hiddenSize: H } = net.config;
-    const B = this.dec.length;
+    const B = g.B; // the requests' rows and a bucket's idle ones
     const x = g.f('x', B * E), y = g.f('y', B * H);
     const sp = net.rnn.spaces(1, B);
     const ids = g.i32('ids', at + B);
@@ -403,7 +414,7 @@ export class Scheduler {
   private decode(track: <T>(p: Promise<T>, use: (v: T) => void) => void): { steps: number; deviceFed: boolean } {
     const net = this.net, s = net.stream, g = this.decRows;
     const V = net.config.vocabSize;
-    const B = this.dec.length;
+    const B = g.B; // the requests' rows (this.dec), then a bucket's idle ones
     const logits = tensor(g.f('logits', B * V).buffer, 0, [B, V]);
     const distribution = () => {
       net.decoder.logProbs(g.top(), logits, INVARIANT);
@@ -412,9 +423,12 @@ export class Scheduler {
     const allDevice = first.every((d, b) => d?.device === true && !this.dec[b].job.save);
     // Nothing could join before these steps end: no request waits, or the rows are full.
     const closed = this.queue.length === 0 || this.dec.length >= this.options.maxRows;
-    const n = allDevice && closed && this.pre.length === 0
+    const fit = allDevice && closed && this.pre.length === 0
       ? Math.max(1, Math.min(MAX_STEPS, Math.floor(STEPS_MS / this.stepMs), ...this.dec.map((a) => (a.job.limit ?? 1) - a.drawn)))
       : 1;
+    // With graphs, a power of two: the step count is in a chunk's key, and the measured step time
+    // it follows would otherwise make a new key (a new capture) of nearly every chunk.
+    const n = this.graphs ? 2 ** Math.floor(Math.log2(fit)) : fit;
     // Sized for MAX_STEPS whatever n is: n follows the measured step time, and a slot that grew
     // whenever the steps got faster would grow long after the load settled.
     const ids = g.i32('ids', MAX_STEPS * B), values = g.f('values', MAX_STEPS * B);
@@ -424,9 +438,15 @@ export class Scheduler {
       ? s.read(tensor(logits.buffer, bs[0] * V, [V])).then((r) => () => r as Float32Array)
       : s.read(tensor(logits.buffer, 0, [B * V])).then((all) => (b) => (all as Float32Array).subarray(b * V, (b + 1) * V));
     this.idsAt = (n - 1) * B;
-    // Each row's draws of the n steps, in its order (a draw takes the request's next seed).
+    // Each row's draws of the n steps, in its order (a draw takes the request's next seed); idle
+    // rows draw as the last row, with seed 0, when every row draws on the device (else not at all).
     const draws: (Draw | undefined)[][] = [first];
     for (let j = 1; j < n; j++) draws.push(this.dec.map((a) => a.job.draw!(a.drawn + j)));
+    for (const ds of draws) {
+      const last = ds[ds.length - 1];
+      const idle = last?.device && ds.every((d) => d?.device) ? { ...last, seed: 0, withRow: false } : undefined;
+      while (ds.length < B) ds.push(idle);
+    }
     /** Per step, the rows of device draws `withRow`. */
     const seen: (Promise<(b: number) => Float32Array> | undefined)[] = [];
     // Every device draw's seed, written once for the n steps (a graph's replay reads them too).

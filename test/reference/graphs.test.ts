@@ -217,6 +217,32 @@ test('generation with RNNLM_GRAPHS=1 replays decoding chunks and draws the same 
   expect(graphs.outputs).toEqual(plain.outputs);
 });
 
+test('generation with RNNLM_GRAPHS=1 keeps the decoding rows in batch-size buckets: as requests end (7 rows, then 6, 5, ...), the bucket\'s graphs replay, with the same tokens as without', async () => {
+  const generateAll = async (graphs: boolean) => {
+    if (graphs) process.env.RNNLM_GRAPHS = '1';
+    else delete process.env.RNNLM_GRAPHS;
+    const m = await LanguageModel.create({ vocabSize: V, embeddingSize: 8, hiddenSize: 8, layers: 2, device: 'cpu', seed: 6 });
+    const s = networkOf(m).stream, replay = s.replay.bind(s), captureEnd = s.captureEnd.bind(s), sample = s.sample.bind(s);
+    let replays = 0, captures = 0;
+    const rowsSampled = new Set<number>();
+    Object.defineProperty(s, 'replay', { value: (id: number) => void (replays++, replay(id)) });
+    Object.defineProperty(s, 'captureEnd', { value: () => (captures++, captureEnd()) });
+    Object.defineProperty(s, 'sample', { value: (...a: Parameters<typeof sample>) => void (rowsSampled.add(a[0].shape[0]), sample(...a)) });
+    // Seven requests alike but for their seed and length: they end one after another.
+    const gens = await Promise.all(Array.from({ length: 7 }, (_, i) =>
+      m.generate({ prompt: [1 + i], maxTokens: 150 + 150 * i, temperature: 1, seed: 40 + i, stopAtEos: false, details: true })));
+    m.dispose();
+    return { outputs: gens.map((g) => ({ ids: g.ids, logProbs: g.logProbs })), replays, captures, rowsSampled: [...rowsSampled].sort((a, b) => a - b) };
+  };
+  const plain = await generateAll(false), graphs = await generateAll(true);
+  expect(graphs.outputs).toEqual(plain.outputs);
+  // Without graphs each step samples the requests' rows (7, 6, ..., 1); with them, the buckets' (8, 4, 2, 1).
+  expect(plain.rowsSampled).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  expect(graphs.rowsSampled).toEqual([1, 2, 4, 8]);
+  // The bucket of 8 served 7, 6 and 5 requests: its chunks replayed.
+  expect(graphs.replays).toBeGreaterThan(0);
+});
+
 test("a capture during which an op failed is no graph (as on CUDA): the error reaches the next read, and each replay fails", async () => {
   const s = cpuBackend.createStream();
   const table = make(s, 'f32', [5, 3]), ids = make(s, 'i32', [4], [0, 1, 99, 3]), out = make(s, 'f32', [4, 3]);
