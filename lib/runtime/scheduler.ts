@@ -17,7 +17,7 @@
  * differ with the batch size.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { tensor, type Tensor } from '../backend/types';
+import { tensor } from '../backend/types';
 import { RnnlmError } from '../errors';
 import { StepGraphs, graphsEnabled } from '../nn/graphs';
 import type { Network } from '../nn/network';
