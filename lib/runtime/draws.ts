@@ -53,6 +53,17 @@ export function sampleRuns(draws: (Draw | undefined)[]): { start: number; end: n
   return runs;
 }
 
+/**
+ * A step's draws padded to B rows: a bucket's idle rows (rows.ts bucketOf) draw as the last row,
+ * with seed 0 and no row read, when every row draws on the device (they are then in its sample
+ * run and in the chunk's key); else they draw nothing.
+ */
+export function padIdle(draws: (Draw | undefined)[], B: number): void {
+  const last = draws[draws.length - 1];
+  const idle = last?.device && draws.every((d) => d?.device) ? { ...last, seed: 0, withRow: false } : undefined;
+  while (draws.length < B) draws.push(idle);
+}
+
 /** Every draw's seed, [n * B] pairs of 32-bit halves, in draw order (step j, row b at j * B + b). */
 export function packSeeds(draws: (Draw | undefined)[][]): Int32Array {
   const out = new Int32Array(2 * draws.length * (draws[0]?.length ?? 0));

@@ -40,6 +40,17 @@ export function copyState(s: Stream, shape: StateShape, from: StateRef | null, t
   }
 }
 
+/**
+ * The rows a group of B requests keeps on the device when its steps are captured as graphs: the
+ * next power of two, at most `cap`, so that a captured step is one graph per bucket whatever the
+ * requests joining and leaving make B. The padding rows are idle: stepped, never read. On the CPU
+ * they change no bit of the others (batch-invariant products); on CUDA they round as any batch
+ * size does.
+ */
+export function bucketOf(B: number, cap: number): number {
+  return B > 0 ? Math.min(cap, 2 ** Math.ceil(Math.log2(B))) : 0;
+}
+
 export class RowGroup {
   /** Rows in use now. */
   B = 0;

@@ -21,8 +21,9 @@ import { tensor } from '../backend/types';
 import { RnnlmError } from '../errors';
 import { StepGraphs, graphsEnabled } from '../nn/graphs';
 import type { Network } from '../nn/network';
-import { chunkKey, packSeeds, sampleRuns, type Draw } from './draws';
-import { RowGroup, copyState, type StateRef, type StateShape } from './rows';
+import { chunkKey, packSeeds, padIdle, sampleRuns, type Draw } from './draws';
+import type { Active, Job } from './job';
+import { RowGroup, bucketOf, copyState, type StateRef, type StateShape } from './rows';
 
 /** Tokens a feeding row feeds per step. */
 export const PREFILL_CHUNK = 32;
@@ -50,46 +51,7 @@ export interface RuntimeStats {
   rows: number;
 }
 
-export interface Job {
-  /** Tokens fed through the network first (may be empty). */
-  feed: Int32Array;
-  /** targets[t]: the token scored after feed[t] (-1: none); null: nothing scored. */
-  targets: Int32Array | null;
-  /** A token scored from the initial state, before feed[0] (-1: none). */
-  pre: number;
-  /** The state to start from (a session's); null: zeros. */
-  init: StateRef | null;
-  /** After the feed: nothing, the next-token distribution (onDist), or sampling (draw, onToken). */
-  then: 'none' | 'dist' | 'sample';
-  /** Where the final state is written (after the feed, or after the last drawn token is fed). */
-  save: StateRef | null;
-  signal?: AbortSignal;
-  onDist?: (logProbs: Float32Array) => void;
-  /** How to draw the token of this index (0: the first it draws). */
-  draw?: (index: number) => Draw;
-  /** 'sample': the most tokens it may draw (it may end before, at <eos> or a stop string). */
-  limit?: number;
-  /** A drawn token, its log-probability and, for host draws and `withRow`, its row of log-probabilities; true ends the generation. */
-  onToken?: (id: number, logProb: number, logProbs?: Float32Array) => boolean;
-  /** Log-probabilities of the scored tokens, in order (pre first), when the job ends. */
-  resolve: (scores: number[]) => void;
-  reject: (e: unknown) => void;
-}
-
-interface Active {
-  job: Job;
-  fed: number;
-  scores: number[];
-  /** Tokens drawn so far (sampling). */
-  drawn: number;
-  /** Over (resolved or rejected); its row leaves at the next re-layout. */
-  ended: boolean;
-  /** Sampling done; the row leaves after one more step (its last token fed, for save). */
-  finishing: boolean;
-  /** Its final state is written to its session: an abort no longer cancels it. */
-  committed: boolean;
-  unwatch?: () => void;
-}
+export type { Job } from './job';
 
 export interface SchedulerOptions {
   /** Rows stepped together at most (1: requests one at a time, in arrival order). */
@@ -375,15 +337,9 @@ export class Scheduler {
     this.preRows.relayout(preKeep, preSources);
   }
 
-  /**
-   * The decoding rows kept on the device for B requests: B, or with graphs (RNNLM_GRAPHS=1) the
-   * batch-size bucket, the next power of two (at most maxRows): a captured chunk is then one graph
-   * per bucket, whatever the requests joining and leaving make B. The padding rows are idle:
-   * stepped and drawn for (seed 0, the last row's options), never read. On the CPU they change no
-   * bit of the others (batch-invariant products); on CUDA they round as any batch size does.
-   */
+  /** The decoding rows kept on the device for B requests: with graphs, B's bucket (rows.ts). */
   private bucket(B: number): number {
-    return this.graphs && B > 0 ? Math.min(this.options.maxRows, 2 ** Math.ceil(Math.log2(B))) : B;
+    return this.graphs ? bucketOf(B, this.options.maxRows) : B;
   }
 
   /** Every decoding row feeds its token from the ids scratch at `at` (one step, T = 1). */
@@ -438,15 +394,10 @@ export class Scheduler {
       ? s.read(tensor(logits.buffer, bs[0] * V, [V])).then((r) => () => r as Float32Array)
       : s.read(tensor(logits.buffer, 0, [B * V])).then((all) => (b) => (all as Float32Array).subarray(b * V, (b + 1) * V));
     this.idsAt = (n - 1) * B;
-    // Each row's draws of the n steps, in its order (a draw takes the request's next seed); idle
-    // rows draw as the last row, with seed 0, when every row draws on the device (else not at all).
+    // Each row's draws of the n steps, in its order (a draw takes the request's next seed), and a bucket's idle rows'.
     const draws: (Draw | undefined)[][] = [first];
     for (let j = 1; j < n; j++) draws.push(this.dec.map((a) => a.job.draw!(a.drawn + j)));
-    for (const ds of draws) {
-      const last = ds[ds.length - 1];
-      const idle = last?.device && ds.every((d) => d?.device) ? { ...last, seed: 0, withRow: false } : undefined;
-      while (ds.length < B) ds.push(idle);
-    }
+    for (const ds of draws) padIdle(ds, B);
     /** Per step, the rows of device draws `withRow`. */
     const seen: (Promise<(b: number) => Float32Array> | undefined)[] = [];
     // Every device draw's seed, written once for the n steps (a graph's replay reads them too).
