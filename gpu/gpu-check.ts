@@ -28,6 +28,7 @@ import { writeSafetensorsFile } from '../lib/io/safetensors';
 import { LanguageModel, type Generation } from '../lib/model';
 import { runServeBench } from '../bench/harness/serve-run';
 import type { SoftmaxConfig } from '../lib/nn/decoder';
+import { DEFAULTS } from '../lib/defaults';
 import { LossScaler } from '../lib/nn/loss-scale';
 import { Network } from '../lib/nn/network';
 import { StepGraphs } from '../lib/nn/graphs';
@@ -239,7 +240,7 @@ async function trainingRun(cuda: Backend) {
     const opt = new Optimizer(n.stream, { type: 'adam', lr: 3e-3 }, n.parameterCount, 'f32');
     const graphs = name === 'cuda-graphs' ? new StepGraphs(n.stream) : undefined;
     // fp16 trains as fit does: with the dynamic loss scale (nn/loss-scale.ts).
-    const scaler = name === 'cuda-fp16' ? new LossScaler(n.stream, 'f32', { initial: 2 ** 16, growthInterval: 2000 }) : null;
+    const scaler = name === 'cuda-fp16' ? new LossScaler(n.stream, 'f32', DEFAULTS.fit.lossScale) : null;
     n.lossScaler = scaler;
     losses[name] = [];
     n.resetState(B);

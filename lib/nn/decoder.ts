@@ -136,6 +136,15 @@ export interface DecoderHost {
   readonly lossScaler?: LossScaler | null;
 }
 
+/**
+ * The fused log-softmax + NLL of the logits; with `grad`, the loss gradient replaces them (in
+ * place), times the training's loss scale when it has one: every loss gradient that flows back.
+ */
+function crossEntropy(host: DecoderHost, logits: Tensor, targets: Tensor, ignore: number, loss: Tensor, grad: boolean, options?: { divisor?: number; accumulate?: boolean }): void {
+  host.stream.crossEntropy(logits, targets, ignore, loss, grad ? logits : null, options);
+  if (grad) host.lossScaler?.scale(logits);
+}
+
 export interface Decoder {
   /** out [n, V] = log p(. | h[r]) for h [n, H]; batchInvariant: each row as it would be alone (CPU). */
   logProbs(h: Tensor, out: Tensor, options?: { batchInvariant?: boolean }): void;
@@ -186,8 +195,7 @@ class FullDecoder implements Decoder {
     if (!staged) s.write(tg, targets);
     s.linearForward(x, this.host.param('decoder.weight'), this.host.param('decoder.bias'), logits, linearOptions(this.host, 'decoder.weight'));
     // The gradient of the logits replaces them (the fused op writes it in place).
-    s.crossEntropy(logits, tg, ignore, loss, dx ? logits : null);
-    if (dx) this.host.lossScaler?.scale(logits);
+    crossEntropy(this.host, logits, tg, ignore, loss, dx !== null);
     if (dx) s.linearBackward(x, this.host.param('decoder.weight'), logits, dx, this.host.grad('decoder.weight'), this.host.grad('decoder.bias'));
   }
 
@@ -270,9 +278,8 @@ class AdaptiveDecoder implements Decoder {
     const head = this.scratch.f('head', N * this.headSize, [N, this.headSize]);
     s.write(tg, headTargets);
     s.linearForward(x, this.host.param('decoder.head.weight'), this.headBias, head, linearOptions(this.host, 'decoder.head.weight'));
-    s.crossEntropy(head, tg, -1, loss, dx ? head : null);
+    crossEntropy(this.host, head, tg, -1, loss, dx !== null);
     if (dx) {
-      this.host.lossScaler?.scale(head);
       s.linearBackward(x, this.host.param('decoder.head.weight'), head, dx, this.host.grad('decoder.head.weight'), this.sm.headBias ? this.host.grad('decoder.head.bias') : null);
     }
     this.clusters.forEach((k, i) => {
@@ -297,9 +304,8 @@ class AdaptiveDecoder implements Decoder {
         s.linearForward(g, P, null, p, linearOptions(this.host, `decoder.tail.${i}.0.weight`));
         s.linearForward(p, O, null, logits, linearOptions(this.host, `decoder.tail.${i}.1.weight`));
         // The cluster's NLL joins the head's mean: divided by every counted target, added to loss[0].
-        s.crossEntropy(logits, rel, -1, loss, dx ? logits : null, { divisor: count, accumulate: true });
+        crossEntropy(this.host, logits, rel, -1, loss, dx !== null, { divisor: count, accumulate: true });
         if (dx) {
-          this.host.lossScaler?.scale(logits);
           const dp = this.scratch.f('dproj', r * k.proj, [r, k.proj]);
           const dg = this.scratch.f('dgathered', r * H, [r, H]);
           s.linearBackward(p, O, logits, dp, this.host.grad(`decoder.tail.${i}.1.weight`), null);
